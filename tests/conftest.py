@@ -1,0 +1,22 @@
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import moving_shapes, write_video  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _quiet_random_weights():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
+        yield
+
+
+@pytest.fixture(scope="session")
+def clip32(tmp_path_factory) -> Path:
+    """A real H.264 mp4: 32 frames, 160x120, two moving shapes."""
+    return write_video(tmp_path_factory.mktemp("clip") / "clip32.mp4", moving_shapes(32, 160, 120))

@@ -1,0 +1,86 @@
+"""Shared test helpers: compose the real configs, build SAM 2 with seeded random weights, write
+real encoded videos with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+def compose_config(overrides: list[str] | None = None, name: str = "config"):
+    # Importing sam2 initialises Hydra's global state (sam2/__init__.py); start from a clean one.
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(CONFIGS, version_base="1.3"):
+        return compose(name, overrides=overrides or [])
+
+
+def model_cfg(image_size: int = 128, extra: list[str] | None = None) -> dict:
+    cfg = compose_config([f"model.image_size={image_size}", *(extra or [])])
+    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+
+
+def moving_shapes(n: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
+    """n RGB frames: textured background, a red disc and a blue square moving across it."""
+    rng = np.random.default_rng(seed)
+    bg = (rng.integers(0, 60, size=(height // 8 + 1, width // 8 + 1, 3))).astype(np.uint8)
+    bg = np.kron(bg, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
+    yy, xx = np.mgrid[:height, :width]
+    frames = []
+    for t in range(n):
+        f = bg.copy()
+        cx, cy = int(width * (0.2 + 0.5 * t / max(n, 1))), int(height * 0.4)
+        f[(xx - cx) ** 2 + (yy - cy) ** 2 < (min(width, height) // 8) ** 2] = (230, 40, 40)
+        sx, sy, s = int(width * (0.7 - 0.4 * t / max(n, 1))), int(height * 0.65), min(width, height) // 6
+        f[max(sy - s // 2, 0) : sy + s // 2, max(sx - s // 2, 0) : sx + s // 2] = (40, 60, 230)
+        frames.append(f)
+    return frames
+
+
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    codec: str = "libx264",
+    rate: int = 24,
+    pix_fmt: str = "yuv420p",
+    options: dict | None = None,
+    audio: bool = False,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+) -> Path:
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if time_base is not None:
+            vs.time_base = time_base
+        vs.options = options or ({"crf": "18", "g": "12"} if codec == "libx264" else {})
+        a_stream = out.add_stream("aac", rate=48000) if audio else None
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            if pts is not None:
+                vf.pts, vf.time_base = pts[i], time_base
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        if a_stream is not None:
+            seconds = len(frames) / rate
+            samples = int(48000 * seconds)
+            t = np.arange(samples) / 48000
+            wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            for i in range(0, samples, 1024):
+                af = av.AudioFrame.from_ndarray(wave[:, i : i + 1024], format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, i
+                for p in a_stream.encode(af):
+                    out.mux(p)
+            for p in a_stream.encode():
+                out.mux(p)
+    return path

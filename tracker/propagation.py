@@ -1,0 +1,365 @@
+"""Streaming propagation: SAM 2's semantics with bounded state, frames in order, objects batched.
+
+Per object (as upstream run on that object alone): every prompt frame is encoded first, then the
+object is tracked forward from its first prompt frame to the last frame and backward from its first
+prompt frame to frame 0. Objects with the same set of prompt frames share every memory layout, so
+they form one *group* and run through SAM 2 as one batch.
+
+The work runs in passes so that frames come out in order without keeping the video:
+  0. prompt frames (random access);
+  1. warm-up: groups whose first prompt frame f > 0 track forward over f+1 .. f+W, just far enough
+     to produce what their backward pass reads (memories and pointers of frames after f);
+  2. backward sweep from the last first-prompt-frame down to 0, decoded in reverse chunks;
+  3. one forward sweep over the whole video: every group continues its forward state, and each frame
+     is emitted as soon as all objects have a result for it.
+Results of passes 0-2 wait in a :class:`MaskSpool` (RLE on disk) until pass 3 emits their frame.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from .records import Frame, FrameMasks, Prompt, VideoInfo
+
+# (frame_index, reverse, object_ids, low-res logits float32 [B, 1, S/4, S/4])
+StepHook = Callable[[int, bool, tuple[int, ...], "object"], None]
+
+
+class FrameSource(Protocol):
+    info: VideoInfo
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]: ...
+
+
+def memory_reads(t: int, reverse: bool, num_maskmem: int, stride: int) -> list[int]:
+    """Frames whose non-prompt memory SAM 2 reads when tracking frame t, for t_pos = 1 .. num_maskmem-1
+    (``SAM2Base._prepare_memory_conditioned_features``)."""
+    frames = []
+    for t_pos in range(1, num_maskmem):
+        t_rel = num_maskmem - t_pos
+        if t_rel == 1:
+            prev = t - 1 if not reverse else t + 1
+        elif not reverse:
+            prev = ((t - 2) // stride) * stride - (t_rel - 2) * stride
+        else:
+            prev = -(-(t + 2) // stride) * stride + (t_rel - 2) * stride
+        frames.append(prev)
+    return frames
+
+
+def pointer_reads(t: int, reverse: bool, max_ptrs: int) -> list[int]:
+    """Frames whose object pointer SAM 2 reads when tracking frame t (besides prompt frames)."""
+    return [t + d if reverse else t - d for d in range(1, max_ptrs)]
+
+
+@dataclass
+class _Group:
+    """Objects sharing one set of prompt frames, hence one memory layout: a batch for SAM 2."""
+
+    object_ids: tuple[int, ...]
+    prompt_frames: tuple[int, ...]
+    cond: dict = field(default_factory=dict)  # prompt frame -> MemoryEntry [B]
+    fwd: dict = field(default_factory=dict)  # forward pass: non-prompt frame -> MemoryEntry [B]
+    bwd: dict = field(default_factory=dict)  # backward pass: likewise
+    warm_end: int = -1  # last frame the warm-up pass tracked forward (-1: no warm-up)
+
+    @property
+    def first(self) -> int:
+        return self.prompt_frames[0]
+
+
+class MaskSpool:
+    """Results produced before their frame may be emitted, as COCO RLE in a temp file on disk."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="tracker-spool-")
+        self._index: dict[int, list[tuple[int, int]]] = {}
+        self.bytes_written = 0
+
+    def put(self, frame: int, object_ids: Sequence[int], masks: np.ndarray, scores: np.ndarray) -> None:
+        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+        blob = pickle.dumps((tuple(object_ids), rles, scores.astype(np.float32)))
+        self._file.seek(0, io.SEEK_END)
+        self._index.setdefault(frame, []).append((self._file.tell(), len(blob)))
+        self._file.write(blob)
+        self.bytes_written += len(blob)
+
+    def pop(self, frame: int) -> dict[int, tuple[np.ndarray, float]]:
+        out: dict[int, tuple[np.ndarray, float]] = {}
+        for offset, length in self._index.pop(frame, []):
+            self._file.seek(offset)
+            ids, rles, scores = pickle.loads(self._file.read(length))
+            masks = mask_utils.decode(rles)
+            for i, oid in enumerate(ids):
+                out[oid] = (masks[:, :, i].astype(bool), float(scores[i]))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+class Propagator:
+    """Runs prompts through a video with a :class:`tracker.sam.SamModel`.
+
+    ``run`` yields ``(Frame, FrameMasks)`` for every frame in order; ``step_hook`` (if given) sees
+    every SAM 2 output as it is computed, in compute order, with the low-res logits.
+    """
+
+    def __init__(self, model, reverse_chunk: int = 16, step_hook: StepHook | None = None) -> None:
+        self.model = model
+        self.reverse_chunk = int(reverse_chunk)
+        if self.reverse_chunk < 1:
+            raise ValueError(f"reverse_chunk={reverse_chunk} must be >= 1")
+        self.step_hook = step_hook
+        self.groups: list[_Group] = []
+        self._num_frames = 0
+
+    # ---- set-up -----------------------------------------------------------------------------
+    @staticmethod
+    def check_prompts(prompts: Sequence[Prompt], info: VideoInfo, object_ids: Sequence[int] | None = None):
+        """Validate every prompt against the video before any frame is processed."""
+        if not prompts:
+            raise ValueError("no prompts: give at least one object with a point, box or mask")
+        known = set(object_ids) if object_ids is not None else None
+        seen: set[tuple[int, int]] = set()
+        for p in prompts:
+            if known is not None and p.object_id not in known:
+                raise ValueError(
+                    f"prompt names unknown object id {p.object_id}: declared ids are {sorted(known)}"
+                )
+            key = (p.object_id, p.frame_index)
+            if key in seen:
+                raise ValueError(
+                    f"object {p.object_id} has two prompts on frame {p.frame_index}: merge them into one "
+                    "(points, box and mask may be combined)"
+                )
+            seen.add(key)
+            p.check_against(info)
+
+    def _make_groups(self, prompts: Sequence[Prompt]) -> None:
+        frames_of: dict[int, set[int]] = {}
+        for p in prompts:
+            frames_of.setdefault(p.object_id, set()).add(p.frame_index)
+        by_layout: dict[tuple[int, ...], list[int]] = {}
+        for oid in sorted(frames_of):
+            by_layout.setdefault(tuple(sorted(frames_of[oid])), []).append(oid)
+        self.groups = [_Group(tuple(ids), layout) for layout, ids in sorted(by_layout.items())]
+
+    # ---- the bounded memory -----------------------------------------------------------------
+    def _keep_after(self, t: int, reverse: bool) -> tuple[set[int], set[int]]:
+        """Frames (memories, pointers) that tracking after frame t in this direction can still read."""
+        m = self.model
+        step = -1 if reverse else 1
+        mem: set[int] = {t}
+        for k in range(1, m.stride + 2):
+            mem.update(memory_reads(t + k * step, reverse, m.num_maskmem, m.stride))
+        ptr = set(pointer_reads(t + step, reverse, self._max_ptrs))
+        return mem, ptr
+
+    def _evict(self, store: dict, t: int, reverse: bool) -> None:
+        mem, ptr = self._keep_after(t, reverse)
+        for s in list(store):
+            if s not in mem and s not in ptr:
+                del store[s]
+            elif s not in mem and store[s].maskmem is not None:
+                store[s].maskmem = None
+
+    def _seed_frames(self, g: _Group) -> tuple[set[int], set[int]]:
+        """Forward-pass frames after g.first that g's backward pass reads (empty if it has none)."""
+        if g.first == 0:
+            return set(), set()
+        m = self.model
+        mem: set[int] = set()
+        for t in range(g.first - 1, max(-1, g.first - 3 - m.stride), -1):
+            mem.update(s for s in memory_reads(t, True, m.num_maskmem, m.stride) if s > g.first)
+        ptr = {s for s in pointer_reads(g.first - 1, True, self._max_ptrs) if s > g.first}
+        limit = self._num_frames - 1
+        return {s for s in mem if s <= limit}, {s for s in ptr if s <= limit}
+
+    def retained(self) -> list[dict[str, int]]:
+        """Per group: how many memories / pointers each pass holds (for tests and monitoring)."""
+        out = []
+        for g in self.groups:
+            out.append(
+                {
+                    "objects": len(g.object_ids),
+                    "prompt_frames": len(g.cond),
+                    "fwd_memories": sum(e.maskmem is not None for e in g.fwd.values()),
+                    "fwd_pointers": len(g.fwd),
+                    "bwd_memories": sum(e.maskmem is not None for e in g.bwd.values()),
+                    "bwd_pointers": len(g.bwd),
+                    "low_res_kept": sum(e.low_res is not None for d in (g.fwd, g.bwd) for e in d.values()),
+                }
+            )
+        return out
+
+    # ---- running ----------------------------------------------------------------------------
+    def run(
+        self,
+        source: FrameSource,
+        prompts: Sequence[Prompt],
+        object_ids: Sequence[int] | None = None,
+    ) -> Iterator[tuple[Frame, FrameMasks]]:
+        info = source.info
+        if info.num_frames is None:
+            raise ValueError("the source does not know its frame count: it is needed for the backward pass")
+        self.check_prompts(prompts, info, object_ids)
+        self._num_frames = n = info.num_frames
+        self._max_ptrs = min(n, self.model.max_obj_ptrs)
+        self._video_size = (info.height, info.width)
+        self._make_groups(prompts)
+        all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
+        spool = MaskSpool()
+        try:
+            self._encode_prompt_frames(source, prompts, spool)
+            self._warm_up(source, spool)
+            self._backward(source, spool)
+            yield from self._forward(source, spool, all_ids)
+        finally:
+            spool.close()
+
+    def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
+        """Hand a result to the hook and, when it belongs to a later emission, to the spool."""
+        if self.step_hook is not None:
+            self.step_hook(frame, reverse, g.object_ids, low_res)
+        if spool is None:
+            return None
+        masks = self.model.upsample(low_res, self._video_size)
+        spool.put(frame, g.object_ids, masks, _sigmoid(score[:, 0].cpu().numpy()))
+        return None
+
+    def _encode_prompt_frames(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool) -> None:
+        from .sam import MemoryEntry
+
+        by_frame: dict[int, list[Prompt]] = {}
+        for p in prompts:
+            by_frame.setdefault(p.frame_index, []).append(p)
+        for f in sorted(by_frame):
+            frame = next(iter(source.frames(f, f + 1)))
+            feats = self.model.image_features(self.model.preprocess(frame.rgb))
+            entries = {}
+            for p in by_frame[f]:
+                pts, labels = _points_and_labels(p)
+                entries[p.object_id] = self.model.encode_prompt(
+                    feats, f, self._video_size, pts, labels, p.mask
+                )
+            for g in self.groups:
+                if f in g.prompt_frames:
+                    e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
+                    self._emit(f, False, g, e.low_res, e.score, spool)
+                    e.low_res = None
+                    g.cond[f] = e
+
+    def _step(self, g: _Group, feats, t: int, reverse: bool, spool: MaskSpool | None):
+        store = g.bwd if reverse else g.fwd
+        e = self.model.track(feats, t, reverse, len(g.object_ids), g.cond, store, self._num_frames)
+        low_res = e.low_res
+        e.low_res = None
+        store[t] = e
+        self._evict(store, t, reverse)
+        return low_res, e.score
+
+    def _warm_up(self, source: FrameSource, spool: MaskSpool) -> None:
+        spans = {}
+        for g in self.groups:
+            seed_mem, seed_ptr = self._seed_frames(g)
+            if seed_mem or seed_ptr:
+                spans[id(g)] = (g, seed_mem, seed_ptr, max(seed_mem | seed_ptr))
+        if not spans:
+            return
+        start = min(g.first for g, *_ in spans.values()) + 1
+        stop = max(end for *_, end in spans.values()) + 1
+        for frame in source.frames(start, stop):
+            t = frame.index
+            active = [s for s in spans.values() if s[0].first < t <= s[3]]
+            if not active:
+                continue
+            feats = self.model.image_features(self.model.preprocess(frame.rgb))
+            for g, seed_mem, seed_ptr, _ in active:
+                g.warm_end = t
+                if t in g.prompt_frames:
+                    continue
+                low_res, score = self._step(g, feats, t, False, spool)
+                self._emit(t, False, g, low_res, score, spool)
+                if t in seed_mem or t in seed_ptr:
+                    e = g.fwd[t]
+                    g.bwd[t] = replace(e, maskmem=e.maskmem if t in seed_mem else None)
+
+    def _backward(self, source: FrameSource, spool: MaskSpool) -> None:
+        top = max((g.first for g in self.groups), default=0)
+        hi = top - 1
+        while hi >= 0:
+            lo = max(0, hi - self.reverse_chunk + 1)
+            chunk = list(source.frames(lo, hi + 1))
+            if len(chunk) != hi + 1 - lo:
+                raise RuntimeError(f"source returned {len(chunk)} frames for {lo}..{hi}: the video is truncated")
+            for frame in reversed(chunk):
+                t = frame.index
+                active = [g for g in self.groups if g.first > t]
+                feats = self.model.image_features(self.model.preprocess(frame.rgb))
+                for g in active:
+                    low_res, score = self._step(g, feats, t, True, spool)
+                    self._emit(t, True, g, low_res, score, spool)
+            hi = lo - 1
+        for g in self.groups:
+            g.bwd.clear()
+
+    def _forward(self, source: FrameSource, spool: MaskSpool, all_ids: tuple[int, ...]):
+        count = 0
+        for frame in source.frames(0, None):
+            t = frame.index
+            count += 1
+            results = spool.pop(t)
+            live = [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
+            if live:
+                feats = self.model.image_features(self.model.preprocess(frame.rgb))
+                for g in live:
+                    low_res, score = self._step(g, feats, t, False, None)
+                    self._emit(t, False, g, low_res, score, None)
+                    masks = self.model.upsample(low_res, self._video_size)
+                    scores = _sigmoid(score[:, 0].cpu().numpy())
+                    for i, oid in enumerate(g.object_ids):
+                        results[oid] = (masks[i], float(scores[i]))
+            missing = [oid for oid in all_ids if oid not in results]
+            if missing:
+                raise RuntimeError(f"frame {t}: no result for objects {missing} (internal scheduling error)")
+            yield frame, FrameMasks(
+                frame_index=t,
+                object_ids=all_ids,
+                masks=np.stack([results[oid][0] for oid in all_ids]),
+                scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+            )
+        if count != self._num_frames:
+            raise RuntimeError(
+                f"the source gave {count} frames but announced {self._num_frames}: the file is truncated"
+            )
+
+
+def _points_and_labels(p: Prompt) -> tuple[np.ndarray | None, np.ndarray | None]:
+    pts: list[tuple[float, float]] = []
+    labels: list[int] = []
+    if p.box is not None:
+        x0, y0, x1, y1 = p.box
+        pts += [(x0, y0), (x1, y1)]
+        labels += [2, 3]
+    for x, y, lab in p.points:
+        pts.append((x, y))
+        labels.append(int(lab))
+    if not pts:
+        return None, None
+    return np.asarray(pts, dtype=np.float32), np.asarray(labels, dtype=np.int32)

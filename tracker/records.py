@@ -1,0 +1,150 @@
+"""Typed records passed between the pipeline stages. Each validates itself on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source knows about its video before any frame is decoded."""
+
+    width: int
+    height: int
+    fps: float | None
+    num_frames: int | None
+    time_base: float | None = None
+    has_audio: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"video size {self.width}x{self.height} is empty: the file has no picture")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``rgb`` is uint8 [H, W, 3]; ``time`` is its presentation time in seconds."""
+
+    index: int
+    time: float | None
+    rgb: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise ValueError(
+                f"frame {self.index}: expected uint8 [H, W, 3] RGB, got {self.rgb.dtype} {self.rgb.shape}"
+            )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the user says about one object on one prompt frame, in original video pixels.
+
+    ``points`` are ``(x, y, label)`` with label 1 (positive) or 0 (negative); ``box`` is
+    ``(x0, y0, x1, y1)``; ``mask`` is bool [H, W]. Points and box may be combined; a mask may be
+    refined by points and/or a box (the mask is applied first, as SAM 2 does).
+    """
+
+    object_id: int
+    frame_index: int
+    points: tuple[tuple[float, float, int], ...] = ()
+    box: tuple[float, float, float, float] | None = None
+    mask: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, int) or isinstance(self.object_id, bool) or self.object_id < 0:
+            raise ValueError(f"object id {self.object_id!r} is invalid: use a non-negative integer")
+        if self.frame_index < 0:
+            raise ValueError(
+                f"object {self.object_id}: prompt frame {self.frame_index} is negative: frames count from 0"
+            )
+        object.__setattr__(self, "points", tuple(tuple(p) for p in self.points))
+        if not self.points and self.box is None and self.mask is None:
+            raise ValueError(
+                f"object {self.object_id}, frame {self.frame_index}: empty prompt: "
+                "give points [[x, y, 1], ...], a box [x0, y0, x1, y1] or a mask"
+            )
+        for p in self.points:
+            if len(p) != 3:
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: point {list(p)} "
+                    "must be [x, y, label]"
+                )
+            if p[2] not in (0, 1):
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: point label {p[2]!r} is unknown: "
+                    "use 1 (positive) or 0 (negative)"
+                )
+        if self.box is not None:
+            if len(self.box) != 4:
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: box {list(self.box)} "
+                    "must be [x0, y0, x1, y1]"
+                )
+            x0, y0, x1, y1 = self.box
+            if x1 <= x0 or y1 <= y0:
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: box {list(self.box)} is inverted "
+                    "or empty: it must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0"
+                )
+        if self.mask is not None:
+            m = np.asarray(self.mask)
+            if m.ndim != 2:
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: mask has shape {m.shape}: "
+                    "it must be 2-D [H, W]"
+                )
+            object.__setattr__(self, "mask", m.astype(bool))
+
+    def check_against(self, info: VideoInfo) -> None:
+        """Raise ValueError when the prompt does not fit the video (frame range, image bounds, size)."""
+        where = f"object {self.object_id}, frame {self.frame_index}"
+        if info.num_frames is not None and self.frame_index >= info.num_frames:
+            raise ValueError(
+                f"{where}: prompt frame {self.frame_index} is out of range: "
+                f"the video has {info.num_frames} frames (0..{info.num_frames - 1})"
+            )
+        w, h = info.width, info.height
+        for x, y, _ in self.points:
+            if not (0 <= x <= w and 0 <= y <= h):
+                raise ValueError(
+                    f"{where}: point ({x}, {y}) is outside the {w}x{h} image: use video pixel coordinates"
+                )
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+                raise ValueError(
+                    f"{where}: box {list(self.box)} is outside the {w}x{h} image: "
+                    "use video pixel coordinates"
+                )
+        if self.mask is not None and self.mask.shape != (h, w):
+            raise ValueError(
+                f"{where}: mask has shape {self.mask.shape[1]}x{self.mask.shape[0]} (WxH) but the video "
+                f"is {w}x{h}: give a mask of the video's size"
+            )
+
+
+@dataclass(frozen=True)
+class FrameMasks:
+    """The final masks of every tracked object on one frame.
+
+    ``masks`` is bool [N, H, W] at video resolution, ``scores`` float32 [N] (object presence
+    probability, sigmoid of SAM 2's object score), both ordered as ``object_ids``.
+    """
+
+    frame_index: int
+    object_ids: tuple[int, ...]
+    masks: np.ndarray = field(repr=False)
+    scores: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.object_ids)
+        if self.masks.dtype != np.bool_ or self.masks.ndim != 3 or self.masks.shape[0] != n:
+            raise ValueError(f"frame {self.frame_index}: masks must be bool [{n}, H, W], got {self.masks.shape}")
+        if self.scores.shape != (n,):
+            raise ValueError(f"frame {self.frame_index}: scores must be [{n}], got {self.scores.shape}")
+
+    def mask_of(self, object_id: int) -> np.ndarray:
+        return self.masks[self.object_ids.index(object_id)]

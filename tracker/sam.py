@@ -1,0 +1,388 @@
+"""The one module that imports sam2: model building, checkpoints, and SAM 2's per-frame steps.
+
+Everything here calls SAM 2's own modules (``SAM2Base.track_step``, ``_encode_new_memory``,
+``forward_image``) so that results are those of upstream ``SAM2VideoPredictor``; what this module
+replaces is upstream's state keeping, which lives in :mod:`tracker.propagation`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+_IMG_MEAN = (0.485, 0.456, 0.406)
+_IMG_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not fit the model config."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def build_sam2(arch: Mapping[str, Any], checkpoint: str | None, device: torch.device) -> torch.nn.Module:
+    """Instantiate ``arch`` (SAM 2's ``model:`` node, as a plain dict) and load ``checkpoint``.
+
+    ``checkpoint=None`` keeps the random initialisation and warns: for tests and benchmarks only.
+    """
+    from hydra.utils import instantiate
+
+    if arch.get("non_overlap_masks_for_mem_enc", False):
+        # It mixes objects within a batch; upstream runs one object per batch, we batch them.
+        raise ValueError(
+            "model.arch.model.non_overlap_masks_for_mem_enc=true is not supported: objects are batched; "
+            "set it to false"
+        )
+    model = instantiate(dict(arch), _recursive_=True)
+    if checkpoint is None:
+        warnings.warn(
+            "model.checkpoint is null: SAM 2 runs with RANDOM weights, its masks are noise "
+            "(fine for tests and benchmarks; pass model.checkpoint=PATH for real tracking)",
+            stacklevel=2,
+        )
+    else:
+        load_checkpoint(model, checkpoint)
+    return model.to(device).eval()
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a Meta-format checkpoint (``{"model": state_dict}``) with a strict key check."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist: run scripts/download_checkpoints.sh "
+            "or pass model.checkpoint=PATH"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}): the file is corrupt or not a "
+            "PyTorch checkpoint; download it again"
+        ) from None
+    state = blob.get("model") if isinstance(blob, dict) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has no 'model' state dict: expected SAM 2's format {{'model': ...}}"
+        )
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(f"{len(wrong)} of wrong shape (e.g. {k} {tuple(state[k].shape)} != {tuple(own[k].shape)})")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit the model config: {', '.join(detail)}; "
+            "pick the model= that the checkpoint was trained for"
+        )
+    model.load_state_dict(state, strict=True)
+    log.info("loaded checkpoint %s", path)
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class MemoryEntry:
+    """SAM 2's output for a batch of B objects on one frame: what later frames read, and the masks.
+
+    maskmem: bf16 [B, C_mem, S/16, S/16] or None (dropped once no later frame reads it);
+    obj_ptr: [B, C] float32; low_res: float32 [B, 1, S/4, S/4] mask logits (None once emitted);
+    score: float32 [B, 1] object score logits.
+    """
+
+    maskmem: torch.Tensor | None
+    obj_ptr: torch.Tensor
+    low_res: torch.Tensor | None
+    score: torch.Tensor
+
+    @staticmethod
+    def cat(entries: list[MemoryEntry]) -> MemoryEntry:
+        if len(entries) == 1:
+            return entries[0]
+
+        def cat_or_none(xs: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if any(x is None for x in xs) else torch.cat(xs, dim=0)  # type: ignore[arg-type]
+
+        return MemoryEntry(
+            maskmem=cat_or_none([e.maskmem for e in entries]),
+            obj_ptr=torch.cat([e.obj_ptr for e in entries], dim=0),
+            low_res=cat_or_none([e.low_res for e in entries]),
+            score=torch.cat([e.score for e in entries], dim=0),
+        )
+
+
+@dataclass
+class ImageFeatures:
+    """Backbone output of one frame (batch 1), computed once and shared by every object group."""
+
+    backbone_out: dict[str, Any]
+
+    def expand(self, batch: int) -> dict[str, list[torch.Tensor]]:
+        return {
+            "backbone_fpn": [x.expand(batch, -1, -1, -1) for x in self.backbone_out["backbone_fpn"]],
+            "vision_pos_enc": [x.expand(batch, -1, -1, -1) for x in self.backbone_out["vision_pos_enc"]],
+        }
+
+
+class SamModel:
+    """SAM 2 with the per-frame operations the streaming propagator needs.
+
+    Tensor conventions: S = ``image_size``; frames enter as float32 [3, S, S], normalised.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        device: torch.device,
+        fill_hole_area: int = 0,
+        compile: bool = False,
+    ) -> None:
+        self.net = net
+        self.device = device
+        self.fill_hole_area = int(fill_hole_area)
+        self.image_size: int = int(net.image_size)
+        self.num_maskmem: int = int(net.num_maskmem)
+        self.stride: int = int(net.memory_temporal_stride_for_eval)
+        self.max_obj_ptrs: int = int(net.max_obj_ptrs_in_encoder) if net.use_obj_ptrs_in_encoder else 0
+        self._mean = torch.tensor(_IMG_MEAN, device=device)[:, None, None]
+        self._std = torch.tensor(_IMG_STD, device=device)[:, None, None]
+        self._maskmem_pos: torch.Tensor | None = None
+        if compile:
+            net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
+            net.memory_attention.forward = torch.compile(net.memory_attention.forward, dynamic=True)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- images -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> float32 [3, S, S] normalised, on the model's device."""
+        s = self.image_size
+        h, w = rgb.shape[:2]
+        interp = cv2.INTER_AREA if (h > s or w > s) else cv2.INTER_LINEAR
+        small = cv2.resize(rgb, (s, s), interpolation=interp)
+        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    @torch.inference_mode()
+    def image_features(self, image: torch.Tensor) -> ImageFeatures:
+        """image: float32 [3, S, S] -> backbone features (batch 1)."""
+        with self.autocast():
+            return ImageFeatures(self.net.forward_image(image.unsqueeze(0)))
+
+    def _feats(self, feats: ImageFeatures, batch: int):
+        expanded = feats.expand(batch)
+        _, vision_feats, vision_pos, sizes = self.net._prepare_backbone_features(expanded)
+        return vision_feats, vision_pos, sizes
+
+    # ---- prompt frames --------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_prompt(
+        self,
+        feats: ImageFeatures,
+        frame_index: int,
+        video_size: tuple[int, int],
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask: np.ndarray | None,
+    ) -> MemoryEntry:
+        """Encode one object's prompt on a prompt frame, as upstream's add_new_points_or_box /
+        add_new_mask followed by propagate_in_video_preflight do (no memory of other frames).
+
+        points: float32 [P, 2] in video pixels (a box comes first as labels 2, 3); labels int32 [P];
+        mask: bool [H, W] at video resolution.
+        """
+        vision_feats, vision_pos, sizes = self._feats(feats, 1)
+        s = self.image_size
+        video_h, video_w = video_size
+        out: dict[str, Any] | None = None
+        with self.autocast():
+            if mask is not None:
+                m = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)[None, None].float()
+                if m.shape[-2:] != (s, s):
+                    m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+                    m = (m >= 0.5).float()
+                out = self._track(frame_index, vision_feats, vision_pos, sizes, None, m, None)
+            if points is not None and len(points):
+                pts = torch.as_tensor(points, dtype=torch.float32)[None]
+                pts = pts / torch.tensor([video_w, video_h], dtype=torch.float32)
+                pts = (pts * s).to(self.device)
+                lab = torch.as_tensor(labels, dtype=torch.int32)[None].to(self.device)
+                prev = None
+                if out is not None:
+                    prev = torch.clamp(out["pred_masks"], -32.0, 32.0)
+                point_inputs = {"point_coords": pts, "point_labels": lab}
+                out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, None, prev)
+            assert out is not None
+            low_res = self._fill_holes(out["pred_masks"].float())
+            # Upstream's preflight encodes the memory of a prompt frame from its stored low-res
+            # masks (hole-filled), upsampled, always as "mask from points".
+            high_res = F.interpolate(low_res, size=(s, s), mode="bilinear", align_corners=False)
+            maskmem, pos = self.net._encode_new_memory(
+                current_vision_feats=vision_feats,
+                feat_sizes=sizes,
+                pred_masks_high_res=high_res,
+                object_score_logits=out["object_score_logits"],
+                is_mask_from_pts=True,
+            )
+        self._remember_pos(pos)
+        return MemoryEntry(
+            maskmem=maskmem.to(torch.bfloat16),
+            obj_ptr=out["obj_ptr"],
+            low_res=low_res,
+            score=out["object_score_logits"].float(),
+        )
+
+    def _track(self, frame_index, vision_feats, vision_pos, sizes, point_inputs, mask_inputs, prev_logits):
+        return self.net.track_step(
+            frame_idx=frame_index,
+            is_init_cond_frame=True,
+            current_vision_feats=vision_feats,
+            current_vision_pos_embeds=vision_pos,
+            feat_sizes=sizes,
+            point_inputs=point_inputs,
+            mask_inputs=mask_inputs,
+            output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+            num_frames=1 << 30,
+            track_in_reverse=False,
+            run_mem_encoder=False,
+            prev_sam_mask_logits=prev_logits,
+        )
+
+    # ---- tracking -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def track(
+        self,
+        feats: ImageFeatures,
+        frame_index: int,
+        reverse: bool,
+        batch: int,
+        cond: Mapping[int, MemoryEntry],
+        recent: Mapping[int, MemoryEntry],
+        num_frames: int,
+    ) -> MemoryEntry:
+        """Track a batch of objects that share one memory layout on a non-prompt frame.
+
+        ``cond``/``recent`` hold the group's prompt-frame and non-prompt-frame entries (batch B);
+        SAM 2 reads from them exactly what upstream reads from its per-object output dict.
+        """
+        vision_feats, vision_pos, sizes = self._feats(feats, batch)
+        output_dict = {
+            "cond_frame_outputs": {t: self._view(e, batch) for t, e in cond.items()},
+            "non_cond_frame_outputs": {t: self._view(e, batch) for t, e in recent.items()},
+        }
+        with self.autocast():
+            out = self.net.track_step(
+                frame_idx=frame_index,
+                is_init_cond_frame=False,
+                current_vision_feats=vision_feats,
+                current_vision_pos_embeds=vision_pos,
+                feat_sizes=sizes,
+                point_inputs=None,
+                mask_inputs=None,
+                output_dict=output_dict,
+                num_frames=num_frames,
+                track_in_reverse=reverse,
+                run_mem_encoder=True,
+            )
+        self._remember_pos(out["maskmem_pos_enc"])
+        return MemoryEntry(
+            maskmem=out["maskmem_features"].to(torch.bfloat16),
+            obj_ptr=out["obj_ptr"],
+            low_res=self._fill_holes(out["pred_masks"].float()),
+            score=out["object_score_logits"].float(),
+        )
+
+    def _remember_pos(self, pos: list[torch.Tensor]) -> None:
+        # maskmem_pos_enc depends only on the feature size: keep one copy, as upstream does.
+        if self._maskmem_pos is None:
+            self._maskmem_pos = pos[-1][0:1].clone()
+
+    def _view(self, e: MemoryEntry, batch: int) -> dict[str, Any]:
+        assert self._maskmem_pos is not None
+        return {
+            "maskmem_features": e.maskmem,
+            "maskmem_pos_enc": [self._maskmem_pos.expand(batch, -1, -1, -1)],
+            "obj_ptr": e.obj_ptr,
+        }
+
+    def _fill_holes(self, low_res: torch.Tensor) -> torch.Tensor:
+        """Fill background holes of area <= fill_hole_area with logit 0.1 (upstream's post-processing,
+        done with OpenCV so that it also runs where sam2's CUDA extension is missing)."""
+        if self.fill_hole_area <= 0:
+            return low_res
+        bg = (low_res <= 0).squeeze(1).cpu().numpy().astype(np.uint8)
+        holes = np.zeros_like(bg, dtype=bool)
+        for i, b in enumerate(bg):
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(b, connectivity=8)
+            small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= self.fill_hole_area)
+            small = small[small > 0]
+            if small.size:
+                holes[i] = np.isin(labels, small) & (b > 0)
+        if not holes.any():
+            return low_res
+        mask = torch.from_numpy(holes).to(low_res.device)[:, None]
+        return torch.where(mask, torch.full_like(low_res, 0.1), low_res)
+
+    @torch.inference_mode()
+    def upsample(self, low_res: torch.Tensor, video_size: tuple[int, int]) -> np.ndarray:
+        """low_res float32 [B, 1, S/4, S/4] -> bool [B, H, W] at video resolution (logit > 0), as
+        upstream's _get_orig_video_res_output."""
+        up = F.interpolate(low_res, size=video_size, mode="bilinear", align_corners=False)
+        return (up[:, 0] > 0).cpu().numpy()
+
+
+def build_model(
+    arch: Mapping[str, Any],
+    checkpoint: str | None = None,
+    device: str = "auto",
+    compile: bool = False,
+    fill_hole_area: int = 0,
+    seed: int | None = None,
+) -> SamModel:
+    """Build a :class:`SamModel` from SAM 2's ``model:`` node (``cfg.model.arch.model`` as a dict).
+
+    ``seed`` seeds the random initialisation (used when ``checkpoint`` is None).
+    """
+    dev = pick_device(device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    net = build_sam2(arch, checkpoint, dev)
+    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile)
