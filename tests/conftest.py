@@ -1,5 +1,4 @@
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -7,13 +6,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import moving_shapes, write_video  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _quiet_random_weights():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*RANDOM weights.*")
-        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ real encoded videos with PyAV."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+
+from tracker.demo import moving_shapes  # noqa: F401  (re-exported for tests)
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
@@ -27,26 +31,9 @@ def model_cfg(image_size: int = 128, extra: list[str] | None = None) -> dict:
     return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
 
 
-def moving_shapes(n: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
-    """n RGB frames: textured background, a red disc and a blue square moving across it."""
-    rng = np.random.default_rng(seed)
-    bg = (rng.integers(0, 60, size=(height // 8 + 1, width // 8 + 1, 3))).astype(np.uint8)
-    bg = np.kron(bg, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
-    yy, xx = np.mgrid[:height, :width]
-    frames = []
-    for t in range(n):
-        f = bg.copy()
-        cx, cy = int(width * (0.2 + 0.5 * t / max(n, 1))), int(height * 0.4)
-        f[(xx - cx) ** 2 + (yy - cy) ** 2 < (min(width, height) // 8) ** 2] = (230, 40, 40)
-        sx, sy, s = int(width * (0.7 - 0.4 * t / max(n, 1))), int(height * 0.65), min(width, height) // 6
-        f[max(sy - s // 2, 0) : sy + s // 2, max(sx - s // 2, 0) : sx + s // 2] = (40, 60, 230)
-        frames.append(f)
-    return frames
-
-
 def write_video(
     path: Path,
-    frames: list[np.ndarray],
+    frames: Iterable[np.ndarray],
     codec: str = "libx264",
     rate: int = 24,
     pix_fmt: str = "yuv420p",
@@ -55,7 +42,10 @@ def write_video(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
 ) -> Path:
-    h, w = frames[0].shape[:2]
+    it = iter(frames)
+    first = next(it)
+    h, w = first.shape[:2]
+    count = 0
     with av.open(str(path), "w") as out:
         vs = out.add_stream(codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
@@ -63,7 +53,8 @@ def write_video(
             vs.time_base = time_base
         vs.options = options or ({"crf": "18", "g": "12"} if codec == "libx264" else {})
         a_stream = out.add_stream("aac", rate=48000) if audio else None
-        for i, f in enumerate(frames):
+        for i, f in enumerate(itertools.chain([first], it)):
+            count += 1
             vf = av.VideoFrame.from_ndarray(f, format="rgb24")
             if pts is not None:
                 vf.pts, vf.time_base = pts[i], time_base
@@ -72,7 +63,7 @@ def write_video(
         for p in vs.encode():
             out.mux(p)
         if a_stream is not None:
-            seconds = len(frames) / rate
+            seconds = count / rate
             samples = int(48000 * seconds)
             t = np.arange(samples) / 48000
             wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sam2.sam2_video_predictor as svp
 import torch
 from helpers import model_cfg
 
-import sam2.sam2_video_predictor as svp
 from tracker.propagation import Propagator
 from tracker.records import Prompt
 from tracker.sam import build_model
@@ -28,8 +28,9 @@ def _ours(cfg: dict, path, prompts: list[Prompt]):
             assert (oid, frame) not in got, f"object {oid} frame {frame} produced twice"
             got[(oid, frame)] = low_res[i].cpu().clone()
 
-    emitted = [fm.frame_index for _, fm in Propagator(model, reverse_chunk=5, step_hook=hook).run(
-        PyAVSource(path), prompts)]
+    emitted = [
+        fm.frame_index for _, fm in Propagator(model, reverse_chunk=5, step_hook=hook).run(PyAVSource(path), prompts)
+    ]
     return model, got, emitted
 
 
@@ -60,7 +61,12 @@ def _upstream(model, cfg: dict, path, prompts: list[Prompt]) -> dict[tuple[int, 
                     pts = [[x, y] for x, y, _ in p.points] or None
                     labels = [lab for _, _, lab in p.points] or None
                     pred.add_new_points_or_box(
-                        state, p.frame_index, p.object_id, points=pts, labels=labels, box=p.box,
+                        state,
+                        p.frame_index,
+                        p.object_id,
+                        points=pts,
+                        labels=labels,
+                        box=p.box,
                         clear_old_points=p.mask is None,
                     )
             for _ in pred.propagate_in_video(state):
@@ -96,11 +102,14 @@ def test_a_one_object_box_frame0(clip32):
 
 
 def test_b_three_objects_points_and_boxes(clip32):
-    _check(clip32, [
-        Prompt(1, 0, box=(20, 30, 60, 70)),
-        Prompt(2, 0, points=((110, 80, 1),)),
-        Prompt(5, 0, points=((40, 50, 1), (120, 20, 0)), box=(10, 10, 150, 110)),
-    ])
+    _check(
+        clip32,
+        [
+            Prompt(1, 0, box=(20, 30, 60, 70)),
+            Prompt(2, 0, points=((110, 80, 1),)),
+            Prompt(5, 0, points=((40, 50, 1), (120, 20, 0)), box=(10, 10, 150, 110)),
+        ],
+    )
 
 
 def test_c_middle_frame_forward_then_backward(clip32):
@@ -108,18 +117,24 @@ def test_c_middle_frame_forward_then_backward(clip32):
 
 
 def test_d_objects_with_different_first_prompt_frames(clip32):
-    _check(clip32, [
-        Prompt(1, 0, box=(20, 30, 60, 70)),
-        Prompt(2, 11, points=((100, 80, 1),)),
-        Prompt(4, 25, box=(70, 60, 120, 100)),
-    ])
+    _check(
+        clip32,
+        [
+            Prompt(1, 0, box=(20, 30, 60, 70)),
+            Prompt(2, 11, points=((100, 80, 1),)),
+            Prompt(4, 25, box=(70, 60, 120, 100)),
+        ],
+    )
 
 
 def test_e_correction_on_frames_0_and_20(clip32):
-    _check(clip32, [
-        Prompt(1, 0, box=(20, 30, 60, 70)),
-        Prompt(1, 20, points=((95, 50, 1), (60, 50, 0))),
-    ])
+    _check(
+        clip32,
+        [
+            Prompt(1, 0, box=(20, 30, 60, 70)),
+            Prompt(1, 20, points=((95, 50, 1), (60, 50, 0))),
+        ],
+    )
 
 
 def test_f_mask_prompt_and_mask_refined_by_points(clip32):

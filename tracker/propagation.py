@@ -139,9 +139,7 @@ class Propagator:
         seen: set[tuple[int, int]] = set()
         for p in prompts:
             if known is not None and p.object_id not in known:
-                raise ValueError(
-                    f"prompt names unknown object id {p.object_id}: declared ids are {sorted(known)}"
-                )
+                raise ValueError(f"prompt names unknown object id {p.object_id}: declared ids are {sorted(known)}")
             key = (p.object_id, p.frame_index)
             if key in seen:
                 raise ValueError(
@@ -255,9 +253,7 @@ class Propagator:
             entries = {}
             for p in by_frame[f]:
                 pts, labels = _points_and_labels(p)
-                entries[p.object_id] = self.model.encode_prompt(
-                    feats, f, self._video_size, pts, labels, p.mask
-                )
+                entries[p.object_id] = self.model.encode_prompt(feats, f, self._video_size, pts, labels, p.mask)
             for g in self.groups:
                 if f in g.prompt_frames:
                     e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
@@ -338,11 +334,14 @@ class Propagator:
             missing = [oid for oid in all_ids if oid not in results]
             if missing:
                 raise RuntimeError(f"frame {t}: no result for objects {missing} (internal scheduling error)")
-            yield frame, FrameMasks(
-                frame_index=t,
-                object_ids=all_ids,
-                masks=np.stack([results[oid][0] for oid in all_ids]),
-                scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+            yield (
+                frame,
+                FrameMasks(
+                    frame_index=t,
+                    object_ids=all_ids,
+                    masks=np.stack([results[oid][0] for oid in all_ids]),
+                    scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+                ),
             )
         if count != self._num_frames:
             raise RuntimeError(

@@ -33,9 +33,7 @@ class Frame:
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
-            raise ValueError(
-                f"frame {self.index}: expected uint8 [H, W, 3] RGB, got {self.rgb.dtype} {self.rgb.shape}"
-            )
+            raise ValueError(f"frame {self.index}: expected uint8 [H, W, 3] RGB, got {self.rgb.dtype} {self.rgb.shape}")
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ class Prompt:
         for p in self.points:
             if len(p) != 3:
                 raise ValueError(
-                    f"object {self.object_id}, frame {self.frame_index}: point {list(p)} "
-                    "must be [x, y, label]"
+                    f"object {self.object_id}, frame {self.frame_index}: point {list(p)} must be [x, y, label]"
                 )
             if p[2] not in (0, 1):
                 raise ValueError(
@@ -80,8 +77,7 @@ class Prompt:
         if self.box is not None:
             if len(self.box) != 4:
                 raise ValueError(
-                    f"object {self.object_id}, frame {self.frame_index}: box {list(self.box)} "
-                    "must be [x0, y0, x1, y1]"
+                    f"object {self.object_id}, frame {self.frame_index}: box {list(self.box)} must be [x0, y0, x1, y1]"
                 )
             x0, y0, x1, y1 = self.box
             if x1 <= x0 or y1 <= y0:
@@ -109,15 +105,12 @@ class Prompt:
         w, h = info.width, info.height
         for x, y, _ in self.points:
             if not (0 <= x <= w and 0 <= y <= h):
-                raise ValueError(
-                    f"{where}: point ({x}, {y}) is outside the {w}x{h} image: use video pixel coordinates"
-                )
+                raise ValueError(f"{where}: point ({x}, {y}) is outside the {w}x{h} image: use video pixel coordinates")
         if self.box is not None:
             x0, y0, x1, y1 = self.box
             if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
                 raise ValueError(
-                    f"{where}: box {list(self.box)} is outside the {w}x{h} image: "
-                    "use video pixel coordinates"
+                    f"{where}: box {list(self.box)} is outside the {w}x{h} image: use video pixel coordinates"
                 )
         if self.mask is not None and self.mask.shape != (h, w):
             raise ValueError(

@@ -8,8 +8,10 @@ replaces is upstream's state keeping, which lives in :mod:`tracker.propagation`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,8 +53,7 @@ def build_sam2(arch: Mapping[str, Any], checkpoint: str | None, device: torch.de
     if arch.get("non_overlap_masks_for_mem_enc", False):
         # It mixes objects within a batch; upstream runs one object per batch, we batch them.
         raise ValueError(
-            "model.arch.model.non_overlap_masks_for_mem_enc=true is not supported: objects are batched; "
-            "set it to false"
+            "model.arch.model.non_overlap_masks_for_mem_enc=true is not supported: objects are batched; set it to false"
         )
     model = instantiate(dict(arch), _recursive_=True)
     if checkpoint is None:
@@ -158,6 +159,18 @@ class ImageFeatures:
         }
 
 
+def _timed(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    return wrapper
+
+
 class SamModel:
     """SAM 2 with the per-frame operations the streaming propagator needs.
 
@@ -181,6 +194,7 @@ class SamModel:
         self._mean = torch.tensor(_IMG_MEAN, device=device)[:, None, None]
         self._std = torch.tensor(_IMG_STD, device=device)[:, None, None]
         self._maskmem_pos: torch.Tensor | None = None
+        self.seconds = 0.0  # time spent in SAM 2 (image encoder, prompts, tracking, upsampling)
         if compile:
             net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
             net.memory_attention.forward = torch.compile(net.memory_attention.forward, dynamic=True)
@@ -201,6 +215,7 @@ class SamModel:
         x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div_(255.0)
         return (x - self._mean) / self._std
 
+    @_timed
     @torch.inference_mode()
     def image_features(self, image: torch.Tensor) -> ImageFeatures:
         """image: float32 [3, S, S] -> backbone features (batch 1)."""
@@ -213,6 +228,7 @@ class SamModel:
         return vision_feats, vision_pos, sizes
 
     # ---- prompt frames --------------------------------------------------------------------
+    @_timed
     @torch.inference_mode()
     def encode_prompt(
         self,
@@ -287,6 +303,7 @@ class SamModel:
         )
 
     # ---- tracking -------------------------------------------------------------------------
+    @_timed
     @torch.inference_mode()
     def track(
         self,
@@ -361,6 +378,7 @@ class SamModel:
         mask = torch.from_numpy(holes).to(low_res.device)[:, None]
         return torch.where(mask, torch.full_like(low_res, 0.1), low_res)
 
+    @_timed
     @torch.inference_mode()
     def upsample(self, low_res: torch.Tensor, video_size: tuple[int, int]) -> np.ndarray:
         """low_res float32 [B, 1, S/4, S/4] -> bool [B, H, W] at video resolution (logit > 0), as

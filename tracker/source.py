@@ -118,7 +118,137 @@ def _to_rgb(vf: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
 
 
-def open_source(kind: str, path: str | Path, **kwargs) -> PyAVSource:
+class DecordSource:
+    """decord's VideoReader. Its bridge is global state (sam2's loader switches it to torch): we set it
+    to native before every read so our frames are always numpy arrays."""
+
+    def __init__(self, path: str | Path) -> None:
+        import decord
+
+        self.path = Path(path)
+        _check_file(self.path)
+        self._decord = decord
+        decord.bridge.set_bridge("native")
+        try:
+            self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
+        except decord.DECORDError as e:
+            why = str(e).splitlines()[0]
+            raise SourceError(f"video {str(self.path)!r} cannot be opened by decord ({why})") from None
+        n = len(self._vr)
+        if n == 0:
+            raise SourceError(f"video {str(self.path)!r} has no video frames: the file is damaged")
+        h, w = self._vr[0].shape[:2]
+        self._vr.seek(0)
+        with av.open(str(self.path)) as c:
+            has_audio = bool(c.streams.audio)
+        self.info = VideoInfo(width=w, height=h, fps=float(self._vr.get_avg_fps()), num_frames=n, has_audio=has_audio)
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+        self._decord.bridge.set_bridge("native")
+        n = self.info.num_frames or 0
+        stop = n if stop is None else min(stop, n)
+        for i in range(start, stop, 16):
+            idx = list(range(i, min(i + 16, stop)))
+            batch = self._vr.get_batch(idx).asnumpy()
+            for j, k in enumerate(idx):
+                t = float(self._vr.get_frame_timestamp(k)[0])
+                yield Frame(index=k, time=t, rgb=np.ascontiguousarray(batch[j]))
+
+
+class OpenCVSource:
+    """OpenCV's VideoCapture. The frame count is the container's claim (CAP_PROP_FRAME_COUNT)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import cv2
+
+        self.path = Path(path)
+        _check_file(self.path)
+        self._cv2 = cv2
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                raise SourceError(f"video {str(self.path)!r} cannot be opened by OpenCV: give a readable video file")
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            fps = cap.get(cv2.CAP_PROP_FPS) or None
+        finally:
+            cap.release()
+        if n <= 0 or w <= 0:
+            raise SourceError(f"video {str(self.path)!r} has no video frames OpenCV can read")
+        with av.open(str(self.path)) as c:
+            has_audio = bool(c.streams.audio)
+        self.info = VideoInfo(width=w, height=h, fps=fps, num_frames=n, has_audio=has_audio)
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+        cv2 = self._cv2
+        n = self.info.num_frames or 0
+        stop = n if stop is None else min(stop, n)
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            for i in range(start, stop):
+                ok, bgr = cap.read()
+                if not ok:
+                    log.warning("%s: OpenCV stopped at frame %d of %d", self.path, i, n)
+                    return
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                yield Frame(index=i, time=t, rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        finally:
+            cap.release()
+
+
+_IMAGE_EXTS = {".jpg", ".jpeg", ".png"}
+
+
+class ImageFolderSource:
+    """A folder of JPEG/PNG frames, in the order of the numbers in their names."""
+
+    def __init__(self, path: str | Path, fps: float = 24.0) -> None:
+        import re
+
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise SourceError(f"frame folder {str(self.path)!r} does not exist: give a folder of JPEG/PNG frames")
+        files = [p for p in self.path.iterdir() if p.suffix.lower() in _IMAGE_EXTS]
+        if not files:
+            raise SourceError(f"frame folder {str(self.path)!r} has no .jpg/.png files")
+
+        def key(p: Path) -> tuple[int, str]:
+            m = re.findall(r"\d+", p.stem)
+            return (int(m[-1]) if m else -1, p.name)
+
+        self._files = sorted(files, key=key)
+        first = self._read(self._files[0])
+        self.fps = float(fps)
+        self.info = VideoInfo(width=first.shape[1], height=first.shape[0], fps=self.fps, num_frames=len(self._files))
+
+    def _read(self, p: Path) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+        stop = len(self._files) if stop is None else min(stop, len(self._files))
+        for i in range(start, stop):
+            rgb = self._read(self._files[i])
+            if rgb.shape[:2] != (self.info.height, self.info.width):
+                raise SourceError(
+                    f"frame {self._files[i].name} is {rgb.shape[1]}x{rgb.shape[0]}, the first frame is "
+                    f"{self.info.width}x{self.info.height}: all frames must have one size"
+                )
+            yield Frame(index=i, time=i / self.fps, rgb=rgb)
+
+
+def open_source(kind: str, path: str | Path, **kwargs):
+    """Open ``path`` with the named decoder: pyav (default), decord, opencv or images."""
     if kind == "pyav":
         return PyAVSource(path, **kwargs)
-    raise SourceError(f"source kind {kind!r} is unknown: use pyav, decord, opencv or images")
+    if kind == "decord":
+        return DecordSource(path, **kwargs)
+    if kind == "opencv":
+        return OpenCVSource(path, **kwargs)
+    if kind == "images":
+        return ImageFolderSource(path, **kwargs)
+    raise SourceError(f"source kind {kind!r} is unknown: use source=pyav, decord, opencv or images")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs tracker into ./.venv on a fresh machine.
+#  - torch: the CPU build where there is no NVIDIA GPU (never the multi-GB CUDA stack there),
+#    the registry's CUDA build where `nvidia-smi` sees a GPU. TORCH_SPEC overrides (e.g. "torch==2.13.0").
+#  - sam2 1.1.0 with --no-deps --no-build-isolation: its build needs torch, and its torchvision pin
+#    would replace CPU torch. SAM2_BUILD_CUDA=0 without a GPU (its CUDA extension is optional).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade "pip>=23" setuptools wheel
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  GPU=1
+else
+  GPU=0
+fi
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  pip install "$TORCH_SPEC"
+fi
+if [ "$GPU" = 0 ] && .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.version.cuda else 1)"; then
+  echo "warning: a CUDA build of torch is installed on a machine without a GPU" >&2
+fi
+pip install -e ".[decord,test]"
+if ! .venv/bin/python -c "import sam2.modeling.sam2_base" >/dev/null 2>&1; then
+  SAM2_BUILD_CUDA=$GPU pip install --no-deps --no-build-isolation "sam2==1.1.0"
+fi
+.venv/bin/python -c "import torch, sam2, av, cv2, tracker; print('tracker ready: torch', torch.__version__, '| cuda', torch.cuda.is_available())"

@@ -1,0 +1,114 @@
+"""Engine behaviour beyond parity: bounded state over a long run, order of emission, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import model_cfg, moving_shapes, write_video
+
+from tracker.propagation import Propagator, memory_reads, pointer_reads
+from tracker.records import Prompt
+from tracker.sam import build_model
+from tracker.source import PyAVSource
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(model_cfg(128)["arch"]["model"], seed=0, fill_hole_area=0)
+
+
+def test_read_patterns_match_sam2_note():
+    # r = 1: frames t-1 .. t-6, earliest first (t_pos 1 is the oldest)
+    assert memory_reads(100, False, 7, 1) == [94, 95, 96, 97, 98, 99]
+    assert memory_reads(100, True, 7, 1) == [106, 105, 104, 103, 102, 101]
+    # r = 2: every 2nd frame plus the last one
+    assert memory_reads(101, False, 7, 2) == [90, 92, 94, 96, 98, 100]
+    assert pointer_reads(20, False, 16) == list(range(19, 4, -1))
+
+
+def test_state_stays_bounded_over_300_frames(tmp_path, model):
+    n = 300
+    path = write_video(tmp_path / "long.mp4", moving_shapes(n, 64, 48))
+    prompts = [
+        Prompt(1, 0, box=(5, 10, 25, 30)),
+        Prompt(2, 150, points=((40, 30, 1),)),
+        Prompt(3, 150, box=(30, 20, 60, 45)),
+    ]
+    pr = Propagator(model, reverse_chunk=16)
+    seen: list[list[dict]] = []
+    steps = []
+
+    def hook(frame, reverse, ids, low_res):
+        steps.append((frame, reverse, ids))
+        seen.append(pr.retained())
+
+    pr.step_hook = hook
+    emitted = [fm.frame_index for _, fm in pr.run(PyAVSource(path), prompts)]
+    assert emitted == list(range(n))
+    nm1, ptrs = model.num_maskmem - 1, model.max_obj_ptrs - 1
+    assert (nm1, ptrs) == (6, 15)
+    for snapshot in seen:
+        for g in snapshot:
+            assert g["fwd_memories"] <= nm1 and g["bwd_memories"] <= nm1, g
+            assert g["fwd_pointers"] <= ptrs and g["bwd_pointers"] <= ptrs, g
+            assert g["prompt_frames"] <= 1 and g["low_res_kept"] == 0, g
+    # objects 2 and 3 share prompt frames, so they run as one batch; object 1 alone
+    assert {ids for _, _, ids in steps} == {(1,), (2, 3)}
+    # every (group, frame) is computed exactly once
+    assert len(steps) == len(set(steps)) == 2 * n
+
+
+def _no_steps(model):
+    def hook(*a):
+        raise AssertionError("a frame was processed before the prompts were validated")
+
+    return Propagator(model, step_hook=hook)
+
+
+@pytest.mark.parametrize(
+    "prompt, ids, match",
+    [
+        (lambda: Prompt(1, 32, box=(1, 1, 10, 10)), None, "prompt frame 32 is out of range"),
+        (lambda: Prompt(1, 0, mask=np.ones((10, 10), bool)), None, "mask has shape 10x10"),
+        (lambda: Prompt(7, 0, box=(1, 1, 10, 10)), [1, 2], "unknown object id 7"),
+        (lambda: Prompt(1, 0, box=(1, 1, 500, 10)), None, "outside the 160x120 image"),
+    ],
+)
+def test_bad_prompts_fail_before_any_frame(clip32, model, prompt, ids, match):
+    with pytest.raises(ValueError, match=match):
+        list(_no_steps(model).run(PyAVSource(clip32), [prompt()], object_ids=ids))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"points": ()}, "empty prompt"),
+        ({"box": (50, 10, 20, 40)}, r"box \[50, 10, 20, 40\] is inverted"),
+        ({"points": ((10, 10, 2),)}, "point label 2 is unknown"),
+        ({"mask": np.ones((2, 3, 4), bool)}, "must be 2-D"),
+    ],
+)
+def test_bad_prompt_records(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Prompt(1, 0, **kwargs)
+
+
+def test_duplicate_prompt_frame_rejected(clip32, model):
+    with pytest.raises(ValueError, match="two prompts on frame 3"):
+        prompts = [Prompt(1, 3, box=(1, 1, 9, 9)), Prompt(1, 3, points=((5, 5, 1),))]
+        list(_no_steps(model).run(PyAVSource(clip32), prompts))
+
+
+def test_masks_follow_logits_and_fill_holes(clip32):
+    m = build_model(model_cfg(128)["arch"]["model"], seed=0, fill_hole_area=8)
+    import torch
+
+    low = torch.full((1, 1, 32, 32), 5.0)
+    low[0, 0, 10:12, 10:12] = -3.0  # a 4-pixel hole: filled
+    low[0, 0, 20:30, 0:10] = -3.0  # a 100-pixel region touching the border: kept
+    filled = m._fill_holes(low)
+    assert (filled[0, 0, 10:12, 10:12] == 0.1).all()
+    assert (filled[0, 0, 20:30, 0:10] == -3.0).all()
+    masks = m.upsample(filled, (64, 64))
+    assert masks.dtype == bool and masks.shape == (1, 64, 64)
+    assert masks[0, 21, 21] and not masks[0, 50, 5]

@@ -1,0 +1,178 @@
+"""The run: source -> propagation -> sinks, with decode and encode overlapping the model in bounded
+background threads. No Hydra here: the CLI turns its config into these plain arguments."""
+
+from __future__ import annotations
+
+import queue
+import resource
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from .propagation import FrameSource, Propagator
+from .records import Frame, FrameMasks, VideoInfo
+from .sinks import Sink
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+@dataclass
+class Timings:
+    decode_s: float = 0.0
+    model_s: float = 0.0
+    encode_s: float = 0.0
+    wall_s: float = 0.0
+    frames: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        fps = self.frames / self.wall_s if self.wall_s > 0 else None
+        return {
+            "frames": self.frames,
+            "wall_s": round(self.wall_s, 3),
+            "decode_s": round(self.decode_s, 3),
+            "model_s": round(self.model_s, 3),
+            "encode_s": round(self.encode_s, 3),
+            "fps": round(fps, 3) if fps else None,
+            **self.extra,
+        }
+
+
+class PrefetchSource:
+    """Wraps a source: each ``frames()`` call decodes in a background thread, at most ``depth`` ahead.
+    Decode errors are re-raised in the consumer; closing the iterator stops the thread."""
+
+    def __init__(self, source: FrameSource, depth: int, timings: Timings) -> None:
+        self.source, self.depth, self.timings = source, max(1, depth), timings
+        self.info: VideoInfo = source.info
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+        q: queue.Queue = queue.Queue(self.depth)
+        stopping = threading.Event()
+
+        def put(item: object) -> bool:
+            while not stopping.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            it = iter(self.source.frames(start, stop))
+            try:
+                while True:
+                    t0 = time.perf_counter()
+                    f = next(it, _END)
+                    self.timings.decode_s += time.perf_counter() - t0
+                    if not put(f) or f is _END:
+                        return
+            except BaseException as e:  # handed to the consumer thread
+                put(_Failed(e))
+
+        th = threading.Thread(target=work, name="tracker-decode", daemon=True)
+        th.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            stopping.set()
+            th.join(timeout=5)
+
+
+class SinkWriter:
+    """Feeds (frame, masks) to every sink in a background thread through a bounded queue."""
+
+    def __init__(self, sinks: Sequence[Sink], depth: int, timings: Timings) -> None:
+        self.sinks, self.timings = list(sinks), timings
+        self._q: queue.Queue = queue.Queue(max(1, depth))
+        self._error: BaseException | None = None
+        self._th = threading.Thread(target=self._work, name="tracker-encode", daemon=True)
+        self._th.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _END:
+                return
+            if self._error is not None:
+                continue  # drain after a failure so the producer never blocks
+            try:
+                t0 = time.perf_counter()
+                for s in self.sinks:
+                    s.write(*item)
+                self.timings.encode_s += time.perf_counter() - t0
+            except BaseException as e:
+                self._error = e
+
+    def put(self, frame: Frame, masks: FrameMasks) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((frame, masks))
+
+    def abort(self) -> None:
+        """Stop after a failure elsewhere; the sinks' own errors no longer matter."""
+        self._error = self._error or RuntimeError("aborted")
+        self._q.put(_END)
+        self._th.join(timeout=30)
+
+    def finish(self) -> None:
+        self._q.put(_END)
+        self._th.join()
+        if self._error is not None:
+            raise self._error
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_pipeline(
+    propagator: Propagator,
+    source: FrameSource,
+    prompts: Sequence,
+    object_ids: Sequence[int],
+    sinks: Sequence[Sink],
+    prefetch: int = 8,
+    progress: bool = True,
+) -> Timings:
+    """Track ``prompts`` through ``source`` into ``sinks``. Sinks are entered here: they are renamed into
+    place only if the whole run succeeds."""
+    from tqdm import tqdm
+
+    timings = Timings()
+    t_start = time.perf_counter()
+    fed = PrefetchSource(source, prefetch, timings)
+    n = source.info.num_frames
+    with ExitStack() as stack:
+        for s in sinks:
+            stack.enter_context(s)
+        writer = SinkWriter(sinks, prefetch, timings)
+        bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
+        try:
+            for frame, masks in propagator.run(fed, prompts, object_ids):
+                writer.put(frame, masks)
+                timings.frames += 1
+                bar.update(1)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        writer.finish()
+    timings.wall_s = time.perf_counter() - t_start
+    timings.model_s = propagator.model.seconds
+    return timings

@@ -1,0 +1,252 @@
+"""Sinks: where tracked frames go. Each is a context manager with ``write(frame, masks)``.
+
+Every sink writes to a temporary name beside its target and renames it into place only when the
+``with`` block ends without an error, so a crash or Ctrl-C never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from .annotation import annotate
+from .records import Frame, FrameMasks, VideoInfo
+
+log = logging.getLogger(__name__)
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """[x, y, w, h] of a bool mask's pixels (None when empty)."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)
+
+
+def davis_palette() -> list[int]:
+    """The DAVIS/PASCAL VOC colour map: index i -> RGB, 256 entries flattened."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+class Sink:
+    """Base: a target path written as ``<target>.partial`` and renamed on success."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.partial = self.target.with_name(self.target.name + ".partial")
+        self.frames_written = 0
+
+    def __enter__(self) -> Sink:
+        self._remove(self.partial)
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.close(ok=exc_type is None)
+        finally:
+            if exc_type is None:
+                self._remove(self.target)
+                os.replace(self.partial, self.target)
+            else:
+                self._remove(self.partial)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        raise NotImplementedError
+
+    def close(self, ok: bool) -> None:
+        raise NotImplementedError
+
+
+class AnnotatedVideoSink(Sink):
+    """H.264 mp4 of the annotated frames: the source's timestamps (VFR kept) and its audio stream copied.
+
+    libx264 with yuv420p needs even sizes: odd widths/heights are padded by one edge pixel.
+    """
+
+    def __init__(
+        self,
+        target: Path,
+        info: VideoInfo,
+        source_path: Path | None,
+        labels: Mapping[int, str | None] | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+        alpha: float = 0.45,
+    ) -> None:
+        super().__init__(target)
+        self.info, self.source_path, self.labels = info, source_path, labels
+        self.crf, self.preset, self.alpha = crf, preset, alpha
+
+    def open(self) -> None:
+        self._out = av.open(str(self.partial), "w", format="mp4")
+        rate = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else Fraction(24)
+        self._vs = self._out.add_stream("libx264", rate=rate)
+        self._w = self.info.width + self.info.width % 2
+        self._h = self.info.height + self.info.height % 2
+        self._vs.width, self._vs.height, self._vs.pix_fmt = self._w, self._h, "yuv420p"
+        self._vs.options = {"crf": str(self.crf), "preset": self.preset}
+        # Timestamps are copied from the source, so use its time base (VFR stays VFR).
+        self._tb = Fraction(self.info.time_base).limit_denominator(1 << 30) if self.info.time_base else 1 / rate
+        self._vs.time_base = self._tb
+        self._last_pts = -1
+        self._audio_in = None
+        if self.source_path is not None and self.info.has_audio:
+            self._audio_in = av.open(str(self.source_path))
+            a = self._audio_in.streams.audio[0]
+            self._as = self._out.add_stream_from_template(a)
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        img = annotate(frame.rgb, masks, self.labels, alpha=self.alpha)
+        if img.shape[:2] != (self._h, self._w):
+            img = np.pad(img, ((0, self._h - img.shape[0]), (0, self._w - img.shape[1]), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        if frame.time is not None:
+            pts = int(round(frame.time / float(self._tb)))
+        else:
+            pts = self.frames_written
+        # The encoder refuses non-increasing timestamps (rounding can collide): nudge by one tick.
+        pts = max(pts, self._last_pts + 1)
+        vf.pts, vf.time_base = pts, self._tb
+        self._last_pts = pts
+        for p in self._vs.encode(vf):
+            self._out.mux(p)
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        try:
+            if ok:
+                for p in self._vs.encode():  # flush the encoder's delayed frames
+                    self._out.mux(p)
+                if self._audio_in is not None:
+                    a = self._audio_in.streams.audio[0]
+                    for p in self._audio_in.demux(a):
+                        if p.dts is None:
+                            continue
+                        p.stream = self._as
+                        self._out.mux(p)
+        finally:
+            if self._audio_in is not None:
+                self._audio_in.close()
+            self._out.close()
+
+
+class PngMasksSink(Sink):
+    """``masks/00000.png``: palette PNG per frame, pixel value = object id (DAVIS layout).
+    Where masks overlap, the object with the higher score wins."""
+
+    def open(self) -> None:
+        self.partial.mkdir(parents=True)
+        self._palette = davis_palette()
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        ids = masks.object_ids
+        if ids and max(ids) > 255:
+            raise ValueError(f"object id {max(ids)} does not fit a palette PNG (0..255): use ids <= 255")
+        out = np.zeros(masks.masks.shape[1:], dtype=np.uint8)
+        for i in np.argsort(masks.scores, kind="stable"):
+            out[masks.masks[i]] = ids[i]
+        im = Image.fromarray(out, mode="P")
+        im.putpalette(self._palette)
+        im.save(self.partial / f"{frame.index:05d}.png", optimize=False)
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        pass
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+class JsonlSink(Sink):
+    """``masks.jsonl``: one line per frame with COCO RLE, bbox [x, y, w, h], area and score per object."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
+        super().__init__(target)
+        self.labels = labels or {}
+
+    def open(self) -> None:
+        self._f = open(self.partial, "w")
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        objects = []
+        for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores):
+            box = mask_bbox(m)
+            objects.append(
+                {
+                    "id": oid,
+                    "label": self.labels.get(oid),
+                    "rle": encode_rle(m),
+                    "bbox": list(box) if box else None,
+                    "area": int(m.sum()),
+                    "score": round(float(s), 5),
+                }
+            )
+        line = {"frame": frame.index, "time": frame.time, "objects": objects}
+        self._f.write(json.dumps(line) + "\n")
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        self._f.close()
+
+
+class MotSink(Sink):
+    """``tracks.csv``: MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frames from 1), one per
+    object whose mask is not empty."""
+
+    def open(self) -> None:
+        self._f = open(self.partial, "w", newline="")
+        self._w = csv.writer(self._f)
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores):
+            box = mask_bbox(m)
+            if box is not None:
+                self._w.writerow([frame.index + 1, oid, *box, f"{float(s):.4f}", -1, -1, -1])
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        self._f.close()
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
