@@ -51,6 +51,7 @@ def write_video(
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         if time_base is not None:
             vs.time_base = time_base
+            vs.codec_context.time_base = time_base
         vs.options = options or ({"crf": "18", "g": "12"} if codec == "libx264" else {})
         a_stream = out.add_stream("aac", rate=48000) if audio else None
         for i, f in enumerate(itertools.chain([first], it)):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import model_cfg, moving_shapes, write_video
 
+from tracker.masks import fill_holes, to_video_masks
 from tracker.propagation import Propagator, memory_reads, pointer_reads
 from tracker.records import Prompt
 from tracker.sam import build_model
@@ -99,16 +100,23 @@ def test_duplicate_prompt_frame_rejected(clip32, model):
         list(_no_steps(model).run(PyAVSource(clip32), prompts))
 
 
-def test_masks_follow_logits_and_fill_holes(clip32):
-    m = build_model(model_cfg(128)["arch"]["model"], seed=0, fill_hole_area=8)
-    import torch
-
-    low = torch.full((1, 1, 32, 32), 5.0)
-    low[0, 0, 10:12, 10:12] = -3.0  # a 4-pixel hole: filled
-    low[0, 0, 20:30, 0:10] = -3.0  # a 100-pixel region touching the border: kept
-    filled = m._fill_holes(low)
-    assert (filled[0, 0, 10:12, 10:12] == 0.1).all()
-    assert (filled[0, 0, 20:30, 0:10] == -3.0).all()
-    masks = m.upsample(filled, (64, 64))
+def test_fill_holes_and_video_masks():
+    low = np.full((1, 32, 32), 5.0, dtype=np.float32)
+    low[0, 10:12, 10:12] = -3.0  # a 4-pixel hole: filled
+    low[0, 20:30, 0:10] = -3.0  # a 100-pixel region: kept
+    filled = fill_holes(low, 8)
+    assert (filled[0, 10:12, 10:12] == np.float32(0.1)).all()
+    assert (filled[0, 20:30, 0:10] == -3.0).all()
+    assert (low[0, 10:12, 10:12] == -3.0).all(), "the input is not modified"
+    masks = to_video_masks(filled, (64, 64))
     assert masks.dtype == bool and masks.shape == (1, 64, 64)
     assert masks[0, 21, 21] and not masks[0, 50, 5]
+
+
+def test_video_masks_match_torch_bilinear():
+    import torch
+    import torch.nn.functional as F
+
+    x = np.random.default_rng(0).normal(size=(3, 32, 32)).astype(np.float32)
+    ref = F.interpolate(torch.from_numpy(x)[:, None], size=(121, 97), mode="bilinear", align_corners=False)
+    assert (to_video_masks(x, (121, 97)) == (ref[:, 0] > 0).numpy()).mean() > 0.9999

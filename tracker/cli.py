@@ -139,7 +139,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if s.mot:
         sinks.append(MotSink(out / "tracks.csv"))
 
-    propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk)
+    propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
     log.info(
         "tracking %d object(s) through %s (%dx%d, %s frames) on %s",
         len(spec.object_ids),
@@ -155,7 +155,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         spec.prompts,
         spec.object_ids,
         sinks,
-        prefetch=cfg.propagation.prefetch,
+        queue_depth=cfg.propagation.prefetch,
         progress=cfg.progress,
     )
     import torch

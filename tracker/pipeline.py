@@ -7,20 +7,15 @@ import queue
 import resource
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from .propagation import FrameSource, Propagator
-from .records import Frame, FrameMasks, VideoInfo
+from .records import Frame, FrameMasks
 from .sinks import Sink
 
 _END = object()
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 @dataclass
@@ -43,54 +38,6 @@ class Timings:
             "fps": round(fps, 3) if fps else None,
             **self.extra,
         }
-
-
-class PrefetchSource:
-    """Wraps a source: each ``frames()`` call decodes in a background thread, at most ``depth`` ahead.
-    Decode errors are re-raised in the consumer; closing the iterator stops the thread."""
-
-    def __init__(self, source: FrameSource, depth: int, timings: Timings) -> None:
-        self.source, self.depth, self.timings = source, max(1, depth), timings
-        self.info: VideoInfo = source.info
-
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
-        q: queue.Queue = queue.Queue(self.depth)
-        stopping = threading.Event()
-
-        def put(item: object) -> bool:
-            while not stopping.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def work() -> None:
-            it = iter(self.source.frames(start, stop))
-            try:
-                while True:
-                    t0 = time.perf_counter()
-                    f = next(it, _END)
-                    self.timings.decode_s += time.perf_counter() - t0
-                    if not put(f) or f is _END:
-                        return
-            except BaseException as e:  # handed to the consumer thread
-                put(_Failed(e))
-
-        th = threading.Thread(target=work, name="tracker-decode", daemon=True)
-        th.start()
-        try:
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
-                if isinstance(item, _Failed):
-                    raise item.error
-                yield item
-        finally:
-            stopping.set()
-            th.join(timeout=5)
 
 
 class SinkWriter:
@@ -146,8 +93,8 @@ def run_pipeline(
     prompts: Sequence,
     object_ids: Sequence[int],
     sinks: Sequence[Sink],
-    prefetch: int = 8,
     progress: bool = True,
+    queue_depth: int = 8,
 ) -> Timings:
     """Track ``prompts`` through ``source`` into ``sinks``. Sinks are entered here: they are renamed into
     place only if the whole run succeeds."""
@@ -155,15 +102,14 @@ def run_pipeline(
 
     timings = Timings()
     t_start = time.perf_counter()
-    fed = PrefetchSource(source, prefetch, timings)
     n = source.info.num_frames
     with ExitStack() as stack:
         for s in sinks:
             stack.enter_context(s)
-        writer = SinkWriter(sinks, prefetch, timings)
+        writer = SinkWriter(sinks, queue_depth, timings)
         bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
         try:
-            for frame, masks in propagator.run(fed, prompts, object_ids):
+            for frame, masks in propagator.run(source, prompts, object_ids):
                 writer.put(frame, masks)
                 timings.frames += 1
                 bar.update(1)
@@ -175,4 +121,5 @@ def run_pipeline(
         writer.finish()
     timings.wall_s = time.perf_counter() - t_start
     timings.model_s = propagator.model.seconds
+    timings.decode_s = propagator.decode_seconds
     return timings

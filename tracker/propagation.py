@@ -20,17 +20,25 @@ from __future__ import annotations
 import io
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from .masks import fill_holes, sigmoid, to_video_masks
 from .records import Frame, FrameMasks, Prompt, VideoInfo
+from .threads import in_background
 
 # (frame_index, reverse, object_ids, low-res logits float32 [B, 1, S/4, S/4])
 StepHook = Callable[[int, bool, tuple[int, ...], "object"], None]
+
+
+class SourceTruncatedError(ValueError):
+    """The video ends before the frame count its index announced (e.g. a truncated file)."""
 
 
 class FrameSource(Protocol):
@@ -109,10 +117,6 @@ class MaskSpool:
         self._file.close()
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-
-
 class Propagator:
     """Runs prompts through a video with a :class:`tracker.sam.SamModel`.
 
@@ -120,8 +124,10 @@ class Propagator:
     every SAM 2 output as it is computed, in compute order, with the low-res logits.
     """
 
-    def __init__(self, model, reverse_chunk: int = 16, step_hook: StepHook | None = None) -> None:
+    def __init__(self, model, reverse_chunk: int = 16, step_hook: StepHook | None = None, prefetch: int = 8) -> None:
         self.model = model
+        self.prefetch = int(prefetch)
+        self.decode_seconds = 0.0
         self.reverse_chunk = int(reverse_chunk)
         if self.reverse_chunk < 1:
             raise ValueError(f"reverse_chunk={reverse_chunk} must be >= 1")
@@ -232,14 +238,37 @@ class Propagator:
             spool.close()
 
     def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
-        """Hand a result to the hook and, when it belongs to a later emission, to the spool."""
+        """Hand a result to the hook; return it as NumPy (low-res logits [B, h, w], score logits [B]).
+        With a spool (passes 0-2), finish it into video masks and park it there."""
         if self.step_hook is not None:
             self.step_hook(frame, reverse, g.object_ids, low_res)
-        if spool is None:
-            return None
-        masks = self.model.upsample(low_res, self._video_size)
-        spool.put(frame, g.object_ids, masks, _sigmoid(score[:, 0].cpu().numpy()))
-        return None
+        low = low_res[:, 0].float().cpu().numpy()
+        sc = score[:, 0].float().cpu().numpy()
+        if spool is not None:
+            masks, probs = self._finish(low, sc)
+            spool.put(frame, g.object_ids, masks, probs)
+        return low, sc
+
+    def _finish(self, low: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy/OpenCV only: hole filling, upsampling to the video, presence probability."""
+        low = fill_holes(low, self.model.fill_hole_area)
+        return to_video_masks(low, self._video_size), sigmoid(score)
+
+    def _frame_masks(self, t: int, all_ids: tuple[int, ...], spooled: dict, live: list) -> FrameMasks:
+        results = dict(spooled)
+        for ids, low, sc in live:
+            masks, probs = self._finish(low, sc)
+            for i, oid in enumerate(ids):
+                results[oid] = (masks[i], float(probs[i]))
+        missing = [oid for oid in all_ids if oid not in results]
+        if missing:
+            raise RuntimeError(f"frame {t}: no result for objects {missing} (internal scheduling error)")
+        return FrameMasks(
+            frame_index=t,
+            object_ids=all_ids,
+            masks=np.stack([results[oid][0] for oid in all_ids]),
+            scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+        )
 
     def _encode_prompt_frames(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool) -> None:
         from .sam import MemoryEntry
@@ -261,6 +290,27 @@ class Propagator:
                     e.low_res = None
                     g.cond[f] = e
 
+    def _with_features(self, frames: Iterable[Frame], needed: Callable[[int], bool]) -> Iterator[tuple[Frame, Any]]:
+        """Yield (frame, image features or None when no group tracks that frame).
+
+        Decoding and resizing (OpenCV) run ``prefetch`` frames ahead in a worker thread; torch work stays
+        in this thread. The image encoder runs
+        once per frame here, whatever the number of groups. (Running the image encoder itself one frame
+        ahead in a second thread was measured slower on 2 CPU cores: both compete for the same cores.)
+        """
+        resize = self.model.resize
+
+        def decoded() -> Iterator[tuple[Frame, Any]]:
+            for frame in frames:
+                yield frame, (resize(frame.rgb) if needed(frame.index) else None)
+
+        def count(seconds: float) -> None:
+            self.decode_seconds += seconds
+
+        items = in_background(decoded(), self.prefetch, "tracker-decode", count) if self.prefetch else decoded()
+        for frame, small in items:
+            yield frame, (self.model.image_features(self.model.to_input(small)) if small is not None else None)
+
     def _step(self, g: _Group, feats, t: int, reverse: bool, spool: MaskSpool | None):
         store = g.bwd if reverse else g.fwd
         e = self.model.track(feats, t, reverse, len(g.object_ids), g.cond, store, self._num_frames)
@@ -280,12 +330,12 @@ class Propagator:
             return
         start = min(g.first for g, *_ in spans.values()) + 1
         stop = max(end for *_, end in spans.values()) + 1
-        for frame in source.frames(start, stop):
+        frames = source.frames(start, stop)
+        for frame, feats in self._with_features(frames, lambda t: any(s[0].first < t <= s[3] for s in spans.values())):
             t = frame.index
             active = [s for s in spans.values() if s[0].first < t <= s[3]]
             if not active:
                 continue
-            feats = self.model.image_features(self.model.preprocess(frame.rgb))
             for g, seed_mem, seed_ptr, _ in active:
                 g.warm_end = t
                 if t in g.prompt_frames:
@@ -303,11 +353,13 @@ class Propagator:
             lo = max(0, hi - self.reverse_chunk + 1)
             chunk = list(source.frames(lo, hi + 1))
             if len(chunk) != hi + 1 - lo:
-                raise RuntimeError(f"source returned {len(chunk)} frames for {lo}..{hi}: the video is truncated")
-            for frame in reversed(chunk):
+                raise SourceTruncatedError(
+                    f"the video gave {len(chunk)} frames for {lo}..{hi}: it is truncated or damaged; "
+                    "re-encode or repair it"
+                )
+            for frame, feats in self._with_features(reversed(chunk), lambda t: True):
                 t = frame.index
                 active = [g for g in self.groups if g.first > t]
-                feats = self.model.image_features(self.model.preprocess(frame.rgb))
                 for g in active:
                     low_res, score = self._step(g, feats, t, True, spool)
                     self._emit(t, True, g, low_res, score, spool)
@@ -315,37 +367,36 @@ class Propagator:
         for g in self.groups:
             g.bwd.clear()
 
+    def _live(self, t: int) -> list[_Group]:
+        """Groups that the final forward sweep must track on frame t (the others come from the spool)."""
+        return [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
+
     def _forward(self, source: FrameSource, spool: MaskSpool, all_ids: tuple[int, ...]):
+        # Turning logits into video-size masks is NumPy/OpenCV work: one worker thread does it, in
+        # order, at most `prefetch` frames behind the model, so SAM 2 never waits for it.
+        pending: deque[tuple[Frame, Future]] = deque()
+        depth = max(1, self.prefetch)
         count = 0
-        for frame in source.frames(0, None):
-            t = frame.index
-            count += 1
-            results = spool.pop(t)
-            live = [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
-            if live:
-                feats = self.model.image_features(self.model.preprocess(frame.rgb))
-                for g in live:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-masks") as pool:
+            for frame, feats in self._with_features(source.frames(0, None), lambda t: bool(self._live(t))):
+                t = frame.index
+                count += 1
+                live = []
+                for g in self._live(t):
                     low_res, score = self._step(g, feats, t, False, None)
-                    self._emit(t, False, g, low_res, score, None)
-                    masks = self.model.upsample(low_res, self._video_size)
-                    scores = _sigmoid(score[:, 0].cpu().numpy())
-                    for i, oid in enumerate(g.object_ids):
-                        results[oid] = (masks[i], float(scores[i]))
-            missing = [oid for oid in all_ids if oid not in results]
-            if missing:
-                raise RuntimeError(f"frame {t}: no result for objects {missing} (internal scheduling error)")
-            yield (
-                frame,
-                FrameMasks(
-                    frame_index=t,
-                    object_ids=all_ids,
-                    masks=np.stack([results[oid][0] for oid in all_ids]),
-                    scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
-                ),
-            )
+                    low, sc = self._emit(t, False, g, low_res, score, None)
+                    live.append((g.object_ids, low, sc))
+                pending.append((frame, pool.submit(self._frame_masks, t, all_ids, spool.pop(t), live)))
+                while len(pending) > depth or (pending and pending[0][1].done()):
+                    f, fut = pending.popleft()
+                    yield f, fut.result()
+            while pending:
+                f, fut = pending.popleft()
+                yield f, fut.result()
         if count != self._num_frames:
-            raise RuntimeError(
-                f"the source gave {count} frames but announced {self._num_frames}: the file is truncated"
+            raise SourceTruncatedError(
+                f"the video decoded to {count} frames but its index announces {self._num_frames}: "
+                "it is truncated or damaged; re-encode or repair it"
             )
 
 

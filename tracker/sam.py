@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .masks import fill_holes
+
 log = logging.getLogger(__name__)
 
 _IMG_MEAN = (0.485, 0.456, 0.406)
@@ -186,6 +188,8 @@ class SamModel:
     ) -> None:
         self.net = net
         self.device = device
+        # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
+        # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
         self.image_size: int = int(net.image_size)
         self.num_maskmem: int = int(net.num_maskmem)
@@ -205,15 +209,23 @@ class SamModel:
         return contextlib.nullcontext()
 
     # ---- images -------------------------------------------------------------------------
-    @torch.inference_mode()
-    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """uint8 [H, W, 3] -> float32 [3, S, S] normalised, on the model's device."""
+    def resize(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 [H, W, 3] -> uint8 [S, S, 3]. OpenCV only, so it can run in the decode thread
+        (torch ops there would fight the model's own threads for the cores)."""
         s = self.image_size
         h, w = rgb.shape[:2]
         interp = cv2.INTER_AREA if (h > s or w > s) else cv2.INTER_LINEAR
-        small = cv2.resize(rgb, (s, s), interpolation=interp)
-        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        return cv2.resize(rgb, (s, s), interpolation=interp)
+
+    @torch.inference_mode()
+    def to_input(self, small: np.ndarray) -> torch.Tensor:
+        """uint8 [S, S, 3] -> float32 [3, S, S] normalised, on the model's device."""
+        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).contiguous().float().div_(255.0)
         return (x - self._mean) / self._std
+
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> float32 [3, S, S] normalised, on the model's device."""
+        return self.to_input(self.resize(rgb))
 
     @_timed
     @torch.inference_mode()
@@ -267,7 +279,10 @@ class SamModel:
                 point_inputs = {"point_coords": pts, "point_labels": lab}
                 out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, None, prev)
             assert out is not None
-            low_res = self._fill_holes(out["pred_masks"].float())
+            low_res = out["pred_masks"].float()
+            if self.fill_hole_area > 0:
+                filled = fill_holes(low_res[:, 0].cpu().numpy(), self.fill_hole_area)
+                low_res = torch.from_numpy(filled)[:, None].to(low_res.device)
             # Upstream's preflight encodes the memory of a prompt frame from its stored low-res
             # masks (hole-filled), upsampled, always as "mask from points".
             high_res = F.interpolate(low_res, size=(s, s), mode="bilinear", align_corners=False)
@@ -343,7 +358,7 @@ class SamModel:
         return MemoryEntry(
             maskmem=out["maskmem_features"].to(torch.bfloat16),
             obj_ptr=out["obj_ptr"],
-            low_res=self._fill_holes(out["pred_masks"].float()),
+            low_res=out["pred_masks"].float(),
             score=out["object_score_logits"].float(),
         )
 
@@ -359,32 +374,6 @@ class SamModel:
             "maskmem_pos_enc": [self._maskmem_pos.expand(batch, -1, -1, -1)],
             "obj_ptr": e.obj_ptr,
         }
-
-    def _fill_holes(self, low_res: torch.Tensor) -> torch.Tensor:
-        """Fill background holes of area <= fill_hole_area with logit 0.1 (upstream's post-processing,
-        done with OpenCV so that it also runs where sam2's CUDA extension is missing)."""
-        if self.fill_hole_area <= 0:
-            return low_res
-        bg = (low_res <= 0).squeeze(1).cpu().numpy().astype(np.uint8)
-        holes = np.zeros_like(bg, dtype=bool)
-        for i, b in enumerate(bg):
-            n, labels, stats, _ = cv2.connectedComponentsWithStats(b, connectivity=8)
-            small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= self.fill_hole_area)
-            small = small[small > 0]
-            if small.size:
-                holes[i] = np.isin(labels, small) & (b > 0)
-        if not holes.any():
-            return low_res
-        mask = torch.from_numpy(holes).to(low_res.device)[:, None]
-        return torch.where(mask, torch.full_like(low_res, 0.1), low_res)
-
-    @_timed
-    @torch.inference_mode()
-    def upsample(self, low_res: torch.Tensor, video_size: tuple[int, int]) -> np.ndarray:
-        """low_res float32 [B, 1, S/4, S/4] -> bool [B, H, W] at video resolution (logit > 0), as
-        upstream's _get_orig_video_res_output."""
-        up = F.interpolate(low_res, size=video_size, mode="bilinear", align_corners=False)
-        return (up[:, 0] > 0).cpu().numpy()
 
 
 def build_model(

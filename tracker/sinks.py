@@ -124,6 +124,7 @@ class AnnotatedVideoSink(Sink):
         # Timestamps are copied from the source, so use its time base (VFR stays VFR).
         self._tb = Fraction(self.info.time_base).limit_denominator(1 << 30) if self.info.time_base else 1 / rate
         self._vs.time_base = self._tb
+        self._vs.codec_context.time_base = self._tb  # else the encoder rescales pts to 1/fps (VFR collides)
         self._last_pts = -1
         self._audio_in = None
         if self.source_path is not None and self.info.has_audio:

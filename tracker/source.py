@@ -85,7 +85,7 @@ class PyAVSource:
             return
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "AUTO" if self.threads != 1 else "SLICE"
             if self.threads:
                 stream.codec_context.thread_count = self.threads
             if start > 0:

@@ -1,0 +1,264 @@
+"""End to end: real encoded files in, every output written, decoded back and checked."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from helpers import compose_config, moving_shapes, write_video
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from tracker import cli
+from tracker.source import open_source
+
+N = 12
+PROMPTS = "prompts.box=[10,10,40,40] prompts.frame=0"
+
+
+def _videos(root: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (path, source kind): each a real file written by PyAV (or PIL for the JPEG folder)."""
+    out: dict[str, tuple[Path, str]] = {}
+    out["h264_audio"] = (write_video(root / "a.mp4", moving_shapes(N, 96, 64), audio=True), "pyav")
+    vfr_pts = [0, 40, 80, 200, 240, 300, 420, 460, 500, 540, 700, 740]
+    out["vfr"] = (
+        write_video(root / "vfr.mp4", moving_shapes(N, 96, 64), pts=vfr_pts, time_base=Fraction(1, 1000)),
+        "pyav",
+    )
+    out["odd_size"] = (write_video(root / "odd.mp4", moving_shapes(N, 97, 65), pix_fmt="yuv444p"), "pyav")
+    out["10bit"] = (write_video(root / "ten.mkv", moving_shapes(N, 96, 64), pix_fmt="yuv420p10le"), "pyav")
+    out["vp9"] = (
+        write_video(root / "v.webm", moving_shapes(N, 96, 64), codec="libvpx-vp9", options={"crf": "30"}),
+        "pyav",
+    )
+    out["mjpeg"] = (
+        write_video(root / "m.avi", moving_shapes(N, 96, 64), codec="mjpeg", pix_fmt="yuvj420p", options={}),
+        "pyav",
+    )
+    folder = root / "jpegs"
+    folder.mkdir()
+    for i, f in enumerate(moving_shapes(N, 96, 64)):
+        Image.fromarray(f).save(folder / f"{i:05d}.jpg", quality=95)
+    out["jpeg_folder"] = (folder, "images")
+    return out
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    return _videos(tmp_path_factory.mktemp("videos"))
+
+
+def _run(out: Path, *overrides: str) -> dict:
+    cfg = compose_config(["model.image_size=128", f"output_dir={out}", "progress=false", *overrides])
+    return cli.run(cfg)
+
+
+def _source_times(path: Path, kind: str) -> list[float]:
+    return [f.time for f in open_source(kind, path).frames()]
+
+
+@pytest.mark.parametrize("name", ["h264_audio", "vfr", "odd_size", "10bit", "vp9", "mjpeg", "jpeg_folder"])
+def test_every_output_matches_the_source(videos, tmp_path, name):
+    path, kind = videos[name]
+    src = open_source(kind, path)
+    n, w, h = src.info.num_frames, src.info.width, src.info.height
+    assert n == N
+    prompts = tmp_path / "p.yaml"
+    prompts.write_text(
+        "objects:\n"
+        "  - {id: 3, label: disc, prompts: [{frame: 0, box: [10, 10, 40, 40]}]}\n"
+        "  - {id: 7, prompts: [{frame: 5, points: [[60, 40, 1], [5, 5, 0]]}]}\n"
+    )
+    out = tmp_path / "out"
+    record = _run(out, f"source={kind}", f"source.path={path}", f"prompts.path={prompts}")
+    assert record["frames"] == n and set(record) >= {"decode_s", "model_s", "encode_s", "fps", "peak_rss_mib"}
+    assert json.loads((out / "run.json").read_text())["config"]["source"]["path"] == str(path)
+    assert not list(out.glob("*.partial"))
+
+    # annotated.mp4: decodes, same frame count and timestamps as the source, audio copied
+    with av.open(str(out / "annotated.mp4")) as c:
+        vs = c.streams.video[0]
+        times = [float(f.pts * vs.time_base) for f in c.decode(vs)]
+        has_audio = bool(c.streams.audio)
+        assert (vs.width, vs.height) == (w + w % 2, h + h % 2)
+    assert len(times) == n
+    assert np.allclose(times, _source_times(path, kind), atol=2e-3)
+    assert has_audio == src.info.has_audio == (name == "h264_audio")
+
+    # masks.jsonl: RLE decodes (pycocotools) to the masks; PNG ids agree; MOT rows are the mask boxes
+    lines = [json.loads(x) for x in (out / "masks.jsonl").read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(n))
+    pngs = sorted((out / "masks").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(n)]
+    mot = [list(map(float, r)) for r in csv.reader((out / "tracks.csv").open())]
+    expected_mot = []
+    for line, png in zip(lines, pngs, strict=True):
+        im = Image.open(png)
+        assert im.mode == "P"
+        ids = np.asarray(im)
+        assert ids.shape == (h, w) and set(np.unique(ids)) <= {0, 3, 7}
+        for obj in line["objects"]:
+            rle = dict(obj["rle"], counts=obj["rle"]["counts"].encode())
+            m = mask_utils.decode(rle).astype(bool)
+            assert m.shape == (h, w) and int(m.sum()) == obj["area"]
+            assert np.all(m[ids == obj["id"]]), "a PNG pixel with this id lies outside the object's mask"
+            others = [o for o in line["objects"] if o["id"] != obj["id"]]
+            alone = m.copy()
+            for o in others:
+                alone &= ~mask_utils.decode(dict(o["rle"], counts=o["rle"]["counts"].encode())).astype(bool)
+            assert np.all(ids[alone] == obj["id"])
+            if obj["area"]:
+                ys, xs = np.nonzero(m)
+                box = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+                assert obj["bbox"] == box
+                expected_mot.append([line["frame"] + 1, obj["id"], *box, round(obj["score"], 4), -1, -1, -1])
+            else:
+                assert obj["bbox"] is None
+            assert obj["label"] == ("disc" if obj["id"] == 3 else None)
+    assert len(mot) == len(expected_mot)
+    for got, want in zip(mot, expected_mot, strict=True):
+        assert got[:6] == want[:6] and abs(got[6] - want[6]) < 1e-3 and got[7:] == [-1, -1, -1]
+
+
+def test_quick_prompt_and_other_decoders_agree(videos, tmp_path):
+    path, _ = videos["h264_audio"]
+    counts = {}
+    for kind in ("pyav", "decord", "opencv"):
+        out = tmp_path / kind
+        rec = _run(out, f"source={kind}", f"source.path={path}", *PROMPTS.split(), "sink.annotated=false")
+        counts[kind] = rec["frames"]
+        assert (out / "masks.jsonl").exists() and not (out / "annotated.mp4").exists()
+    assert counts == {"pyav": N, "decord": N, "opencv": N}
+
+
+def test_sources_seek_to_the_same_frames(videos):
+    path, _ = videos["h264_audio"]
+    ref = [f.rgb for f in open_source("pyav", path).frames()]
+    for kind in ("pyav", "decord", "opencv"):
+        src = open_source(kind, path)
+        got = list(src.frames(7, 10))
+        assert [f.index for f in got] == [7, 8, 9]
+        for f in got:
+            # decoders may convert YUV to RGB slightly differently
+            assert np.abs(f.rgb.astype(int) - ref[f.index].astype(int)).mean() < 3, kind
+
+
+def test_vfr_index_keeps_timestamps(videos):
+    path, _ = videos["vfr"]
+    assert _source_times(path, "pyav") == pytest.approx(
+        [t / 1000 for t in [0, 40, 80, 200, 240, 300, 420, 460, 500, 540, 700, 740]]
+    )
+
+
+# ---- bad input: exit code 2, one line on stderr, nothing left that looks complete ----------------------
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tracker.cli", f"output_dir={out}", "model.image_size=128", "progress=false", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def _assert_clean_failure(res: subprocess.CompletedProcess, tmp_path: Path, needle: str) -> None:
+    assert res.returncode == 2, res.stderr
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    errors = [x for x in lines if x.startswith("tracker: error:")]
+    assert len(errors) == 1 and needle in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    out = tmp_path / "out"
+    left = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not left & {"annotated.mp4", "masks", "masks.jsonl", "tracks.csv", "run.json"}, left
+    assert not [x for x in left if x.endswith(".partial")], left
+
+
+def _bad_files(root: Path, good: Path) -> dict[str, Path]:
+    files = {}
+    files["missing"] = root / "nope.mp4"
+    (root / "empty.mp4").write_bytes(b"")
+    files["empty"] = root / "empty.mp4"
+    (root / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    files["garbage"] = root / "garbage.mp4"
+    data = good.read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    files["truncated"] = root / "truncated.mp4"
+    with av.open(str(root / "audio.m4a"), "w") as c:
+        s = c.add_stream("aac", rate=48000)
+        wave = np.zeros((1, 48000), dtype=np.float32)
+        for i in range(0, 48000, 1024):
+            af = av.AudioFrame.from_ndarray(wave[:, i : i + 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i
+            for p in s.encode(af):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    files["audio_only"] = root / "audio.m4a"
+    return files
+
+
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing", "does not exist"),
+        ("empty", "is empty"),
+        ("garbage", "cannot be opened"),
+        ("truncated", "cannot be opened"),
+        ("audio_only", "no video stream"),
+    ],
+)
+def test_bad_video_files(videos, tmp_path, case, needle):
+    path = _bad_files(tmp_path, videos["h264_audio"][0])[case]
+    _assert_clean_failure(_cli(tmp_path, f"source.path={path}", *PROMPTS.split()), tmp_path, needle)
+
+
+def test_truncated_mp4_with_index_first_is_refused(tmp_path):
+    """An mp4 whose index (moov) comes first but whose data is cut: refused once the frames run out."""
+    good = write_video(tmp_path / "fs.mp4", moving_shapes(24, 96, 64))
+    fast = tmp_path / "faststart.mp4"
+    with av.open(str(good)) as i, av.open(str(fast), "w", options={"movflags": "faststart"}) as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = s
+                o.mux(p)
+    data = fast.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    _assert_clean_failure(_cli(tmp_path, f"source.path={cut}", *PROMPTS.split()), tmp_path, "truncated")
+
+
+@pytest.mark.parametrize(
+    "yaml_text, needle",
+    [
+        ("objects:\n  - {id: 1, prompts: [{frame: 99, box: [1, 1, 9, 9]}]}\n", "prompt frame 99 is out of range"),
+        ("objects:\n  - {id: 1, prompts: [{frame: 0, box: [1, 1, 300, 9]}]}\n", "outside the 96x64 image"),
+        ("objects:\n  - {id: 1, prompts: [{frame: 0, box: [30, 1, 9, 9]}]}\n", "is inverted"),
+        ("objects:\n  - {id: 1, prompts: [{frame: 0, mask: {size: [4, 4], counts: '016'}}]}\n", "mask has shape"),
+        (
+            "objects:\n  - {id: 1, prompts: [{frame: 0, box: [1, 1, 9, 9]}]}\n"
+            "  - {id: 1, prompts: [{frame: 0, box: [1, 1, 9, 9]}]}\n",
+            "object id 1 appears twice",
+        ),
+        ("objects:\n  - {id: 1, prompts: [{frame: 0, points: [[5, 5, 3]]}]}\n", "point label 3"),
+        ("objects:\n  - {id: 1, prompts: [{frame: 0}]}\n", "empty prompt"),
+        ("objects: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_prompts(videos, tmp_path, yaml_text, needle):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml_text)
+    res = _cli(tmp_path, f"source.path={videos['h264_audio'][0]}", f"prompts.path={p}")
+    _assert_clean_failure(res, tmp_path, needle)
+
+
+def test_bad_checkpoint(videos, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    res = _cli(tmp_path, f"source.path={videos['h264_audio'][0]}", *PROMPTS.split(), f"model.checkpoint={bad}")
+    _assert_clean_failure(res, tmp_path, "cannot be read")

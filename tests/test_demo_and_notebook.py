@@ -1,0 +1,39 @@
+"""The README's main command (the demo) and the quickstart notebook, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_command_writes_all_outputs(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "tracker.cli", "+experiment=demo", f"output_dir={tmp_path}", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "RANDOM weights" in res.stderr
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["frames"] == 48 and run["config"]["model"]["image_size"] == 256
+    with av.open(str(tmp_path / "annotated.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 48
+    assert len(list((tmp_path / "masks").glob("*.png"))) == 48
+
+
+def test_quickstart_notebook_runs(tmp_path):
+    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
+    assert "{1: 24, 2: 24}" in text
