@@ -41,6 +41,7 @@ def write_video(
     audio: bool = False,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    rotation: int = 0,
 ) -> Path:
     it = iter(frames)
     first = next(it)
@@ -49,6 +50,8 @@ def write_video(
     with av.open(str(path), "w") as out:
         vs = out.add_stream(codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        if rotation:
+            vs.set_display_rotation(rotation)
         if time_base is not None:
             vs.time_base = time_base
             vs.codec_context.time_base = time_base

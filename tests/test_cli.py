@@ -150,6 +150,21 @@ def test_sources_seek_to_the_same_frames(videos):
             assert np.abs(f.rgb.astype(int) - ref[f.index].astype(int)).mean() < 3, kind
 
 
+def test_rotation_metadata_is_honoured(tmp_path):
+    frames = list(moving_shapes(4, 96, 64))
+    path = write_video(tmp_path / "portrait.mp4", frames, rotation=-90, pix_fmt="yuv444p")
+    src = open_source("pyav", path)
+    assert (src.info.width, src.info.height) == (64, 96)
+    got = next(iter(src.frames(0, 1))).rgb
+    # -90 in the display matrix = show the picture turned 90 degrees clockwise
+    assert got.shape == (96, 64, 3)
+    assert np.abs(got.astype(int) - np.rot90(frames[0], k=3).astype(int)).mean() < 3
+    out = tmp_path / "out"
+    _run(out, f"source.path={path}", "prompts.box=[5,5,40,40]", "sink.png=false", "sink.mot=false")
+    with av.open(str(out / "annotated.mp4")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (64, 96)
+
+
 def test_vfr_index_keeps_timestamps(videos):
     path, _ = videos["vfr"]
     assert _source_times(path, "pyav") == pytest.approx(

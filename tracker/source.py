@@ -64,6 +64,10 @@ class PyAVSource:
         if not pts:
             raise SourceError(f"video {str(self.path)!r} has no decodable video frames: the file is damaged")
         self._pts = sorted(set(pts))
+        self._rot_k = 0
+        self._rot_k = self._rotation_steps()
+        if self._rot_k % 2:
+            width, height = height, width
         self._index = {p: i for i, p in enumerate(self._pts)}
         self.info = VideoInfo(
             width=width,
@@ -77,6 +81,16 @@ class PyAVSource:
     @property
     def pts(self) -> list[int]:
         return self._pts
+
+    def _rotation_steps(self) -> int:
+        """Quarter turns (counter-clockwise, for np.rot90) that the display matrix asks for. FFmpeg
+        reports the angle per frame; phones write e.g. -90 for portrait video."""
+        try:
+            with av.open(str(self.path)) as container:
+                vf = next(container.decode(video=0))
+        except (StopIteration, av.error.FFmpegError):
+            raise SourceError(f"video {str(self.path)!r} has no decodable video frames: the file is damaged") from None
+        return int(round((getattr(vf, "rotation", 0) or 0) / 90.0)) % 4
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
         n = len(self._pts)
@@ -103,19 +117,16 @@ class PyAVSource:
                         i = bisect.bisect_left(self._pts, vf.pts)
                         if i >= n:
                             break
-                    yield Frame(index=i, time=float(vf.pts * self._time_base), rgb=_to_rgb(vf))
+                    yield Frame(index=i, time=float(vf.pts * self._time_base), rgb=_to_rgb(vf, self._rot_k))
                     if vf.pts >= last_pts:
                         break
             except av.error.FFmpegError as e:
                 log.warning("%s: decoding stopped at an error (%s)", self.path, e)
 
 
-def _to_rgb(vf: av.VideoFrame) -> np.ndarray:
+def _to_rgb(vf: av.VideoFrame, rot_k: int = 0) -> np.ndarray:
     rgb = vf.to_ndarray(format="rgb24")
-    rotation = getattr(vf, "rotation", 0) or 0
-    # Display-matrix rotation (phones): PyAV reports degrees counter-clockwise.
-    k = int(round(rotation / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+    return np.ascontiguousarray(np.rot90(rgb, k=rot_k)) if rot_k else rgb
 
 
 class DecordSource:
