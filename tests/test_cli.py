@@ -277,3 +277,70 @@ def test_bad_checkpoint(videos, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     res = _cli(tmp_path, f"source.path={videos['h264_audio'][0]}", *PROMPTS.split(), f"model.checkpoint={bad}")
     _assert_clean_failure(res, tmp_path, "cannot be read")
+
+
+def test_help_lists_the_config_groups():
+    res = subprocess.run([sys.executable, "-m", "tracker.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    for group in ("model:", "source:", "prompts:", "sink:", "experiment:"):
+        assert group in res.stdout, res.stdout
+
+
+def test_multirun_sweeps_two_videos(videos, tmp_path):
+    a, b = videos["h264_audio"][0], videos["vp9"][0]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracker.cli",
+            "-m",
+            f"source.path={a},{b}",
+            "model.image_size=128",
+            "progress=false",
+            "prompts.box=[10,10,40,40]",
+            "sink.annotated=false",
+            "sink.png=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = sorted(tmp_path.glob("*/run.json"))
+    assert len(runs) == 2
+    assert {json.loads(r.read_text())["source"]["path"] for r in runs} == {str(a), str(b)}
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    import signal
+    import time
+
+    path = write_video(tmp_path / "long.mp4", moving_shapes(400, 96, 64))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracker.cli",
+            f"source.path={path}",
+            f"output_dir={out}",
+            "model.image_size=128",
+            "progress=false",
+            "prompts.box=[10,10,40,40]",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list(out.glob("masks.partial/*.png")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(out.glob("masks.partial/*.png")), "the run did not start writing"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    left = {p.name for p in out.iterdir()}
+    assert not left & {"annotated.mp4", "masks", "masks.jsonl", "tracks.csv", "run.json"}, left
+    assert not [x for x in left if x.endswith(".partial")], left
