@@ -67,15 +67,17 @@ def write_video(
         for p in vs.encode():
             out.mux(p)
         if a_stream is not None:
-            seconds = count / rate
-            samples = int(48000 * seconds)
-            t = np.arange(samples) / 48000
-            wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            for i in range(0, samples, 1024):
-                af = av.AudioFrame.from_ndarray(wave[:, i : i + 1024], format="fltp", layout="mono")
-                af.sample_rate, af.pts = 48000, i
-                for p in a_stream.encode(af):
-                    out.mux(p)
-            for p in a_stream.encode():
-                out.mux(p)
+            t = np.arange(int(48000 * count / rate)) / 48000
+            encode_audio(out, a_stream, (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
     return path
+
+
+def encode_audio(out: av.container.OutputContainer, stream, wave: np.ndarray) -> None:
+    """Encode mono float32 samples at 48 kHz into ``stream`` and flush it."""
+    for i in range(0, wave.size, 1024):
+        af = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="fltp", layout="mono")
+        af.sample_rate, af.pts = 48000, i
+        for p in stream.encode(af):
+            out.mux(p)
+    for p in stream.encode():
+        out.mux(p)

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import compose_config, moving_shapes, write_video
+from helpers import compose_config, encode_audio, moving_shapes, write_video
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -204,15 +204,7 @@ def _bad_files(root: Path, good: Path) -> dict[str, Path]:
     (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
     files["truncated"] = root / "truncated.mp4"
     with av.open(str(root / "audio.m4a"), "w") as c:
-        s = c.add_stream("aac", rate=48000)
-        wave = np.zeros((1, 48000), dtype=np.float32)
-        for i in range(0, 48000, 1024):
-            af = av.AudioFrame.from_ndarray(wave[:, i : i + 1024], format="fltp", layout="mono")
-            af.sample_rate, af.pts = 48000, i
-            for p in s.encode(af):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+        encode_audio(c, c.add_stream("aac", rate=48000), np.zeros(48000, dtype=np.float32))
     files["audio_only"] = root / "audio.m4a"
     return files
 

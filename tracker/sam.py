@@ -267,7 +267,7 @@ class SamModel:
                 if m.shape[-2:] != (s, s):
                     m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
                     m = (m >= 0.5).float()
-                out = self._track(frame_index, vision_feats, vision_pos, sizes, None, m, None)
+                out = self._track(frame_index, vision_feats, vision_pos, sizes, mask_inputs=m)
             if points is not None and len(points):
                 pts = torch.as_tensor(points, dtype=torch.float32)[None]
                 pts = pts / torch.tensor([video_w, video_h], dtype=torch.float32)
@@ -277,7 +277,7 @@ class SamModel:
                 if out is not None:
                     prev = torch.clamp(out["pred_masks"], -32.0, 32.0)
                 point_inputs = {"point_coords": pts, "point_labels": lab}
-                out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, None, prev)
+                out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, prev_logits=prev)
             assert out is not None
             low_res = out["pred_masks"].float()
             if self.fill_hole_area > 0:
@@ -301,19 +301,34 @@ class SamModel:
             score=out["object_score_logits"].float(),
         )
 
-    def _track(self, frame_index, vision_feats, vision_pos, sizes, point_inputs, mask_inputs, prev_logits):
+    def _track(
+        self,
+        frame_index: int,
+        vision_feats: list[torch.Tensor],
+        vision_pos: list[torch.Tensor],
+        sizes: list[tuple[int, int]],
+        point_inputs: dict[str, torch.Tensor] | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        prev_logits: torch.Tensor | None = None,
+        output_dict: dict[str, dict] | None = None,
+        num_frames: int = 1 << 30,
+        reverse: bool = False,
+    ) -> dict[str, Any]:
+        """SAM 2's track_step. Without ``output_dict`` it is a prompt frame's first encoding (no memory,
+        memory encoder run later, as upstream's add_new_* then preflight); with it, a tracked frame."""
+        prompt_frame = output_dict is None
         return self.net.track_step(
             frame_idx=frame_index,
-            is_init_cond_frame=True,
+            is_init_cond_frame=prompt_frame,
             current_vision_feats=vision_feats,
             current_vision_pos_embeds=vision_pos,
             feat_sizes=sizes,
             point_inputs=point_inputs,
             mask_inputs=mask_inputs,
-            output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
-            num_frames=1 << 30,
-            track_in_reverse=False,
-            run_mem_encoder=False,
+            output_dict=output_dict or {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+            num_frames=num_frames,
+            track_in_reverse=reverse,
+            run_mem_encoder=not prompt_frame,
             prev_sam_mask_logits=prev_logits,
         )
 
@@ -341,18 +356,14 @@ class SamModel:
             "non_cond_frame_outputs": {t: self._view(e, batch) for t, e in recent.items()},
         }
         with self.autocast():
-            out = self.net.track_step(
-                frame_idx=frame_index,
-                is_init_cond_frame=False,
-                current_vision_feats=vision_feats,
-                current_vision_pos_embeds=vision_pos,
-                feat_sizes=sizes,
-                point_inputs=None,
-                mask_inputs=None,
+            out = self._track(
+                frame_index,
+                vision_feats,
+                vision_pos,
+                sizes,
                 output_dict=output_dict,
                 num_frames=num_frames,
-                track_in_reverse=reverse,
-                run_mem_encoder=True,
+                reverse=reverse,
             )
         self._remember_pos(out["maskmem_pos_enc"])
         return MemoryEntry(

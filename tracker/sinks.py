@@ -184,7 +184,7 @@ class PngMasksSink(Sink):
             out[masks.masks[i]] = ids[i]
         im = Image.fromarray(out, mode="P")
         im.putpalette(self._palette)
-        im.save(self.partial / f"{frame.index:05d}.png", optimize=False)
+        im.save(self.partial / f"{frame.index:05d}.png", compress_level=1)
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:

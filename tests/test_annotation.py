@@ -1,0 +1,39 @@
+"""annotate(frame, masks) -> frame: pure, stable colours per id, tint inside masks only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracker.annotation import annotate, color_of
+from tracker.records import FrameMasks
+
+
+def _masks() -> FrameMasks:
+    m = np.zeros((2, 60, 80), dtype=bool)
+    m[0, 10:30, 10:40] = True
+    m[1, 35:55, 50:75] = True
+    return FrameMasks(0, (4, 9), m, np.array([0.9, 0.8], dtype=np.float32))
+
+
+def test_annotate_is_pure_and_tints_inside_masks_only():
+    frame = np.full((60, 80, 3), 100, dtype=np.uint8)
+    before = frame.copy()
+    fm = _masks()
+    out = annotate(frame, fm, {4: "car"}, alpha=0.5, contour=0, text=False)
+    assert np.array_equal(frame, before), "the input frame was modified"
+    inside = out[15, 20].astype(int)
+    assert np.abs(inside - (np.array(color_of(4)) * 0.5 + 50)).max() <= 1
+    outside = ~(fm.masks[0] | fm.masks[1])
+    assert np.array_equal(out[outside], frame[outside])
+
+
+def test_colours_are_stable_and_distinct():
+    assert color_of(4) == color_of(4)
+    assert len({color_of(i) for i in range(1, 20)}) == 19
+
+
+def test_contour_and_text_are_drawn():
+    frame = np.full((60, 80, 3), 100, dtype=np.uint8)
+    plain = annotate(frame, _masks(), contour=0, text=False)
+    full = annotate(frame, _masks(), {4: "car"}, contour=2, text=True)
+    assert (full != plain).any(axis=2).sum() > 50
