@@ -120,3 +120,13 @@ def test_video_masks_match_torch_bilinear():
     x = np.random.default_rng(0).normal(size=(3, 32, 32)).astype(np.float32)
     ref = F.interpolate(torch.from_numpy(x)[:, None], size=(121, 97), mode="bilinear", align_corners=False)
     assert (to_video_masks(x, (121, 97)) == (ref[:, 0] > 0).numpy()).mean() > 0.9999
+
+
+def test_without_backward_objects_are_empty_before_their_first_prompt(clip32, model):
+    steps = []
+    pr = Propagator(model, backward=False, step_hook=lambda t, rev, ids, low: steps.append((t, rev, ids)))
+    out = list(pr.run(PyAVSource(clip32), [Prompt(1, 0, box=(20, 30, 60, 70)), Prompt(2, 10, box=(90, 60, 140, 100))]))
+    assert [fm.frame_index for _, fm in out] == list(range(32))
+    assert not any(rev for _, rev, _ in steps)
+    assert all(not fm.mask_of(2).any() and fm.scores[1] == 0.0 for _, fm in out[:10])
+    assert {t for t, _, ids in steps if ids == (2,)} == set(range(10, 32))

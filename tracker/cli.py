@@ -59,6 +59,72 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _build_model(cfg: DictConfig):
+    from .sam import build_model
+
+    m = cfg.model
+    if m.checkpoint is None:
+        log.warning("model.checkpoint is null: RANDOM weights, the masks are noise (pass model.checkpoint=PATH)")
+    return build_model(
+        OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
+        checkpoint=m.checkpoint,
+        device=m.device,
+        compile=m.compile,
+        fill_hole_area=m.fill_hole_area,
+        seed=cfg.seed,
+    )
+
+
+def _device_name(model) -> str:
+    import torch
+
+    return str(model.device) if model.device.type != "cuda" else torch.cuda.get_device_name()
+
+
+def _peak_gpu_mib() -> float:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else 0.0
+
+
+def run_dataset_config(cfg: DictConfig, out: Path, started: float) -> dict[str, Any]:
+    """``dataset=davis|sav``: track every sequence (VOS protocol), write predictions, evaluate."""
+    from .datasets import load_sequences
+    from .pipeline import peak_rss_mib
+    from .sinks import write_json_atomic
+    from .vos import run_dataset
+
+    d = cfg.dataset
+    if not d.root:
+        raise ValueError("dataset.root is not set: pass dataset.root=PATH (e.g. scripts/make_synthetic_dataset.py)")
+    seqs = load_sequences(d.layout, d.root, d.split, d.resolution, d.shard, d.num_shards)
+    model = _build_model(cfg)
+    results, timings = run_dataset(
+        model,
+        seqs,
+        out,
+        d.layout,
+        prompt=d.prompt,
+        annotated_video=d.annotated_video,
+        reverse_chunk=cfg.propagation.reverse_chunk,
+        prefetch=cfg.propagation.prefetch,
+        progress=cfg.progress,
+    )
+    record = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": _versions(),
+        "device": _device_name(model),
+        "sequences": [s.name for s in seqs],
+        "results": results["dataset"],
+        **timings.as_dict(),
+        "total_s": round(time.perf_counter() - started, 3),
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": _peak_gpu_mib(),
+    }
+    write_json_atomic(out / "run.json", record)
+    return record
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Resolve the config into plain objects and run the pipeline; returns run.json's content."""
     from .pipeline import peak_rss_mib, run_pipeline
@@ -69,6 +135,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     out = _output_dir(cfg)
+    if cfg.get("dataset"):
+        return run_dataset_config(cfg, out, started)
     src_cfg = OmegaConf.to_container(cfg.source, resolve=True)
     assert isinstance(src_cfg, dict)
     kind = src_cfg.pop("kind")
@@ -105,19 +173,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             )
     Propagator.check_prompts(spec.prompts, info, spec.object_ids)
 
-    from .sam import build_model
-
-    m = cfg.model
-    if m.checkpoint is None:
-        log.warning("model.checkpoint is null: RANDOM weights, the masks are noise (pass model.checkpoint=PATH)")
-    model = build_model(
-        OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
-        checkpoint=m.checkpoint,
-        device=m.device,
-        compile=m.compile,
-        fill_hole_area=m.fill_hole_area,
-        seed=cfg.seed,
-    )
+    model = _build_model(cfg)
     s = cfg.sink
     sinks = []
     if s.annotated:
@@ -158,19 +214,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         queue_depth=cfg.propagation.prefetch,
         progress=cfg.progress,
     )
-    import torch
-
     record = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "versions": _versions(),
-        "device": str(model.device) if model.device.type != "cuda" else torch.cuda.get_device_name(),
+        "device": _device_name(model),
         "source": {"path": str(path), "kind": kind, **{k: v for k, v in vars(info).items()}},
         "objects": {str(k): v for k, v in spec.labels.items()},
         "outputs": sorted(str(x.target.name) for x in sinks),
         **timings.as_dict(),
         "total_s": round(time.perf_counter() - started, 3),
         "peak_rss_mib": peak_rss_mib(),
-        "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else 0.0,
+        "peak_gpu_mib": _peak_gpu_mib(),
     }
     write_json_atomic(out / "run.json", record)
     log.info(
@@ -192,16 +246,48 @@ def _app(cfg: DictConfig) -> None:
         run(cfg)
     except (ValueError, FileNotFoundError) as e:
         # Bad input: one line, no traceback, exit 2. Outputs were not renamed into place.
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"tracker: error: {msg}", file=sys.stderr)
-        sys.exit(2)
+        _fail(e)
     except KeyboardInterrupt:
         print("tracker: interrupted; partial outputs were removed", file=sys.stderr)
         sys.exit(130)
 
 
+def _fail(e: BaseException) -> None:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"tracker: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(config_path=_CONFIGS, config_name="eval", version_base="1.3")
+def _eval_app(cfg: DictConfig) -> None:
+    """``tracker-eval pred=DIR gt=DIR``: J&F of a prediction folder against ground truth."""
+    from .datasets import gt_sequences
+    from .evaluate import evaluate, format_table, results_dict, write_results
+
+    try:
+        if not cfg.pred or not cfg.gt:
+            raise ValueError("pass pred=PREDICTIONS_DIR gt=GROUND_TRUTH_DIR")
+        results = results_dict(evaluate(Path(cfg.pred), gt_sequences(cfg.gt, cfg.layout)))
+        out = _output_dir(cfg)
+        write_results(out, results)
+        print(format_table(results))
+        log.info("wrote %s and %s", out / "results.csv", out / "results.json")
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+
+
 def main() -> None:
     _app()
+
+
+def eval_main() -> None:
+    _eval_app()
+
+
+def report_main() -> None:
+    from .report import main as report
+
+    report()
 
 
 if __name__ == "__main__":

@@ -124,8 +124,18 @@ class Propagator:
     every SAM 2 output as it is computed, in compute order, with the low-res logits.
     """
 
-    def __init__(self, model, reverse_chunk: int = 16, step_hook: StepHook | None = None, prefetch: int = 8) -> None:
+    def __init__(
+        self,
+        model,
+        reverse_chunk: int = 16,
+        step_hook: StepHook | None = None,
+        prefetch: int = 8,
+        backward: bool = True,
+    ) -> None:
+        """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
+        first prompt frame (empty masks there), so no backward pass is run."""
         self.model = model
+        self.backward = bool(backward)
         self.prefetch = int(prefetch)
         self.decode_seconds = 0.0
         self.reverse_chunk = int(reverse_chunk)
@@ -231,8 +241,9 @@ class Propagator:
         spool = MaskSpool()
         try:
             self._encode_prompt_frames(source, prompts, spool)
-            self._warm_up(source, spool)
-            self._backward(source, spool)
+            if self.backward:
+                self._warm_up(source, spool)
+                self._backward(source, spool)
             yield from self._forward(source, spool, all_ids)
         finally:
             spool.close()
@@ -256,6 +267,11 @@ class Propagator:
 
     def _frame_masks(self, t: int, all_ids: tuple[int, ...], spooled: dict, live: list) -> FrameMasks:
         results = dict(spooled)
+        if not self.backward:
+            empty = np.zeros(self._video_size, dtype=bool)
+            for g in self.groups:
+                if t < g.first:
+                    results.update({oid: (empty, 0.0) for oid in g.object_ids})
         for ids, low, sc in live:
             masks, probs = self._finish(low, sc)
             for i, oid in enumerate(ids):

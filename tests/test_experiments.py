@@ -1,0 +1,266 @@
+"""Experiments: metrics with hand-checked values, dataset runs, evaluation, sweeps and reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tracker.datasets import first_frame_prompts, load_sequences
+from tracker.metrics import ObjectScores, boundary_f, decay, iou, score_sequence, summarize
+from tracker.synthetic import write_dataset
+
+# ---- metrics ----------------------------------------------------------------------------------------
+
+
+def _square(x: int, y: int, s: int = 40, size: int = 100) -> np.ndarray:
+    m = np.zeros((size, size), dtype=bool)
+    m[y : y + s, x : x + s] = True
+    return m
+
+
+def test_identical_and_disjoint_masks():
+    a = _square(20, 20)
+    assert iou(a, a) == 1.0 and boundary_f(a, a) == 1.0
+    b = _square(70, 70, 20)
+    assert iou(a, b) == 0.0 and boundary_f(a, b) == 0.0
+
+
+def test_one_pixel_shift_is_within_the_boundary_tolerance():
+    a, b = _square(20, 20), _square(21, 20)
+    # tolerance: ceil(0.008 * diag(100x100)) = 2 px
+    assert boundary_f(a, b) == 1.0
+    assert iou(a, b) == pytest.approx(39 * 40 / (41 * 40))
+
+
+def test_empty_cases():
+    a, empty = _square(20, 20), np.zeros((100, 100), dtype=bool)
+    assert iou(a, empty) == 0.0 and boundary_f(a, empty) == 0.0
+    assert iou(empty, empty) == 1.0 and boundary_f(empty, empty) == 1.0
+
+
+def test_recall_and_decay_on_a_crafted_sequence():
+    # J per frame of one object over 12 annotated frames; the first and last are excluded (DAVIS).
+    # Frame t's prediction covers a fraction of the 10x10 object such that IoU = values[t].
+    values = [9.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.2, 0.2, 0.2, 0.0, 9.0]
+    gt, pred = [], []
+    for v in values:
+        g = np.zeros((50, 50), dtype=np.uint8)
+        g[10:20, 10:20] = 1
+        p = np.zeros_like(g)
+        cols = int(round(10 * min(v, 1.0)))
+        p[10:20, 10 : 10 + cols] = 1
+        gt.append(g)
+        pred.append(p)
+    (obj,) = score_sequence("crafted", gt, pred)
+    assert obj.j == pytest.approx((1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.2, 0.2, 0.2, 0.0))
+    s = obj.stats()
+    assert s["J-Mean"] == pytest.approx(0.51)
+    assert s["J-Recall"] == pytest.approx(0.3)  # > 0.5: the three 1.0 frames
+    # 4 bins as DAVIS splits 10 frames: [0:3], [2:6], [5:8], [7:10] -> 1.0 - mean(0.2, 0.2, 0.0)
+    assert s["J-Decay"] == pytest.approx(1.0 - 0.4 / 3)
+    assert decay([1.0] * 10) == 0.0
+
+
+def test_summary_averages_objects_not_sequences():
+    objs = [
+        ObjectScores("a", 1, (1.0, 1.0), (1.0, 1.0)),
+        ObjectScores("a", 2, (0.0, 0.0), (0.0, 0.0)),
+        ObjectScores("b", 1, (1.0, 1.0), (0.5, 0.5)),
+    ]
+    s = summarize(objs)
+    assert s["J-Mean"] == pytest.approx(2 / 3) and s["F-Mean"] == pytest.approx(0.5)
+    assert s["J&F-Mean"] == pytest.approx((2 / 3 + 0.5) / 2)
+
+
+# ---- datasets and runs ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, sequences=2, seed=3, frames=10, width=96, height=72, objects=(2, 3))
+    return root
+
+
+def test_synthetic_dataset_is_seeded_and_well_formed(synth, tmp_path):
+    again = tmp_path / "again"
+    write_dataset(again, sequences=2, seed=3, frames=10, width=96, height=72, objects=(2, 3))
+    for f in (synth / "Annotations").rglob("*.png"):
+        assert np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(again / f.relative_to(synth))))
+    seqs = load_sequences("davis", synth)
+    assert [s.name for s in seqs] == ["synth003_000", "synth003_001"]
+    lab = seqs[0].label_map(0)
+    assert lab.shape == (72, 96) and len(set(np.unique(lab)) - {0}) >= 2
+    prompts = list(first_frame_prompts(seqs[0], "click3"))
+    assert all(len(p.points) == 3 and all(lab[int(y), int(x)] == p.object_id for x, y, _ in p.points) for p in prompts)
+    assert load_sequences("davis", synth, shard=1, num_shards=2)[0].name == "synth003_001"
+
+
+def _tracker(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracker.cli",
+            *(a for a in args if a.startswith("-")),
+            "model.image_size=128",
+            "progress=false",
+            *(a for a in args if not a.startswith("-")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def _eval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from tracker.cli import eval_main; eval_main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_dataset_run_writes_predictions_and_evaluates_itself(synth, tmp_path):
+    out = tmp_path / "run"
+    res = _tracker("dataset=davis", f"dataset.root={synth}", f"output_dir={out}", "dataset.annotated_video=true")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "J&F-Mean" in res.stdout and "ALL" in res.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["sequences"]) == {"synth003_000", "synth003_001"}
+    for seq in ("synth003_000", "synth003_001"):
+        gt = sorted(p.name for p in (synth / "Annotations" / "480p" / seq).glob("*.png"))
+        assert sorted(p.name for p in (out / "predictions" / seq).glob("*.png")) == gt
+        assert Image.open(out / "predictions" / seq / gt[0]).mode == "P"
+        assert (out / "videos" / f"{seq}.mp4").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["results"]["J&F-Mean"] == results["dataset"]["J&F-Mean"] and run["frames"] == 20
+    # the evaluation command gives the same numbers from the folders alone
+    ev = _eval(f"pred={out / 'predictions'}", f"gt={synth / 'Annotations' / '480p'}", f"output_dir={tmp_path / 'ev'}")
+    assert ev.returncode == 0, ev.stderr
+    again = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert again["dataset"] == pytest.approx(results["dataset"])
+
+
+def test_perfect_predictions_score_one(synth, tmp_path):
+    pred = tmp_path / "pred"
+    shutil.copytree(synth / "Annotations" / "480p", pred)
+    ev = _eval(f"pred={pred}", f"gt={synth / 'Annotations' / '480p'}", f"output_dir={tmp_path / 'ev'}")
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["dataset"]["J&F-Mean"] == 1.0
+    assert (tmp_path / "ev" / "results.csv").read_text().splitlines()[-1].startswith("ALL,1.00000")
+
+
+def test_sav_layout_run(synth, tmp_path):
+    """SA-V layout (per-object PNGs on every 4th frame), made from the synthetic DAVIS data."""
+    root = tmp_path / "sav"
+    for seq in ("synth003_000",):
+        shutil.copytree(synth / "JPEGImages" / "480p" / seq, root / "JPEGImages_24fps" / seq)
+        for png in sorted((synth / "Annotations" / "480p" / seq).glob("*.png"))[::4]:
+            lab = np.asarray(Image.open(png))
+            for oid in set(np.unique(lab).tolist()) - {0}:
+                d = root / "Annotations_6fps" / seq / f"{oid:03d}"
+                d.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(((lab == oid) * 255).astype(np.uint8)).save(d / png.name)
+    out = tmp_path / "run"
+    res = _tracker("dataset=sav", f"dataset.root={root}", f"output_dir={out}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    preds = sorted(p.relative_to(out / "predictions") for p in (out / "predictions").rglob("*.png"))
+    gts = sorted(p.relative_to(root / "Annotations_6fps") for p in (root / "Annotations_6fps").rglob("*.png"))
+    assert preds == gts
+    assert len(json.loads((out / "results.json").read_text())["objects"]) >= 2
+
+
+def _one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    assert res.returncode == 2, res.stderr[-2000:]
+    errs = [x for x in res.stderr.splitlines() if x.startswith("tracker: error:")]
+    assert len(errs) == 1 and all(n in errs[0] for n in needles), res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_bad_ground_truth_and_predictions(synth, tmp_path):
+    gt = tmp_path / "gt"
+    shutil.copytree(synth / "Annotations" / "480p", gt)
+    pred = tmp_path / "pred"
+    shutil.copytree(gt, pred)
+    shutil.rmtree(pred / "synth003_001")
+    _one_line_error(_eval(f"pred={pred}", f"gt={gt}"), "synth003_001", "does not exist")
+
+    shutil.copytree(gt / "synth003_001", pred / "synth003_001")
+    Image.new("P", (10, 10)).save(pred / "synth003_001" / "00003.png")
+    _one_line_error(_eval(f"pred={pred}", f"gt={gt}"), "synth003_001", "00003", "10x10")
+
+    (gt / "synth003_000" / "00004.png").unlink()
+    _one_line_error(_eval(f"pred={pred}", f"gt={gt}"), "synth003_000", "00004.png")
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synth, bad)
+    Image.new("P", (20, 20)).save(bad / "Annotations" / "480p" / "synth003_000" / "00002.png")
+    res = _tracker("dataset=davis", f"dataset.root={bad}", f"output_dir={tmp_path / 'o'}")
+    _one_line_error(res, "synth003_000", "00002.png", "20x20")
+
+
+# ---- sweeps -----------------------------------------------------------------------------------------
+
+
+def test_joblib_sweep_and_report(synth, tmp_path):
+    sweep = tmp_path / "sweep"
+    res = _tracker(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+        "dataset=davis",
+        f"dataset.root={synth}",
+        "dataset.prompt=mask,box",
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(list(sweep.glob("*/results.json"))) == 2
+    rep = subprocess.run(
+        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rep.returncode == 0, rep.stderr
+    table = (sweep / "report.md").read_text()
+    assert "dataset.prompt=mask" in table and "dataset.prompt=box" in table
+    assert (sweep / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((sweep / "report.csv").read_text().splitlines()) == 3
+
+
+def test_submitit_local_shards_merge_in_the_report(synth, tmp_path):
+    sweep = tmp_path / "sweep"
+    res = _tracker(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.sweep.dir={sweep}",
+        "dataset=davis",
+        f"dataset.root={synth}",
+        "dataset.num_shards=2",
+        "dataset.shard=0,1",
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(list(sweep.glob("*/results.json"))) == 2
+    rep = subprocess.run(
+        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rep.returncode == 0, rep.stderr
+    rows = (sweep / "report.csv").read_text().splitlines()
+    assert len(rows) == 2, rows  # two shards -> one merged configuration
+    assert ",2,2," in rows[1]  # jobs = 2, sequences = 2

@@ -1,0 +1,103 @@
+"""Evaluation of predictions against ground truth (J, F and their statistics, see tracker.metrics),
+a results table, and ``results.csv`` / ``results.json``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .datasets import DatasetError, VosSequence
+from .metrics import METRICS, ObjectScores, score_sequence, summarize
+
+
+def _read_label_png(path: Path, seq: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
+    except OSError:
+        raise DatasetError(f"sequence {seq}: prediction {path} is not a readable PNG") from None
+
+
+def read_prediction(pred_root: Path, seq: VosSequence, t: int) -> np.ndarray:
+    """The predicted label map of annotated frame t, in the ground truth's layout."""
+    ann = seq.annotations[t]
+    stem = seq.frame_files[t].stem
+    folder = Path(pred_root) / seq.name
+    if not folder.is_dir():
+        raise DatasetError(f"sequence {seq.name}: the prediction folder {folder} does not exist")
+    gt = seq.label_map(t)
+    if isinstance(ann, Path):
+        path = folder / f"{stem}.png"
+        if not path.is_file():
+            raise DatasetError(f"sequence {seq.name}: prediction {path} is missing")
+        lab = _read_label_png(path, seq.name)
+    else:
+        lab = np.zeros(gt.shape, dtype=np.uint8)
+        for oid in sorted(ann):
+            path = folder / f"{oid:03d}" / f"{stem}.png"
+            if not path.is_file():
+                raise DatasetError(f"sequence {seq.name}: prediction {path} is missing")
+            m = _read_label_png(path, seq.name) > 0
+            if m.shape != gt.shape:
+                break
+            lab[m] = oid
+    if lab.shape != gt.shape:
+        raise DatasetError(
+            f"sequence {seq.name}: prediction for frame {stem} is {lab.shape[1]}x{lab.shape[0]}, the ground "
+            f"truth is {gt.shape[1]}x{gt.shape[0]}"
+        )
+    return lab
+
+
+def evaluate(pred_root: Path, sequences: Sequence[VosSequence]) -> list[ObjectScores]:
+    objects: list[ObjectScores] = []
+    for seq in sequences:
+        ts = seq.annotated
+        gts = [seq.label_map(t) for t in ts]
+        preds = [read_prediction(pred_root, seq, t) for t in ts]
+        objects += score_sequence(seq.name, gts, preds)
+    return objects
+
+
+def results_dict(objects: Sequence[ObjectScores]) -> dict:
+    names = sorted({o.sequence for o in objects})
+    return {
+        "dataset": summarize(objects),
+        "sequences": {n: summarize([o for o in objects if o.sequence == n]) for n in names},
+        "objects": [{"sequence": o.sequence, "id": o.object_id, "J": list(o.j), "F": list(o.f)} for o in objects],
+    }
+
+
+def objects_from_results(data: dict) -> list[ObjectScores]:
+    return [ObjectScores(o["sequence"], int(o["id"]), tuple(o["J"]), tuple(o["F"])) for o in data["objects"]]
+
+
+def format_table(results: dict) -> str:
+    head = ["sequence", *METRICS]
+    rows = [[n, *(f"{v[m]:.3f}" for m in METRICS)] for n, v in results["sequences"].items()]
+    rows.append(["ALL", *(f"{results['dataset'][m]:.3f}" for m in METRICS)])
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def write_results(out_dir: Path, results: dict) -> None:
+    """results.json (with per-object per-frame values, so shards can be merged) and results.csv."""
+    out_dir = Path(out_dir)
+    tmp = out_dir / "results.json.partial"
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, out_dir / "results.json")
+    tmp = out_dir / "results.csv.partial"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sequence", *METRICS])
+        for n, v in results["sequences"].items():
+            w.writerow([n, *(f"{v[m]:.5f}" for m in METRICS)])
+        w.writerow(["ALL", *(f"{results['dataset'][m]:.5f}" for m in METRICS)])
+    os.replace(tmp, out_dir / "results.csv")

@@ -1,0 +1,157 @@
+"""A seedable synthetic VOS benchmark in the DAVIS layout, with exact ground truth.
+
+Each sequence: a textured world wider than the frame seen through a panning camera, and several
+shapes (discs, squares, ellipses, triangles) of different colours and sizes that move, occlude one
+another (fixed depth order), leave the frame and come back. Written as::
+
+    ROOT/JPEGImages/<res>/<seq>/00000.jpg
+    ROOT/Annotations/<res>/<seq>/00000.png     palette PNG, pixel = object id (0 = background)
+    ROOT/ImageSets/2017/val.txt                one sequence name per line
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .sinks import davis_palette
+
+_SHAPES = ("disc", "square", "ellipse", "triangle")
+
+
+@dataclass(frozen=True)
+class _Thing:
+    shape: str
+    color: tuple[int, int, int]
+    size: float
+    x0: float
+    y0: float
+    vx: float
+    vy: float
+    angle_speed: float
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = rng.integers(0, 256, size=(h // 16 + 2, w // 16 + 2, 3)).astype(np.uint8)
+    base = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(-25, 25, size=(h, w, 3))
+    return np.clip(base.astype(int) // 2 + 40 + noise, 0, 255).astype(np.uint8)
+
+
+def _draw(thing: _Thing, t: int, cam_x: float, h: int, w: int) -> np.ndarray:
+    """bool [h, w]: the shape's pixels on frame t, in camera coordinates (it may be off-screen)."""
+    cx = thing.x0 + thing.vx * t - cam_x
+    cy = thing.y0 + thing.vy * t
+    # Bounce vertically inside the frame, wrap horizontally through a margin: objects leave and re-enter.
+    period_y = 2 * h
+    cy = cy % period_y
+    cy = cy if cy < h else period_y - cy
+    margin = 2 * thing.size
+    cx = (cx + margin) % (w + 2 * margin) - margin
+    m = np.zeros((h, w), dtype=np.uint8)
+    s = thing.size
+    ang = thing.angle_speed * t
+    c = (int(round(cx)), int(round(cy)))
+    if thing.shape == "disc":
+        cv2.circle(m, c, int(s), 1, -1)
+    elif thing.shape == "ellipse":
+        cv2.ellipse(m, c, (int(s), int(s * 0.55)), ang, 0, 360, 1, -1)
+    else:
+        k = 4 if thing.shape == "square" else 3
+        pts = [
+            (cx + s * np.cos(np.radians(ang + 360 * i / k)), cy + s * np.sin(np.radians(ang + 360 * i / k)))
+            for i in range(k)
+        ]
+        cv2.fillPoly(m, [np.round(np.array(pts)).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def make_sequence(
+    seed: int, frames: int = 24, width: int = 160, height: int = 120, objects: int = 3
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(RGB frames, label maps) of one sequence. Every object is visible on frame 0."""
+    rng = np.random.default_rng(seed)
+    world = _texture(rng, height, width * 2)
+    pan = rng.uniform(-1.5, 1.5)
+    things = []
+    palette = rng.permutation(
+        np.array(
+            [
+                [230, 50, 50],
+                [50, 200, 60],
+                [60, 90, 240],
+                [240, 220, 40],
+                [200, 60, 220],
+                [40, 220, 220],
+                [250, 140, 30],
+                [240, 240, 240],
+            ]
+        )
+    )
+    for i in range(objects):
+        size = rng.uniform(0.07, 0.16) * min(width, height)
+        things.append(
+            _Thing(
+                shape=_SHAPES[int(rng.integers(len(_SHAPES)))],
+                color=tuple(int(v) for v in palette[i % len(palette)]),
+                size=size,
+                x0=rng.uniform(size, width - size),
+                y0=rng.uniform(size, height - size),
+                vx=rng.uniform(-3.5, 3.5) * width / 160,
+                vy=rng.uniform(-2.0, 2.0) * height / 120,
+                angle_speed=rng.uniform(-6, 6),
+            )
+        )
+    rgbs, labels = [], []
+    for t in range(frames):
+        cam = width / 2 + pan * t
+        x = int(round(cam)) % width
+        img = world[:, x : x + width].copy()
+        lab = np.zeros((height, width), dtype=np.uint8)
+        for oid, th in enumerate(things, start=1):  # later objects are in front
+            m = _draw(th, t, cam - width / 2, height, width)
+            img[m] = th.color
+            lab[m] = oid
+        rgbs.append(img)
+        labels.append(lab)
+    return rgbs, labels
+
+
+def write_dataset(
+    root: Path,
+    sequences: int = 4,
+    seed: int = 0,
+    frames: int = 24,
+    width: int = 160,
+    height: int = 120,
+    objects: tuple[int, int] = (2, 4),
+    resolution: str = "480p",
+    split: str = "val",
+) -> list[str]:
+    """Write a DAVIS-layout dataset; returns the sequence names. Same seed -> same bytes."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    names = []
+    pal = davis_palette()
+    for i in range(sequences):
+        name = f"synth{seed:03d}_{i:03d}"
+        k = int(rng.integers(objects[0], objects[1] + 1))
+        rgbs, labels = make_sequence(int(rng.integers(1 << 31)), frames, width, height, k)
+        img_dir = root / "JPEGImages" / resolution / name
+        ann_dir = root / "Annotations" / resolution / name
+        img_dir.mkdir(parents=True, exist_ok=True)
+        ann_dir.mkdir(parents=True, exist_ok=True)
+        for t, (rgb, lab) in enumerate(zip(rgbs, labels)):
+            Image.fromarray(rgb).save(img_dir / f"{t:05d}.jpg", quality=95)
+            im = Image.fromarray(lab, mode="P")
+            im.putpalette(pal)
+            im.save(ann_dir / f"{t:05d}.png")
+        names.append(name)
+    sets = root / "ImageSets" / "2017"
+    sets.mkdir(parents=True, exist_ok=True)
+    (sets / f"{split}.txt").write_text("".join(n + "\n" for n in names))
+    return names
