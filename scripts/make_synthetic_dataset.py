@@ -1,6 +1,6 @@
 """Write a synthetic DAVIS-layout VOS benchmark with exact ground truth (see tracker/synthetic.py).
 
-    python scripts/make_synthetic_dataset.py data/synth --sequences 20 --seed 7 --frames 32
+python scripts/make_synthetic_dataset.py data/synth --sequences 20 --seed 7 --frames 32
 """
 
 from __future__ import annotations

@@ -37,12 +37,14 @@ def collect(root: Path) -> list[dict]:
         g["frames"] += int(run.get("frames", 0))
         g["wall_s"] += float(run.get("wall_s", 0.0))
         g["jobs"] += 1
+    common = set.intersection(*(set(k) for k in groups)) if len(groups) > 1 else set()
     rows = []
     for key, g in groups.items():
         s = summarize(g["objects"])
         rows.append(
             {
-                "config": " ".join(key) or "(defaults)",
+                "config": " ".join(o for o in key if o not in common) or "(defaults)",
+                "common": " ".join(o for o in key if o in common),
                 "jobs": g["jobs"],
                 "sequences": len({o.sequence for o in g["objects"]}),
                 "objects": len(g["objects"]),
@@ -55,7 +57,8 @@ def collect(root: Path) -> list[dict]:
 
 def _markdown(rows: list[dict]) -> str:
     cols = ["config", "jobs", "sequences", "objects", "J&F-Mean", "J-Mean", "F-Mean", "J-Decay", "F-Decay", "fps"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [f"All runs: `{rows[0]['common']}`", ""] if rows[0]["common"] else []
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
