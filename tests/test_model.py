@@ -18,7 +18,7 @@ MODELS = [f"sam2.1_hiera_{s}" for s in ("t", "s", "b+", "l")] + [f"sam2_hiera_{s
 def test_every_model_config_composes_and_builds(name):
     cfg = compose_config([f"model={name}", "model.image_size=128"])
     arch = OmegaConf.to_container(cfg.model.arch.model, resolve=True)
-    assert arch["image_size"] == 128
+    assert arch["image_size"] == 128 and arch["memory_temporal_stride_for_eval"] == 1
     # the flags upstream's build_sam2_video_predictor sets
     assert arch["binarize_mask_from_pts_for_mem_enc"] is True
     assert arch["sam_mask_decoder_extra_args"]["dynamic_multimask_via_stability"] is True

@@ -150,5 +150,5 @@ def test_g_memory_stride_2(clip32, first):
     _check(
         clip32,
         [Prompt(1, first, box=(20, 30, 60, 70)), Prompt(2, first, points=((100, 80, 1),))],
-        extra=["+model.arch.model.memory_temporal_stride_for_eval=2"],
+        extra=["model.memory_stride=2"],
     )
