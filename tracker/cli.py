@@ -276,8 +276,40 @@ def _eval_app(cfg: DictConfig) -> None:
         _fail(e)
 
 
+@hydra.main(config_path=_CONFIGS, config_name="train", version_base="1.3")
+def _train_app(cfg: DictConfig) -> None:
+    """``tracker-train``: train / fine-tune SAM 2 on a DAVIS-layout dataset (tracker/train.py)."""
+    from .train import TrainSettings, train
+
+    try:
+        t = cfg.train
+        if not t.data_root:
+            raise ValueError("train.data_root is not set: pass train.data_root=DATASET (DAVIS layout)")
+        out = _output_dir(cfg)
+        settings = TrainSettings(out_dir=str(out), seed=cfg.seed, **OmegaConf.to_container(t, resolve=True))
+        m = cfg.model
+        from .sam import build_model
+
+        model = build_model(
+            OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
+            checkpoint=None,
+            device=m.device,
+            fill_hole_area=m.fill_hole_area,
+            seed=cfg.seed,
+        )
+        history = train(model, settings, checkpoint_from=m.checkpoint, progress=cfg.progress)
+        last = [h for h in history if "loss" in h][-1]
+        log.info("done: step %d, loss %.4f -> %s", last["step"], last["loss"], out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+
+
 def main() -> None:
     _app()
+
+
+def train_main() -> None:
+    _train_app()
 
 
 def eval_main() -> None:

@@ -1,0 +1,353 @@
+"""Fine-tuning / training SAM 2 on a DAVIS-layout dataset (``tracker-train``).
+
+Each step takes a clip of T frames of one sequence; every object visible on the clip's first frame is
+prompted there with a prompt sampled from its ground truth (mask, box, or 1-3 clicks, as SAM 2's
+training does), then tracked through the clip with SAM 2's own memory path (``SAM2Base._track_step``
+and ``_encode_memory_in_output``, in training mode). Losses per frame as in the SAM 2 paper: focal 20 :
+dice 1 : IoU prediction 1 : object score 1, the mask losses on the best of the predicted masks.
+Checkpoints are Meta's format (``{"model": state_dict}``) plus what resuming needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .datasets import VosSequence, load_sequences
+
+log = logging.getLogger(__name__)
+
+_MEAN = torch.tensor((0.485, 0.456, 0.406))[:, None, None]
+_STD = torch.tensor((0.229, 0.224, 0.225))[:, None, None]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data_root: str
+    out_dir: str
+    split: str = "train"
+    resolution: str = "480p"
+    val_root: str | None = None
+    val_split: str = "val"
+    steps: int = 1000
+    clip_len: int = 4
+    max_objects: int = 3
+    clips_per_step: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    freeze_image_encoder: bool = False
+    prob_mask_prompt: float = 0.3
+    prob_box_prompt: float = 0.35
+    eval_every: int = 500
+    eval_sequences: int = 0  # 0 = all of the validation split
+    save_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+
+
+class ClipData:
+    """Training sequences at the model's resolution, held as uint8 (frames) and label maps."""
+
+    def __init__(self, sequences: Sequence[VosSequence], size: int) -> None:
+        self.frames: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        for seq in sequences:
+            imgs = [
+                np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR)) for f in seq.frame_files
+            ]
+            labs = [
+                np.asarray(Image.fromarray(seq.label_map(t)).resize((size, size), Image.NEAREST))
+                for t in range(len(seq.frame_files))
+            ]
+            self.frames.append(np.stack(imgs))
+            self.labels.append(np.stack(labs))
+        if not self.frames:
+            raise ValueError("the training split has no sequences")
+
+    def sample(self, rng: np.random.Generator, clip_len: int, max_objects: int):
+        """(images float32 [T, 3, S, S] normalised, targets bool [T, B, S, S]) of a random clip."""
+        for _ in range(100):
+            i = int(rng.integers(len(self.frames)))
+            n = len(self.frames[i])
+            t0 = int(rng.integers(0, max(1, n - clip_len + 1)))
+            labs = self.labels[i][t0 : t0 + clip_len]
+            ids = sorted(set(np.unique(labs[0]).tolist()) - {0})
+            if ids:
+                break
+        ids = list(rng.permutation(ids)[:max_objects])
+        imgs = torch.from_numpy(self.frames[i][t0 : t0 + clip_len]).permute(0, 3, 1, 2).float() / 255.0
+        imgs = (imgs - _MEAN) / _STD
+        targets = torch.from_numpy(np.stack([labs == oid for oid in ids], axis=1))
+        return imgs, targets
+
+
+def _prompt(rng: np.random.Generator, mask: np.ndarray, s: TrainSettings, size: int):
+    """A prompt for one object from its ground-truth mask: ("mask", m) or ("points", coords, labels)."""
+    r = rng.random()
+    if r < s.prob_mask_prompt:
+        return ("mask", mask)
+    ys, xs = np.nonzero(mask)
+    if r < s.prob_mask_prompt + s.prob_box_prompt:
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        w, h = x1 - x0, y1 - y0
+        jit = rng.normal(0, 0.1, 4) * np.array([w, h, w, h])  # a loosely drawn box
+        box = np.clip(np.array([x0, y0, x1, y1]) + jit, 0, size)
+        return ("points", box.reshape(2, 2), np.array([2, 3]))
+    k = int(rng.integers(1, 4))
+    idx = rng.choice(len(xs), size=k, replace=len(xs) < k)
+    return ("points", np.stack([xs[idx], ys[idx]], 1).astype(np.float32) + 0.5, np.ones(k, dtype=np.int64))
+
+
+def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    p = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.flatten(2).mean(-1)
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    p = logits.sigmoid().flatten(2)
+    t = target.flatten(2)
+    return 1 - (2 * (p * t).sum(-1) + 1) / (p.sum(-1) + t.sum(-1) + 1)
+
+
+def frame_loss(multimasks, ious, obj_logits, target) -> dict[str, torch.Tensor]:
+    """SAM 2's per-frame loss. multimasks [B, M, S, S] logits, ious [B, M], obj_logits [B, 1],
+    target bool [B, S, S]. Mask losses count only where the object is present; summed over B."""
+    tgt = target[:, None].float().expand_as(multimasks)
+    focal, dice = _focal(multimasks, tgt), _dice(multimasks, tgt)
+    best = torch.argmin(20 * focal + dice, dim=1)
+    rows = torch.arange(len(best))
+    present = target.flatten(1).any(1).float()
+    with torch.no_grad():
+        pred = multimasks > 0
+        inter = (pred & tgt.bool()).flatten(2).sum(-1).float()
+        union = (pred | tgt.bool()).flatten(2).sum(-1).float()
+        actual_iou = inter / union.clamp(min=1)
+    iou_loss = F.l1_loss(ious.float(), actual_iou, reduction="none").mean(1)
+    obj = F.binary_cross_entropy_with_logits(obj_logits[:, 0].float(), present, reduction="none")
+    return {
+        "focal": (focal[rows, best] * present).sum(),
+        "dice": (dice[rows, best] * present).sum(),
+        "iou": (iou_loss * present).sum(),
+        "obj": obj.sum(),
+    }
+
+
+WEIGHTS = {"focal": 20.0, "dice": 1.0, "iou": 1.0, "obj": 1.0}
+
+
+def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator, s: TrainSettings):
+    """Prompt on the clip's first frame, track through it with SAM 2's memory; returns summed losses."""
+    device = next(net.parameters()).device
+    imgs, targets = imgs.to(device), targets.to(device)
+    t_len, b = targets.shape[:2]
+    size = imgs.shape[-1]
+    backbone = net.forward_image(imgs)
+    output_dict: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    totals = {k: torch.zeros((), device=device) for k in WEIGHTS}
+    for t in range(t_len):
+        feats = {
+            "backbone_fpn": [x[t : t + 1].expand(b, -1, -1, -1) for x in backbone["backbone_fpn"]],
+            "vision_pos_enc": [x[t : t + 1].expand(b, -1, -1, -1) for x in backbone["vision_pos_enc"]],
+        }
+        _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
+        point_inputs = mask_inputs = None
+        if t == 0:
+            prompts = [_prompt(rng, targets[0, i].cpu().numpy(), s, size) for i in range(b)]
+            if all(p[0] == "mask" for p in prompts):
+                mask_inputs = targets[0][:, None].float()
+            else:
+                # Objects of one batch share one prompt kind; mixed draws fall back to points/boxes.
+                pts, labs = [], []
+                n = max(len(p[1]) if p[0] == "points" else 1 for p in prompts)
+                for i, p in enumerate(prompts):
+                    if p[0] == "mask":
+                        m = targets[0, i].cpu().numpy()
+                        ys, xs = np.nonzero(m)
+                        j = int(rng.integers(len(xs)))
+                        p = ("points", np.array([[xs[j] + 0.5, ys[j] + 0.5]], np.float32), np.array([1]))
+                    c = np.zeros((n, 2), np.float32)
+                    lab = -np.ones(n, np.int64)
+                    c[: len(p[1])], lab[: len(p[2])] = p[1], p[2]
+                    pts.append(c)
+                    labs.append(lab)
+                point_inputs = {
+                    "point_coords": torch.from_numpy(np.stack(pts)).to(device),
+                    "point_labels": torch.from_numpy(np.stack(labs)).int().to(device),
+                }
+        current_out, sam_outputs, _, _ = net._track_step(
+            t, t == 0, vision_feats, vision_pos, sizes, point_inputs, mask_inputs, output_dict, t_len, False, None
+        )
+        _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = sam_outputs
+        current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
+        net._encode_memory_in_output(vision_feats, sizes, point_inputs, True, high_res_masks, obj_logits, current_out)
+        output_dict["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = current_out
+        if mask_inputs is not None and t == 0:
+            # The mask prompt is the output on its own frame: only the pointer path has something to learn.
+            continue
+        for k, v in frame_loss(high_res_multimasks, ious, obj_logits, targets[t]).items():
+            totals[k] = totals[k] + v
+    return {k: v / b for k, v in totals.items()}
+
+
+def _lr_at(step: int, s: TrainSettings) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    progress = (step - s.warmup) / max(1, s.steps - s.warmup)
+    return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def save_checkpoint(path: Path, net, optimizer, step: int, history: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history}, tmp)
+    os.replace(tmp, path)
+
+
+def export_weights(net, path: Path, dtype: torch.dtype = torch.float16) -> None:
+    """Meta-format checkpoint with only the weights (half precision to keep it small)."""
+    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    tmp = path.with_name(path.name + ".partial")
+    torch.save({"model": sd}, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate_model(model, sequences: Sequence[VosSequence], out_dir: Path) -> dict:
+    from .vos import run_dataset
+
+    net = model.net
+    was_training = net.training
+    net.eval()
+    try:
+        results, _ = run_dataset(model, sequences, out_dir, "davis", prompt="mask", prefetch=0)
+    finally:
+        net.train(was_training)
+    return results["dataset"]
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    tr = [h for h in history if "loss" in h]
+    ax.plot([h["step"] for h in tr], [h["loss"] for h in tr], label="train loss", color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ev = [h for h in history if "J&F-Mean" in h]
+    if ev:
+        ax2 = ax.twinx()
+        ax2.plot([h["step"] for h in ev], [h["J&F-Mean"] for h in ev], "o-", color="tab:red", label="val J&F")
+        ax2.set_ylabel("validation J&F-Mean")
+        ax2.set_ylim(0, 1)
+    ax.set_title("tracker-train")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress: bool = True) -> list[dict]:
+    """Train ``model`` (a tracker.sam.SamModel); resumes from ``out_dir/last.pt`` when it exists."""
+    from tqdm import tqdm
+
+    out = Path(s.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = model.net
+    size = model.image_size
+    train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
+    val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
+    if s.eval_sequences:
+        val_seqs = val_seqs[: s.eval_sequences]
+    data = ClipData(train_seqs, size)
+    if s.freeze_image_encoder:
+        for p in net.image_encoder.parameters():
+            p.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    step, history = 0, []
+    last = out / "last.pt"
+    if last.is_file():
+        blob = torch.load(last, map_location="cpu", weights_only=True)
+        net.load_state_dict(blob["model"])
+        optimizer.load_state_dict(blob["optimizer"])
+        step, history = int(blob["step"]), list(blob["history"])
+        log.info("resumed from %s at step %d", last, step)
+    elif checkpoint_from:
+        from .sam import load_checkpoint
+
+        load_checkpoint(net, checkpoint_from)
+    net.train()
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if model.device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+    ema = None
+    bar = tqdm(total=s.steps, initial=step, disable=not progress, desc="training", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    while step < s.steps:
+        rng = np.random.default_rng([s.seed, step])  # the data of step k is the same after a resume
+        for g in optimizer.param_groups:
+            g["lr"] = _lr_at(step, s)
+        optimizer.zero_grad(set_to_none=True)
+        parts = {k: 0.0 for k in WEIGHTS}
+        for _ in range(s.clips_per_step):
+            imgs, targets = data.sample(rng, s.clip_len, s.max_objects)
+            with autocast:
+                losses = clip_loss(net, imgs, targets, rng, s)
+            loss = sum(WEIGHTS[k] * v for k, v in losses.items()) / s.clips_per_step
+            loss.backward()
+            for k, v in losses.items():
+                parts[k] += float(v.detach()) / s.clips_per_step
+        torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
+        optimizer.step()
+        step += 1
+        total = sum(WEIGHTS[k] * v for k, v in parts.items())
+        ema = total if ema is None else 0.95 * ema + 0.05 * total
+        bar.update(1)
+        bar.set_postfix(loss=f"{ema:.3f}")
+        if step % s.log_every == 0 or step == s.steps:
+            history.append(
+                {"step": step, "loss": ema, "lr": _lr_at(step, s), "wall_s": time.perf_counter() - t0, **parts}
+            )
+        if val_seqs and (step % s.eval_every == 0 or step == s.steps):
+            res = evaluate_model(model, val_seqs, out / "val")
+            history.append({"step": step, **res})
+            log.info("step %d: val J&F %.3f (J %.3f, F %.3f)", step, res["J&F-Mean"], res["J-Mean"], res["F-Mean"])
+        if step % s.save_every == 0 or step == s.steps:
+            save_checkpoint(last, net, optimizer, step, history)
+            plot_curves(history, out / "curve.png")
+            _write_history(out / "history.csv", history)
+    bar.close()
+    return history
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    keys = sorted({k for h in history for k in h}, key=lambda k: (k != "step", k))
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, path)
