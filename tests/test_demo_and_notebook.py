@@ -28,6 +28,10 @@ def test_demo_command_writes_all_outputs(tmp_path):
     with av.open(str(tmp_path / "annotated.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 48
     assert len(list((tmp_path / "masks").glob("*.png"))) == 48
+    score = json.loads((tmp_path / "demo_score.json").read_text())
+    assert 0.0 <= score["dataset"]["J&F-Mean"] <= 1.0 and set(score) >= {"1", "2"}
+    assert run["demo_score"] == score["dataset"]
+    assert "against the exact ground truth" in res.stdout + res.stderr
 
 
 def test_quickstart_notebook_runs(tmp_path):

@@ -142,7 +142,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     kind = src_cfg.pop("kind")
     path = src_cfg.pop("path")
     spec = None
+    demo_clip = False
     if cfg.get("demo") and not path:
+        demo_clip = True
         from .demo import demo_prompts, write_demo_clip
 
         d = cfg.demo
@@ -194,6 +196,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sinks.append(JsonlSink(out / "masks.jsonl", labels=spec.labels))
     if s.mot:
         sinks.append(MotSink(out / "tracks.csv"))
+    score = None
+    if cfg.get("demo") and demo_clip:
+        from .demo import GroundTruthScore
+
+        score = GroundTruthScore(out / "demo_score.json", cfg.demo.frames, cfg.demo.width, cfg.demo.height)
+        sinks.append(score)
 
     propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
     log.info(
@@ -221,12 +229,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "source": {"path": str(path), "kind": kind, **{k: v for k, v in vars(info).items()}},
         "objects": {str(k): v for k, v in spec.labels.items()},
         "outputs": sorted(str(x.target.name) for x in sinks),
+        **({"demo_score": score.summary} if score is not None else {}),
         **timings.as_dict(),
         "total_s": round(time.perf_counter() - started, 3),
         "peak_rss_mib": peak_rss_mib(),
         "peak_gpu_mib": _peak_gpu_mib(),
     }
     write_json_atomic(out / "run.json", record)
+    if score is not None:
+        log.info(
+            "demo: J&F-Mean %.3f against the exact ground truth (J %.3f, F %.3f)%s",
+            score.summary["J&F-Mean"],
+            score.summary["J-Mean"],
+            score.summary["F-Mean"],
+            " -- random weights: noise expected" if cfg.model.checkpoint is None else "",
+        )
     log.info(
         "done: %d frames in %.1fs (%.2f fps; decode %.1fs, model %.1fs, encode %.1fs) -> %s",
         timings.frames,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 
+from .metrics import ObjectScores, boundary_f, iou, summarize
 from .prompts import TrackSpec, parse_prompts
+from .records import Frame, FrameMasks
+from .sinks import Sink
 
 
 def _geometry(t: int, n: int, width: int, height: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -69,12 +73,32 @@ def demo_prompts(frames: int, width: int, height: int) -> TrackSpec:
     return parse_prompts({"objects": objects})
 
 
-def mean_iou(pred: dict[int, np.ndarray], t: int, n: int, width: int, height: int) -> dict[int, float]:
-    """IoU of each predicted mask with the ground truth on frame t."""
-    lab = ground_truth(t, n, width, height)
-    out = {}
-    for oid, m in pred.items():
-        g = lab == oid
-        union = np.logical_or(m, g).sum()
-        out[oid] = 1.0 if union == 0 else float(np.logical_and(m, g).sum() / union)
-    return out
+class GroundTruthScore(Sink):
+    """``demo_score.json``: J and F of every object on every frame against the demo's exact ground
+    truth, summarised as DAVIS does (first and last frame excluded)."""
+
+    def __init__(self, target: Path, frames: int, width: int, height: int) -> None:
+        super().__init__(target)
+        self.n, self.w, self.h = frames, width, height
+        self._j: dict[int, list[float]] = {}
+        self._f: dict[int, list[float]] = {}
+        self.summary: dict[str, float] = {}
+
+    def open(self) -> None:
+        pass
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        if 0 < frame.index < self.n - 1:
+            lab = ground_truth(frame.index, self.n, self.w, self.h)
+            for oid in masks.object_ids:
+                g, p = lab == oid, masks.mask_of(oid)
+                self._j.setdefault(oid, []).append(iou(g, p))
+                self._f.setdefault(oid, []).append(boundary_f(g, p))
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        if not ok:
+            return
+        objs = [ObjectScores("demo", oid, tuple(self._j[oid]), tuple(self._f[oid])) for oid in sorted(self._j)]
+        self.summary = summarize(objs)
+        self.partial.write_text(json.dumps({"dataset": self.summary, **{str(o.object_id): o.stats() for o in objs}}))

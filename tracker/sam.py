@@ -69,9 +69,20 @@ def build_sam2(arch: Mapping[str, Any], checkpoint: str | None, device: torch.de
     return model.to(device).eval()
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A path, or ``pkg://PACKAGE/file`` for a checkpoint shipped inside an installed package."""
+    text = str(path)
+    if text.startswith("pkg://"):
+        from importlib.resources import files
+
+        package, _, rel = text[len("pkg://") :].partition("/")
+        return Path(str(files(package) / rel))
+    return Path(text)
+
+
 def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
     """Load a Meta-format checkpoint (``{"model": state_dict}``) with a strict key check."""
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not exist: run scripts/download_checkpoints.sh "

@@ -52,6 +52,7 @@ class TrainSettings:
     freeze_image_encoder: bool = False
     prob_mask_prompt: float = 0.3
     prob_box_prompt: float = 0.35
+    prob_correction_click: float = 0.3  # per later frame: a click inside each visible object (SAM 2's corrections)
     eval_every: int = 500
     eval_sequences: int = 0  # 0 = all of the validation split
     save_every: int = 250
@@ -192,6 +193,8 @@ def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Gen
                     "point_coords": torch.from_numpy(np.stack(pts)).to(device),
                     "point_labels": torch.from_numpy(np.stack(labs)).int().to(device),
                 }
+        elif s.prob_correction_click > 0 and rng.random() < s.prob_correction_click:
+            point_inputs = _correction_clicks(rng, targets[t].cpu().numpy(), device)
         current_out, sam_outputs, _, _ = net._track_step(
             t, t == 0, vision_feats, vision_pos, sizes, point_inputs, mask_inputs, output_dict, t_len, False, None
         )
@@ -205,6 +208,23 @@ def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Gen
         for k, v in frame_loss(high_res_multimasks, ious, obj_logits, targets[t]).items():
             totals[k] = totals[k] + v
     return {k: v / b for k, v in totals.items()}
+
+
+def _correction_clicks(rng: np.random.Generator, masks: np.ndarray, device) -> dict[str, torch.Tensor] | None:
+    """One positive click inside each visible object (padding label -1 for the others)."""
+    coords = np.zeros((len(masks), 1, 2), np.float32)
+    labels = -np.ones((len(masks), 1), np.int64)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        if len(xs):
+            j = int(rng.integers(len(xs)))
+            coords[i, 0], labels[i, 0] = (xs[j] + 0.5, ys[j] + 0.5), 1
+    if (labels < 0).all():
+        return None
+    return {
+        "point_coords": torch.from_numpy(coords).to(device),
+        "point_labels": torch.from_numpy(labels).int().to(device),
+    }
 
 
 def _lr_at(step: int, s: TrainSettings) -> float:
