@@ -212,6 +212,16 @@ def test_bad_ground_truth_and_predictions(synth, tmp_path):
 # ---- sweeps -----------------------------------------------------------------------------------------
 
 
+def _report(sweep: Path) -> None:
+    rep = subprocess.run(
+        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rep.returncode == 0, rep.stderr
+
+
 def test_joblib_sweep_and_report(synth, tmp_path):
     sweep = tmp_path / "sweep"
     res = _tracker(
@@ -226,13 +236,7 @@ def test_joblib_sweep_and_report(synth, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2
-    rep = subprocess.run(
-        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert rep.returncode == 0, rep.stderr
+    _report(sweep)
     table = (sweep / "report.md").read_text()
     assert "dataset.prompt=mask" in table and "dataset.prompt=box" in table
     assert (sweep / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -254,13 +258,7 @@ def test_submitit_local_shards_merge_in_the_report(synth, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2
-    rep = subprocess.run(
-        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert rep.returncode == 0, rep.stderr
+    _report(sweep)
     rows = (sweep / "report.csv").read_text().splitlines()
     assert len(rows) == 2, rows  # two shards -> one merged configuration
     assert ",2,2," in rows[1]  # jobs = 2, sequences = 2

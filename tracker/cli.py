@@ -87,10 +87,25 @@ def _peak_gpu_mib() -> float:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else 0.0
 
 
+def _record(cfg: DictConfig, model, timings, started: float, **extra: Any) -> dict[str, Any]:
+    """run.json: the resolved config, versions, device, what ran, time split and peak memory."""
+    from .pipeline import peak_rss_mib
+
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": _versions(),
+        "device": _device_name(model),
+        **extra,
+        **timings.as_dict(),
+        "total_s": round(time.perf_counter() - started, 3),
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": _peak_gpu_mib(),
+    }
+
+
 def run_dataset_config(cfg: DictConfig, out: Path, started: float) -> dict[str, Any]:
     """``dataset=davis|sav``: track every sequence (VOS protocol), write predictions, evaluate."""
     from .datasets import load_sequences
-    from .pipeline import peak_rss_mib
     from .sinks import write_json_atomic
     from .vos import run_dataset
 
@@ -110,24 +125,14 @@ def run_dataset_config(cfg: DictConfig, out: Path, started: float) -> dict[str, 
         prefetch=cfg.propagation.prefetch,
         progress=cfg.progress,
     )
-    record = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "versions": _versions(),
-        "device": _device_name(model),
-        "sequences": [s.name for s in seqs],
-        "results": results["dataset"],
-        **timings.as_dict(),
-        "total_s": round(time.perf_counter() - started, 3),
-        "peak_rss_mib": peak_rss_mib(),
-        "peak_gpu_mib": _peak_gpu_mib(),
-    }
+    record = _record(cfg, model, timings, started, sequences=[s.name for s in seqs], results=results["dataset"])
     write_json_atomic(out / "run.json", record)
     return record
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Resolve the config into plain objects and run the pipeline; returns run.json's content."""
-    from .pipeline import peak_rss_mib, run_pipeline
+    from .pipeline import run_pipeline
     from .prompts import PromptError, load_prompts, quick_prompts
     from .propagation import Propagator
     from .sinks import AnnotatedVideoSink, JsonlSink, MotSink, PngMasksSink, write_json_atomic
@@ -222,19 +227,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         queue_depth=cfg.propagation.prefetch,
         progress=cfg.progress,
     )
-    record = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "versions": _versions(),
-        "device": _device_name(model),
-        "source": {"path": str(path), "kind": kind, **{k: v for k, v in vars(info).items()}},
-        "objects": {str(k): v for k, v in spec.labels.items()},
-        "outputs": sorted(str(x.target.name) for x in sinks),
+    record = _record(
+        cfg,
+        model,
+        timings,
+        started,
+        source={"path": str(path), "kind": kind, **vars(info)},
+        objects={str(k): v for k, v in spec.labels.items()},
+        outputs=sorted(str(x.target.name) for x in sinks),
         **({"demo_score": score.summary} if score is not None else {}),
-        **timings.as_dict(),
-        "total_s": round(time.perf_counter() - started, 3),
-        "peak_rss_mib": peak_rss_mib(),
-        "peak_gpu_mib": _peak_gpu_mib(),
-    }
+    )
     write_json_atomic(out / "run.json", record)
     if score is not None:
         log.info(

@@ -41,10 +41,10 @@ class VosSequence:
         """uint8 [H, W] ground truth of annotated frame t (pixel = object id)."""
         ann = self.annotations[t]
         if isinstance(ann, Path):
-            return _read_png(ann, self.name)
+            return read_png(ann, self.name)
         lab: np.ndarray | None = None
         for oid in sorted(ann):
-            m = _read_png(ann[oid], self.name) > 0
+            m = read_png(ann[oid], self.name) > 0
             if lab is None:
                 lab = np.zeros(m.shape, dtype=np.uint8)
             lab[m] = oid
@@ -52,7 +52,8 @@ class VosSequence:
         return lab
 
 
-def _read_png(path: Path, seq: str) -> np.ndarray:
+def read_png(path: Path, seq: str) -> np.ndarray:
+    """A label PNG (palette or grey) as uint8 [H, W]; DatasetError naming the sequence and file."""
     try:
         with Image.open(path) as im:
             return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))

@@ -10,18 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .datasets import DatasetError, VosSequence
+from .datasets import DatasetError, VosSequence, read_png
 from .metrics import METRICS, ObjectScores, score_sequence, summarize
-
-
-def _read_label_png(path: Path, seq: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
-    except OSError:
-        raise DatasetError(f"sequence {seq}: prediction {path} is not a readable PNG") from None
 
 
 def read_prediction(pred_root: Path, seq: VosSequence, t: int) -> np.ndarray:
@@ -36,14 +27,14 @@ def read_prediction(pred_root: Path, seq: VosSequence, t: int) -> np.ndarray:
         path = folder / f"{stem}.png"
         if not path.is_file():
             raise DatasetError(f"sequence {seq.name}: prediction {path} is missing")
-        lab = _read_label_png(path, seq.name)
+        lab = read_png(path, seq.name)
     else:
         lab = np.zeros(gt.shape, dtype=np.uint8)
         for oid in sorted(ann):
             path = folder / f"{oid:03d}" / f"{stem}.png"
             if not path.is_file():
                 raise DatasetError(f"sequence {seq.name}: prediction {path} is missing")
-            m = _read_label_png(path, seq.name) > 0
+            m = read_png(path, seq.name) > 0
             if m.shape != gt.shape:
                 break
             lab[m] = oid
