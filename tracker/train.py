@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .datasets import VosSequence, load_sequences
+from .vos import run_dataset
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,6 @@ def export_weights(net, path: Path, dtype: torch.dtype = torch.float16) -> None:
 
 
 def evaluate_model(model, sequences: Sequence[VosSequence], out_dir: Path) -> dict:
-    from .vos import run_dataset
-
     net = model.net
     was_training = net.training
     net.eval()
