@@ -196,8 +196,20 @@ def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Gen
                 }
         elif s.prob_correction_click > 0 and rng.random() < s.prob_correction_click:
             point_inputs = _correction_clicks(rng, targets[t].cpu().numpy(), device)
+        # num_frames >= 16: object pointers get the temporal encoding they get at inference on any video of
+        # 16 frames or more (with the clip length they would be normalised by t_len - 1 instead of 15).
         current_out, sam_outputs, _, _ = net._track_step(
-            t, t == 0, vision_feats, vision_pos, sizes, point_inputs, mask_inputs, output_dict, t_len, False, None
+            t,
+            t == 0,
+            vision_feats,
+            vision_pos,
+            sizes,
+            point_inputs,
+            mask_inputs,
+            output_dict,
+            max(t_len, 16),
+            False,
+            None,
         )
         _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = sam_outputs
         current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
