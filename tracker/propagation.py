@@ -90,7 +90,6 @@ class MaskSpool:
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile(prefix="tracker-spool-")
         self._index: dict[int, list[tuple[int, int]]] = {}
-        self.bytes_written = 0
 
     def put(self, frame: int, object_ids: Sequence[int], masks: np.ndarray, scores: np.ndarray) -> None:
         rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
@@ -98,7 +97,6 @@ class MaskSpool:
         self._file.seek(0, io.SEEK_END)
         self._index.setdefault(frame, []).append((self._file.tell(), len(blob)))
         self._file.write(blob)
-        self.bytes_written += len(blob)
 
     def pop(self, frame: int) -> dict[int, tuple[np.ndarray, float]]:
         out: dict[int, tuple[np.ndarray, float]] = {}
@@ -109,9 +107,6 @@ class MaskSpool:
             for i, oid in enumerate(ids):
                 out[oid] = (masks[:, :, i].astype(bool), float(scores[i]))
         return out
-
-    def __len__(self) -> int:
-        return len(self._index)
 
     def close(self) -> None:
         self._file.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 import warnings
@@ -119,14 +118,6 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
         )
     model.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s", path)
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -78,10 +78,6 @@ class PyAVSource:
             has_audio=has_audio,
         )
 
-    @property
-    def pts(self) -> list[int]:
-        return self._pts
-
     def _rotation_steps(self) -> int:
         """Quarter turns (counter-clockwise, for np.rot90) that the display matrix asks for. FFmpeg
         reports the angle per frame; phones write e.g. -90 for portrait video."""
