@@ -24,6 +24,11 @@ log = logging.getLogger("tracker")
 
 _CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
+# hydra.run.dir = output_dir when given (its .hydra/ config and log land beside the outputs), else
+# Hydra's dated folder. Registered here, in the CLI layer, before any config is composed.
+if not OmegaConf.has_resolver("tracker.run_dir"):
+    OmegaConf.register_new_resolver("tracker.run_dir", lambda out, default: out or default)
+
 
 def _output_dir(cfg: DictConfig) -> Path:
     if cfg.output_dir:
