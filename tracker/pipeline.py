@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .propagation import FrameSource, Propagator
 from .records import Frame, FrameMasks
@@ -25,7 +25,6 @@ class Timings:
     encode_s: float = 0.0
     wall_s: float = 0.0
     frames: int = 0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         fps = self.frames / self.wall_s if self.wall_s > 0 else None
@@ -36,7 +35,6 @@ class Timings:
             "model_s": round(self.model_s, 3),
             "encode_s": round(self.encode_s, 3),
             "fps": round(fps, 3) if fps else None,
-            **self.extra,
         }
 
 

@@ -305,9 +305,8 @@ class Propagator:
         """Yield (frame, image features or None when no group tracks that frame).
 
         Decoding and resizing (OpenCV) run ``prefetch`` frames ahead in a worker thread; torch work stays
-        in this thread. The image encoder runs
-        once per frame here, whatever the number of groups. (Running the image encoder itself one frame
-        ahead in a second thread was measured slower on 2 CPU cores: both compete for the same cores.)
+        in this thread. The image encoder runs once per frame, whatever the number of groups. (Running it
+        one frame ahead in a second thread was measured slower on 2 CPU cores: both compete for them.)
         """
         resize = self.model.resize
 
@@ -341,13 +340,13 @@ class Propagator:
             return
         start = min(g.first for g, *_ in spans.values()) + 1
         stop = max(end for *_, end in spans.values()) + 1
-        frames = source.frames(start, stop)
-        for frame, feats in self._with_features(frames, lambda t: any(s[0].first < t <= s[3] for s in spans.values())):
+
+        def active(t: int) -> list:
+            return [s for s in spans.values() if s[0].first < t <= s[3]]
+
+        for frame, feats in self._with_features(source.frames(start, stop), lambda t: bool(active(t))):
             t = frame.index
-            active = [s for s in spans.values() if s[0].first < t <= s[3]]
-            if not active:
-                continue
-            for g, seed_mem, seed_ptr, _ in active:
+            for g, seed_mem, seed_ptr, _ in active(t):
                 g.warm_end = t
                 if t in g.prompt_frames:
                     continue
