@@ -6,7 +6,7 @@ import gc
 
 import pytest
 import torch
-from helpers import compose_config, model_cfg
+from helpers import CONFIGS, compose_config, model_cfg
 from omegaconf import OmegaConf
 
 from tracker.sam import CheckpointError, build_model, load_checkpoint
@@ -32,7 +32,17 @@ def test_every_config_group_composes():
     for override in ["source=pyav", "source=decord", "source=opencv", "source=images", "+experiment=demo"]:
         cfg = compose_config([override])
         assert cfg.source.kind in {"pyav", "decord", "opencv", "images"}
-    assert compose_config(["+experiment=demo"]).model.image_size == 256
+    demo = compose_config(["+experiment=demo"]).model
+    assert demo.name == "toy" and demo.image_size == 128 and demo.checkpoint == "pkg://tracker/weights/toy.pt"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "train").glob("*.yaml")))
+def test_every_train_config_composes(name):
+    from tracker.train import TrainSettings
+
+    cfg = compose_config([f"train={name}", "train.data_root=d"], name="train")
+    s = TrainSettings(out_dir="o", **OmegaConf.to_container(cfg.train))  # type: ignore[arg-type]
+    assert s.steps > 0 and 0 <= s.prob_mask_prompt + s.prob_box_prompt <= 1
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -22,6 +22,7 @@ def _train(out: Path, data: Path, *overrides: str) -> subprocess.CompletedProces
             f"train.data_root={data}",
             f"output_dir={out}",
             "progress=false",
+            "model.checkpoint=null",  # from scratch unless a test says otherwise
             *overrides,
         ],
         capture_output=True,
@@ -54,13 +55,23 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
     from tracker.sam import build_model
 
     build_model(model_cfg(128, ["model=toy"])["arch"]["model"], checkpoint=str(tmp_path / "last.pt"))
+    # fine-tuning starts from a checkpoint's weights (not its step): the first loss is already low
+    tuned = tmp_path / "tuned"
+    res = _train(tuned, one_clip, "train=overfit", "train.steps=5", f"model.checkpoint={tmp_path / 'last.pt'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [h["loss"] for h in _history(tuned) if "loss" in h][0] <= 0.5 * losses[0]
 
 
 def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
-    res = _train(tmp_path, one_clip, "train=overfit", "train.steps=10", "train.save_every=10")
+    # stop_after: the first run stops at step 10 but on the learning-rate schedule of a 20-step run
+    res = _train(tmp_path, one_clip, "train=overfit", "train.steps=20", "train.stop_after=10", "train.save_every=10")
     assert res.returncode == 0, res.stderr[-3000:]
     first = torch.load(tmp_path / "last.pt", weights_only=True)
     assert first["step"] == 10
+    from tracker.train import TrainSettings, _lr_at
+
+    schedule = TrainSettings(data_root="d", out_dir="o", steps=20, lr=2e-3, warmup=5, min_lr_ratio=0.5)  # overfit.yaml
+    assert _history(tmp_path)[-1]["lr"] == pytest.approx(_lr_at(10, schedule))  # mid-schedule, not its end
     res = _train(tmp_path, one_clip, "train=overfit", "train.steps=20", "train.save_every=10")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resumed from" in res.stdout + res.stderr

@@ -42,6 +42,7 @@ class TrainSettings:
     val_root: str | None = None
     val_split: str = "val"
     steps: int = 1000
+    stop_after: int = 0  # stop at this step, keeping the schedule of `steps` (a stage of a longer run); 0 = off
     clip_len: int = 4
     max_objects: int = 3
     clips_per_step: int = 1
@@ -50,6 +51,12 @@ class TrainSettings:
     warmup: int = 100
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
+    # SAM 2's loss weights are focal 20 : dice 1 : IoU 1 : object score 1. From scratch on small objects
+    # focal 20 : dice 1 settles on "all background" first (see tracker/weights/MODEL_CARD.md).
+    focal_weight: float = 20.0
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
+    obj_weight: float = 1.0
     freeze_image_encoder: bool = False
     prob_mask_prompt: float = 0.3
     prob_box_prompt: float = 0.35
@@ -59,6 +66,10 @@ class TrainSettings:
     save_every: int = 250
     log_every: int = 25
     seed: int = 0
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {"focal": self.focal_weight, "dice": self.dice_weight, "iou": self.iou_weight, "obj": self.obj_weight}
 
 
 class ClipData:
@@ -96,22 +107,44 @@ class ClipData:
         targets = torch.from_numpy(np.stack([labs == oid for oid in ids], axis=1))
         return imgs, targets
 
+    def sample_batch(self, rng: np.random.Generator, clips: int, clip_len: int, max_objects: int):
+        """``clips`` random clips tracked as one SAM 2 batch: images [C, T, 3, S, S], targets bool
+        [T, B, S, S] (the objects of all clips), owner long [B] (the clip each object belongs to)."""
+        imgs, targets, owner = [], [], []
+        for c in range(clips):
+            im, tg = self.sample(rng, clip_len, max_objects)
+            imgs.append(im)
+            targets.append(tg)
+            owner += [c] * tg.shape[1]
+        return torch.stack(imgs), torch.cat(targets, 1), torch.tensor(owner)
 
-def _prompt(rng: np.random.Generator, mask: np.ndarray, s: TrainSettings, size: int):
-    """A prompt for one object from its ground-truth mask: ("mask", m) or ("points", coords, labels)."""
-    r = rng.random()
-    if r < s.prob_mask_prompt:
-        return ("mask", mask)
+
+def _point_prompt(rng: np.random.Generator, mask: np.ndarray, s: TrainSettings, size: int):
+    """(coords float32 [N, 2], labels int64 [N]) for one object: a loosely drawn box (labels 2, 3) or 1-3
+    clicks inside its ground-truth mask (label 1)."""
     ys, xs = np.nonzero(mask)
-    if r < s.prob_mask_prompt + s.prob_box_prompt:
+    if rng.random() * (1 - s.prob_mask_prompt) < s.prob_box_prompt:
         x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
         w, h = x1 - x0, y1 - y0
-        jit = rng.normal(0, 0.1, 4) * np.array([w, h, w, h])  # a loosely drawn box
+        jit = rng.normal(0, 0.1, 4) * np.array([w, h, w, h])
         box = np.clip(np.array([x0, y0, x1, y1]) + jit, 0, size)
-        return ("points", box.reshape(2, 2), np.array([2, 3]))
+        return box.reshape(2, 2).astype(np.float32), np.array([2, 3])
     k = int(rng.integers(1, 4))
     idx = rng.choice(len(xs), size=k, replace=len(xs) < k)
-    return ("points", np.stack([xs[idx], ys[idx]], 1).astype(np.float32) + 0.5, np.ones(k, dtype=np.int64))
+    return np.stack([xs[idx], ys[idx]], 1).astype(np.float32) + 0.5, np.ones(k, dtype=np.int64)
+
+
+def _point_inputs(prompts: list[tuple[np.ndarray, np.ndarray]], device) -> dict[str, torch.Tensor]:
+    """Stack per-object prompts into SAM 2's padded point_inputs (padding label -1)."""
+    n = max(len(c) for c, _ in prompts)
+    coords = np.zeros((len(prompts), n, 2), np.float32)
+    labels = -np.ones((len(prompts), n), np.int64)
+    for i, (c, lab) in enumerate(prompts):
+        coords[i, : len(c)], labels[i, : len(lab)] = c, lab
+    return {
+        "point_coords": torch.from_numpy(coords).to(device),
+        "point_labels": torch.from_numpy(labels).int().to(device),
+    }
 
 
 def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -152,48 +185,42 @@ def frame_loss(multimasks, ious, obj_logits, target) -> dict[str, torch.Tensor]:
     }
 
 
-WEIGHTS = {"focal": 20.0, "dice": 1.0, "iou": 1.0, "obj": 1.0}
-
-
-def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator, s: TrainSettings):
-    """Prompt on the clip's first frame, track through it with SAM 2's memory; returns summed losses."""
+def clip_loss(
+    net,
+    imgs: torch.Tensor,
+    targets: torch.Tensor,
+    rng: np.random.Generator,
+    s: TrainSettings,
+    owner: torch.Tensor | None = None,
+):
+    """Prompt on the first frame, track through the clip with SAM 2's memory; returns the summed losses
+    averaged over objects. imgs float32 [T, 3, S, S] (one clip) or [C, T, 3, S, S] with ``owner`` long
+    [B] naming each object's clip (several clips in one batch); targets bool [T, B, S, S]."""
     device = next(net.parameters()).device
-    imgs, targets = imgs.to(device), targets.to(device)
-    t_len, b = targets.shape[:2]
-    size = imgs.shape[-1]
-    backbone = net.forward_image(imgs)
+    if owner is None:
+        imgs, owner = imgs[None], torch.zeros(targets.shape[1], dtype=torch.long)
+    imgs, targets, owner = imgs.to(device), targets.to(device), owner.to(device)
+    n_clips, t_len = imgs.shape[:2]
+    b, size = targets.shape[1], imgs.shape[-1]
+    backbone = net.forward_image(imgs.flatten(0, 1))
     output_dict: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    totals = {k: torch.zeros((), device=device) for k in WEIGHTS}
+    totals = {k: torch.zeros((), device=device) for k in s.weights}
+    # One prompt kind per batch (SAM2Base takes either mask inputs or point inputs for the whole batch).
+    mask_prompt = rng.random() < s.prob_mask_prompt
     for t in range(t_len):
+        rows = owner * t_len + t
         feats = {
-            "backbone_fpn": [x[t : t + 1].expand(b, -1, -1, -1) for x in backbone["backbone_fpn"]],
-            "vision_pos_enc": [x[t : t + 1].expand(b, -1, -1, -1) for x in backbone["vision_pos_enc"]],
+            "backbone_fpn": [x[rows] for x in backbone["backbone_fpn"]],
+            "vision_pos_enc": [x[rows] for x in backbone["vision_pos_enc"]],
         }
         _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
         point_inputs = mask_inputs = None
-        if t == 0:
-            prompts = [_prompt(rng, targets[0, i].cpu().numpy(), s, size) for i in range(b)]
-            if all(p[0] == "mask" for p in prompts):
-                mask_inputs = targets[0][:, None].float()
-            else:
-                # Objects of one batch share one prompt kind; mixed draws fall back to points/boxes.
-                pts, labs = [], []
-                n = max(len(p[1]) if p[0] == "points" else 1 for p in prompts)
-                for i, p in enumerate(prompts):
-                    if p[0] == "mask":
-                        m = targets[0, i].cpu().numpy()
-                        ys, xs = np.nonzero(m)
-                        j = int(rng.integers(len(xs)))
-                        p = ("points", np.array([[xs[j] + 0.5, ys[j] + 0.5]], np.float32), np.array([1]))
-                    c = np.zeros((n, 2), np.float32)
-                    lab = -np.ones(n, np.int64)
-                    c[: len(p[1])], lab[: len(p[2])] = p[1], p[2]
-                    pts.append(c)
-                    labs.append(lab)
-                point_inputs = {
-                    "point_coords": torch.from_numpy(np.stack(pts)).to(device),
-                    "point_labels": torch.from_numpy(np.stack(labs)).int().to(device),
-                }
+        if t == 0 and mask_prompt:
+            mask_inputs = targets[0][:, None].float()
+        elif t == 0:
+            point_inputs = _point_inputs(
+                [_point_prompt(rng, targets[0, i].cpu().numpy(), s, size) for i in range(b)], device
+            )
         elif s.prob_correction_click > 0 and rng.random() < s.prob_correction_click:
             point_inputs = _correction_clicks(rng, targets[t].cpu().numpy(), device)
         # num_frames >= 16: object pointers get the temporal encoding they get at inference on any video of
@@ -215,7 +242,7 @@ def clip_loss(net, imgs: torch.Tensor, targets: torch.Tensor, rng: np.random.Gen
         current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
         net._encode_memory_in_output(vision_feats, sizes, point_inputs, True, high_res_masks, obj_logits, current_out)
         output_dict["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = current_out
-        if mask_inputs is not None and t == 0:
+        if mask_inputs is not None:
             # The mask prompt is the output on its own frame: only the pointer path has something to learn.
             continue
         for k, v in frame_loss(high_res_multimasks, ious, obj_logits, targets[t]).items():
@@ -253,12 +280,15 @@ def save_checkpoint(path: Path, net, optimizer, step: int, history: list[dict]) 
     os.replace(tmp, path)
 
 
-def export_weights(net, path: Path, dtype: torch.dtype = torch.float16) -> None:
-    """Meta-format checkpoint with only the weights (half precision to keep it small)."""
-    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+def export_weights(checkpoint: Path, path: Path, dtype: torch.dtype = torch.float16) -> int:
+    """Write the weights of a training checkpoint as a Meta-format file (``{"model": state_dict}``),
+    floating-point tensors cast to ``dtype`` to keep it small; returns the file size in bytes."""
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in blob["model"].items()}
     tmp = path.with_name(path.name + ".partial")
     torch.save({"model": sd}, tmp)
     os.replace(tmp, path)
+    return path.stat().st_size
 
 
 def evaluate_model(model, sequences: Sequence[VosSequence], out_dir: Path) -> dict:
@@ -337,36 +367,37 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     ema = None
     bar = tqdm(total=s.steps, initial=step, disable=not progress, desc="training", dynamic_ncols=True)
     t0 = time.perf_counter()
-    while step < s.steps:
+    end = min(s.steps, s.stop_after) if s.stop_after else s.steps
+    while step < end:
         rng = np.random.default_rng([s.seed, step])  # the data of step k is the same after a resume
         for g in optimizer.param_groups:
             g["lr"] = _lr_at(step, s)
         optimizer.zero_grad(set_to_none=True)
-        parts = {k: 0.0 for k in WEIGHTS}
-        for _ in range(s.clips_per_step):
-            imgs, targets = data.sample(rng, s.clip_len, s.max_objects)
-            with autocast:
-                losses = clip_loss(net, imgs, targets, rng, s)
-            loss = sum(WEIGHTS[k] * v for k, v in losses.items()) / s.clips_per_step
-            loss.backward()
-            for k, v in losses.items():
-                parts[k] += float(v.detach()) / s.clips_per_step
+        weights = s.weights
+        parts = {k: 0.0 for k in weights}
+        imgs, targets, owner = data.sample_batch(rng, s.clips_per_step, s.clip_len, s.max_objects)
+        with autocast:
+            losses = clip_loss(net, imgs, targets, rng, s, owner)
+        loss = sum(weights[k] * v for k, v in losses.items())
+        loss.backward()
+        for k, v in losses.items():
+            parts[k] += float(v.detach())
         torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
         optimizer.step()
         step += 1
-        total = sum(WEIGHTS[k] * v for k, v in parts.items())
+        total = sum(weights[k] * v for k, v in parts.items())
         ema = total if ema is None else 0.95 * ema + 0.05 * total
         bar.update(1)
         bar.set_postfix(loss=f"{ema:.3f}")
-        if step % s.log_every == 0 or step == s.steps:
+        if step % s.log_every == 0 or step == end:
             history.append(
                 {"step": step, "loss": ema, "lr": _lr_at(step, s), "wall_s": time.perf_counter() - t0, **parts}
             )
-        if val_seqs and (step % s.eval_every == 0 or step == s.steps):
+        if val_seqs and (step % s.eval_every == 0 or step == end):
             res = evaluate_model(model, val_seqs, out / "val")
             history.append({"step": step, **res})
             log.info("step %d: val J&F %.3f (J %.3f, F %.3f)", step, res["J&F-Mean"], res["J-Mean"], res["F-Mean"])
-        if step % s.save_every == 0 or step == s.steps:
+        if step % s.save_every == 0 or step == end:
             save_checkpoint(last, net, optimizer, step, history)
             plot_curves(history, out / "curve.png")
             _write_history(out / "history.csv", history)
