@@ -4,7 +4,7 @@ real encoded videos with PyAV."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,15 +14,44 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tracker.demo import moving_shapes  # noqa: F401  (re-exported for tests)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+def _geometry(t: int, n: int, width: int, height: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(cx, cy, radius) of the disc and (cx, cy, side) of the square on frame t."""
+    u = t / max(n, 1)
+    disc = (int(width * (0.2 + 0.5 * u)), int(height * 0.4), min(width, height) // 8)
+    square = (int(width * (0.7 - 0.4 * u)), int(height * 0.65), min(width, height) // 6)
+    return disc, square
+
+
+def ground_truth(t: int, n: int, width: int, height: int) -> np.ndarray:
+    """uint8 [H, W] label map of frame t: 1 = disc, 2 = square (the square is drawn on top)."""
+    (cx, cy, r), (sx, sy, s) = _geometry(t, n, width, height)
+    yy, xx = np.mgrid[:height, :width]
+    lab = np.zeros((height, width), dtype=np.uint8)
+    lab[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = 1
+    lab[max(sy - s // 2, 0) : sy + s // 2, max(sx - s // 2, 0) : sx + s // 2] = 2
+    return lab
+
+
+def moving_shapes(n: int, width: int, height: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """n RGB frames (made lazily): textured background, a red disc and a blue square moving across it."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 60, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.uint8)
+    bg = np.kron(bg, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
+    for t in range(n):
+        lab = ground_truth(t, n, width, height)
+        f = bg.copy()
+        f[lab == 1] = (230, 40, 40)
+        f[lab == 2] = (40, 60, 230)
+        yield f
 
 
 def compose_config(overrides: list[str] | None = None, name: str = "config"):
     # Importing sam2 initialises Hydra's global state (sam2/__init__.py); start from a clean one.
     GlobalHydra.instance().clear()
-    with initialize_config_dir(CONFIGS, version_base="1.3"):
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         return compose(name, overrides=overrides or [])
 
 

@@ -158,8 +158,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         from .demo import demo_prompts, write_demo_clip
 
         d = cfg.demo
-        path = str(write_demo_clip(out / "demo_input.mp4", d.frames, d.width, d.height))
-        spec = demo_prompts(d.frames, d.width, d.height)
+        path = str(write_demo_clip(out / "demo_input.mp4", d.frames, d.width, d.height, d.seed))
+        spec = demo_prompts(d.frames, d.width, d.height, d.seed)
         log.info("demo: wrote a synthetic %d-frame clip with two moving objects to %s", d.frames, path)
     if not path:
         raise PromptError("source.path is not set: pass source.path=VIDEO (or +experiment=demo)")
@@ -210,7 +210,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("demo") and demo_clip:
         from .demo import GroundTruthScore
 
-        score = GroundTruthScore(out / "demo_score.json", cfg.demo.frames, cfg.demo.width, cfg.demo.height)
+        d = cfg.demo
+        score = GroundTruthScore(out / "demo_score.json", d.frames, d.width, d.height, d.seed)
         sinks.append(score)
 
     propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)

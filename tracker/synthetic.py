@@ -70,55 +70,70 @@ def _draw(thing: _Thing, t: int, cam_x: float, h: int, w: int) -> np.ndarray:
     return m.astype(bool)
 
 
+class SyntheticSequence:
+    """One seeded sequence whose frames are drawn on demand (nothing but the world texture is kept).
+    Every object is visible on frame 0; object ids are 1..objects, later ids in front."""
+
+    def __init__(self, seed: int, frames: int = 24, width: int = 160, height: int = 120, objects: int = 3) -> None:
+        rng = np.random.default_rng(seed)
+        self.frames, self.width, self.height = frames, width, height
+        self._world = _texture(rng, height, width * 2)
+        self._pan = rng.uniform(-1.5, 1.5)
+        palette = rng.permutation(
+            np.array(
+                [
+                    [230, 50, 50],
+                    [50, 200, 60],
+                    [60, 90, 240],
+                    [240, 220, 40],
+                    [200, 60, 220],
+                    [40, 220, 220],
+                    [250, 140, 30],
+                    [240, 240, 240],
+                ]
+            )
+        )
+        self._things = []
+        for i in range(objects):
+            size = rng.uniform(0.07, 0.16) * min(width, height)
+            self._things.append(
+                _Thing(
+                    shape=_SHAPES[int(rng.integers(len(_SHAPES)))],
+                    color=tuple(int(v) for v in palette[i % len(palette)]),
+                    size=size,
+                    x0=rng.uniform(size, width - size),
+                    y0=rng.uniform(size, height - size),
+                    vx=rng.uniform(-3.5, 3.5) * width / 160,
+                    vy=rng.uniform(-2.0, 2.0) * height / 120,
+                    angle_speed=rng.uniform(-6, 6),
+                )
+            )
+
+    @property
+    def shapes(self) -> list[str]:
+        """The shape of each object, by id - 1."""
+        return [th.shape for th in self._things]
+
+    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB uint8 [H, W, 3], label map uint8 [H, W]) of frame t."""
+        cam = self.width / 2 + self._pan * t
+        x = int(round(cam)) % self.width
+        img = self._world[:, x : x + self.width].copy()
+        lab = np.zeros((self.height, self.width), dtype=np.uint8)
+        for oid, th in enumerate(self._things, start=1):
+            m = _draw(th, t, cam - self.width / 2, self.height, self.width)
+            img[m] = th.color
+            lab[m] = oid
+        return img, lab
+
+
 def make_sequence(
     seed: int, frames: int = 24, width: int = 160, height: int = 120, objects: int = 3
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(RGB frames, label maps) of one sequence. Every object is visible on frame 0."""
-    rng = np.random.default_rng(seed)
-    world = _texture(rng, height, width * 2)
-    pan = rng.uniform(-1.5, 1.5)
-    things = []
-    palette = rng.permutation(
-        np.array(
-            [
-                [230, 50, 50],
-                [50, 200, 60],
-                [60, 90, 240],
-                [240, 220, 40],
-                [200, 60, 220],
-                [40, 220, 220],
-                [250, 140, 30],
-                [240, 240, 240],
-            ]
-        )
-    )
-    for i in range(objects):
-        size = rng.uniform(0.07, 0.16) * min(width, height)
-        things.append(
-            _Thing(
-                shape=_SHAPES[int(rng.integers(len(_SHAPES)))],
-                color=tuple(int(v) for v in palette[i % len(palette)]),
-                size=size,
-                x0=rng.uniform(size, width - size),
-                y0=rng.uniform(size, height - size),
-                vx=rng.uniform(-3.5, 3.5) * width / 160,
-                vy=rng.uniform(-2.0, 2.0) * height / 120,
-                angle_speed=rng.uniform(-6, 6),
-            )
-        )
-    rgbs, labels = [], []
-    for t in range(frames):
-        cam = width / 2 + pan * t
-        x = int(round(cam)) % width
-        img = world[:, x : x + width].copy()
-        lab = np.zeros((height, width), dtype=np.uint8)
-        for oid, th in enumerate(things, start=1):  # later objects are in front
-            m = _draw(th, t, cam - width / 2, height, width)
-            img[m] = th.color
-            lab[m] = oid
-        rgbs.append(img)
-        labels.append(lab)
-    return rgbs, labels
+    """(RGB frames, label maps) of one sequence."""
+    seq = SyntheticSequence(seed, frames, width, height, objects)
+    pairs = [seq.frame(t) for t in range(frames)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def write_dataset(
