@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_MIN_JF = 0.5  # the toy model scores 0.657 on this clip (tracker/weights/MODEL_CARD.md)
 
 
 def test_demo_command_writes_all_outputs(tmp_path):
@@ -22,14 +24,15 @@ def test_demo_command_writes_all_outputs(tmp_path):
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "RANDOM weights" in res.stderr
+    assert "RANDOM weights" not in res.stderr  # the toy model's weights ship in the package
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["frames"] == 48 and run["config"]["model"]["image_size"] == 256
+    assert run["frames"] == 24 and run["config"]["model"]["name"] == "toy"
     with av.open(str(tmp_path / "annotated.mp4")) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 48
-    assert len(list((tmp_path / "masks").glob("*.png"))) == 48
+        assert sum(1 for _ in c.decode(video=0)) == 24
+    assert len(list((tmp_path / "masks").glob("*.png"))) == 24
     score = json.loads((tmp_path / "demo_score.json").read_text())
-    assert 0.0 <= score["dataset"]["J&F-Mean"] <= 1.0 and set(score) >= {"1", "2"}
+    assert set(score) >= {"1", "2"}
+    assert score["dataset"]["J&F-Mean"] >= DEMO_MIN_JF, score["dataset"]  # both objects tracked
     assert run["demo_score"] == score["dataset"]
     assert "against the exact ground truth" in res.stdout + res.stderr
 
@@ -41,3 +44,7 @@ def test_quickstart_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
     assert "{1: 24, 2: 24}" in text
+    # the mean IoU of each demo object against the ground truth, as the notebook prints it
+    miou = next(ast.literal_eval(t) for t in json.loads(text) if t.startswith("{1: 0.") or t.startswith("{1: 1.0"))
+    # the toy model: 0.85 and 0.37 here (it loses part of the second object); random weights: ~0.05
+    assert min(miou.values()) >= 0.3 and sum(miou.values()) / len(miou) >= 0.5, miou

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Reproduce tracker/weights/toy.pt (see tracker/weights/MODEL_CARD.md): synthetic data, two training stages,
+# export, held-out evaluation. About 2 hours on a 2-core CPU; add model.device=cuda on a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+TRAIN=.venv/bin/tracker-train
+
+# Data: train seeds 2000 (1200 x 16 frames) and 2002 (2000 x 16), validation seed 9001, held-out test seed 31337 (never trained on).
+$PY scripts/make_synthetic_dataset.py data/train2 --sequences 1200 --seed 2000 --frames 16 --split train
+$PY scripts/make_synthetic_dataset.py data/train3 --sequences 2000 --seed 2002 --frames 16 --split train
+$PY scripts/make_synthetic_dataset.py data/val --sequences 20 --seed 9001 --frames 24 --split val
+$PY scripts/make_synthetic_dataset.py data/test --sequences 20 --seed 31337 --frames 24 --split val
+
+# Stage A (configs/train/toy_image.yaml): single frames with box / click prompts, from scratch.
+$TRAIN model=toy model.checkpoint=null train=toy_image train.data_root=data/train2 output_dir=runs/stageA progress=false
+
+# Stage B (configs/train/toy_video.yaml): 8-frame clips tracked through SAM 2's memory, from stage A.
+$TRAIN model=toy model.checkpoint=runs/stageA/last.pt train=toy_video train.stop_after=7750 \
+  train.data_root=data/train2 train.val_root=data/val output_dir=runs/stageB progress=false
+
+# Stage C (configs/train/toy_long.yaml): whole 16-frame sequences, fresh data, from stage B.
+$TRAIN model=toy model.checkpoint=runs/stageB/last.pt train=toy_long train.data_root=data/train3 \
+  train.val_root=data/val output_dir=runs/stageC progress=false
+
+$PY scripts/export_weights.py runs/stageC/last.pt tracker/weights/toy.pt
+for prompt in mask box; do
+  .venv/bin/tracker model=toy dataset=davis dataset.root=data/test dataset.prompt=$prompt \
+    output_dir=runs/test_$prompt progress=false
+done
