@@ -200,7 +200,7 @@ def clip_loss(
     if owner is None:
         imgs, owner = imgs[None], torch.zeros(targets.shape[1], dtype=torch.long)
     imgs, targets, owner = imgs.to(device), targets.to(device), owner.to(device)
-    n_clips, t_len = imgs.shape[:2]
+    t_len = imgs.shape[1]
     b, size = targets.shape[1], imgs.shape[-1]
     backbone = net.forward_image(imgs.flatten(0, 1))
     output_dict: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
@@ -252,19 +252,17 @@ def clip_loss(
 
 def _correction_clicks(rng: np.random.Generator, masks: np.ndarray, device) -> dict[str, torch.Tensor] | None:
     """One positive click inside each visible object (padding label -1 for the others)."""
-    coords = np.zeros((len(masks), 1, 2), np.float32)
-    labels = -np.ones((len(masks), 1), np.int64)
-    for i, m in enumerate(masks):
+    prompts = []
+    for m in masks:
         ys, xs = np.nonzero(m)
         if len(xs):
             j = int(rng.integers(len(xs)))
-            coords[i, 0], labels[i, 0] = (xs[j] + 0.5, ys[j] + 0.5), 1
-    if (labels < 0).all():
+            prompts.append((np.array([[xs[j] + 0.5, ys[j] + 0.5]], np.float32), np.array([1])))
+        else:
+            prompts.append((np.zeros((1, 2), np.float32), np.array([-1])))
+    if all(lab[0] < 0 for _, lab in prompts):
         return None
-    return {
-        "point_coords": torch.from_numpy(coords).to(device),
-        "point_labels": torch.from_numpy(labels).int().to(device),
-    }
+    return _point_inputs(prompts, device)
 
 
 def _lr_at(step: int, s: TrainSettings) -> float:
@@ -368,24 +366,22 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     bar = tqdm(total=s.steps, initial=step, disable=not progress, desc="training", dynamic_ncols=True)
     t0 = time.perf_counter()
     end = min(s.steps, s.stop_after) if s.stop_after else s.steps
+    weights = s.weights
     while step < end:
         rng = np.random.default_rng([s.seed, step])  # the data of step k is the same after a resume
         for g in optimizer.param_groups:
             g["lr"] = _lr_at(step, s)
         optimizer.zero_grad(set_to_none=True)
-        weights = s.weights
-        parts = {k: 0.0 for k in weights}
         imgs, targets, owner = data.sample_batch(rng, s.clips_per_step, s.clip_len, s.max_objects)
         with autocast:
             losses = clip_loss(net, imgs, targets, rng, s, owner)
         loss = sum(weights[k] * v for k, v in losses.items())
         loss.backward()
-        for k, v in losses.items():
-            parts[k] += float(v.detach())
+        parts = {k: float(v.detach()) for k, v in losses.items()}
         torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
         optimizer.step()
         step += 1
-        total = sum(weights[k] * v for k, v in parts.items())
+        total = float(loss.detach())
         ema = total if ema is None else 0.95 * ema + 0.05 * total
         bar.update(1)
         bar.set_postfix(loss=f"{ema:.3f}")
