@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce tracker/weights/toy.pt (see tracker/weights/MODEL_CARD.md): synthetic data, two training stages,
-# export, held-out evaluation. About 2 hours on a 2-core CPU; add model.device=cuda on a GPU.
+# Reproduce tracker/weights/toy.pt (see tracker/weights/MODEL_CARD.md): synthetic data, three training stages,
+# export, held-out evaluation. About 3 hours on a 2-core CPU; add model.device=cuda on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -12,16 +12,19 @@ $PY scripts/make_synthetic_dataset.py data/train3 --sequences 2000 --seed 2002 -
 $PY scripts/make_synthetic_dataset.py data/val --sequences 20 --seed 9001 --frames 24 --split val
 $PY scripts/make_synthetic_dataset.py data/test --sequences 20 --seed 31337 --frames 24 --split val
 
+# Stages A and B run the model at 128 px (configs/model/toy.yaml says 256, the size of stage C).
 # Stage A (configs/train/toy_image.yaml): single frames with box / click prompts, from scratch.
-$TRAIN model=toy model.checkpoint=null train=toy_image train.data_root=data/train2 output_dir=runs/stageA progress=false
+$TRAIN model=toy model.image_size=128 model.checkpoint=null train=toy_image train.data_root=data/train2 output_dir=runs/stageA progress=false
 
 # Stage B (configs/train/toy_video.yaml): 8-frame clips tracked through SAM 2's memory, from stage A.
-$TRAIN model=toy model.checkpoint=runs/stageA/last.pt train=toy_video train.stop_after=7750 \
+$TRAIN model=toy model.image_size=128 model.checkpoint=runs/stageA/last.pt train=toy_video train.stop_after=7750 \
   train.data_root=data/train2 train.val_root=data/val output_dir=runs/stageB progress=false
 
-# Stage C (configs/train/toy_long.yaml): whole 16-frame sequences, fresh data, from stage B.
-$TRAIN model=toy model.checkpoint=runs/stageB/last.pt train=toy_long train.data_root=data/train3 \
-  train.val_root=data/val output_dir=runs/stageC progress=false
+$PY scripts/export_weights.py runs/stageB/last.pt runs/stageB/toy128.pt
+
+# Stage C (configs/train/toy_hires.yaml): the same clips at 256 px on fresh data, from stage B's fp16 export.
+$TRAIN model=toy model.checkpoint=runs/stageB/toy128.pt train=toy_hires train.stop_after=1750 \
+  train.data_root=data/train3 train.val_root=data/val output_dir=runs/stageC progress=false
 
 $PY scripts/export_weights.py runs/stageC/last.pt tracker/weights/toy.pt
 for prompt in mask box; do

@@ -33,7 +33,7 @@ def test_every_config_group_composes():
         cfg = compose_config([override])
         assert cfg.source.kind in {"pyav", "decord", "opencv", "images"}
     demo = compose_config(["+experiment=demo"]).model
-    assert demo.name == "toy" and demo.image_size == 128 and demo.checkpoint == "pkg://tracker/weights/toy.pt"
+    assert demo.name == "toy" and demo.image_size == 256 and demo.checkpoint == "pkg://tracker/weights/toy.pt"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "train").glob("*.yaml")))

@@ -64,7 +64,16 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
 
 def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
     # stop_after: the first run stops at step 10 but on the learning-rate schedule of a 20-step run
-    res = _train(tmp_path, one_clip, "train=overfit", "train.steps=20", "train.stop_after=10", "train.save_every=10")
+    # keep_every: the step-10 checkpoint stays as ckpt_10.pt after the resumed run overwrites last.pt
+    res = _train(
+        tmp_path,
+        one_clip,
+        "train=overfit",
+        "train.steps=20",
+        "train.stop_after=10",
+        "train.save_every=10",
+        "train.keep_every=10",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     first = torch.load(tmp_path / "last.pt", weights_only=True)
     assert first["step"] == 10
@@ -81,3 +90,5 @@ def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
     assert steps == [5, 10, 15, 20]
     adam_steps = {int(s["step"]) for s in blob["optimizer"]["state"].values()}
     assert adam_steps == {20}, adam_steps
+    assert torch.load(tmp_path / "ckpt_10.pt", weights_only=True)["step"] == 10
+    assert not (tmp_path / "ckpt_20.pt").exists()  # the resumed run was not asked to keep any

@@ -14,6 +14,7 @@ import csv
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class TrainSettings:
     eval_every: int = 500
     eval_sequences: int = 0  # 0 = all of the validation split
     save_every: int = 250
+    keep_every: int = 0  # also keep the checkpoint of every keep_every-th step as ckpt_<step>.pt (0 = last.pt only)
     log_every: int = 25
     seed: int = 0
 
@@ -395,6 +397,8 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
             log.info("step %d: val J&F %.3f (J %.3f, F %.3f)", step, res["J&F-Mean"], res["J-Mean"], res["F-Mean"])
         if step % s.save_every == 0 or step == end:
             save_checkpoint(last, net, optimizer, step, history)
+            if s.keep_every and step % s.keep_every == 0:
+                shutil.copyfile(last, out / f"ckpt_{step}.pt")
             plot_curves(history, out / "curve.png")
             _write_history(out / "history.csv", history)
     bar.close()
