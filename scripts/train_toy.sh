@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce tracker/weights/toy.pt (see tracker/weights/MODEL_CARD.md): synthetic data, three training stages,
-# export, held-out evaluation. About 3 hours on a 2-core CPU; add model.device=cuda on a GPU.
+# export, held-out evaluation. About 2 hours on a 2-core CPU; add model.device=cuda on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

@@ -64,7 +64,8 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
 
 def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
     # stop_after: the first run stops at step 10 but on the learning-rate schedule of a 20-step run
-    # keep_every: the step-10 checkpoint stays as ckpt_10.pt after the resumed run overwrites last.pt
+    # keep_every (not a multiple of save_every): ckpt_5.pt and ckpt_10.pt stay after the resumed run
+    # overwrites last.pt
     res = _train(
         tmp_path,
         one_clip,
@@ -72,7 +73,7 @@ def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
         "train.steps=20",
         "train.stop_after=10",
         "train.save_every=10",
-        "train.keep_every=10",
+        "train.keep_every=5",
     )
     assert res.returncode == 0, res.stderr[-3000:]
     first = torch.load(tmp_path / "last.pt", weights_only=True)
@@ -90,5 +91,5 @@ def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
     assert steps == [5, 10, 15, 20]
     adam_steps = {int(s["step"]) for s in blob["optimizer"]["state"].values()}
     assert adam_steps == {20}, adam_steps
-    assert torch.load(tmp_path / "ckpt_10.pt", weights_only=True)["step"] == 10
+    assert [torch.load(tmp_path / f"ckpt_{k}.pt", weights_only=True)["step"] for k in (5, 10)] == [5, 10]
     assert not (tmp_path / "ckpt_20.pt").exists()  # the resumed run was not asked to keep any

@@ -14,7 +14,6 @@ import csv
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -395,10 +394,11 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
             res = evaluate_model(model, val_seqs, out / "val")
             history.append({"step": step, **res})
             log.info("step %d: val J&F %.3f (J %.3f, F %.3f)", step, res["J&F-Mean"], res["J-Mean"], res["F-Mean"])
-        if step % s.save_every == 0 or step == end:
+        keep = bool(s.keep_every) and step % s.keep_every == 0
+        if keep:
+            save_checkpoint(out / f"ckpt_{step}.pt", net, optimizer, step, history)
+        if step % s.save_every == 0 or step == end or keep:
             save_checkpoint(last, net, optimizer, step, history)
-            if s.keep_every and step % s.keep_every == 0:
-                shutil.copyfile(last, out / f"ckpt_{step}.pt")
             plot_curves(history, out / "curve.png")
             _write_history(out / "history.csv", history)
     bar.close()
