@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce tracker/weights/toy.pt (see tracker/weights/MODEL_CARD.md): synthetic data, three training stages,
-# export, held-out evaluation. About 2 hours on a 2-core CPU; add model.device=cuda on a GPU.
+# export, held-out evaluation. About 3 hours on a 2-core CPU; add model.device=cuda on a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -23,7 +23,7 @@ $TRAIN model=toy model.image_size=128 model.checkpoint=runs/stageA/last.pt train
 $PY scripts/export_weights.py runs/stageB/last.pt runs/stageB/toy128.pt
 
 # Stage C (configs/train/toy_hires.yaml): the same clips at 256 px on fresh data, from stage B's fp16 export.
-$TRAIN model=toy model.checkpoint=runs/stageB/toy128.pt train=toy_hires train.stop_after=1750 \
+$TRAIN model=toy model.checkpoint=runs/stageB/toy128.pt train=toy_hires \
   train.data_root=data/train3 train.val_root=data/val output_dir=runs/stageC progress=false
 
 $PY scripts/export_weights.py runs/stageC/last.pt tracker/weights/toy.pt

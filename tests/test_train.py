@@ -49,6 +49,7 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
     losses = [h["loss"] for h in _history(tmp_path) if "loss" in h]
     assert losses[-1] <= 0.5 * losses[0], losses
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "dynamic_multimask_via_stability" not in res.stdout + res.stderr  # the toy config turns the fallback off
     # the checkpoint is Meta's format: our loader (strict keys, weights_only) takes it
     from helpers import model_cfg
 
@@ -57,8 +58,17 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
     build_model(model_cfg(128, ["model=toy"])["arch"]["model"], checkpoint=str(tmp_path / "last.pt"))
     # fine-tuning starts from a checkpoint's weights (not its step): the first loss is already low
     tuned = tmp_path / "tuned"
-    res = _train(tuned, one_clip, "train=overfit", "train.steps=5", f"model.checkpoint={tmp_path / 'last.pt'}")
+    res = _train(
+        tuned,
+        one_clip,
+        "train=overfit",
+        "train.steps=5",
+        f"model.checkpoint={tmp_path / 'last.pt'}",
+        "model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
+    # single-mask tracking with upstream's eval-only multimask fallback: the trainer says so
+    assert "dynamic_multimask_via_stability=true" in res.stdout + res.stderr
     assert [h["loss"] for h in _history(tuned) if "loss" in h][0] <= 0.5 * losses[0]
 
 

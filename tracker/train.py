@@ -340,6 +340,13 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     if s.eval_sequences:
         val_seqs = val_seqs[: s.eval_sequences]
     data = ClipData(train_seqs, size)
+    if not net.multimask_output_for_tracking and net.sam_mask_decoder.dynamic_multimask_via_stability:
+        log.warning(
+            "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
+            "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
+            "tracked frames; set model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability"
+            "=false (as configs/model/toy.yaml does)"
+        )
     if s.freeze_image_encoder:
         for p in net.image_encoder.parameters():
             p.requires_grad_(False)
