@@ -36,6 +36,15 @@ def test_every_config_group_composes():
     assert demo.name == "toy" and demo.image_size == 256 and demo.checkpoint == "pkg://tracker/weights/toy.pt"
 
 
+def test_multimask_fallback_follows_multimask_tracking():
+    # SAM 2's eval-only fallback onto multimask outputs: on for its own configs (they track with multimask
+    # outputs, as build_sam2_video_predictor sets it), off for a model that tracks with one mask
+    for name, tracks_multimask in [("sam2.1_hiera_t", True), ("sam2_hiera_l", True), ("toy", False)]:
+        arch = model_cfg(128, [f"model={name}"])["arch"]["model"]
+        assert arch["multimask_output_for_tracking"] is tracks_multimask
+        assert arch["sam_mask_decoder_extra_args"]["dynamic_multimask_via_stability"] is tracks_multimask, name
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "train").glob("*.yaml")))
 def test_every_train_config_composes(name):
     from tracker.train import TrainSettings

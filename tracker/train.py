@@ -335,18 +335,18 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
     size = model.image_size
-    train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
-    val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
-    if s.eval_sequences:
-        val_seqs = val_seqs[: s.eval_sequences]
-    data = ClipData(train_seqs, size)
     if not net.multimask_output_for_tracking and net.sam_mask_decoder.dynamic_multimask_via_stability:
         log.warning(
             "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
             "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
             "tracked frames; set model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability"
-            "=false (as configs/model/toy.yaml does)"
+            "=false (configs/model/_post.yaml does for such models)"
         )
+    train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
+    val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
+    if s.eval_sequences:
+        val_seqs = val_seqs[: s.eval_sequences]
+    data = ClipData(train_seqs, size)
     if s.freeze_image_encoder:
         for p in net.image_encoder.parameters():
             p.requires_grad_(False)
