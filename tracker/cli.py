@@ -8,37 +8,111 @@ config objects; everything below it takes plain values.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import platform
+import signal
 import sys
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import tracker
+
+from . import config_checks
+from .threads import apply_threads, resolve_threads, usable_cores
+from .transaction import OutputError, OutputTransaction, check_not_in_outputs, check_output_dir, missing_dirs
 
 log = logging.getLogger("tracker")
 
 _CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
-# hydra.run.dir = output_dir when given (its .hydra/ config and log land beside the outputs), else
-# Hydra's dated folder. Registered here, in the CLI layer, before any config is composed.
+# Folders that did not exist before this process's run(s), by output folder: a failed run removes those
+# it leaves empty. Filled when Hydra resolves hydra.run.dir, before Hydra creates it.
+_CREATED: dict[str, list[Path]] = {}
+
+
+def _run_dir(out: str | None, default: str) -> str:
+    """hydra.run.dir: output_dir when given, else Hydra's dated folder. A path that cannot be a folder
+    becomes "." here (Hydra would fail on it with a traceback) and is refused by run() with one line."""
+    path = out or default
+    try:
+        check_output_dir(path)
+    except OutputError:
+        return "."
+    _CREATED.setdefault(os.path.abspath(path), missing_dirs(path))
+    return path
+
+
+# Registered here, in the CLI layer, before any config is composed.
 if not OmegaConf.has_resolver("tracker.run_dir"):
-    OmegaConf.register_new_resolver("tracker.run_dir", lambda out, default: out or default)
+    OmegaConf.register_new_resolver("tracker.run_dir", _run_dir)
 
 
-def _output_dir(cfg: DictConfig) -> Path:
+def _output_dir(cfg: DictConfig) -> tuple[Path, list[Path]]:
+    """The run's output folder, checked, and the folders made for it (removed again if it fails)."""
     if cfg.output_dir:
         out = Path(cfg.output_dir)
     else:
         from hydra.core.hydra_config import HydraConfig
 
         out = Path(HydraConfig.get().runtime.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    check_output_dir(out)
+    created = _CREATED.pop(os.path.abspath(out), None)
+    return out, missing_dirs(out) if created is None else created
+
+
+def _concurrent_jobs() -> int:
+    """Jobs running at once in this sweep: the joblib launcher's n_jobs, else 1."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return 1
+    hc = HydraConfig.get()
+    launcher = hc.launcher
+    if hc.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n = launcher.get("n_jobs") or 1
+    return usable_cores() if n < 0 else int(n)
+
+
+def _set_threads(cfg: DictConfig) -> int:
+    n = resolve_threads(cfg.threads, _concurrent_jobs())
+    apply_threads(n)
+    return n
+
+
+@contextmanager
+def _logged_to(path: Path) -> Iterator[None]:
+    """Copy the run's log into the staged set (it moves with the commit: the handler keeps its file)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _save_config(cfg: DictConfig, folder: Path) -> None:
+    """``.hydra/config.yaml`` and ``overrides.yaml``, as Hydra writes them, but inside the staged set."""
+    from hydra.core.hydra_config import HydraConfig
+
+    d = folder / ".hydra"
+    d.mkdir()
+    (d / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    (d / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
 
 
 def _versions() -> dict[str, str]:
@@ -108,90 +182,144 @@ def _record(cfg: DictConfig, model, timings, started: float, **extra: Any) -> di
     }
 
 
-def run_dataset_config(cfg: DictConfig, out: Path, started: float) -> dict[str, Any]:
+def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
     """``dataset=davis|sav``: track every sequence (VOS protocol), write predictions, evaluate."""
     from .datasets import load_sequences
     from .sinks import write_json_atomic
     from .vos import run_dataset
 
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    config_checks.dataset_run(plain)  # type: ignore[arg-type]
     d = cfg.dataset
     if not d.root:
         raise ValueError("dataset.root is not set: pass dataset.root=PATH (e.g. scripts/make_synthetic_dataset.py)")
+    out, created = _output_dir(cfg)
+    planned = ["predictions", "results.json", "results.csv", "run.json", "run.log", ".hydra", "videos"]
+    check_not_in_outputs(out, planned, [("dataset.root", d.root), ("model.checkpoint", cfg.model.checkpoint)])
+    threads = _set_threads(cfg)
     seqs = load_sequences(d.layout, d.root, d.split, d.resolution, d.shard, d.num_shards)
-    model = _build_model(cfg)
-    results, timings = run_dataset(
-        model,
-        seqs,
-        out,
-        d.layout,
-        prompt=d.prompt,
-        annotated_video=d.annotated_video,
-        reverse_chunk=cfg.propagation.reverse_chunk,
-        prefetch=cfg.propagation.prefetch,
-        progress=cfg.progress,
-    )
-    record = _record(cfg, model, timings, started, sequences=[s.name for s in seqs], results=results["dataset"])
-    write_json_atomic(out / "run.json", record)
+    with OutputTransaction(out, created) as tx, _logged_to(tx.path("run.log")):
+        _save_config(cfg, tx.staging)
+        model = _build_model(cfg)
+        results, timings = run_dataset(
+            model,
+            seqs,
+            tx.staging,
+            d.layout,
+            prompt=d.prompt,
+            annotated_video=d.annotated_video,
+            reverse_chunk=cfg.propagation.reverse_chunk,
+            prefetch=cfg.propagation.prefetch,
+            progress=cfg.progress,
+        )
+        record = _record(
+            cfg, model, timings, started, threads=threads, sequences=[s.name for s in seqs], results=results["dataset"]
+        )
+        write_json_atomic(tx.path("run.json"), record)
+        tx.commit()
     return record
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Resolve the config into plain objects and run the pipeline; returns run.json's content."""
-    from .pipeline import run_pipeline
-    from .prompts import PromptError, load_prompts, quick_prompts
-    from .propagation import Propagator
-    from .sinks import AnnotatedVideoSink, JsonlSink, MotSink, PngMasksSink, write_json_atomic
-    from .source import open_source
+def _video_sinks(cfg: DictConfig) -> list[str]:
+    s = cfg.sink
+    names = [n for n, on in (("annotated.mp4", s.annotated), ("masks", s.png), ("masks.jsonl", s.jsonl)) if on]
+    return names + (["tracks.csv"] if s.mot else [])
 
-    started = time.perf_counter()
-    out = _output_dir(cfg)
-    if cfg.get("dataset"):
-        return run_dataset_config(cfg, out, started)
-    src_cfg = OmegaConf.to_container(cfg.source, resolve=True)
-    assert isinstance(src_cfg, dict)
-    kind = src_cfg.pop("kind")
-    path = src_cfg.pop("path")
-    spec = None
-    demo_clip = False
-    if cfg.get("demo") and not path:
-        demo_clip = True
-        from .demo import demo_prompts, write_demo_clip
 
-        d = cfg.demo
-        path = str(write_demo_clip(out / "demo_input.mp4", d.frames, d.width, d.height, d.seed))
-        spec = demo_prompts(d.frames, d.width, d.height, d.seed)
-        log.info("demo: wrote a synthetic %d-frame clip with two moving objects to %s", d.frames, path)
-    if not path:
-        raise PromptError("source.path is not set: pass source.path=VIDEO (or +experiment=demo)")
-    source = open_source(kind, path, **src_cfg)
-    info = source.info
+def _spec_from_config(cfg: DictConfig):
+    """The prompts of a video run (file or command line), validated before any frame is decoded."""
+    from .prompts import MAX_OBJECT_ID, PromptError, load_prompts, quick_prompts
 
     p = cfg.prompts
-    if spec is None:
-        if p.path:
-            spec = load_prompts(p.path)
-        elif p.box is not None or p.points is not None:
-            spec = quick_prompts(
-                frame=p.frame,
-                box=None if p.box is None else list(p.box),
-                points=None if p.points is None else [list(x) for x in p.points],
-                object_id=p.id,
-                label=p.label,
-            )
-        else:
-            raise PromptError(
-                "nothing to track: pass prompts.path=FILE, or prompts.box=[x0,y0,x1,y1] / "
-                "prompts.points=[[x,y,1]] with prompts.frame=N"
-            )
-    Propagator.check_prompts(spec.prompts, info, spec.object_ids)
+    max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
+    if p.path:
+        return load_prompts(p.path, max_id=max_id)
+    if p.box is not None or p.points is not None:
+        return quick_prompts(
+            frame=p.frame,
+            box=OmegaConf.to_container(p.box) if isinstance(p.box, ListConfig) else p.box,
+            points=OmegaConf.to_container(p.points) if isinstance(p.points, ListConfig) else p.points,
+            object_id=p.id,
+            label=p.label,
+            max_id=max_id,
+        )
+    raise PromptError(
+        "nothing to track: pass prompts.path=FILE, or prompts.box=[x0,y0,x1,y1] / "
+        "prompts.points=[[x,y,1]] with prompts.frame=N"
+    )
 
-    model = _build_model(cfg)
-    s = cfg.sink
-    sinks = []
-    if s.annotated:
-        sinks.append(
-            AnnotatedVideoSink(
-                out / "annotated.mp4",
+
+def _mask_files(cfg: DictConfig) -> list[tuple[str, str]]:
+    """Mask PNGs a prompts file names: inputs that must not lie among the outputs."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(cfg.prompts.path).read_text()) if cfg.prompts.path else None
+        objects = data.get("objects") or []
+        base = Path(cfg.prompts.path).parent
+        return [
+            ("prompts mask", str(base / e["mask"]))
+            for o in objects
+            for e in o.get("prompts") or []
+            if isinstance(e, dict) and isinstance(e.get("mask"), str)
+        ]
+    except Exception:  # the prompts file was parsed already; anything odd here names no mask file
+        return []
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Check the config, then run the pipeline as one output transaction; returns run.json's content."""
+    from .pipeline import run_pipeline
+    from .prompts import PromptError
+    from .propagation import Propagator
+    from .sinks import AnnotatedVideoSink, JsonlSink, MotSink, PngMasksSink, write_json_atomic
+    from .source import check_source_path, open_source
+
+    started = time.perf_counter()
+    if cfg.get("dataset"):
+        return run_dataset_config(cfg, started)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    config_checks.video_run(plain)  # type: ignore[arg-type]
+    out, created = _output_dir(cfg)
+    src_cfg = dict(plain["source"])  # type: ignore[index]
+    kind = src_cfg.pop("kind")
+    path = src_cfg.pop("path")
+    demo = cfg.get("demo") if not path else None
+    if demo is None:
+        if not path:
+            raise PromptError("source.path is not set: pass source.path=VIDEO (or +experiment=demo)")
+        spec = _spec_from_config(cfg)
+        check_source_path(path, kind)
+    planned = [*_video_sinks(cfg), "run.json", "run.log", ".hydra"]
+    if demo is not None:
+        planned += ["demo_input.mp4", "demo_score.json"]
+    inputs = [("source.path", path), ("prompts.path", cfg.prompts.path), ("model.checkpoint", cfg.model.checkpoint)]
+    check_not_in_outputs(out, planned, inputs + _mask_files(cfg))
+    threads = _set_threads(cfg)
+    if kind == "pyav" and not src_cfg.get("threads"):
+        src_cfg["threads"] = threads
+
+    with OutputTransaction(out, created) as tx, _logged_to(tx.path("run.log")):
+        _save_config(cfg, tx.staging)
+        score = None
+        if demo is not None:
+            from .demo import GroundTruthScore, demo_prompts, write_demo_clip
+
+            path = str(write_demo_clip(tx.path("demo_input.mp4"), demo.frames, demo.width, demo.height, demo.seed))
+            spec = demo_prompts(demo.frames, demo.width, demo.height, demo.seed)
+            score = GroundTruthScore(tx.path("demo_score.json"), demo.frames, demo.width, demo.height, demo.seed)
+            log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
+        source = open_source(kind, path, **src_cfg)
+        info = source.info
+        Propagator.check_prompts(spec.prompts, info, spec.object_ids)
+
+        model = _build_model(cfg)
+        s = cfg.sink
+        sinks = []
+        video_sink = None
+        if s.annotated:
+            video_sink = AnnotatedVideoSink(
+                tx.path("annotated.mp4"),
                 info,
                 Path(path) if kind != "images" else None,
                 labels=spec.labels,
@@ -199,51 +327,51 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 preset=s.preset,
                 alpha=s.alpha,
             )
+            sinks.append(video_sink)
+        if s.png:
+            sinks.append(PngMasksSink(tx.path("masks")))
+        if s.jsonl:
+            sinks.append(JsonlSink(tx.path("masks.jsonl"), labels=spec.labels))
+        if s.mot:
+            sinks.append(MotSink(tx.path("tracks.csv")))
+        if score is not None:
+            sinks.append(score)
+
+        propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
+        shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
+        log.info(
+            "tracking %d object(s) through %s (%dx%d, %s frames) on %s, %d thread(s)",
+            len(spec.object_ids),
+            shown_path,
+            info.width,
+            info.height,
+            info.num_frames,
+            model.device,
+            threads,
         )
-    if s.png:
-        sinks.append(PngMasksSink(out / "masks"))
-    if s.jsonl:
-        sinks.append(JsonlSink(out / "masks.jsonl", labels=spec.labels))
-    if s.mot:
-        sinks.append(MotSink(out / "tracks.csv"))
-    score = None
-    if cfg.get("demo") and demo_clip:
-        from .demo import GroundTruthScore
-
-        d = cfg.demo
-        score = GroundTruthScore(out / "demo_score.json", d.frames, d.width, d.height, d.seed)
-        sinks.append(score)
-
-    propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
-    log.info(
-        "tracking %d object(s) through %s (%dx%d, %s frames) on %s",
-        len(spec.object_ids),
-        path,
-        info.width,
-        info.height,
-        info.num_frames,
-        model.device,
-    )
-    timings = run_pipeline(
-        propagator,
-        source,
-        spec.prompts,
-        spec.object_ids,
-        sinks,
-        queue_depth=cfg.propagation.prefetch,
-        progress=cfg.progress,
-    )
-    record = _record(
-        cfg,
-        model,
-        timings,
-        started,
-        source={"path": str(path), "kind": kind, **vars(info)},
-        objects={str(k): v for k, v in spec.labels.items()},
-        outputs=sorted(str(x.target.name) for x in sinks),
-        **({"demo_score": score.summary} if score is not None else {}),
-    )
-    write_json_atomic(out / "run.json", record)
+        timings = run_pipeline(
+            propagator,
+            source,
+            spec.prompts,
+            spec.object_ids,
+            sinks,
+            queue_depth=cfg.propagation.prefetch,
+            progress=cfg.progress,
+        )
+        record = _record(
+            cfg,
+            model,
+            timings,
+            started,
+            threads=threads,
+            source={"path": shown_path, "kind": kind, **vars(info)},
+            objects={str(k): v for k, v in spec.labels.items()},
+            outputs=sorted(str(x.target.name) for x in sinks),
+            **({"audio": video_sink.audio} if video_sink is not None else {}),
+            **({"demo_score": score.summary} if score is not None else {}),
+        )
+        write_json_atomic(tx.path("run.json"), record)
+        tx.commit()
     if score is not None:
         log.info(
             "demo: J&F-Mean %.3f against the exact ground truth (J %.3f, F %.3f)%s",
@@ -265,86 +393,174 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-@hydra.main(config_path=_CONFIGS, config_name="config", version_base="1.3")
-def _app(cfg: DictConfig) -> None:
+# ---- entry points: one error line, exit codes, signals ---------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised in the main thread so every cleanup path runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_debug = False
+_failed = False
+_prog = "tracker"
+
+
+def _stopping(signum: int, frame: Any) -> None:
+    # A second signal during the cleanup is ignored: raising again would cut the cleanup short.
+    for s in _SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _one_line(e: BaseException) -> str:
+    """The error as one line: our own errors say the bad value and the fix already."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = repr(e.filename) if e.filename else "the outputs"
+        return f"no space left on the device writing {where}: free space or pick another output_dir"
+    if isinstance(e, MemoryError):
+        return "out of memory: lower model.image_size, or track fewer objects at once"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename!r}" if e.filename else e.strerror
+    text = " ".join(str(e).split())
+    cause = e.__cause__ or e.__context__
+    if type(e).__module__.startswith("hydra") and cause is not None:
+        text += f" ({' '.join(str(cause).split()[:12])})"  # Hydra's "could not override" says why in its cause
+    if not isinstance(e, ValueError) and not type(e).__module__.startswith("hydra"):
+        text = f"{type(e).__name__}: {text} (unexpected: run again with debug=true for the traceback)"
+    text = text or type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _entry(app: Callable[[], Any], prog: str) -> None:
+    """Run a Hydra app: any failure is one ``PROG: error:`` line and exit 2; signals exit 128+N after
+    the same cleanup; ``debug=true`` shows the traceback."""
+    global _debug, _prog
+    _prog = prog
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's errors reach us instead of its own report
+    _debug = any(a.lower() in ("debug=true", "debug=1") for a in sys.argv[1:])
+    for s in _SIGNALS:
+        signal.signal(s, _stopping)
     try:
-        run(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        # Bad input: one line, no traceback, exit 2. Outputs were not renamed into place.
-        _fail(e)
+        app()
+    except Interrupted as e:
+        print(f"{prog}: interrupted ({signal.Signals(e.signum).name}); no outputs were written", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except KeyboardInterrupt:
-        print("tracker: interrupted; partial outputs were removed", file=sys.stderr)
+        print(f"{prog}: interrupted; no outputs were written", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        if _debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    if _failed:
+        sys.exit(2)
 
 
-def _fail(e: BaseException) -> None:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    print(f"tracker: error: {msg}", file=sys.stderr)
-    sys.exit(2)
+def _job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], None]:
+    """Wrap a Hydra task: its error is reported here, one line per failed job (Hydra would add lines of
+    its own), and ``_entry`` exits 2 once every job of a sweep has run."""
+
+    def job(cfg: DictConfig) -> None:
+        global _debug, _failed
+        _debug = _debug or cfg.get("debug") is True
+        try:
+            task(cfg)
+        except Exception as e:
+            _failed = True
+            if _debug:
+                traceback.print_exc()
+            print(f"{_prog}: error: {_one_line(e)}", file=sys.stderr, flush=True)
+
+    job.__name__ = task.__name__
+    job.__doc__ = task.__doc__
+    return job
+
+
+@hydra.main(config_path=_CONFIGS, config_name="config", version_base="1.3")
+@_job
+def _app(cfg: DictConfig) -> None:
+    run(cfg)
 
 
 @hydra.main(config_path=_CONFIGS, config_name="eval", version_base="1.3")
+@_job
 def _eval_app(cfg: DictConfig) -> None:
     """``tracker-eval pred=DIR gt=DIR``: J&F of a prediction folder against ground truth."""
     from .datasets import gt_sequences
     from .evaluate import evaluate, format_table, results_dict, write_results
 
-    try:
-        if not cfg.pred or not cfg.gt:
-            raise ValueError("pass pred=PREDICTIONS_DIR gt=GROUND_TRUTH_DIR")
-        results = results_dict(evaluate(Path(cfg.pred), gt_sequences(cfg.gt, cfg.layout)))
-        out = _output_dir(cfg)
-        write_results(out, results)
-        print(format_table(results))
-        log.info("wrote %s and %s", out / "results.csv", out / "results.json")
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    config_checks.choice(plain, "layout", ("davis", "sav"))  # type: ignore[arg-type]
+    if not cfg.pred or not cfg.gt:
+        raise ValueError("pass pred=PREDICTIONS_DIR gt=GROUND_TRUTH_DIR")
+    out, created = _output_dir(cfg)
+    planned = ["results.json", "results.csv", "run.log", ".hydra"]
+    check_not_in_outputs(out, planned, [("pred", cfg.pred), ("gt", cfg.gt)])
+    results = results_dict(evaluate(Path(cfg.pred), gt_sequences(cfg.gt, cfg.layout)))
+    with OutputTransaction(out, created) as tx, _logged_to(tx.path("run.log")):
+        _save_config(cfg, tx.staging)
+        write_results(tx.staging, results)
+        tx.commit()
+    print(format_table(results))
+    log.info("wrote %s and %s", out / "results.csv", out / "results.json")
 
 
 @hydra.main(config_path=_CONFIGS, config_name="train", version_base="1.3")
+@_job
 def _train_app(cfg: DictConfig) -> None:
-    """``tracker-train``: train / fine-tune SAM 2 on a DAVIS-layout dataset (tracker/train.py)."""
+    """``tracker-train``: train / fine-tune SAM 2 on a DAVIS-layout dataset (tracker/train.py). Its output
+    folder is a resumable training state (last.pt), not a transaction: each file is written atomically."""
     from .train import TrainSettings, train
 
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    config_checks.model(plain)  # type: ignore[arg-type]
+    t = cfg.train
+    if not t.data_root:
+        raise ValueError("train.data_root is not set: pass train.data_root=DATASET (DAVIS layout)")
+    out, _ = _output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
     try:
-        t = cfg.train
-        if not t.data_root:
-            raise ValueError("train.data_root is not set: pass train.data_root=DATASET (DAVIS layout)")
-        out = _output_dir(cfg)
         settings = TrainSettings(out_dir=str(out), seed=cfg.seed, **OmegaConf.to_container(t, resolve=True))
-        m = cfg.model
-        from .sam import build_model
+    except TypeError as e:
+        raise ValueError(f"train: {e}: see configs/train/default.yaml for the keys") from None
+    apply_threads(resolve_threads(config_checks.threads(plain)))  # type: ignore[arg-type]
+    m = cfg.model
+    from .sam import build_model
 
-        model = build_model(
-            OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
-            checkpoint=None,
-            device=m.device,
-            fill_hole_area=m.fill_hole_area,
-            seed=cfg.seed,
-        )
-        history = train(model, settings, checkpoint_from=m.checkpoint, progress=cfg.progress)
-        last = [h for h in history if "loss" in h][-1]
-        log.info("done: step %d, loss %.4f -> %s", last["step"], last["loss"], out)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+    model = build_model(
+        OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
+        checkpoint=None,
+        device=m.device,
+        fill_hole_area=m.fill_hole_area,
+        seed=cfg.seed,
+    )
+    history = train(model, settings, checkpoint_from=m.checkpoint, progress=cfg.progress)
+    last = [h for h in history if "loss" in h][-1]
+    log.info("done: step %d, loss %.4f -> %s", last["step"], last["loss"], out)
 
 
 def main() -> None:
-    _app()
+    _entry(_app, "tracker")
 
 
 def train_main() -> None:
-    _train_app()
+    _entry(_train_app, "tracker")
 
 
 def eval_main() -> None:
-    _eval_app()
+    _entry(_eval_app, "tracker")
 
 
 def report_main() -> None:
     from .report import main as report
 
-    report()
+    _entry(report, "tracker-report")
 
 
 if __name__ == "__main__":

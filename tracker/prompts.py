@@ -17,6 +17,7 @@ Each prompt needs at least one of points, box, mask. Several prompt frames per o
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
-from pycocotools import mask as mask_utils
 
+from .images import ImageError, decode_rle, read_image
 from .records import Prompt, VideoInfo
 
 
@@ -50,66 +50,104 @@ class TrackSpec:
             p.check_against(info)
 
 
+MAX_OBJECT_ID = 2**31 - 1
+_TOP_KEYS = {"objects"}
+_OBJECT_KEYS = {"id", "label", "prompts"}
+_PROMPT_KEYS = {"frame", "points", "box", "mask"}
+
+
+def _unknown(mapping: Mapping, allowed: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise PromptError(f"{where}: unknown key {unknown[0]!r}: use {', '.join(sorted(allowed))}")
+
+
+def _integer(value: Any, lo: int, hi: int, where: str, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise PromptError(f"{where}: {what} {shown} must be an integer from {lo} to {hi}")
+    return value
+
+
 def _load_mask(value: Any, base: Path, where: str) -> np.ndarray:
     if isinstance(value, str):
         path = (base / value) if not Path(value).is_absolute() else Path(value)
         if not path.is_file():
             raise PromptError(f"{where}: mask file {str(path)!r} does not exist: give a PNG path")
         try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("L")) > 0
-        except OSError:
-            raise PromptError(f"{where}: mask file {str(path)!r} is not an image: give a PNG") from None
-    if isinstance(value, Mapping) and "size" in value and "counts" in value:
-        rle = {"size": list(value["size"]), "counts": value["counts"]}
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode()
-        elif isinstance(rle["counts"], list):
-            rle = mask_utils.frPyObjects(rle, *rle["size"])
-        return mask_utils.decode(rle).astype(bool)
+            return read_image(path, "L") > 0
+        except ImageError as e:
+            raise PromptError(f"{where}: mask {e}") from None
+    if isinstance(value, Mapping):
+        _unknown(value, {"size", "counts"}, f"{where}: mask RLE")
+        try:
+            return decode_rle(value)
+        except ValueError as e:
+            raise PromptError(f"{where}: mask {e}") from None
     raise PromptError(f"{where}: mask {value!r} is neither a PNG path nor a COCO RLE {{size, counts}}")
 
 
-def _number_list(value: Any, n: int | None, where: str, what: str) -> list[float]:
-    if not isinstance(value, Sequence) or isinstance(value, str) or (n is not None and len(value) != n):
-        shape = f"[{', '.join(['x0', 'y0', 'x1', 'y1'][:n])}]" if what == "box" else "[x, y, label]"
-        raise PromptError(f"{where}: {what} {value!r} must be {shape}")
-    try:
-        return [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise PromptError(f"{where}: {what} {value!r} must contain numbers") from None
+def _number_list(value: Any, n: int, where: str, what: str) -> list[float]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != n:
+        shape = "[x0, y0, x1, y1]" if what == "box" else "[x, y, label]"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise PromptError(f"{where}: {what} {shown} must be {shape}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PromptError(f"{where}: {what} {list(value)!r} must contain numbers")
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f):
+            shown = repr(v) if len(repr(v)) <= 20 else repr(v)[:17] + "..."
+            raise PromptError(f"{where}: {what} has the value {shown}: coordinates must be finite numbers")
+        out.append(f)
+    return out
 
 
-def parse_prompts(data: Any, base: Path = Path(".")) -> TrackSpec:
-    """Build a :class:`TrackSpec` from the parsed file content; raise PromptError naming the bad value."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("objects"), Sequence) or not data["objects"]:
+def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID) -> TrackSpec:
+    """Build a :class:`TrackSpec` from the parsed file content; raise PromptError naming the bad value.
+
+    ``max_id``: the largest object id the outputs can hold (255 when mask PNGs are written)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("objects"), list) or not data["objects"]:
         raise PromptError("prompts file must have a non-empty 'objects:' list (see tracker/prompts.py for the schema)")
+    _unknown(data, _TOP_KEYS, "prompts file")
     labels: dict[int, str | None] = {}
     prompts: list[Prompt] = []
     for i, obj in enumerate(data["objects"]):
         if not isinstance(obj, Mapping) or "id" not in obj:
             raise PromptError(f"objects[{i}] has no 'id': give every object an integer id")
         oid = obj["id"]
-        if not isinstance(oid, int) or isinstance(oid, bool) or oid < 0:
-            raise PromptError(f"objects[{i}]: id {oid!r} is not a non-negative integer")
+        if isinstance(oid, int) and not isinstance(oid, bool) and oid == 0:
+            raise PromptError(f"objects[{i}]: id 0 is the background value of mask PNGs: use ids from 1")
+        hint = " (mask PNGs hold 0..255: turn sink.png off for larger ids)" if max_id == 255 else ""
+        try:
+            _integer(oid, 1, max_id, f"objects[{i}]", "id")
+        except PromptError as e:
+            raise PromptError(f"{e}{hint}") from None
         if oid in labels:
             raise PromptError(f"object id {oid} appears twice: ids must be unique")
-        labels[oid] = None if obj.get("label") is None else str(obj["label"])
+        _unknown(obj, _OBJECT_KEYS, f"object {oid}")
+        label = obj.get("label")
+        if label is not None and (isinstance(label, bool) or not isinstance(label, (str, int, float))):
+            raise PromptError(f"object {oid}: label {label!r} must be a name (text)")
+        labels[oid] = None if label is None else str(label)
         entries = obj.get("prompts")
-        if not isinstance(entries, Sequence) or not entries:
+        if not isinstance(entries, list) or not entries:
             raise PromptError(f"object {oid}: no 'prompts:' list: give at least one prompt frame")
         for entry in entries:
             if not isinstance(entry, Mapping) or "frame" not in entry:
                 raise PromptError(f"object {oid}: a prompt has no 'frame': give the frame index (from 0)")
-            frame = entry["frame"]
-            if not isinstance(frame, int) or isinstance(frame, bool):
-                raise PromptError(f"object {oid}: frame {frame!r} is not an integer frame index")
+            frame = _integer(entry["frame"], 0, 2**31 - 1, f"object {oid}", "frame")
             where = f"object {oid}, frame {frame}"
-            unknown = set(entry) - {"frame", "points", "box", "mask"}
-            if unknown:
-                raise PromptError(f"{where}: unknown key {sorted(unknown)[0]!r}: use points, box or mask")
+            _unknown(entry, _PROMPT_KEYS, where)
+            raw_points = entry.get("points")
+            if raw_points is not None and not isinstance(raw_points, list):
+                raise PromptError(f"{where}: points {raw_points!r} must be a list of [x, y, label]")
             points = []
-            for p in entry.get("points") or []:
+            for p in raw_points or []:
                 x, y, lab = _number_list(p, 3, where, "point")
                 if lab not in (0.0, 1.0):
                     raise PromptError(f"{where}: point label {p[2]!r} is unknown: use 1 (positive) or 0 (negative)")
@@ -124,18 +162,22 @@ def parse_prompts(data: Any, base: Path = Path(".")) -> TrackSpec:
     return TrackSpec(labels=labels, prompts=tuple(prompts))
 
 
-def load_prompts(path: str | Path) -> TrackSpec:
+def load_prompts(path: str | Path, max_id: int = MAX_OBJECT_ID) -> TrackSpec:
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"prompts file {str(path)!r} does not exist: check prompts.path")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        why = type(e).__name__
+        raise PromptError(f"prompts file {str(path)!r} cannot be read as text ({why}): give YAML or JSON") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as e:
         kind = path.suffix[1:].upper() or "YAML"
-        first_line = str(e).splitlines()[0]
+        first_line = (str(e).splitlines() or [type(e).__name__])[0]
         raise PromptError(f"prompts file {str(path)!r} is not valid {kind}: {first_line}") from None
-    return parse_prompts(data, base=path.parent)
+    return parse_prompts(data, base=path.parent, max_id=max_id)
 
 
 def quick_prompts(
@@ -144,11 +186,12 @@ def quick_prompts(
     points: Sequence[Sequence[float]] | None = None,
     object_id: int = 1,
     label: str | None = None,
+    max_id: int = MAX_OBJECT_ID,
 ) -> TrackSpec:
     """One object from command-line values (``prompts.box=[x0,y0,x1,y1] prompts.frame=0``)."""
     entry: dict[str, Any] = {"frame": frame}
     if box is not None:
         entry["box"] = list(box)
     if points is not None:
-        entry["points"] = [list(p) for p in points]
-    return parse_prompts({"objects": [{"id": object_id, "label": label, "prompts": [entry]}]})
+        entry["points"] = points
+    return parse_prompts({"objects": [{"id": object_id, "label": label, "prompts": [entry]}]}, max_id=max_id)

@@ -288,7 +288,12 @@ class Propagator:
         for p in prompts:
             by_frame.setdefault(p.frame_index, []).append(p)
         for f in sorted(by_frame):
-            frame = next(iter(source.frames(f, f + 1)))
+            frame = next(iter(source.frames(f, f + 1)), None)
+            if frame is None:
+                raise SourceTruncatedError(
+                    f"prompt frame {f} cannot be decoded: the video ends before it (truncated or damaged); "
+                    "re-encode or repair it, or prompt an earlier frame"
+                )
             feats = self.model.image_features(self.model.preprocess(frame.rgb))
             entries = {}
             for p in by_frame[f]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .images import check_pixels
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class VideoInfo:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"video size {self.width}x{self.height} is empty: the file has no picture")
+        check_pixels(self.width, self.height, "the video")
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,19 @@ class Prompt:
     mask: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.object_id, int) or isinstance(self.object_id, bool) or self.object_id < 0:
-            raise ValueError(f"object id {self.object_id!r} is invalid: use a non-negative integer")
+        if not isinstance(self.object_id, int) or isinstance(self.object_id, bool) or self.object_id < 1:
+            raise ValueError(f"object id {self.object_id!r} is invalid: use an integer from 1 (0 is the background)")
         if self.frame_index < 0:
             raise ValueError(
                 f"object {self.object_id}: prompt frame {self.frame_index} is negative: frames count from 0"
             )
         object.__setattr__(self, "points", tuple(tuple(p) for p in self.points))
+        numbers = [v for p in self.points for v in p[:2]] + list(self.box or ())
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError(
+                f"object {self.object_id}, frame {self.frame_index}: a coordinate is not a finite number: "
+                "give pixel coordinates"
+            )
         if not self.points and self.box is None and self.mask is None:
             raise ValueError(
                 f"object {self.object_id}, frame {self.frame_index}: empty prompt: "
@@ -92,7 +102,13 @@ class Prompt:
                     f"object {self.object_id}, frame {self.frame_index}: mask has shape {m.shape}: "
                     "it must be 2-D [H, W]"
                 )
-            object.__setattr__(self, "mask", m.astype(bool))
+            m = m.astype(bool)
+            if not m.any():
+                raise ValueError(
+                    f"object {self.object_id}, frame {self.frame_index}: mask is empty: "
+                    "give a mask with object pixels (non-zero), or a box or points"
+                )
+            object.__setattr__(self, "mask", m)
 
     def check_against(self, info: VideoInfo) -> None:
         """Raise ValueError when the prompt does not fit the video (frame range, image bounds, size)."""

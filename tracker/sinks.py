@@ -67,14 +67,21 @@ class Sink:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        ok = exc_type is None
         try:
-            self.close(ok=exc_type is None)
-        finally:
-            if exc_type is None:
-                self._remove(self.target)
-                os.replace(self.partial, self.target)
-            else:
-                self._remove(self.partial)
+            self.close(ok=ok)
+        except Exception as e:
+            self._remove(self.partial)
+            if ok:
+                raise
+            # Closing after another failure: that failure is the one to report.
+            log.debug("%s: close after a failure raised %s", self.target.name, e)
+            return
+        if ok:
+            self._remove(self.target)
+            os.replace(self.partial, self.target)
+        else:
+            self._remove(self.partial)
 
     @staticmethod
     def _remove(path: Path) -> None:
@@ -93,8 +100,14 @@ class Sink:
         raise NotImplementedError
 
 
+# Audio codecs the MP4 muxer takes as they are; any other (PCM from cameras and screen recorders, Vorbis,
+# FLAC, ...) is transcoded to AAC.
+MP4_AUDIO_COPY = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+
+
 class AnnotatedVideoSink(Sink):
-    """H.264 mp4 of the annotated frames: the source's timestamps (VFR kept) and its audio stream copied.
+    """H.264 mp4 of the annotated frames: the source's timestamps (VFR kept) and its audio (copied when
+    MP4 can carry it, else transcoded to AAC, else dropped with a warning; ``audio`` says which).
 
     libx264 with yuv420p needs even sizes: odd widths/heights are padded by one edge pixel.
     """
@@ -112,6 +125,7 @@ class AnnotatedVideoSink(Sink):
         super().__init__(target)
         self.info, self.source_path, self.labels = info, source_path, labels
         self.crf, self.preset, self.alpha = crf, preset, alpha
+        self.audio: dict[str, str] = {"mode": "none"}
 
     def open(self) -> None:
         self._out = av.open(str(self.partial), "w", format="mp4")
@@ -128,9 +142,31 @@ class AnnotatedVideoSink(Sink):
         self._last_pts = -1
         self._audio_in = None
         if self.source_path is not None and self.info.has_audio:
+            self._open_audio()
+
+    def _open_audio(self) -> None:
+        try:
             self._audio_in = av.open(str(self.source_path))
             a = self._audio_in.streams.audio[0]
-            self._as = self._out.add_stream_from_template(a)
+            codec = a.codec_context.name
+            if codec in MP4_AUDIO_COPY:
+                self._as = self._out.add_stream_from_template(a)
+                self.audio = {"mode": "copy", "codec": codec}
+            else:
+                rate = a.codec_context.sample_rate or 48000
+                layout = "mono" if a.codec_context.channels == 1 else "stereo"
+                self._as = self._out.add_stream("aac", rate=rate, layout=layout)
+                self.audio = {"mode": "transcode", "codec": codec, "to": "aac"}
+        except (av.error.FFmpegError, ValueError, IndexError) as e:
+            self._drop_audio(f"cannot be opened ({e})")
+
+    def _drop_audio(self, why: str) -> None:
+        codec = self.audio.get("codec", "unknown")
+        log.warning("%s: the source's audio (%s) %s: annotated.mp4 has no audio", self.target.name, codec, why)
+        self.audio = {"mode": "dropped", "codec": codec, "reason": why}
+        if self._audio_in is not None:
+            self._audio_in.close()
+            self._audio_in = None
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         img = annotate(frame.rgb, masks, self.labels, alpha=self.alpha)
@@ -149,18 +185,34 @@ class AnnotatedVideoSink(Sink):
             self._out.mux(p)
         self.frames_written += 1
 
+    def _write_audio(self) -> None:
+        a = self._audio_in.streams.audio[0]
+        if self.audio["mode"] == "copy":
+            for p in self._audio_in.demux(a):
+                if p.dts is None:
+                    continue
+                p.stream = self._as
+                self._out.mux(p)
+            return
+        # Transcoding: decode errors part-way keep the audio up to there (a damaged tail), with a warning.
+        try:
+            for af in self._audio_in.decode(a):
+                af.pts = None  # the encoder counts samples itself; the source's may not start at 0
+                for p in self._as.encode(af):
+                    self._out.mux(p)
+        except av.error.FFmpegError as e:
+            log.warning("%s: audio decoding stopped early (%s)", self.target.name, e)
+            self.audio["reason"] = f"decoding stopped early ({e})"
+        for p in self._as.encode():
+            self._out.mux(p)
+
     def close(self, ok: bool) -> None:
         try:
             if ok:
                 for p in self._vs.encode():  # flush the encoder's delayed frames
                     self._out.mux(p)
                 if self._audio_in is not None:
-                    a = self._audio_in.streams.audio[0]
-                    for p in self._audio_in.demux(a):
-                        if p.dts is None:
-                            continue
-                        p.stream = self._as
-                        self._out.mux(p)
+                    self._write_audio()
         finally:
             if self._audio_in is not None:
                 self._audio_in.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import stat
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .images import ImageError, check_pixels, read_image
 from .records import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -24,11 +26,40 @@ class SourceError(ValueError):
     """The input cannot be read as a video."""
 
 
+def check_source_path(path: str | Path, kind: str = "pyav") -> None:
+    """Refuse, without opening it, a path that is not a regular file (a folder for ``images``): a FIFO,
+    device or socket would block the decoder; a stream URL or ``-`` is not read as a file."""
+    text = str(path)
+    if text == "-" or "://" in text:
+        raise SourceError(
+            f"source.path {text!r} is a stream, not a file: live sources are not supported yet; "
+            "record it to a file first (e.g. ffmpeg -i URL -c copy clip.mp4)"
+        )
+    p = Path(text)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        what = "frame folder" if kind == "images" else "video"
+        raise SourceError(f"{what} {text!r} does not exist: check source.path") from None
+    except OSError as e:
+        raise SourceError(f"source.path {text!r} cannot be read ({e.strerror}): check the path") from None
+    if stat.S_ISDIR(st.st_mode):
+        if kind != "images":
+            raise SourceError(f"source.path {text!r} is a folder: use source=images for a folder of frames")
+        return
+    if kind == "images":
+        raise SourceError(f"frame folder {text!r} is not a folder: give a folder of JPEG/PNG frames")
+    if not stat.S_ISREG(st.st_mode):
+        what = "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise SourceError(
+            f"source.path {text!r} is {what}, not a file: streams are not supported yet; write it to a file first"
+        )
+    if st.st_size == 0:
+        raise SourceError(f"video {text!r} is empty (0 bytes): give a real video file")
+
+
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise SourceError(f"video {str(path)!r} does not exist: check source.path")
-    if path.is_file() and path.stat().st_size == 0:
-        raise SourceError(f"video {str(path)!r} is empty (0 bytes): give a real video file")
+    check_source_path(path)
 
 
 class PyAVSource:
@@ -65,6 +96,7 @@ class PyAVSource:
             raise SourceError(f"video {str(self.path)!r} has no decodable video frames: the file is damaged")
         self._pts = sorted(set(pts))
         self._rot_k = 0
+        check_pixels(width, height, f"video {str(self.path)!r}")
         self._rot_k = self._rotation_steps()
         if self._rot_k % 2:
             width, height = height, width
@@ -156,7 +188,13 @@ class DecordSource:
         stop = n if stop is None else min(stop, n)
         for i in range(start, stop, 16):
             idx = list(range(i, min(i + 16, stop)))
-            batch = self._vr.get_batch(idx).asnumpy()
+            try:
+                batch = self._vr.get_batch(idx).asnumpy()
+            except self._decord.DECORDError as e:
+                why = (str(e).splitlines() or ["error"])[0]
+                raise SourceError(
+                    f"video {str(self.path)!r}: decord cannot decode frames {idx[0]}..{idx[-1]} ({why})"
+                ) from None
             for j, k in enumerate(idx):
                 t = float(self._vr.get_frame_timestamp(k)[0])
                 yield Frame(index=k, time=t, rgb=np.ascontiguousarray(batch[j]))
@@ -215,8 +253,7 @@ class ImageFolderSource:
         import re
 
         self.path = Path(path)
-        if not self.path.is_dir():
-            raise SourceError(f"frame folder {str(self.path)!r} does not exist: give a folder of JPEG/PNG frames")
+        check_source_path(self.path, "images")
         files = [p for p in self.path.iterdir() if p.suffix.lower() in _IMAGE_EXTS]
         if not files:
             raise SourceError(f"frame folder {str(self.path)!r} has no .jpg/.png files")
@@ -231,10 +268,10 @@ class ImageFolderSource:
         self.info = VideoInfo(width=first.shape[1], height=first.shape[0], fps=self.fps, num_frames=len(self._files))
 
     def _read(self, p: Path) -> np.ndarray:
-        from PIL import Image
-
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
+        try:
+            return read_image(p, "RGB")
+        except ImageError as e:
+            raise SourceError(f"frame {e}") from None
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
         stop = len(self._files) if stop is None else min(stop, len(self._files))

@@ -355,10 +355,16 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     step, history = 0, []
     last = out / "last.pt"
     if last.is_file():
-        blob = torch.load(last, map_location="cpu", weights_only=True)
-        net.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        step, history = int(blob["step"]), list(blob["history"])
+        try:
+            blob = torch.load(last, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            step, history = int(blob["step"]), list(blob["history"])
+        except Exception as e:  # torch raises many types for corrupt or foreign files
+            raise ValueError(
+                f"cannot resume from {str(last)!r} ({type(e).__name__}): it is corrupt or from another model; "
+                "delete it to start over, or pick another output_dir"
+            ) from None
         log.info("resumed from %s at step %d", last, step)
     elif checkpoint_from:
         from .sam import load_checkpoint

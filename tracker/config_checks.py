@@ -1,0 +1,161 @@
+"""Checks of a resolved run config (a plain nested dict), before any file is decoded or model built.
+Each failure names the key, the bad value and the fix. No Hydra here: the CLI hands in plain values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class ConfigError(ValueError):
+    """A config value the run cannot use."""
+
+
+def _get(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def integer(cfg: Mapping[str, Any], key: str, lo: int, hi: int | None = None, example: int | None = None) -> int:
+    v = _get(cfg, key)
+    bad = not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi)
+    if bad:
+        span = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
+        eg = example if example is not None else lo
+        raise ConfigError(f"{key}={_show(v)} is not usable: give an integer {span} (e.g. {key}={eg})")
+    return v
+
+
+def number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, open_lo: bool = False) -> float:
+    v = _get(cfg, key)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v > hi or v < lo or (open_lo and v == lo):
+        lo_text = f"over {lo}" if open_lo else f"from {lo}"
+        raise ConfigError(f"{key}={_show(v)} is not usable: give a number {lo_text} to {hi}")
+    return float(v)
+
+
+def boolean(cfg: Mapping[str, Any], key: str) -> bool:
+    v = _get(cfg, key)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key}={_show(v)} is not usable: give true or false")
+    return v
+
+
+def choice(cfg: Mapping[str, Any], key: str, options: Sequence[str]) -> str:
+    v = _get(cfg, key)
+    if v not in options:
+        raise ConfigError(f"{key}={_show(v)} is unknown: use one of {', '.join(map(str, options))}")
+    return v
+
+
+def text_or_null(cfg: Mapping[str, Any], key: str) -> str | None:
+    v = _get(cfg, key)
+    if v is not None and (not isinstance(v, str) or not v.strip()):
+        raise ConfigError(f"{key}={_show(v)} is not usable: give a path or leave it unset")
+    return v
+
+
+def threads(cfg: Mapping[str, Any], key: str = "threads") -> int | str:
+    v = _get(cfg, key)
+    if v == "auto":
+        return v
+    return integer(cfg, key, 1, 1024, example=1)
+
+
+def image_size(cfg: Mapping[str, Any], key: str = "model.image_size") -> int:
+    v = integer(cfg, key, 32, 4096, example=1024)
+    if v % 32:
+        lo, hi = max(32, v // 32 * 32), v // 32 * 32 + 32
+        raise ConfigError(f"{key}={v} does not fit SAM 2 (its feature maps need a multiple of 32): use {lo} or {hi}")
+    return v
+
+
+def device(cfg: Mapping[str, Any], key: str = "model.device") -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and only one this machine has."""
+    import torch
+
+    v = _get(cfg, key)
+    if v == "auto":
+        return v
+    try:
+        dev = torch.device(v) if isinstance(v, str) else None
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{key}={_show(v)} is not a device: use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index or 0) >= n:
+            have = f"{n} CUDA device(s)" if n else f"no CUDA device (torch {torch.__version__})"
+            raise ConfigError(f"{key}={v} is not available: this machine has {have}; use {key}=auto or cpu")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"{key}={v} is not available on this machine: use {key}=auto or cpu")
+    return v
+
+
+def model(cfg: Mapping[str, Any]) -> None:
+    """The ``model.*`` keys every command uses."""
+    image_size(cfg)
+    device(cfg)
+    boolean(cfg, "model.compile")
+    integer(cfg, "model.fill_hole_area", 0, 1 << 20, example=8)
+    integer(cfg, "model.memory_stride", 1, 1000, example=1)
+    text_or_null(cfg, "model.checkpoint")
+
+
+def common(cfg: Mapping[str, Any]) -> None:
+    """Keys shared by ``tracker`` runs of a video and of a dataset."""
+    model(cfg)
+    integer(cfg, "seed", 0, 2**32 - 1, example=0)
+    boolean(cfg, "progress")
+    boolean(cfg, "debug")
+    threads(cfg)
+    text_or_null(cfg, "output_dir")
+    integer(cfg, "propagation.reverse_chunk", 1, 4096, example=16)
+    integer(cfg, "propagation.prefetch", 0, 1024, example=8)
+
+
+def video_run(cfg: Mapping[str, Any]) -> None:
+    """Everything a run over one video reads, besides the prompts file's content."""
+    common(cfg)
+    kind = choice(cfg, "source.kind", ("pyav", "decord", "opencv", "images"))
+    text_or_null(cfg, "source.path")
+    if kind == "pyav":
+        integer(cfg, "source.threads", 0, 1024, example=0)
+    if kind == "images":
+        number(cfg, "source.fps", 0, 1000, open_lo=True)
+    for k in ("annotated", "png", "jsonl", "mot"):
+        boolean(cfg, f"sink.{k}")
+    integer(cfg, "sink.crf", 0, 51, example=20)
+    choice(cfg, "sink.preset", X264_PRESETS)
+    number(cfg, "sink.alpha", 0.0, 1.0)
+    text_or_null(cfg, "prompts.path")
+    integer(cfg, "prompts.frame", 0, 2**31 - 1, example=0)
+    integer(cfg, "prompts.id", 1, 2**31 - 1, example=1)
+    label = _get(cfg, "prompts.label")
+    if label is not None and not isinstance(label, (str, int, float)):
+        raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")
+
+
+def dataset_run(cfg: Mapping[str, Any]) -> None:
+    common(cfg)
+    choice(cfg, "dataset.layout", ("davis", "sav"))
+    choice(cfg, "dataset.prompt", ("mask", "box", "click1", "click3"))
+    n = integer(cfg, "dataset.num_shards", 1, 1 << 20, example=1)
+    integer(cfg, "dataset.shard", 0, n - 1, example=0)
+    boolean(cfg, "dataset.annotated_video")

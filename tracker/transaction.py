@@ -1,0 +1,204 @@
+"""A run's outputs as one transaction: staged, then committed all together, or not at all.
+
+    with OutputTransaction(out) as tx:
+        write everything under tx.staging
+        tx.commit()
+
+Everything a run writes goes into ``OUT/.staging-PID/``. ``commit()`` replaces the earlier run's whole
+set (named in its ``.outputs.json``) with the new one; leaving the ``with`` block without a commit
+removes the staging folder, so a failed or interrupted run leaves ``OUT`` as it was. An exclusive
+``flock`` on ``OUT`` refuses a second run at once. ``OUT/.resume/`` is reserved for resume state and
+never touched here.
+
+A commit is a handful of renames. Its plan is written to the staging folder first (``.commit``), so
+if the process dies half-way the next run into ``OUT`` rolls it forward before anything else.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+MANIFEST = ".outputs.json"
+RESUME = ".resume"
+_STAGING = ".staging-"
+_JOURNAL = ".commit"
+_OLD = ".old"
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used for this run."""
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def committed_set(out: Path) -> list[str]:
+    """Top-level names of the last committed set in ``out`` (empty when there is none)."""
+    try:
+        names = json.loads((Path(out) / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str) and n and "/" not in n and n not in (".", "..")]
+
+
+def missing_dirs(path: str | Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    p = Path(os.path.abspath(path))
+    out = []
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def check_output_dir(path: str | Path, key: str = "output_dir") -> Path:
+    """Raise OutputError (naming ``key``) unless ``path`` is, or can be created as, a writable folder."""
+    p = Path(path)
+    for a in (p, *p.parents):
+        if a.exists() or a.is_symlink():
+            if not a.is_dir():
+                what = "is a file" if a == p else f"lies under the file {str(a)!r}"
+                raise OutputError(f"{key} {str(p)!r} {what}: give a folder path")
+            if not os.access(a, os.W_OK | os.X_OK):
+                raise OutputError(f"{key} {str(p)!r} cannot be written (no permission on {str(a)!r}): pick another")
+            break
+    return p
+
+
+def check_not_in_outputs(out: Path, planned: Iterable[str], inputs: Sequence[tuple[str, str | Path | None]]) -> None:
+    """Refuse an input that lies where the run will write or delete: the planned entries, the earlier
+    set it replaces, or the output folder itself when the input is a folder. ``inputs``: (key, path)."""
+    out = Path(os.path.realpath(out))
+    names = set(planned) | set(committed_set(out)) | {MANIFEST}
+    for key, value in inputs:
+        if value is None or str(value) == "":
+            continue
+        p = Path(os.path.realpath(value))
+        if p == out:
+            raise OutputError(
+                f"{key} {str(value)!r} is the output folder: outputs would mix with the input; pick another output_dir"
+            )
+        if out in p.parents:
+            top = p.relative_to(out).parts[0]
+            if top in names or top.startswith(_STAGING):
+                raise OutputError(
+                    f"{key} {str(value)!r} lies in the outputs this run replaces in {str(out)!r}: "
+                    "copy it elsewhere or pick another output_dir"
+                )
+
+
+class OutputTransaction:
+    """Stage a run's outputs in ``out`` and commit them as one set (see the module docstring).
+
+    ``created``: folders made for this run (deepest first); on failure those left empty are removed.
+    """
+
+    def __init__(self, out: str | Path, created: Sequence[Path] = ()) -> None:
+        self.out = Path(out)
+        self.staging = self.out / f"{_STAGING}{os.getpid()}"
+        self.created = list(created)
+        self.committed = False
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> OutputTransaction:
+        check_output_dir(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise OutputError(
+                    f"output_dir {str(self.out)!r} is in use by another run: wait for it or pick another output_dir"
+                ) from None
+            raise
+        self._lock_fd = fd
+        try:
+            self._recover()
+            self.staging.mkdir()
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def path(self, name: str) -> Path:
+        return self.staging / name
+
+    def _recover(self) -> None:
+        """Under the lock every staging folder is a dead run's: finish its commit or drop it."""
+        for d in sorted(self.out.glob(f"{_STAGING}*")):
+            if (d / _JOURNAL).is_file():
+                try:
+                    plan = json.loads((d / _JOURNAL).read_text())
+                except ValueError:
+                    plan = None
+                if plan is not None:
+                    self._apply(d, plan["new"], plan["old"])
+            _remove(d)
+
+    def commit(self) -> list[str]:
+        """Move the staged set into place, replacing the earlier set; returns the new set's names."""
+        new = sorted(p.name for p in self.staging.iterdir() if p.name not in (_JOURNAL, _OLD))
+        _fsync_write(self.staging / MANIFEST, json.dumps({"files": new}) + "\n")
+        new.append(MANIFEST)
+        # The earlier set, and whatever already stands under a new name (e.g. from a pre-manifest run).
+        old = sorted(set(committed_set(self.out)) | {n for n in new if (self.out / n).exists()})
+        _fsync_write(self.staging / _JOURNAL, json.dumps({"new": new, "old": old}))
+        self._apply(self.staging, new, old)
+        self.committed = True
+        return new
+
+    def _apply(self, staging: Path, new: list[str], old: list[str]) -> None:
+        """Idempotent: park every old entry in ``staging/.old``, then move every staged entry in."""
+        parked = staging / _OLD
+        parked.mkdir(exist_ok=True)
+        for name in old:
+            if name == RESUME or name.startswith(_STAGING):
+                continue
+            target = self.out / name
+            already_new = name in new and not (staging / name).exists()
+            if (target.exists() or target.is_symlink()) and not already_new:
+                os.replace(target, parked / name)
+        for name in new:
+            if (staging / name).exists():
+                os.replace(staging / name, self.out / name)
+        _remove(staging / _JOURNAL)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            _remove(self.staging)
+            if not self.committed:
+                for d in self.created:
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        break
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
