@@ -154,6 +154,15 @@ def _build_model(cfg: DictConfig):
     )
 
 
+def _checkpoint(cfg: DictConfig) -> Path | None:
+    """model.checkpoint's file, checked before any frame is decoded (None: random weights)."""
+    if not cfg.model.checkpoint:
+        return None
+    from .sam import existing_checkpoint
+
+    return existing_checkpoint(cfg.model.checkpoint)
+
+
 def _device_name(model) -> str:
     import torch
 
@@ -195,7 +204,7 @@ def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
         raise ValueError("dataset.root is not set: pass dataset.root=PATH (e.g. scripts/make_synthetic_dataset.py)")
     out, created = _output_dir(cfg)
     planned = ["predictions", "results.json", "results.csv", "run.json", "run.log", ".hydra", "videos"]
-    check_not_in_outputs(out, planned, [("dataset.root", d.root), ("model.checkpoint", cfg.model.checkpoint)])
+    check_not_in_outputs(out, planned, [("dataset.root", d.root), ("model.checkpoint", _checkpoint(cfg))])
     threads = _set_threads(cfg)
     seqs = load_sequences(d.layout, d.root, d.split, d.resolution, d.shard, d.num_shards)
     with OutputTransaction(out, created) as tx, _logged_to(tx.path("run.log")):
@@ -249,24 +258,6 @@ def _spec_from_config(cfg: DictConfig):
     )
 
 
-def _mask_files(cfg: DictConfig) -> list[tuple[str, str]]:
-    """Mask PNGs a prompts file names: inputs that must not lie among the outputs."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(cfg.prompts.path).read_text()) if cfg.prompts.path else None
-        objects = data.get("objects") or []
-        base = Path(cfg.prompts.path).parent
-        return [
-            ("prompts mask", str(base / e["mask"]))
-            for o in objects
-            for e in o.get("prompts") or []
-            if isinstance(e, dict) and isinstance(e.get("mask"), str)
-        ]
-    except Exception:  # the prompts file was parsed already; anything odd here names no mask file
-        return []
-
-
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Check the config, then run the pipeline as one output transaction; returns run.json's content."""
     from .pipeline import run_pipeline
@@ -293,8 +284,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     planned = [*_video_sinks(cfg), "run.json", "run.log", ".hydra"]
     if demo is not None:
         planned += ["demo_input.mp4", "demo_score.json"]
-    inputs = [("source.path", path), ("prompts.path", cfg.prompts.path), ("model.checkpoint", cfg.model.checkpoint)]
-    check_not_in_outputs(out, planned, inputs + _mask_files(cfg))
+    inputs = [("source.path", path), ("prompts.path", cfg.prompts.path), ("model.checkpoint", _checkpoint(cfg))]
+    if demo is None:
+        inputs += [("prompts mask", f) for f in spec.mask_files]
+    check_not_in_outputs(out, planned, inputs)
     threads = _set_threads(cfg)
     if kind == "pyav" and not src_cfg.get("threads"):
         src_cfg["threads"] = threads
@@ -439,8 +432,9 @@ def _one_line(e: BaseException) -> str:
 def _entry(app: Callable[[], Any], prog: str) -> None:
     """Run a Hydra app: any failure is one ``PROG: error:`` line and exit 2; signals exit 128+N after
     the same cleanup; ``debug=true`` shows the traceback."""
-    global _debug, _prog
-    _prog = prog
+    global _debug, _prog, _failed
+    _prog, _failed = prog, False
+    _CREATED.clear()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's errors reach us instead of its own report
     _debug = any(a.lower() in ("debug=true", "debug=1") for a in sys.argv[1:])
     for s in _SIGNALS:
@@ -448,10 +442,13 @@ def _entry(app: Callable[[], Any], prog: str) -> None:
     try:
         app()
     except Interrupted as e:
-        print(f"{prog}: interrupted ({signal.Signals(e.signum).name}); no outputs were written", file=sys.stderr)
+        print(
+            f"{prog}: interrupted ({signal.Signals(e.signum).name}); outputs of an unfinished run are removed",
+            file=sys.stderr,
+        )
         sys.exit(128 + e.signum)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no outputs were written", file=sys.stderr)
+        print(f"{prog}: interrupted; outputs of an unfinished run are removed", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
         if _debug:

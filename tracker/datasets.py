@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .images import ImageError, check_pixels
 from .records import Prompt
 
 
@@ -53,12 +54,38 @@ class VosSequence:
 
 
 def read_png(path: Path, seq: str) -> np.ndarray:
-    """A label PNG (palette or grey) as uint8 [H, W]; DatasetError naming the sequence and file."""
+    """A label PNG as uint8 [H, W] (pixel = object id): palette or grey values as they are, RGB(A)
+    colours mapped back to ids through the DAVIS palette; DatasetError naming the sequence and file."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
-    except OSError:
-        raise DatasetError(f"sequence {seq}: {path} is not a readable PNG") from None
+            check_pixels(im.width, im.height, str(path))
+            if im.mode in ("P", "L"):
+                return np.asarray(im)
+            if im.mode in ("RGB", "RGBA"):
+                return _ids_from_colours(np.asarray(im.convert("RGB")), path, seq)
+            return np.asarray(im.convert("L"))
+    except ImageError as e:
+        raise DatasetError(f"sequence {seq}: {e}") from None
+    except (OSError, SyntaxError, ValueError):
+        raise DatasetError(f"sequence {seq}: {path} is not a readable PNG: replace or re-export it") from None
+
+
+def _ids_from_colours(rgb: np.ndarray, path: Path, seq: str) -> np.ndarray:
+    from .sinks import davis_palette
+
+    pal = np.asarray(davis_palette(), dtype=np.int64).reshape(256, 3)
+    key = lambda a: (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]  # noqa: E731
+    lookup = {int(k): i for i, k in reversed(list(enumerate(key(pal))))}
+    colours, inverse = np.unique(key(rgb.astype(np.int64)).ravel(), return_inverse=True)
+    unknown = [int(c) for c in colours if int(c) not in lookup]
+    if unknown:
+        c = unknown[0]
+        raise DatasetError(
+            f"sequence {seq}: {path} is an RGB image with the colour {(c >> 16, (c >> 8) & 255, c & 255)}, "
+            "which is not in the DAVIS palette: save label maps as palette or grey PNGs (pixel = object id)"
+        )
+    ids = np.array([lookup[int(c)] for c in colours], dtype=np.uint8)
+    return ids[inverse].reshape(rgb.shape[:2])
 
 
 def _frames(folder: Path, seq: str) -> tuple[Path, ...]:
@@ -71,8 +98,11 @@ def _frames(folder: Path, seq: str) -> tuple[Path, ...]:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as im:
-        return im.size
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, SyntaxError, ValueError):
+        raise DatasetError(f"{path} is not a readable image: replace or re-export it") from None
 
 
 def _check(seq: VosSequence) -> VosSequence:

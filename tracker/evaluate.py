@@ -69,10 +69,14 @@ def objects_from_results(data: dict) -> list[ObjectScores]:
     return [ObjectScores(o["sequence"], int(o["id"]), tuple(o["J"]), tuple(o["F"])) for o in data["objects"]]
 
 
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def format_table(results: dict) -> str:
     head = ["sequence", *METRICS]
-    rows = [[n, *(f"{v[m]:.3f}" for m in METRICS)] for n, v in results["sequences"].items()]
-    rows.append(["ALL", *(f"{results['dataset'][m]:.3f}" for m in METRICS)])
+    rows = [[n, *(_fmt(v[m], 3) for m in METRICS)] for n, v in results["sequences"].items()]
+    rows.append(["ALL", *(_fmt(results["dataset"][m], 3) for m in METRICS)])
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
@@ -89,6 +93,6 @@ def write_results(out_dir: Path, results: dict) -> None:
         w = csv.writer(f)
         w.writerow(["sequence", *METRICS])
         for n, v in results["sequences"].items():
-            w.writerow([n, *(f"{v[m]:.5f}" for m in METRICS)])
-        w.writerow(["ALL", *(f"{results['dataset'][m]:.5f}" for m in METRICS)])
+            w.writerow([n, *(_fmt(v[m], 5) for m in METRICS)])
+        w.writerow(["ALL", *(_fmt(results["dataset"][m], 5) for m in METRICS)])
     os.replace(tmp, out_dir / "results.csv")

@@ -128,11 +128,17 @@ def score_sequence(name: str, gt: Sequence[np.ndarray], pred: Sequence[np.ndarra
 METRICS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
-def summarize(objects: Sequence[ObjectScores]) -> dict[str, float]:
-    """Average the per-object statistics (DAVIS averages objects, not sequences)."""
+def summarize(objects: Sequence[ObjectScores]) -> dict[str, float | None]:
+    """Average the per-object statistics (DAVIS averages objects, not sequences). A statistic with no
+    value (no objects in the ground truth, or too few frames for a decay) is None ("n/a"), never NaN."""
     if not objects:
-        return {m: float("nan") for m in METRICS}
+        return {m: None for m in METRICS}
     per = [o.stats() for o in objects]
-    res = {k: float(np.nanmean([p[k] for p in per])) for k in per[0]}
-    res["J&F-Mean"] = (res["J-Mean"] + res["F-Mean"]) / 2
+    res: dict[str, float | None] = {}
+    for k in per[0]:
+        vals = np.asarray([p[k] for p in per], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        res[k] = float(vals.mean()) if vals.size else None
+    j, f = res["J-Mean"], res["F-Mean"]
+    res["J&F-Mean"] = (j + f) / 2 if j is not None and f is not None else None
     return {m: res[m] for m in METRICS}

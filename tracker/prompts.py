@@ -40,6 +40,7 @@ class TrackSpec:
 
     labels: Mapping[int, str | None]
     prompts: tuple[Prompt, ...]
+    mask_files: tuple[Path, ...] = ()  # the mask PNGs the prompts were read from (inputs of the run)
 
     @property
     def object_ids(self) -> list[int]:
@@ -69,9 +70,10 @@ def _integer(value: Any, lo: int, hi: int, where: str, what: str) -> int:
     return value
 
 
-def _load_mask(value: Any, base: Path, where: str) -> np.ndarray:
+def _load_mask(value: Any, base: Path, where: str, files: list[Path]) -> np.ndarray:
     if isinstance(value, str):
         path = (base / value) if not Path(value).is_absolute() else Path(value)
+        files.append(path)
         if not path.is_file():
             raise PromptError(f"{where}: mask file {str(path)!r} does not exist: give a PNG path")
         try:
@@ -116,6 +118,7 @@ def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID
     _unknown(data, _TOP_KEYS, "prompts file")
     labels: dict[int, str | None] = {}
     prompts: list[Prompt] = []
+    files: list[Path] = []
     for i, obj in enumerate(data["objects"]):
         if not isinstance(obj, Mapping) or "id" not in obj:
             raise PromptError(f"objects[{i}] has no 'id': give every object an integer id")
@@ -154,12 +157,12 @@ def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID
                 points.append((x, y, int(lab)))
             box = entry.get("box")
             box_t = tuple(_number_list(box, 4, where, "box")) if box is not None else None
-            mask = _load_mask(entry["mask"], base, where) if entry.get("mask") is not None else None
+            mask = _load_mask(entry["mask"], base, where, files) if entry.get("mask") is not None else None
             try:
                 prompts.append(Prompt(oid, frame, points=tuple(points), box=box_t, mask=mask))  # type: ignore[arg-type]
             except ValueError as e:
                 raise PromptError(str(e)) from None
-    return TrackSpec(labels=labels, prompts=tuple(prompts))
+    return TrackSpec(labels=labels, prompts=tuple(prompts), mask_files=tuple(files))
 
 
 def load_prompts(path: str | Path, max_id: int = MAX_OBJECT_ID) -> TrackSpec:

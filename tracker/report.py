@@ -48,18 +48,18 @@ def collect(root: Path) -> list[dict]:
                 "jobs": g["jobs"],
                 "sequences": len({o.sequence for o in g["objects"]}),
                 "objects": len(g["objects"]),
-                **{k: round(v, 4) for k, v in s.items()},
+                **{k: None if v is None else round(v, 4) for k, v in s.items()},
                 "fps": round(g["frames"] / g["wall_s"], 3) if g["wall_s"] > 0 else None,
             }
         )
-    return sorted(rows, key=lambda r: -r["J&F-Mean"])
+    return sorted(rows, key=lambda r: -(r["J&F-Mean"] if r["J&F-Mean"] is not None else -1.0))
 
 
 def _markdown(rows: list[dict]) -> str:
     cols = ["config", "jobs", "sequences", "objects", "J&F-Mean", "J-Mean", "F-Mean", "J-Decay", "F-Decay", "fps"]
     lines = [f"All runs: `{rows[0]['common']}`", ""] if rows[0]["common"] else []
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join("n/a" if r[c] is None else str(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -86,7 +86,7 @@ def write_report(root: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for r in rows:
+    for r in (r for r in rows if r["J&F-Mean"] is not None):
         ax.scatter(r["fps"] or 0, r["J&F-Mean"], s=40)
         ax.annotate(r["config"], (r["fps"] or 0, r["J&F-Mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("frames per second (end to end)")
@@ -98,8 +98,14 @@ def write_report(root: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        # One line (argparse would print its usage too): tracker.cli reports it as "tracker-report: error:".
+        raise ValueError(f"{message}: usage: tracker-report MULTIRUN_DIR")
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="tracker-report", description=__doc__)
+    ap = _Parser(prog="tracker-report", description=__doc__)
     ap.add_argument("multirun_dir", type=Path)
     args = ap.parse_args(argv)
     root: Path = args.multirun_dir

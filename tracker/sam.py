@@ -79,14 +79,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return Path(text)
 
 
-def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a Meta-format checkpoint (``{"model": state_dict}``) with a strict key check."""
-    path = resolve_checkpoint(path)
-    if not path.is_file():
+def existing_checkpoint(path: str | Path) -> Path:
+    """The checkpoint's file (``pkg://`` resolved); CheckpointError when there is none."""
+    resolved = resolve_checkpoint(path)
+    if not resolved.is_file():
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not exist: run scripts/download_checkpoints.sh "
+            f"checkpoint {str(resolved)!r} does not exist: run scripts/download_checkpoints.sh "
             "or pass model.checkpoint=PATH"
         )
+    return resolved
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a Meta-format checkpoint (``{"model": state_dict}``) with a strict key check."""
+    path = existing_checkpoint(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files

@@ -269,7 +269,7 @@ class JsonlSink(Sink):
                     "rle": encode_rle(m),
                     "bbox": list(box) if box else None,
                     "area": int(m.sum()),
-                    "score": round(float(s), 5),
+                    "score": round(float(s), 5) if np.isfinite(s) else None,  # JSON has no NaN
                 }
             )
         line = {"frame": frame.index, "time": frame.time, "objects": objects}

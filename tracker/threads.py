@@ -92,11 +92,51 @@ def _cgroup_quota() -> float | None:
         return None
 
 
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(idle, total) jiffies summed over ``cpus``, from /proc/stat (None where there is none)."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    idle = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            values = [int(v) for v in fields[:8]]
+            idle += values[3] + values[4]  # idle + iowait
+            total += sum(values)
+    return (idle, total) if total else None
+
+
+def idle_cores(window: float = 0.25) -> float | None:
+    """How many of this process's cores other processes leave idle, sampled over ``window`` seconds."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    a = _cpu_times(cpus)
+    time.sleep(window)
+    b = _cpu_times(cpus)
+    if a is None or b is None or b[1] <= a[1]:
+        return None
+    return len(cpus) * (b[0] - a[0]) / (b[1] - a[1])
+
+
 def resolve_threads(value: int | str, jobs: int = 1) -> int:
-    """``threads=auto``: the usable cores shared among the ``jobs`` running at once; else the number."""
-    if value == "auto":
-        return max(1, usable_cores() // max(1, jobs))
-    return int(value)
+    """``threads=auto``: the cores this process may use that other processes leave idle (a core counts
+    when at least 3/4 idle), shared among the ``jobs`` running at once; else the number.
+
+    Measured on 2 cores (scripts/bench_threads.py, benchmarks/bench_threads_cpu.json): torch's default of
+    one thread per core is the fastest on an idle machine but runs about 3x slower beside one other busy
+    process (its OpenMP threads wait for each other on a core they do not get), where one thread keeps
+    its speed.
+    """
+    if value != "auto":
+        return int(value)
+    cores = usable_cores()
+    idle = idle_cores()
+    free = cores if idle is None else min(cores, int(idle + 0.25))
+    return max(1, free // max(1, jobs))
 
 
 def apply_threads(n: int) -> None:

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ RESUME = ".resume"
 _STAGING = ".staging-"
 _JOURNAL = ".commit"
 _OLD = ".old"
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class OutputError(ValueError):
@@ -163,8 +165,13 @@ class OutputTransaction:
         # The earlier set, and whatever already stands under a new name (e.g. from a pre-manifest run).
         old = sorted(set(committed_set(self.out)) | {n for n in new if (self.out / n).exists()})
         _fsync_write(self.staging / _JOURNAL, json.dumps({"new": new, "old": old}))
-        self._apply(self.staging, new, old)
-        self.committed = True
+        # A signal now would stop the renames half-way: hold it until the set is in place.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        try:
+            self._apply(self.staging, new, old)
+            self.committed = True
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return new
 
     def _apply(self, staging: Path, new: list[str], old: list[str]) -> None:
@@ -187,6 +194,8 @@ class OutputTransaction:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            if (self.staging / _JOURNAL).exists():
+                return  # a commit stopped half-way: its journal lets the next run into OUT finish it
             _remove(self.staging)
             if not self.committed:
                 for d in self.created:
