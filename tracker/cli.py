@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,8 +66,19 @@ def _output_dir(cfg: DictConfig) -> tuple[Path, list[Path]]:
 
         out = Path(HydraConfig.get().runtime.output_dir)
     check_output_dir(out)
-    created = _CREATED.pop(os.path.abspath(out), None)
-    return out, missing_dirs(out) if created is None else created
+    return out, _CREATED.setdefault(os.path.abspath(out), missing_dirs(out))
+
+
+def _remove_created() -> None:
+    """After a failure: remove the folders made for this job that are still empty (Hydra makes the
+    output folder before the job starts; a check may fail before the transaction does it)."""
+    for dirs in _CREATED.values():
+        for d in dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+    _CREATED.clear()
 
 
 def _concurrent_jobs() -> int:
@@ -436,6 +448,10 @@ def _entry(app: Callable[[], Any], prog: str) -> None:
     _prog, _failed = prog, False
     _CREATED.clear()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's errors reach us instead of its own report
+    # stderr is for the error line: Python warnings go to the log (stdout and run.log), and the one about
+    # random weights is logged by _build_model already.
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", message="model.checkpoint is null", category=UserWarning)
     _debug = any(a.lower() in ("debug=true", "debug=1") for a in sys.argv[1:])
     for s in _SIGNALS:
         signal.signal(s, _stopping)
@@ -469,10 +485,15 @@ def _job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], None]:
         try:
             task(cfg)
         except Exception as e:
+            _remove_created()
             _failed = True
             if _debug:
                 traceback.print_exc()
             print(f"{_prog}: error: {_one_line(e)}", file=sys.stderr, flush=True)
+        except BaseException:
+            _remove_created()
+            raise
+        _CREATED.clear()
 
     job.__name__ = task.__name__
     job.__doc__ = task.__doc__

@@ -66,6 +66,8 @@ def read_png(path: Path, seq: str) -> np.ndarray:
             return np.asarray(im.convert("L"))
     except ImageError as e:
         raise DatasetError(f"sequence {seq}: {e}") from None
+    except DatasetError:
+        raise
     except (OSError, SyntaxError, ValueError):
         raise DatasetError(f"sequence {seq}: {path} is not a readable PNG: replace or re-export it") from None
 

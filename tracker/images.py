@@ -39,7 +39,8 @@ def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name!r} declares a picture over the decompression-bomb limit: downscale it") from None
+        limit = MAX_IMAGE_PIXELS / 1e6
+        raise ImageError(f"{name!r} declares a picture far over the {limit:.0f} Mpx limit: downscale it") from None
     except (OSError, SyntaxError, ValueError) as e:
         why = (str(e).splitlines() or [type(e).__name__])[0]
         raise ImageError(f"{name!r} is not a readable image ({why}): replace or re-export it") from None

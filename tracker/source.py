@@ -167,19 +167,26 @@ class DecordSource:
         self.path = Path(path)
         _check_file(self.path)
         self._decord = decord
+        # FFmpeg (PyAV) reads the container first: decord prints its own errors for a damaged file and
+        # raises a bare RuntimeError; this way a bad file gets the same one line as with source=pyav.
+        try:
+            with av.open(str(self.path)) as c:
+                has_audio = bool(c.streams.audio)
+                if not c.streams.video:
+                    raise SourceError(f"video {str(self.path)!r} has no video stream: give a file with a picture")
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise SourceError(f"video {str(self.path)!r} cannot be opened ({e}): give a readable video file") from None
         decord.bridge.set_bridge("native")
         try:
             self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
-        except decord.DECORDError as e:
-            why = str(e).splitlines()[0]
+            n = len(self._vr)
+            h, w = self._vr[0].shape[:2] if n else (0, 0)
+        except (decord.DECORDError, RuntimeError) as e:
+            why = (str(e).splitlines() or ["error"])[0]
             raise SourceError(f"video {str(self.path)!r} cannot be opened by decord ({why})") from None
-        n = len(self._vr)
         if n == 0:
             raise SourceError(f"video {str(self.path)!r} has no video frames: the file is damaged")
-        h, w = self._vr[0].shape[:2]
         self._vr.seek(0)
-        with av.open(str(self.path)) as c:
-            has_audio = bool(c.streams.audio)
         self.info = VideoInfo(width=w, height=h, fps=float(self._vr.get_avg_fps()), num_frames=n, has_audio=has_audio)
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
@@ -190,7 +197,7 @@ class DecordSource:
             idx = list(range(i, min(i + 16, stop)))
             try:
                 batch = self._vr.get_batch(idx).asnumpy()
-            except self._decord.DECORDError as e:
+            except (self._decord.DECORDError, RuntimeError) as e:
                 why = (str(e).splitlines() or ["error"])[0]
                 raise SourceError(
                     f"video {str(self.path)!r}: decord cannot decode frames {idx[0]}..{idx[-1]} ({why})"
