@@ -236,6 +236,11 @@ def test_joblib_sweep_and_report(synth, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 2
+    # threads=auto shares the cores between the two jobs that run at once (no oversubscription)
+    from tracker.threads import usable_cores
+
+    for run in sweep.glob("*/run.json"):
+        assert json.loads(run.read_text())["threads"] <= max(1, usable_cores() // 2)
     _report(sweep)
     table = (sweep / "report.md").read_text()
     assert "dataset.prompt=mask" in table and "dataset.prompt=box" in table

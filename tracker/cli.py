@@ -432,9 +432,13 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename!r}" if e.filename else e.strerror
     text = " ".join(str(e).split())
-    cause = e.__cause__ or e.__context__
-    if type(e).__module__.startswith("hydra") and cause is not None:
-        text += f" ({' '.join(str(cause).split()[:12])})"  # Hydra's "could not override" says why in its cause
+    if type(e).__module__.startswith("hydra"):
+        # Hydra's messages run over several lines: keep what names the value, drop its search path.
+        text = text.split(" Config search path:")[0].replace(" _post ", " ")
+        cause = e.__cause__ or e.__context__
+        first = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
+        if first and first not in text:
+            text += f" ({first})"
     if not isinstance(e, ValueError) and not type(e).__module__.startswith("hydra"):
         text = f"{type(e).__name__}: {text} (unexpected: run again with debug=true for the traceback)"
     text = text or type(e).__name__

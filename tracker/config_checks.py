@@ -146,7 +146,8 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     number(cfg, "sink.alpha", 0.0, 1.0)
     text_or_null(cfg, "prompts.path")
     integer(cfg, "prompts.frame", 0, 2**31 - 1, example=0)
-    integer(cfg, "prompts.id", 1, 2**31 - 1, example=1)
+    # mask PNGs hold ids 0..255, 0 being the background
+    integer(cfg, "prompts.id", 1, 255 if _get(cfg, "sink.png") else 2**31 - 1, example=1)
     label = _get(cfg, "prompts.label")
     if label is not None and not isinstance(label, (str, int, float)):
         raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")
