@@ -302,35 +302,3 @@ def test_multirun_sweeps_two_videos(videos, tmp_path):
     runs = sorted(tmp_path.glob("*/run.json"))
     assert len(runs) == 2
     assert {json.loads(r.read_text())["source"]["path"] for r in runs} == {str(a), str(b)}
-
-
-def test_ctrl_c_stops_cleanly(tmp_path):
-    import signal
-    import time
-
-    path = write_video(tmp_path / "long.mp4", moving_shapes(400, 96, 64))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tracker.cli",
-            f"source.path={path}",
-            f"output_dir={out}",
-            "model.image_size=128",
-            "progress=false",
-            "prompts.box=[10,10,40,40]",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not list(out.glob(".staging-*/masks.partial/*.png")) and time.time() < deadline:
-        time.sleep(0.2)
-    assert list(out.glob(".staging-*/masks.partial/*.png")), "the run did not start writing"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in err and "Traceback" not in err
-    assert not out.exists(), "the output folder did not exist before the run: it must not exist after"

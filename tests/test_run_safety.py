@@ -161,10 +161,10 @@ def test_full_disk_leaves_the_earlier_run(tmp_path, small_disk):
     assert snapshot(out) == before
 
 
-def test_two_runs_into_one_folder(long_clip, clip, tmp_path):
-    out = tmp_path / "out"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "tracker.cli", *BASE, f"source.path={long_clip}", f"output_dir={out}", *BOX],
+def start_writing(out: Path, clip: Path) -> subprocess.Popen:
+    """A run in the background, returned once it has started writing its staged outputs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker.cli", *BASE, f"source.path={clip}", f"output_dir={out}", *BOX],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -172,6 +172,13 @@ def test_two_runs_into_one_folder(long_clip, clip, tmp_path):
     deadline = time.time() + 120
     while not list(out.glob(".staging-*/masks.partial/*.png")) and time.time() < deadline:
         time.sleep(0.1)
+    assert list(out.glob(".staging-*/masks.partial/*.png")), "the run did not start writing"
+    return proc
+
+
+def test_two_runs_into_one_folder(long_clip, clip, tmp_path):
+    out = tmp_path / "out"
+    first = start_writing(out, long_clip)
     t0 = time.time()
     second = tracker(f"source.path={clip}", f"output_dir={out}", *BOX)
     assert time.time() - t0 < 60, "the second run must be refused at once, not wait"
@@ -265,20 +272,20 @@ def test_fifo_is_refused_not_waited_on(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("signals, code", [([signal.SIGTERM], 143), ([signal.SIGHUP], 129), ([signal.SIGINT] * 4, 130)])
-def test_signals_clean_up_and_keep_the_earlier_run(clip, long_clip, tmp_path, signals, code):
+@pytest.mark.parametrize(
+    "signals, code, earlier_run",
+    [
+        ([signal.SIGTERM], 143, True),
+        ([signal.SIGHUP], 129, True),
+        ([signal.SIGINT] * 4, 130, True),
+        ([signal.SIGINT], 130, False),
+    ],
+)
+def test_signals_clean_up_and_keep_the_earlier_run(clip, long_clip, tmp_path, signals, code, earlier_run):
+    """Each signal leaves the folder as it was: the earlier run's set, or no folder when there was none."""
     out = tmp_path / "out"
-    before = complete_run(out, clip)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracker.cli", *BASE, f"source.path={long_clip}", f"output_dir={out}", *BOX],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not list(out.glob(".staging-*/masks.partial/*.png")) and time.time() < deadline:
-        time.sleep(0.1)
-    assert list(out.glob(".staging-*/masks.partial/*.png")), "the run did not start writing"
+    before = complete_run(out, clip) if earlier_run else {}
+    proc = start_writing(out, long_clip)
     for s in signals:
         proc.send_signal(s)
         time.sleep(0.05)
