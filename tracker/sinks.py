@@ -158,15 +158,11 @@ class AnnotatedVideoSink(Sink):
                 self._as = self._out.add_stream("aac", rate=rate, layout=layout)
                 self.audio = {"mode": "transcode", "codec": codec, "to": "aac"}
         except (av.error.FFmpegError, ValueError, IndexError) as e:
-            self._drop_audio(f"cannot be opened ({e})")
-
-    def _drop_audio(self, why: str) -> None:
-        codec = self.audio.get("codec", "unknown")
-        log.warning("%s: the source's audio (%s) %s: annotated.mp4 has no audio", self.target.name, codec, why)
-        self.audio = {"mode": "dropped", "codec": codec, "reason": why}
-        if self._audio_in is not None:
-            self._audio_in.close()
-            self._audio_in = None
+            log.warning("%s: the source's audio cannot be opened (%s): annotated.mp4 has no audio", self.target.name, e)
+            self.audio = {"mode": "dropped", "reason": f"cannot be opened ({e})"}
+            if self._audio_in is not None:
+                self._audio_in.close()
+                self._audio_in = None
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         img = annotate(frame.rgb, masks, self.labels, alpha=self.alpha)
