@@ -1,7 +1,33 @@
 """tracker: track objects through videos with SAM 2.
 
-Importing this package does not import sam2 (sam2 initialises Hydra's global state on import);
-only :mod:`tracker.sam` does, and it is loaded lazily by :func:`tracker.propagation.build_tracker`.
+    import tracker
+    model = tracker.load_model("toy")
+    for frame, masks in tracker.track("clip.mp4", {"objects": [{"id": 1, "prompts": [{"frame": 0,
+                                      "box": [10, 20, 200, 220]}]}]}, model=model):
+        overlay = tracker.annotate(frame.rgb, masks)
+
+Importing this package does not import sam2 (sam2 initialises Hydra's global state on import) nor torch:
+only :mod:`tracker.sam` does, loaded when a model is built.
 """
 
 __version__ = "0.1.0"
+
+from .annotation import annotate
+from .api import load_model, model_names, track
+from .prompts import TrackSpec, load_prompts
+from .records import Frame, FrameMasks, Prompt, VideoInfo
+from .source import open_source
+
+__all__ = [
+    "Frame",
+    "FrameMasks",
+    "Prompt",
+    "TrackSpec",
+    "VideoInfo",
+    "annotate",
+    "load_model",
+    "load_prompts",
+    "model_names",
+    "open_source",
+    "track",
+]

@@ -28,12 +28,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 import tracker
 
 from . import config_checks
+from .paths import config_dir
 from .threads import apply_threads, resolve_threads, usable_cores
 from .transaction import OutputError, OutputTransaction, check_not_in_outputs, check_output_dir, missing_dirs
 
 log = logging.getLogger("tracker")
 
-_CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+_CONFIGS = str(config_dir())
 
 # Folders that did not exist before this process's run(s), by output folder: a failed run removes those
 # it leaves empty. Filled when Hydra resolves hydra.run.dir, before Hydra creates it.

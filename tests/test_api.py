@@ -1,0 +1,62 @@
+"""The Python API in this checkout: load_model by name, track with each form of prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracker
+from tracker.demo import demo_sequence, write_demo_clip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    clip = write_demo_clip(tmp_path_factory.mktemp("api") / "clip.mp4", 16, 160, 120, seed=4)
+    return clip, demo_sequence(16, 160, 120, 4)
+
+
+def _boxes(seq) -> dict[int, list[int]]:
+    first = seq.frame(0)[1]
+    out = {}
+    for oid in (1, 2):
+        ys, xs = np.nonzero(first == oid)
+        out[oid] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    return out
+
+
+def test_track_each_form_of_prompts_gives_the_same_masks(demo, tmp_path):
+    clip, seq = demo
+    boxes = _boxes(seq)
+    as_dict = {"objects": [{"id": k, "label": f"o{k}", "prompts": [{"frame": 0, "box": b}]} for k, b in boxes.items()]}
+    path = tmp_path / "p.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(as_dict))
+    as_list = [tracker.Prompt(k, 0, box=tuple(float(v) for v in b)) for k, b in boxes.items()]
+    model = tracker.load_model("toy")
+    results = []
+    for prompts in (as_dict, path, as_list):
+        results.append([m.masks for _, m in tracker.track(clip, prompts, model=model)])
+    assert len(results[0]) == 16
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other, strict=True))
+    ious = []
+    for t, masks in enumerate(results[0]):
+        truth = seq.frame(t)[1]
+        for i, oid in enumerate((1, 2)):
+            g = truth == oid
+            ious.append((masks[i] & g).sum() / max((masks[i] | g).sum(), 1))
+    assert np.mean(ious) >= 0.7
+
+
+def test_track_checks_before_returning(demo):
+    clip, _ = demo
+    with pytest.raises(ValueError, match="out of range"):
+        tracker.track(clip, [tracker.Prompt(1, 99, box=(1, 1, 9, 9))], model=tracker.load_model("toy"))
+    with pytest.raises(ValueError, match="unknown"):
+        tracker.load_model("sam3")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        tracker.load_model("toy", image_size=100)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        m = tracker.load_model("sam2.1_hiera_t", image_size=64, memory_stride=2)
+    assert (m.image_size, m.stride) == (64, 2)
