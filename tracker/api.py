@@ -1,9 +1,9 @@
 """The Python API: a model by name, and tracking as an iterator. No Hydra for the caller.
 
-    import tracker
-    model = tracker.load_model("toy")                       # configs/model/<name>.yaml
-    for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
-        ...                                                 # frames in order; masks: tracker.FrameMasks
+import tracker
+model = tracker.load_model("toy")                       # configs/model/<name>.yaml
+for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
+    ...                                                 # frames in order; masks: tracker.FrameMasks
 """
 
 from __future__ import annotations
