@@ -118,13 +118,37 @@ def test_every_output_matches_the_source(videos, tmp_path, name):
                 ys, xs = np.nonzero(m)
                 box = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
                 assert obj["bbox"] == box
-                expected_mot.append([line["frame"] + 1, obj["id"], *box, round(obj["score"], 4), -1, -1, -1])
+                cls = 1 if obj["id"] == 3 else 2  # tracks_labels.txt: disc, object
+                expected_mot.append([line["frame"] + 1, obj["id"], *box, round(obj["score"], 4), cls, 1])
             else:
                 assert obj["bbox"] is None
             assert obj["label"] == ("disc" if obj["id"] == 3 else None)
     assert len(mot) == len(expected_mot)
+    assert (out / "tracks_labels.txt").read_text() == "disc\nobject\n"
+    for row in mot:  # read as motmetrics does: MOTChallenge pixels count from 1
+        row[2:4] = [row[2] - 1, row[3] - 1]
     for got, want in zip(mot, expected_mot, strict=True):
-        assert got[:6] == want[:6] and abs(got[6] - want[6]) < 1e-3 and got[7:] == [-1, -1, -1]
+        assert got[:6] == want[:6] and abs(got[6] - want[6]) < 1e-3 and got[7:] == want[7:]
+    # faststart: the MP4's index (moov) comes before its media data (mdat)
+    boxes = mp4_top_level_boxes(out / "annotated.mp4")
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+
+
+def mp4_top_level_boxes(path: Path) -> list[str]:
+    """The types of an MP4's top-level boxes, in file order (ISO BMFF: 32-bit size, type; size 1 = 64-bit)."""
+    import struct
+
+    out, data = [], path.read_bytes()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
+        out.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        pos += size
+    return out
 
 
 def test_quick_prompt_and_other_decoders_agree(videos, tmp_path):

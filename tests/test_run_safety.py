@@ -116,7 +116,8 @@ def test_rerun_with_fewer_sinks_replaces_the_whole_set(clip, tmp_path):
     assert {"annotated.mp4", "masks", "masks.jsonl", "tracks.csv", "run.json"} <= {p.name for p in out.iterdir()}
     complete_run(out, clip, "sink.annotated=false", "sink.png=false")
     names = {p.name for p in out.iterdir()}
-    assert names == {"notes.txt", "masks.jsonl", "tracks.csv", "run.json", "run.log", ".hydra", ".outputs.json"}
+    expected = {"masks.jsonl", "tracks.csv", "tracks_labels.txt", "run.json", "run.log", ".hydra", ".outputs.json"}
+    assert names == expected | {"notes.txt"}
     assert json.loads((out / ".outputs.json").read_text())["files"] == sorted(names - {"notes.txt", ".outputs.json"})
     assert (out / "notes.txt").read_text() == "the user's own file"
 

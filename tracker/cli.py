@@ -245,7 +245,7 @@ def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
 def _video_sinks(cfg: DictConfig) -> list[str]:
     s = cfg.sink
     names = [n for n, on in (("annotated.mp4", s.annotated), ("masks", s.png), ("masks.jsonl", s.jsonl)) if on]
-    return names + (["tracks.csv"] if s.mot else [])
+    return names + (["tracks.csv", "tracks_labels.txt"] if s.mot else [])
 
 
 def _spec_from_config(cfg: DictConfig):
@@ -339,7 +339,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if s.jsonl:
             sinks.append(JsonlSink(tx.path("masks.jsonl"), labels=spec.labels))
         if s.mot:
-            sinks.append(MotSink(tx.path("tracks.csv")))
+            sinks.append(MotSink(tx.path("tracks.csv"), labels=spec.labels))
         if score is not None:
             sinks.append(score)
 

@@ -128,7 +128,8 @@ class AnnotatedVideoSink(Sink):
         self.audio: dict[str, str] = {"mode": "none"}
 
     def open(self) -> None:
-        self._out = av.open(str(self.partial), "w", format="mp4")
+        # faststart: the index (moov) goes before the media data, so a browser plays while downloading
+        self._out = av.open(str(self.partial), "w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else Fraction(24)
         self._vs = self._out.add_stream("libx264", rate=rate)
         self._w = self.info.width + self.info.width % 2
@@ -277,8 +278,16 @@ class JsonlSink(Sink):
 
 
 class MotSink(Sink):
-    """``tracks.csv``: MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frames from 1), one per
-    object whose mask is not empty."""
+    """``tracks.csv``: one MOTChallenge row per object whose mask is not empty,
+    ``frame, id, x, y, w, h, score, class, visibility``: frames and pixel coordinates from 1 (the box of
+    the mask, as MOTChallenge and motmetrics count), ``class`` the 1-based line of the object's label in
+    ``tracks_labels.txt`` ("object" when it has none), ``visibility`` 1. These are the columns CVAT's MOT
+    1.1 import reads (``gt/gt.txt`` + ``gt/labels.txt``); motmetrics reads the first seven."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
+        super().__init__(target)
+        self.labels = labels or {}
+        self.classes = sorted({name or "object" for name in self.labels.values()} or {"object"})
 
     def open(self) -> None:
         self._f = open(self.partial, "w", newline="")
@@ -288,11 +297,15 @@ class MotSink(Sink):
         for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores):
             box = mask_bbox(m)
             if box is not None:
-                self._w.writerow([frame.index + 1, oid, *box, f"{float(s):.4f}", -1, -1, -1])
+                x, y, w, h = box
+                cls = self.classes.index(self.labels.get(oid) or "object") + 1
+                self._w.writerow([frame.index + 1, oid, x + 1, y + 1, w, h, f"{float(s):.4f}", cls, 1])
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:
         self._f.close()
+        if ok:  # beside tracks.csv, in the same staged set
+            self.target.with_name("tracks_labels.txt").write_text("".join(f"{c}\n" for c in self.classes))
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
