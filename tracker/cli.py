@@ -245,7 +245,12 @@ def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
 def _video_sinks(cfg: DictConfig) -> list[str]:
     s = cfg.sink
     names = [n for n, on in (("annotated.mp4", s.annotated), ("masks", s.png), ("masks.jsonl", s.jsonl)) if on]
-    return names + (["tracks.csv", "tracks_labels.txt"] if s.mot else [])
+    return (
+        names
+        + (["tracks.csv", "tracks_labels.txt"] if s.mot else [])
+        + (["instances.json"] if s.coco else [])
+        + (["yolo"] if s.yolo else [])
+    )
 
 
 def _spec_from_config(cfg: DictConfig):
@@ -276,7 +281,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from .pipeline import run_pipeline
     from .prompts import PromptError
     from .propagation import Propagator
-    from .sinks import AnnotatedVideoSink, JsonlSink, MotSink, PngMasksSink, write_json_atomic
+    from .sinks import AnnotatedVideoSink, CocoSink, JsonlSink, MotSink, PngMasksSink, YoloSink, write_json_atomic
     from .source import check_source_path, open_source
 
     started = time.perf_counter()
@@ -317,6 +322,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
         source = open_source(kind, path, **src_cfg)
         info = source.info
+        shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
         Propagator.check_prompts(spec.prompts, info, spec.object_ids)
 
         model = _build_model(cfg)
@@ -340,11 +346,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             sinks.append(JsonlSink(tx.path("masks.jsonl"), labels=spec.labels))
         if s.mot:
             sinks.append(MotSink(tx.path("tracks.csv"), labels=spec.labels))
+        if s.coco:
+            sinks.append(CocoSink(tx.path("instances.json"), info, spec.labels, Path(shown_path).name))
+        if s.yolo:
+            sinks.append(YoloSink(tx.path("yolo"), spec.labels))
         if score is not None:
             sinks.append(score)
 
         propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
-        shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
         log.info(
             "tracking %d object(s) through %s (%dx%d, %s frames) on %s, %d thread(s)",
             len(spec.object_ids),

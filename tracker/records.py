@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,3 +158,28 @@ class FrameMasks:
 
     def mask_of(self, object_id: int) -> np.ndarray:
         return self.masks[self.object_ids.index(object_id)]
+
+    def to_supervision(self, labels: Mapping[int, str | None] | None = None):
+        """A ``supervision.Detections`` of the objects whose mask is not empty: ``xyxy`` float32 [N, 4]
+        (the mask's box, exclusive x1/y1), ``mask`` bool [N, H, W], ``confidence`` (the object score),
+        ``tracker_id`` (the object id), ``class_id`` and ``data["class_name"]`` from ``labels``
+        (id -> name; "object" when unnamed). Needs the optional ``supervision`` package."""
+        import supervision as sv
+
+        labels = labels or {}
+        names = sorted({labels.get(i) or "object" for i in self.object_ids} or {"object"})
+        keep = [i for i in range(len(self.object_ids)) if self.masks[i].any()]
+        boxes = np.zeros((len(keep), 4), dtype=np.float32)
+        for row, i in enumerate(keep):
+            ys = np.flatnonzero(self.masks[i].any(axis=1))
+            xs = np.flatnonzero(self.masks[i].any(axis=0))
+            boxes[row] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+        class_names = [labels.get(self.object_ids[i]) or "object" for i in keep]
+        return sv.Detections(
+            xyxy=boxes,
+            mask=self.masks[keep],
+            confidence=self.scores[keep].astype(np.float32),
+            tracker_id=np.array([self.object_ids[i] for i in keep], dtype=int),
+            class_id=np.array([names.index(n) for n in class_names], dtype=int),
+            data={"class_name": np.array(class_names, dtype=str)},
+        )

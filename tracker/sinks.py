@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
 import av
+import cv2
 import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -287,7 +289,7 @@ class MotSink(Sink):
     def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
         super().__init__(target)
         self.labels = labels or {}
-        self.classes = sorted({name or "object" for name in self.labels.values()} or {"object"})
+        self.classes = _classes(self.labels)
 
     def open(self) -> None:
         self._f = open(self.partial, "w", newline="")
@@ -306,6 +308,129 @@ class MotSink(Sink):
         self._f.close()
         if ok:  # beside tracks.csv, in the same staged set
             self.target.with_name("tracks_labels.txt").write_text("".join(f"{c}\n" for c in self.classes))
+
+
+def _classes(labels: Mapping[int, str | None]) -> list[str]:
+    """Category names, sorted: the objects' labels, "object" for those without one."""
+    return sorted({name or "object" for name in labels.values()} or {"object"})
+
+
+class CocoSink(Sink):
+    """``instances.json``: COCO with a ``videos`` entry, one ``images`` entry per frame (``video_id``,
+    ``frame_index``, ``file_name`` = the frame's index as ``00000.jpg``; frames are not written) and one
+    annotation per object per frame whose mask is not empty (COCO RLE ``segmentation``, ``bbox``
+    [x, y, w, h], ``area``, ``score``, ``track_id`` = object id, ``category_id`` from its label).
+    pycocotools' ``COCO`` loads it. Entries stream through temp files: the video is never held."""
+
+    def __init__(self, target: Path, info: VideoInfo, labels: Mapping[int, str | None], video_name: str) -> None:
+        super().__init__(target)
+        self.info, self.labels, self.video_name = info, labels, video_name
+        self.classes = _classes(labels)
+
+    def open(self) -> None:
+        self._images = tempfile.TemporaryFile("w+")
+        self._anns = tempfile.TemporaryFile("w+")
+        self._next_id = 1
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        image_id = frame.index + 1
+        h, w = masks.masks.shape[1:]
+        image = {"id": image_id, "video_id": 1, "frame_index": frame.index, "file_name": f"{frame.index:05d}.jpg"}
+        self._images.write(json.dumps({**image, "width": w, "height": h}) + "\n")
+        for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores):
+            box = mask_bbox(m)
+            if box is None:
+                continue
+            ann = {
+                "id": self._next_id,
+                "image_id": image_id,
+                "video_id": 1,
+                "track_id": oid,
+                "category_id": self.classes.index(self.labels.get(oid) or "object") + 1,
+                "segmentation": encode_rle(m),
+                "bbox": [float(v) for v in box],
+                "area": int(m.sum()),
+                "score": round(float(s), 5) if np.isfinite(s) else None,
+                "iscrowd": 0,
+            }
+            self._anns.write(json.dumps(ann) + "\n")
+            self._next_id += 1
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        try:
+            if ok:
+                video = {"id": 1, "name": self.video_name, "width": self.info.width, "height": self.info.height}
+                head = {
+                    "info": {"description": "tracker (SAM 2) masks", "version": "1.0"},
+                    "videos": [{**video, "length": self.frames_written}],
+                    "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.classes)],
+                }
+                with open(self.partial, "w") as f:
+                    f.write(json.dumps(head)[:-1])
+                    for key, tmp in (("images", self._images), ("annotations", self._anns)):
+                        f.write(f', "{key}": [')
+                        tmp.seek(0)
+                        for i, line in enumerate(tmp):
+                            f.write(("," if i else "") + line.rstrip("\n"))
+                        f.write("]")
+                    f.write("}\n")
+        finally:
+            self._images.close()
+            self._anns.close()
+
+
+def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
+    """One polygon (int [P, 2], x y) for a bool mask, as YOLO segmentation labels hold one per object: the
+    contours of its parts and of their holes (holes run the other way round, so they stay empty when
+    filled), each joined to the polygon so far by a zero-width bridge, there and back, between their two
+    closest points (as Ultralytics' own converter merges multi-part masks). None when the mask is empty."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    parts = sorted((c.reshape(-1, 2) for c in contours if len(c) >= 3), key=lambda c: -cv2.contourArea(c))
+    if not parts:
+        return None
+    poly = parts[0]
+    for c in parts[1:]:
+        d = ((poly[:, None, :].astype(np.int64) - c[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        loop = np.concatenate([c[j:], c[: j + 1]])  # c from its closest point, back to it
+        poly = np.concatenate([poly[: i + 1], loop, poly[i:]])
+    return poly
+
+
+class YoloSink(Sink):
+    """``yolo/``: Ultralytics segmentation labels. ``labels/<frame>.txt`` holds one line per object whose
+    mask is not empty: the class index (from 0) and the normalised polygon (x y pairs in 0..1) of the
+    mask (:func:`mask_polygon`); ``data.yaml`` names the classes. Frames themselves are not written."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None]) -> None:
+        super().__init__(target)
+        self.labels = labels
+        self.classes = _classes(labels)
+
+    def open(self) -> None:
+        (self.partial / "labels").mkdir(parents=True)
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        h, w = masks.masks.shape[1:]
+        lines = []
+        for oid, m in zip(masks.object_ids, masks.masks):
+            poly = mask_polygon(m)
+            if poly is None:
+                continue
+            cls = self.classes.index(self.labels.get(oid) or "object")
+            coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
+            lines.append(f"{cls} {coords}")
+        (self.partial / "labels" / f"{frame.index:05d}.txt").write_text("".join(x + "\n" for x in lines))
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        if ok:
+            names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(self.classes))
+            (self.partial / "data.yaml").write_text(
+                "# Ultralytics segmentation labels written by tracker (frames are the source video's)\n"
+                f"path: .\nnc: {len(self.classes)}\nnames:\n{names}"
+            )
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
