@@ -31,7 +31,7 @@ def run_once(out: Path, frames: int, threads: str, timeout: float) -> dict:
         sys.executable,
         "-m",
         "tracker.cli",
-        "+experiment=demo",
+        "experiment=demo",
         f"demo.frames={frames}",
         "demo.width=320",
         "demo.height=180",

@@ -298,8 +298,40 @@ def test_bad_checkpoint(videos, tmp_path):
 def test_help_lists_the_config_groups():
     res = subprocess.run([sys.executable, "-m", "tracker.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0
-    for group in ("model:", "source:", "prompts:", "sink:", "experiment:"):
+    for group in ("model:", "source:", "prompts:", "sink:", "experiment: demo", "dataset: davis, sav"):
         assert group in res.stdout, res.stdout
+    assert "toy" in res.stdout and "_post" not in res.stdout and "model_common" not in res.stdout
+    assert len(res.stdout.splitlines()) < 80, res.stdout
+
+
+def test_multirun_output_dir_gives_each_job_its_folder_and_paths_stay_relative_to_the_start(videos, tmp_path):
+    """-m with output_dir=X: X/0, X/1; relative paths are the starting folder's, even with chdir=true."""
+    a, b = videos["h264_audio"][0], videos["vp9"][0]
+    for v in (a, b):
+        (tmp_path / v.name).write_bytes(v.read_bytes())
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracker.cli",
+            "-m",
+            f"source.path={a.name},{b.name}",
+            "output_dir=runs/ab",
+            "hydra.job.chdir=true",
+            "model.image_size=128",
+            "progress=false",
+            "prompts.box=[10,10,40,40]",
+            "sink.annotated=false",
+            "sink.png=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    records = [json.loads((tmp_path / "runs" / "ab" / str(i) / "run.json").read_text()) for i in (0, 1)]
+    assert [r["source"]["path"] for r in records] == [str(tmp_path / a.name), str(tmp_path / b.name)]
 
 
 def test_multirun_sweeps_two_videos(videos, tmp_path):

@@ -18,7 +18,7 @@ DEMO_MIN_JF = 0.9  # the toy model scores 0.974 on this clip (tracker/weights/MO
 
 def test_demo_command_writes_all_outputs(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "tracker.cli", "+experiment=demo", f"output_dir={tmp_path}", "progress=false"],
+        [sys.executable, "-m", "tracker.cli", "experiment=demo", f"output_dir={tmp_path}", "progress=false"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -48,3 +48,6 @@ def test_quickstart_notebook_runs(tmp_path):
     miou = next(ast.literal_eval(t) for t in json.loads(text) if t.startswith("{1: 0.") or t.startswith("{1: 1.0"))
     # the toy model: 0.955 and 0.945 here; random weights: ~0.05
     assert min(miou.values()) >= 0.8, miou
+    # it shows annotated frames, and the saved copy is small
+    assert any(k.startswith("image/") for o in outputs for k in o.get("data", {}))
+    assert (ROOT / "notebooks" / "quickstart.ipynb").stat().st_size < 100_000

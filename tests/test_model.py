@@ -29,10 +29,10 @@ def test_every_model_config_composes_and_builds(name):
 
 
 def test_every_config_group_composes():
-    for override in ["source=pyav", "source=decord", "source=opencv", "source=images", "+experiment=demo"]:
+    for override in ["source=pyav", "source=decord", "source=opencv", "source=images", "experiment=demo"]:
         cfg = compose_config([override])
         assert cfg.source.kind in {"pyav", "decord", "opencv", "images"}
-    demo = compose_config(["+experiment=demo"]).model
+    demo = compose_config(["experiment=demo"]).model
     assert demo.name == "toy" and demo.image_size == 256 and demo.checkpoint == "pkg://tracker/weights/toy.pt"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ print(json.dumps({"frames": frame.index + 1, "mean_iou": float(np.mean(ious))}))
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with the wheel and its dependencies; returns its bin/ folder."""
     tmp = tmp_path_factory.mktemp("wheel")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would pack stale files left there
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)], check=True)
     wheel = next((tmp / "dist").glob("sam2_tracker-*.whl"))
@@ -74,7 +76,7 @@ def test_wheel_carries_configs_and_weights(installed):
 
 def test_installed_cli_demo_outside_the_checkout(installed, tmp_path):
     res = subprocess.run(
-        [str(installed / "tracker"), "+experiment=demo", "output_dir=out", "progress=false"],
+        [str(installed / "tracker"), "experiment=demo", "output_dir=out", "progress=false"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

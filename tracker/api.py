@@ -20,8 +20,8 @@ from .records import Frame, FrameMasks, Prompt
 
 
 def model_names() -> list[str]:
-    """The names ``load_model`` takes: the files of configs/model/ (``_post`` is shared, not a model)."""
-    return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml") if not p.stem.startswith("_"))
+    """The names ``load_model`` takes: the files of configs/model/."""
+    return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 
 
 def model_config(name: str = "toy", **overrides: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@ config objects; everything below it takes plain values.
 
     tracker source.path=clip.mp4 prompts.path=prompts.yaml
     tracker source.path=clip.mp4 prompts.box=[10,20,200,220] prompts.frame=0
-    tracker +experiment=demo
+    tracker experiment=demo
 """
 
 from __future__ import annotations
@@ -58,13 +58,44 @@ if not OmegaConf.has_resolver("tracker.run_dir"):
     OmegaConf.register_new_resolver("tracker.run_dir", _run_dir)
 
 
+_USER_PATHS = (
+    "source.path",
+    "prompts.path",
+    "model.checkpoint",
+    "output_dir",
+    "dataset.root",
+    "pred",
+    "gt",
+    "train.data_root",
+    "train.val_root",
+)
+
+
+def _absolute_paths(cfg: DictConfig) -> None:
+    """Relative paths the user gave are relative to the folder the command started in, also under
+    ``hydra.job.chdir=true`` (which moves the process into the run folder first)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    cwd = Path(HydraConfig.get().runtime.cwd)
+    for key in _USER_PATHS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str) and value and "://" not in value and value != "-" and not Path(value).is_absolute():
+            OmegaConf.update(cfg, key, str(cwd / value))
+
+
 def _output_dir(cfg: DictConfig) -> tuple[Path, list[Path]]:
-    """The run's output folder, checked, and the folders made for it (removed again if it fails)."""
+    """The run's output folder, checked, and the folders made for it (removed again if it fails). In a
+    sweep (``-m``), ``output_dir=X`` gives each job its own ``X/<job number>``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     if cfg.output_dir:
         out = Path(cfg.output_dir)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            out = out / str(HydraConfig.get().job.num)
     else:
-        from hydra.core.hydra_config import HydraConfig
-
         out = Path(HydraConfig.get().runtime.output_dir)
     check_output_dir(out)
     return out, _CREATED.setdefault(os.path.abspath(out), missing_dirs(out))
@@ -296,7 +327,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     demo = cfg.get("demo") if not path else None
     if demo is None:
         if not path:
-            raise PromptError("source.path is not set: pass source.path=VIDEO (or +experiment=demo)")
+            raise PromptError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
         spec = _spec_from_config(cfg)
         check_source_path(path, kind)
     planned = [*_video_sinks(cfg), "run.json", "run.log", ".hydra"]
@@ -408,7 +439,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-# ---- entry points: one error line, exit codes, signals ---------------------------------------------
+# ---- entry points: one error line, exit codes, signals, --help ----------------------------------------
+
+_EXAMPLES = """\
+  tracker source.path=clip.mp4 prompts.path=prompts.yaml model=sam2.1_hiera_l model.checkpoint=ckpt.pt
+  tracker source.path=clip.mp4 prompts.box=[100,80,260,240] prompts.frame=0
+  tracker experiment=demo
+  tracker dataset=davis dataset.root=data/davis model=toy
+  tracker -m source.path=a.mp4,b.mp4 prompts.path=p.yaml output_dir=runs/ab   (runs/ab/0, runs/ab/1)"""
+
+
+def _help() -> str:
+    """A short --help: the groups and their options, the keys worth knowing, examples. (Hydra's own
+    lists SAM 2's whole architecture; ``--cfg job`` still prints everything, ``--hydra-help`` Hydra's.)"""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    root = config_dir()
+    groups = [d.name for d in sorted(root.iterdir()) if d.is_dir() and d.name not in ("hydra", "train")]
+    lines = ["tracker: track objects through a video with SAM 2. Overrides are KEY=VALUE (Hydra).", "", _EXAMPLES]
+    lines += ["", "Config groups (GROUP=OPTION):"]
+    for g in groups:
+        lines.append(f"  {g}: {', '.join(sorted(p.stem for p in (root / g).glob('*.yaml')))}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(root), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("config"), resolve=False)
+    lines += ["", "Keys (defaults):"]
+
+    def leaves(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            if k == "arch":
+                continue
+            if isinstance(v, dict):
+                leaves(v, f"{prefix}{k}.")
+            else:
+                shown = "null" if v is None else str(v).lower() if isinstance(v, bool) else v
+                lines.append(f"  {prefix}{k}={shown}")
+
+    leaves(cfg, "")
+    lines += ["", "tracker --cfg job prints the whole composed config; --hydra-help lists Hydra's own options."]
+    return "\n".join(lines)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -444,7 +514,9 @@ def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     if type(e).__module__.startswith("hydra"):
         # Hydra's messages run over several lines: keep what names the value, drop its search path.
-        text = text.split(" Config search path:")[0].replace(" _post ", " ")
+        text = text.split(" Config search path:")[0]
+        if text.startswith("Multiple values for"):
+            text += " (a group in the defaults takes no '+': e.g. experiment=demo)"
         cause = e.__cause__ or e.__context__
         first = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
         if first and first not in text:
@@ -461,6 +533,9 @@ def _entry(app: Callable[[], Any], prog: str) -> None:
     global _debug, _prog, _failed
     _prog, _failed = prog, False
     _CREATED.clear()
+    if prog == "tracker" and app is _app and any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(_help())
+        return
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's errors reach us instead of its own report
     # stderr is for the error line: Python warnings go to the log (stdout and run.log), and the one about
     # random weights is logged by _build_model already.
@@ -497,6 +572,7 @@ def _job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], None]:
         global _debug, _failed
         _debug = _debug or cfg.get("debug") is True
         try:
+            _absolute_paths(cfg)
             task(cfg)
         except Exception as e:
             _remove_created()

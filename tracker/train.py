@@ -340,7 +340,7 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
             "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
             "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
             "tracked frames; set model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability"
-            "=false (configs/model/_post.yaml does for such models)"
+            "=false (configs/model_common.yaml does for such models)"
         )
     train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
     val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
