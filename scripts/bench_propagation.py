@@ -44,8 +44,8 @@ def _child(args: argparse.Namespace) -> dict:
     import torch
 
     warnings.filterwarnings("ignore")
-    from tracker.sam import build_model
-    from tracker.source import PyAVSource
+    from tracker.engine.sam import build_model
+    from tracker.io.source import PyAVSource
 
     cfg = _model_cfg(args.model, args.image_size)
     src = PyAVSource(args.video)
@@ -58,7 +58,7 @@ def _child(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     frames = 0
     if args.impl == "ours":
-        from tracker.propagation import Propagator
+        from tracker.engine.propagation import Propagator
         from tracker.records import Prompt
 
         prompts = [Prompt(i + 1, 0, box=b) for i, b in enumerate(boxes)]

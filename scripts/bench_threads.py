@@ -30,7 +30,7 @@ def run_once(out: Path, frames: int, threads: str, timeout: float) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "tracker.cli",
+        "tracker.apps.cli",
         "experiment=demo",
         f"demo.frames={frames}",
         "demo.width=320",

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tracker.train import export_weights  # noqa: E402
+from tracker.experiments.train import export_weights  # noqa: E402
 
 
 def main() -> None:

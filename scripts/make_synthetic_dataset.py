@@ -1,4 +1,4 @@
-"""Write a synthetic DAVIS-layout VOS benchmark with exact ground truth (see tracker/synthetic.py).
+"""Write a synthetic DAVIS-layout VOS benchmark with exact ground truth (see tracker/experiments/synthetic.py).
 
 python scripts/make_synthetic_dataset.py data/synth --sequences 20 --seed 7 --frames 32
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracker.synthetic import write_dataset  # noqa: E402
+from tracker.experiments.synthetic import write_dataset  # noqa: E402
 
 
 def main() -> None:

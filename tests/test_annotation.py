@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracker.annotation import annotate, color_of
+from tracker.io.annotation import annotate, color_of
 from tracker.records import FrameMasks
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tracker
-from tracker.demo import demo_sequence, write_demo_clip
+from tracker.experiments.demo import demo_sequence, write_demo_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from helpers import compose_config, encode_audio, moving_shapes, write_video
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from tracker import cli
-from tracker.source import open_source
+from tracker.apps import cli
+from tracker.io.source import open_source
 
 N = 12
 PROMPTS = "prompts.box=[10,10,40,40] prompts.frame=0"
@@ -201,7 +201,15 @@ def test_vfr_index_keeps_timestamps(videos):
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "tracker.cli", f"output_dir={out}", "model.image_size=128", "progress=false", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tracker.apps.cli",
+        f"output_dir={out}",
+        "model.image_size=128",
+        "progress=false",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -296,7 +304,9 @@ def test_bad_checkpoint(videos, tmp_path):
 
 
 def test_help_lists_the_config_groups():
-    res = subprocess.run([sys.executable, "-m", "tracker.cli", "--help"], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "tracker.apps.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0
     for group in ("model:", "source:", "prompts:", "sink:", "experiment: demo", "dataset: davis, sav"):
         assert group in res.stdout, res.stdout
@@ -313,7 +323,7 @@ def test_multirun_output_dir_gives_each_job_its_folder_and_paths_stay_relative_t
         [
             sys.executable,
             "-m",
-            "tracker.cli",
+            "tracker.apps.cli",
             "-m",
             f"source.path={a.name},{b.name}",
             "output_dir=runs/ab",
@@ -340,7 +350,7 @@ def test_multirun_sweeps_two_videos(videos, tmp_path):
         [
             sys.executable,
             "-m",
-            "tracker.cli",
+            "tracker.apps.cli",
             "-m",
             f"source.path={a},{b}",
             "model.image_size=128",

@@ -18,7 +18,7 @@ DEMO_MIN_JF = 0.9  # the toy model scores 0.974 on this clip (tracker/weights/MO
 
 def test_demo_command_writes_all_outputs(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "tracker.cli", "experiment=demo", f"output_dir={tmp_path}", "progress=false"],
+        [sys.executable, "-m", "tracker.apps.cli", "experiment=demo", f"output_dir={tmp_path}", "progress=false"],
         capture_output=True,
         text=True,
         timeout=600,

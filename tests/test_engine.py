@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from helpers import model_cfg, moving_shapes, write_video
 
-from tracker.masks import fill_holes, to_video_masks
-from tracker.propagation import Propagator, memory_reads, pointer_reads
+from tracker.engine.masks import fill_holes, to_video_masks
+from tracker.engine.propagation import Propagator, memory_reads, pointer_reads
+from tracker.engine.sam import build_model
+from tracker.io.source import PyAVSource
 from tracker.records import Prompt
-from tracker.sam import build_model
-from tracker.source import PyAVSource
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tracker.datasets import first_frame_prompts, load_sequences
-from tracker.metrics import ObjectScores, boundary_f, decay, iou, score_sequence, summarize
-from tracker.synthetic import write_dataset
+from tracker.experiments.datasets import first_frame_prompts, load_sequences
+from tracker.experiments.metrics import ObjectScores, boundary_f, decay, iou, score_sequence, summarize
+from tracker.experiments.synthetic import write_dataset
 
 # ---- metrics ----------------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def _tracker(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproc
         [
             sys.executable,
             "-m",
-            "tracker.cli",
+            "tracker.apps.cli",
             *(a for a in args if a.startswith("-")),
             "model.image_size=128",
             "progress=false",
@@ -123,7 +123,7 @@ def _tracker(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproc
 
 def _eval(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from tracker.cli import eval_main; eval_main()", *args],
+        [sys.executable, "-c", "from tracker.apps.cli import eval_main; eval_main()", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -214,7 +214,7 @@ def test_bad_ground_truth_and_predictions(synth, tmp_path):
 
 def _report(sweep: Path) -> None:
     rep = subprocess.run(
-        [sys.executable, "-c", "from tracker.cli import report_main; report_main()", str(sweep)],
+        [sys.executable, "-c", "from tracker.apps.cli import report_main; report_main()", str(sweep)],
         capture_output=True,
         text=True,
         timeout=300,

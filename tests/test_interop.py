@@ -13,8 +13,8 @@ from helpers import compose_config
 from PIL import Image
 
 import tracker
-from tracker import cli
-from tracker.demo import demo_sequence, write_demo_clip
+from tracker.apps import cli
+from tracker.experiments.demo import demo_sequence, write_demo_clip
 
 FRAMES, W, H, SEED = 16, 160, 120, 2
 

@@ -9,7 +9,7 @@ import torch
 from helpers import CONFIGS, compose_config, model_cfg
 from omegaconf import OmegaConf
 
-from tracker.sam import CheckpointError, build_model, load_checkpoint
+from tracker.engine.sam import CheckpointError, build_model, load_checkpoint
 
 MODELS = [f"sam2.1_hiera_{s}" for s in ("t", "s", "b+", "l")] + [f"sam2_hiera_{s}" for s in ("t", "s", "b+", "l")]
 
@@ -47,7 +47,7 @@ def test_multimask_fallback_follows_multimask_tracking():
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "train").glob("*.yaml")))
 def test_every_train_config_composes(name):
-    from tracker.train import TrainSettings
+    from tracker.experiments.train import TrainSettings
 
     cfg = compose_config([f"train={name}", "train.data_root=d"], name="train")
     s = TrainSettings(out_dir="o", **OmegaConf.to_container(cfg.train))  # type: ignore[arg-type]

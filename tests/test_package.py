@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import tracker
-from tracker.demo import demo_sequence, write_demo_clip
+from tracker.experiments.demo import demo_sequence, write_demo_clip
 
 assert "site-packages" in tracker.__file__, tracker.__file__
 clip = write_demo_clip(Path("clip.mp4"), 24, 320, 240, seed=2)

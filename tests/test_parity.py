@@ -13,10 +13,10 @@ import sam2.sam2_video_predictor as svp
 import torch
 from helpers import model_cfg
 
-from tracker.propagation import Propagator
+from tracker.engine.propagation import Propagator
+from tracker.engine.sam import build_model
+from tracker.io.source import PyAVSource
 from tracker.records import Prompt
-from tracker.sam import build_model
-from tracker.source import PyAVSource
 
 
 def _ours(cfg: dict, path, prompts: list[Prompt]):

@@ -23,7 +23,7 @@ import pytest
 from helpers import moving_shapes, write_video
 from PIL import Image
 
-from tracker import cli
+from tracker.apps import cli
 from tracker.threads import resolve_threads, usable_cores
 from tracker.transaction import OutputTransaction
 
@@ -54,13 +54,13 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def tracker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tracker.cli", *BASE, *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "tracker.apps.cli", *BASE, *args], capture_output=True, text=True, timeout=timeout
     )
 
 
 def tool(entry: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``tracker-eval`` / ``tracker-train`` (their console scripts' functions) in a child process."""
-    code = f"from tracker.cli import {entry}; {entry}()"
+    code = f"from tracker.apps.cli import {entry}; {entry}()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -123,7 +123,7 @@ def test_rerun_with_fewer_sinks_replaces_the_whole_set(clip, tmp_path):
 
 
 def test_sink_failing_at_close_commits_nothing(clip, tmp_path, monkeypatch, capfd):
-    from tracker import sinks
+    from tracker.io import sinks
 
     out = tmp_path / "out"
     before = complete_run(out, clip)
@@ -165,7 +165,7 @@ def test_full_disk_leaves_the_earlier_run(tmp_path, small_disk):
 def start_writing(out: Path, clip: Path) -> subprocess.Popen:
     """A run in the background, returned once it has started writing its staged outputs."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracker.cli", *BASE, f"source.path={clip}", f"output_dir={out}", *BOX],
+        [sys.executable, "-m", "tracker.apps.cli", *BASE, f"source.path={clip}", f"output_dir={out}", *BOX],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -403,7 +403,7 @@ def test_damaged_inputs_end_in_one_line(clip, tmp_path):
 
 
 def test_eval_reads_rgb_masks_and_reports_na(tmp_path):
-    from tracker.sinks import davis_palette
+    from tracker.io.sinks import davis_palette
 
     gt, pred, empty = tmp_path / "gt" / "s", tmp_path / "pred" / "s", tmp_path / "gt0" / "s"
     for d in (gt, pred, empty):
@@ -439,7 +439,7 @@ def test_eval_reads_rgb_masks_and_reports_na(tmp_path):
 
 
 def test_train_with_a_bad_last_checkpoint(tmp_path):
-    from tracker.synthetic import write_dataset
+    from tracker.experiments.synthetic import write_dataset
 
     data = tmp_path / "data"
     write_dataset(data, 2, seed=1, frames=4, split="train")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tracker.sam import resolve_checkpoint
-from tracker.synthetic import write_dataset
+from tracker.engine.sam import resolve_checkpoint
+from tracker.experiments.synthetic import write_dataset
 
 SHIPPED = "pkg://tracker/weights/toy.pt"
 FRESH_SEED = 4242  # never used for training or validation (see tracker/weights/MODEL_CARD.md)
@@ -33,7 +33,7 @@ def _score(root: Path, out: Path, *overrides: str) -> float:
         [
             sys.executable,
             "-m",
-            "tracker.cli",
+            "tracker.apps.cli",
             "model=toy",
             "dataset=davis",
             f"dataset.root={root}",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tracker.synthetic import write_dataset
+from tracker.experiments.synthetic import write_dataset
 
 
 def _train(out: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -18,7 +18,7 @@ def _train(out: Path, data: Path, *overrides: str) -> subprocess.CompletedProces
         [
             sys.executable,
             "-c",
-            "from tracker.cli import train_main; train_main()",
+            "from tracker.apps.cli import train_main; train_main()",
             f"train.data_root={data}",
             f"output_dir={out}",
             "progress=false",
@@ -53,7 +53,7 @@ def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
     # the checkpoint is Meta's format: our loader (strict keys, weights_only) takes it
     from helpers import model_cfg
 
-    from tracker.sam import build_model
+    from tracker.engine.sam import build_model
 
     build_model(model_cfg(128, ["model=toy"])["arch"]["model"], checkpoint=str(tmp_path / "last.pt"))
     # fine-tuning starts from a checkpoint's weights (not its step): the first loss is already low
@@ -88,7 +88,7 @@ def test_resume_continues_step_and_optimizer(one_clip, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     first = torch.load(tmp_path / "last.pt", weights_only=True)
     assert first["step"] == 10
-    from tracker.train import TrainSettings, _lr_at
+    from tracker.experiments.train import TrainSettings, _lr_at
 
     schedule = TrainSettings(data_root="d", out_dir="o", steps=20, lr=2e-3, warmup=5, min_lr_ratio=0.5)  # overfit.yaml
     assert _history(tmp_path)[-1]["lr"] == pytest.approx(_lr_at(10, schedule))  # mid-schedule, not its end

@@ -7,16 +7,16 @@
         overlay = tracker.annotate(frame.rgb, masks)
 
 Importing this package does not import sam2 (sam2 initialises Hydra's global state on import) nor torch:
-only :mod:`tracker.sam` does, loaded when a model is built.
+only :mod:`tracker.engine.sam` does, loaded when a model is built.
 """
 
 __version__ = "0.1.0"
 
-from .annotation import annotate
 from .api import load_model, model_names, track
-from .prompts import TrackSpec, load_prompts
+from .io.annotation import annotate
+from .io.prompts import TrackSpec, load_prompts
+from .io.source import open_source
 from .records import Frame, FrameMasks, Prompt, VideoInfo
-from .source import open_source
 
 __all__ = [
     "Frame",

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .io.prompts import TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
-from .prompts import TrackSpec, load_prompts, parse_prompts
 from .records import Frame, FrameMasks, Prompt
 
 
@@ -59,14 +59,14 @@ def load_model(
     compile: bool = False,
     **overrides: Any,
 ):
-    """A :class:`tracker.sam.SamModel` built from ``configs/model/<name>.yaml``.
+    """A :class:`tracker.engine.sam.SamModel` built from ``configs/model/<name>.yaml``.
 
     ``checkpoint``: a Meta-format ``.pt`` (None: the config's own, which for ``toy`` is the trained model
     shipped in the package and for SAM 2's configs is none: random weights, with a warning).
     ``overrides``: other ``model.*`` keys (``memory_stride``, ``fill_hole_area``, ...).
     """
-    from . import config_checks
-    from .sam import build_model
+    from .apps import config_checks
+    from .engine.sam import build_model
 
     if image_size is not None:
         overrides["image_size"] = image_size
@@ -125,8 +125,8 @@ def track(
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
-    from .propagation import Propagator
-    from .source import open_source
+    from .engine.propagation import Propagator
+    from .io.source import open_source
 
     spec = as_track_spec(prompts)
     src = open_source(source, video) if isinstance(video, (str, Path)) else video

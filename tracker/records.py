@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import check_pixels
+from .io.images import check_pixels
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..records import Frame, FrameMasks, Prompt, VideoInfo
+from ..threads import in_background
 from .masks import fill_holes, sigmoid, to_video_masks
-from .records import Frame, FrameMasks, Prompt, VideoInfo
-from .threads import in_background
 
 # (frame_index, reverse, object_ids, low-res logits float32 [B, 1, S/4, S/4])
 StepHook = Callable[[int, bool, tuple[int, ...], "object"], None]
@@ -113,7 +113,7 @@ class MaskSpool:
 
 
 class Propagator:
-    """Runs prompts through a video with a :class:`tracker.sam.SamModel`.
+    """Runs prompts through a video with a :class:`tracker.engine.sam.SamModel`.
 
     ``run`` yields ``(Frame, FrameMasks)`` for every frame in order; ``step_hook`` (if given) sees
     every SAM 2 output as it is computed, in compute order, with the low-res logits.

@@ -16,8 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..records import Frame, VideoInfo
 from .images import ImageError, check_pixels, read_image
-from .records import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
 

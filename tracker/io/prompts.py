@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..records import Prompt, VideoInfo
 from .images import ImageError, decode_rle, read_image
-from .records import Prompt, VideoInfo
 
 
 class PromptError(ValueError):
@@ -114,7 +114,9 @@ def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID
 
     ``max_id``: the largest object id the outputs can hold (255 when mask PNGs are written)."""
     if not isinstance(data, Mapping) or not isinstance(data.get("objects"), list) or not data["objects"]:
-        raise PromptError("prompts file must have a non-empty 'objects:' list (see tracker/prompts.py for the schema)")
+        raise PromptError(
+            "prompts file must have a non-empty 'objects:' list (see tracker/io/prompts.py for the schema)"
+        )
     _unknown(data, _TOP_KEYS, "prompts file")
     labels: dict[int, str | None] = {}
     prompts: list[Prompt] = []

@@ -27,10 +27,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import tracker
 
+from ..paths import config_dir
+from ..threads import apply_threads, resolve_threads, usable_cores
+from ..transaction import OutputError, OutputTransaction, check_not_in_outputs, check_output_dir, missing_dirs
 from . import config_checks
-from .paths import config_dir
-from .threads import apply_threads, resolve_threads, usable_cores
-from .transaction import OutputError, OutputTransaction, check_not_in_outputs, check_output_dir, missing_dirs
 
 log = logging.getLogger("tracker")
 
@@ -183,7 +183,7 @@ def _versions() -> dict[str, str]:
 
 
 def _build_model(cfg: DictConfig):
-    from .sam import build_model
+    from ..engine.sam import build_model
 
     m = cfg.model
     if m.checkpoint is None:
@@ -202,7 +202,7 @@ def _checkpoint(cfg: DictConfig) -> Path | None:
     """model.checkpoint's file, checked before any frame is decoded (None: random weights)."""
     if not cfg.model.checkpoint:
         return None
-    from .sam import existing_checkpoint
+    from ..engine.sam import existing_checkpoint
 
     return existing_checkpoint(cfg.model.checkpoint)
 
@@ -221,7 +221,7 @@ def _peak_gpu_mib() -> float:
 
 def _record(cfg: DictConfig, model, timings, started: float, **extra: Any) -> dict[str, Any]:
     """run.json: the resolved config, versions, device, what ran, time split and peak memory."""
-    from .pipeline import peak_rss_mib
+    from ..engine.pipeline import peak_rss_mib
 
     return {
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -237,9 +237,9 @@ def _record(cfg: DictConfig, model, timings, started: float, **extra: Any) -> di
 
 def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
     """``dataset=davis|sav``: track every sequence (VOS protocol), write predictions, evaluate."""
-    from .datasets import load_sequences
-    from .sinks import write_json_atomic
-    from .vos import run_dataset
+    from ..experiments.datasets import load_sequences
+    from ..experiments.vos import run_dataset
+    from ..io.sinks import write_json_atomic
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     config_checks.dataset_run(plain)  # type: ignore[arg-type]
@@ -286,7 +286,7 @@ def _video_sinks(cfg: DictConfig) -> list[str]:
 
 def _spec_from_config(cfg: DictConfig):
     """The prompts of a video run (file or command line), validated before any frame is decoded."""
-    from .prompts import MAX_OBJECT_ID, PromptError, load_prompts, quick_prompts
+    from ..io.prompts import MAX_OBJECT_ID, PromptError, load_prompts, quick_prompts
 
     p = cfg.prompts
     max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
@@ -309,11 +309,11 @@ def _spec_from_config(cfg: DictConfig):
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Check the config, then run the pipeline as one output transaction; returns run.json's content."""
-    from .pipeline import run_pipeline
-    from .prompts import PromptError
-    from .propagation import Propagator
-    from .sinks import AnnotatedVideoSink, CocoSink, JsonlSink, MotSink, PngMasksSink, YoloSink, write_json_atomic
-    from .source import check_source_path, open_source
+    from ..engine.pipeline import run_pipeline
+    from ..engine.propagation import Propagator
+    from ..io.prompts import PromptError
+    from ..io.sinks import AnnotatedVideoSink, CocoSink, JsonlSink, MotSink, PngMasksSink, YoloSink, write_json_atomic
+    from ..io.source import check_source_path, open_source
 
     started = time.perf_counter()
     if cfg.get("dataset"):
@@ -345,7 +345,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _save_config(cfg, tx.staging)
         score = None
         if demo is not None:
-            from .demo import GroundTruthScore, demo_prompts, write_demo_clip
+            from ..experiments.demo import GroundTruthScore, demo_prompts, write_demo_clip
 
             path = str(write_demo_clip(tx.path("demo_input.mp4"), demo.frames, demo.width, demo.height, demo.seed))
             spec = demo_prompts(demo.frames, demo.width, demo.height, demo.seed)
@@ -600,8 +600,8 @@ def _app(cfg: DictConfig) -> None:
 @_job
 def _eval_app(cfg: DictConfig) -> None:
     """``tracker-eval pred=DIR gt=DIR``: J&F of a prediction folder against ground truth."""
-    from .datasets import gt_sequences
-    from .evaluate import evaluate, format_table, results_dict, write_results
+    from ..experiments.datasets import gt_sequences
+    from ..experiments.evaluate import evaluate, format_table, results_dict, write_results
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     config_checks.choice(plain, "layout", ("davis", "sav"))  # type: ignore[arg-type]
@@ -622,9 +622,9 @@ def _eval_app(cfg: DictConfig) -> None:
 @hydra.main(config_path=_CONFIGS, config_name="train", version_base="1.3")
 @_job
 def _train_app(cfg: DictConfig) -> None:
-    """``tracker-train``: train / fine-tune SAM 2 on a DAVIS-layout dataset (tracker/train.py). Its output
+    """``tracker-train``: train / fine-tune SAM 2 on a DAVIS-layout dataset (tracker/experiments/train.py). Its output
     folder is a resumable training state (last.pt), not a transaction: each file is written atomically."""
-    from .train import TrainSettings, train
+    from ..experiments.train import TrainSettings, train
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     config_checks.model(plain)  # type: ignore[arg-type]
@@ -639,7 +639,7 @@ def _train_app(cfg: DictConfig) -> None:
         raise ValueError(f"train: {e}: see configs/train/default.yaml for the keys") from None
     apply_threads(resolve_threads(config_checks.threads(plain)))  # type: ignore[arg-type]
     m = cfg.model
-    from .sam import build_model
+    from ..engine.sam import build_model
 
     model = build_model(
         OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
@@ -666,7 +666,7 @@ def eval_main() -> None:
 
 
 def report_main() -> None:
-    from .report import main as report
+    from ..experiments.report import main as report
 
     _entry(report, "tracker-report")
 

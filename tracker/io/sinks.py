@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from ..records import Frame, FrameMasks, VideoInfo
 from .annotation import annotate
-from .records import Frame, FrameMasks, VideoInfo
 
 log = logging.getLogger(__name__)
 

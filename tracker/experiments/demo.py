@@ -8,15 +8,15 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..io.prompts import TrackSpec, parse_prompts
+from ..io.sinks import Sink
+from ..records import Frame, FrameMasks
 from .metrics import ObjectScores, boundary_f, iou, summarize
-from .prompts import TrackSpec, parse_prompts
-from .records import Frame, FrameMasks
-from .sinks import Sink
 from .synthetic import SyntheticSequence
 
 
 def demo_sequence(frames: int, width: int, height: int, seed: int) -> SyntheticSequence:
-    """The demo clip: a synthetic sequence (tracker/synthetic.py, the toy model's training distribution,
+    """The demo clip: a synthetic sequence (tracker/experiments/synthetic.py, the toy model's training distribution,
     though never one of its training seeds) with two objects."""
     return SyntheticSequence(seed, frames, width, height, objects=2)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from .records import FrameMasks
+from ..records import FrameMasks
 
 
 def color_of(object_id: int) -> tuple[int, int, int]:

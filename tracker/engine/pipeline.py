@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from ..io.sinks import Sink
+from ..records import Frame, FrameMasks
 from .propagation import FrameSource, Propagator
-from .records import Frame, FrameMasks
-from .sinks import Sink
 
 _END = object()
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..engine.pipeline import Timings, run_pipeline
+from ..engine.propagation import Propagator
+from ..io.sinks import AnnotatedVideoSink, Sink, davis_palette
+from ..io.source import ImageFolderSource
+from ..records import Frame, FrameMasks
 from .datasets import VosSequence, first_frame_prompts
 from .evaluate import evaluate, format_table, results_dict, write_results
-from .pipeline import Timings, run_pipeline
-from .propagation import Propagator
-from .records import Frame, FrameMasks
-from .sinks import AnnotatedVideoSink, Sink, davis_palette
-from .source import ImageFolderSource
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .sinks import davis_palette
+from ..io.sinks import davis_palette
 
 _SHAPES = ("disc", "square", "ellipse", "triangle")
 

@@ -1,4 +1,4 @@
-"""Evaluation of predictions against ground truth (J, F and their statistics, see tracker.metrics),
+"""Evaluation of predictions against ground truth (J, F and their statistics, see tracker.experiments.metrics),
 a results table, and ``results.csv`` / ``results.json``."""
 
 from __future__ import annotations

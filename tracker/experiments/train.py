@@ -328,7 +328,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
 
 def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress: bool = True) -> list[dict]:
-    """Train ``model`` (a tracker.sam.SamModel); resumes from ``out_dir/last.pt`` when it exists."""
+    """Train ``model`` (a tracker.engine.sam.SamModel); resumes from ``out_dir/last.pt`` when it exists."""
     from tqdm import tqdm
 
     out = Path(s.out_dir)
@@ -367,7 +367,7 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
             ) from None
         log.info("resumed from %s at step %d", last, step)
     elif checkpoint_from:
-        from .sam import load_checkpoint
+        from ..engine.sam import load_checkpoint
 
         load_checkpoint(net, checkpoint_from)
     net.train()

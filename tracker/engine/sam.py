@@ -2,7 +2,7 @@
 
 Everything here calls SAM 2's own modules (``SAM2Base.track_step``, ``_encode_new_memory``,
 ``forward_image``) so that results are those of upstream ``SAM2VideoPredictor``; what this module
-replaces is upstream's state keeping, which lives in :mod:`tracker.propagation`.
+replaces is upstream's state keeping, which lives in :mod:`tracker.engine.propagation`.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class SamModel:
         self.net = net
         self.device = device
         # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
-        # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
+        # frames; on tracked frames it is applied to the outputs only (tracker.engine.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
         self.image_size: int = int(net.image_size)
         self.num_maskmem: int = int(net.num_maskmem)

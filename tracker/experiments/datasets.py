@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .images import ImageError, check_pixels
-from .records import Prompt
+from ..io.images import ImageError, check_pixels
+from ..records import Prompt
 
 
 class DatasetError(ValueError):
@@ -73,7 +73,7 @@ def read_png(path: Path, seq: str) -> np.ndarray:
 
 
 def _ids_from_colours(rgb: np.ndarray, path: Path, seq: str) -> np.ndarray:
-    from .sinks import davis_palette
+    from ..io.sinks import davis_palette
 
     pal = np.asarray(davis_palette(), dtype=np.int64).reshape(256, 3)
     key = lambda a: (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]  # noqa: E731

@@ -100,7 +100,7 @@ def write_report(root: Path, rows: list[dict]) -> None:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
-        # One line (argparse would print its usage too): tracker.cli reports it as "tracker-report: error:".
+        # One line (argparse would print its usage too): tracker.apps.cli reports it as "tracker-report: error:".
         raise ValueError(f"{message}: usage: tracker-report MULTIRUN_DIR")
 
 
