@@ -101,12 +101,23 @@ def write_video(
     return path
 
 
-def encode_audio(out: av.container.OutputContainer, stream, wave: np.ndarray) -> None:
-    """Encode mono float32 samples at 48 kHz into ``stream`` and flush it."""
+def encode_audio(out: av.container.OutputContainer, stream, wave: np.ndarray, fmt: str = "fltp") -> None:
+    """Encode mono samples at 48 kHz (float32 for "fltp", int16 for "s16") into ``stream`` and flush it."""
     for i in range(0, wave.size, 1024):
-        af = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="fltp", layout="mono")
+        af = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format=fmt, layout="mono")
         af.sample_rate, af.pts = 48000, i
         for p in stream.encode(af):
             out.mux(p)
     for p in stream.encode():
         out.mux(p)
+
+
+def faststart_copy(src: Path, dst: Path) -> Path:
+    """Remux ``src``'s video stream into ``dst`` with its index (moov) before the data, no re-encoding."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "faststart"}) as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = s
+                o.mux(p)
+    return dst

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import compose_config, encode_audio, moving_shapes, write_video
+from helpers import compose_config, encode_audio, faststart_copy, moving_shapes, write_video
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -259,13 +259,7 @@ def test_bad_video_files(videos, tmp_path, case, needle):
 def test_truncated_mp4_with_index_first_is_refused(tmp_path):
     """An mp4 whose index (moov) comes first but whose data is cut: refused once the frames run out."""
     good = write_video(tmp_path / "fs.mp4", moving_shapes(24, 96, 64))
-    fast = tmp_path / "faststart.mp4"
-    with av.open(str(good)) as i, av.open(str(fast), "w", options={"movflags": "faststart"}) as o:
-        s = o.add_stream_from_template(i.streams.video[0])
-        for p in i.demux(i.streams.video[0]):
-            if p.dts is not None:
-                p.stream = s
-                o.mux(p)
+    fast = faststart_copy(good, tmp_path / "faststart.mp4")
     data = fast.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import moving_shapes, write_video
+from helpers import encode_audio, faststart_copy, moving_shapes, write_video
 from PIL import Image
 
 from tracker.apps import cli
@@ -347,14 +347,7 @@ def test_pcm_audio_is_transcoded_to_aac(tmp_path):
         for p in vs.encode():
             c.mux(p)
         t = np.arange(24000) / 48000
-        wave = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-        for i in range(0, wave.size, 1024):
-            af = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="s16", layout="mono")
-            af.sample_rate, af.pts = 48000, i
-            for p in a.encode(af):
-                c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+        encode_audio(c, a, (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16), fmt="s16")
     out = tmp_path / "out"
     complete_run(out, src, "sink.png=false")
     assert json.loads((out / "run.json").read_text())["audio"] == {
@@ -387,13 +380,7 @@ def test_damaged_inputs_end_in_one_line(clip, tmp_path):
     res = tracker("source=decord", f"source.path={broken}", f"output_dir={out}", *BOX)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
     # a truncated video with a prompt frame inside the frame count its index announces
-    fast = tmp_path / "fast.mp4"
-    with av.open(str(clip)) as i, av.open(str(fast), "w", options={"movflags": "faststart"}) as o:
-        s = o.add_stream_from_template(i.streams.video[0])
-        for p in i.demux(i.streams.video[0]):
-            if p.dts is not None:
-                p.stream = s
-                o.mux(p)
+    fast = faststart_copy(clip, tmp_path / "fast.mp4")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: int(fast.stat().st_size * 0.5)])
     res = tracker(f"source.path={cut}", f"output_dir={out}", "prompts.box=[10,10,40,40]", "prompts.frame=11")
