@@ -9,90 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import sam2.sam2_video_predictor as svp
 import torch
 from helpers import model_cfg
+from parity import ours, upstream
 
-from tracker.engine.propagation import Propagator
-from tracker.engine.sam import build_model
-from tracker.io.source import PyAVSource
 from tracker.records import Prompt
-
-
-def _ours(cfg: dict, path, prompts: list[Prompt]):
-    model = build_model(cfg["arch"]["model"], seed=0, fill_hole_area=0)
-    got: dict[tuple[int, int], torch.Tensor] = {}
-
-    def hook(frame, reverse, ids, low_res):
-        for i, oid in enumerate(ids):
-            assert (oid, frame) not in got, f"object {oid} frame {frame} produced twice"
-            got[(oid, frame)] = low_res[i].cpu().clone()
-
-    emitted = [
-        fm.frame_index for _, fm in Propagator(model, reverse_chunk=5, step_hook=hook).run(PyAVSource(path), prompts)
-    ]
-    return model, got, emitted
-
-
-def _upstream(model, cfg: dict, path, prompts: list[Prompt]) -> dict[tuple[int, int], torch.Tensor]:
-    """Upstream, one predictor run per set of objects that share a first prompt frame."""
-    arch = dict(cfg["arch"]["model"], _target_="sam2.sam2_video_predictor.SAM2VideoPredictor", fill_hole_area=0)
-    from hydra.utils import instantiate
-
-    pred = instantiate(arch, _recursive_=True).eval()
-    pred.load_state_dict(model.net.state_dict())
-    src = PyAVSource(path)
-    images = torch.stack([model.preprocess(f.rgb) for f in src.frames()])
-    h, w = src.info.height, src.info.width
-    first: dict[int, int] = {}
-    for p in prompts:
-        first[p.object_id] = min(first.get(p.object_id, 1 << 30), p.frame_index)
-    out: dict[tuple[int, int], torch.Tensor] = {}
-    orig = svp.load_video_frames
-    svp.load_video_frames = lambda **kw: (images, h, w)
-    try:
-        for f0 in sorted(set(first.values())):
-            ids = [o for o in sorted(first) if first[o] == f0]
-            state = pred.init_state(video_path="unused")
-            for p in sorted((p for p in prompts if p.object_id in ids), key=lambda p: (p.object_id, p.frame_index)):
-                if p.mask is not None:
-                    pred.add_new_mask(state, p.frame_index, p.object_id, p.mask)
-                if p.points or p.box is not None:
-                    pts = [[x, y] for x, y, _ in p.points] or None
-                    labels = [lab for _, _, lab in p.points] or None
-                    pred.add_new_points_or_box(
-                        state,
-                        p.frame_index,
-                        p.object_id,
-                        points=pts,
-                        labels=labels,
-                        box=p.box,
-                        clear_old_points=p.mask is None,
-                    )
-            for _ in pred.propagate_in_video(state):
-                pass
-            for _ in pred.propagate_in_video(state, reverse=True):
-                pass
-            for oid in ids:
-                d = state["output_dict_per_obj"][state["obj_id_to_idx"][oid]]
-                for key in ("cond_frame_outputs", "non_cond_frame_outputs"):
-                    for t, o in d[key].items():
-                        out[(oid, t)] = o["pred_masks"][0].cpu()
-    finally:
-        svp.load_video_frames = orig
-    return out
 
 
 def _check(path, prompts, extra=None, n=32):
     cfg = model_cfg(128, extra)
-    model, ours, emitted = _ours(cfg, path, prompts)
-    ref = _upstream(model, cfg, path, prompts)
+    model, got, emitted = ours(cfg, path, prompts)
+    ref = upstream(model, cfg, path, prompts)
     ids = sorted({p.object_id for p in prompts})
     assert emitted == list(range(n))
-    assert set(ours) == set(ref) == {(o, t) for o in ids for t in range(n)}
-    worst = max((ours[k] - ref[k]).abs().max().item() for k in ref)
+    assert set(got) == set(ref) == {(o, t) for o in ids for t in range(n)}
+    worst = max((got[k] - ref[k]).abs().max().item() for k in ref)
     for k in sorted(ref):
-        assert torch.allclose(ours[k], ref[k], rtol=1e-4, atol=1e-4), f"object/frame {k}: max diff {worst}"
+        assert torch.allclose(got[k], ref[k], rtol=1e-4, atol=1e-4), f"object/frame {k}: max diff {worst}"
     # the masks are not trivially equal (e.g. all background): they vary across frames
     assert len({round(float(ref[k].mean()), 4) for k in ref}) > n // 2
 

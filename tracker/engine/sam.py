@@ -211,8 +211,11 @@ class SamModel:
             net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
             net.memory_attention.forward = torch.compile(net.memory_attention.forward, dynamic=True)
 
+    # bf16 autocast on CUDA, as upstream's demos run SAM 2; False gives fp32 (parity checks on the GPU).
+    mixed_precision: bool = True
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.mixed_precision:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

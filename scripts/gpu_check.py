@@ -1,0 +1,256 @@
+"""GPU check: one prepared command for the GPU machine, within a time budget (8 minutes by default).
+
+    bash scripts/gpu_check.sh OUT                      # on the GPU machine (installs the carried wheels)
+    python scripts/gpu_check.py --out OUT --device cpu --quick   # the CPU dry run (tests/test_gpu_check.py)
+
+Sections, in order of importance (a section that would not fit the budget is recorded as skipped):
+  1. parity in fp32 (TF32 off): ours vs upstream SAM2VideoPredictor, the CPU suite's scenarios and tolerance;
+  2. bf16 autocast: the toy model's J&F on the synthetic test set, fp32 vs bf16 (within 0.01), and ours vs
+     upstream both under bf16 (mask agreement >= 0.99);
+  3. propagation benchmark: SAM 2.1 tiny and large (random weights), 1 / 5 / 20 objects, ours vs upstream
+     vs upstream_vos (vos_optimized; compile time apart), fps and peak GPU memory;
+  4. memory: ours at 300 and at 3000 frames (peak GPU memory must stay within 1.1x);
+  5. end to end: the tracker CLI on a 1080p clip with all sinks vs propagation alone on that clip.
+Writes OUT/gpu_check.json (benchmark records, as scripts/bench_propagation.py writes them) and
+OUT/gpu_check_summary.json (every check), and prints the table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+FULL = {
+    "parity_cases": None,  # all
+    "jf_sequences": (20, 24),
+    "bench_models": ["sam2.1_hiera_t", "sam2.1_hiera_l"],
+    "bench_size": (1280, 720, 300, 1024),  # width, height, frames, image_size
+    "bench_objects": [1, 5, 20],
+    "bench_impls": ["ours", "upstream", "upstream_vos"],
+    "memory_frames": (300, 3000),
+    "e2e": (1920, 1080, 120),
+}
+QUICK = {
+    "parity_cases": ["a_one_box", "d_different_first_frames"],
+    "jf_sequences": (2, 6),
+    "bench_models": ["sam2.1_hiera_t"],
+    "bench_size": (96, 64, 8, 128),
+    "bench_objects": [1, 2],
+    "bench_impls": ["ours", "upstream"],
+    "memory_frames": (8, 24),
+    "e2e": (96, 64, 8),
+}
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+
+def parity(plan: dict, device: str, tmp: Path, bf16: bool = False, names: list[str] | None = None) -> list[dict]:
+    import torch
+    from helpers import model_cfg, moving_shapes, write_video
+    from parity import cases, compare
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    clip = tmp / "parity.mp4"
+    if not clip.exists():
+        write_video(clip, moving_shapes(32, 160, 120))
+    out = []
+    for name, (prompts, extra) in cases().items():
+        wanted = names if names is not None else plan["parity_cases"]
+        if wanted is not None and name not in wanted:
+            continue
+        r = compare(model_cfg(128, extra), clip, prompts, device=device, bf16=bf16)
+        out.append(
+            {
+                "case": name,
+                "bf16": bf16,
+                "max_abs_diff": r["max_abs_diff"],
+                "allclose_1e-4": r["allclose_1e-4"],
+                "mask_agreement": round(r["mask_agreement"], 5),
+                "frames_in_order": r["emitted"] == list(range(32)),
+            }
+        )
+    return out
+
+
+def jf_fp32_vs_bf16(plan: dict, device: str, tmp: Path) -> dict:
+    from tracker.api import load_model
+    from tracker.experiments.datasets import load_sequences
+    from tracker.experiments.synthetic import write_dataset
+    from tracker.experiments.vos import run_dataset
+
+    n, frames = plan["jf_sequences"]
+    root = tmp / "synth_test"
+    if not root.exists():
+        write_dataset(root, n, seed=31337, frames=frames)
+    seqs = load_sequences("davis", root)
+    result = {}
+    for bf16 in (False, True):
+        model = load_model("toy", device=device)
+        model.mixed_precision = bf16
+        res, _ = run_dataset(model, seqs, tmp / f"jf_{bf16}", "davis", prefetch=0)
+        result["bf16" if bf16 else "fp32"] = round(res["dataset"]["J&F-Mean"], 4)
+    result["diff"] = round(abs(result["bf16"] - result["fp32"]), 4)
+    result["ok"] = result["diff"] <= 0.01
+    return result
+
+
+def bench(
+    model: str, impl: str, objects: int, frames: int, size: tuple, device: str, budget: Budget, video: Path | None
+) -> dict:
+    width, height, _, image_size = size
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_propagation.py"), "--child", "--video", str(video)]
+    cmd += ["--impl", impl, "--objects", str(objects), "--image-size", str(image_size), "--model", model]
+    cmd += ["--device", device]
+    record = {"impl": impl, "model": model, "objects": objects, "frames": frames, "image_size": image_size}
+    if budget.left() < 20:
+        return {**record, "skipped": "time budget"}
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=budget.left())
+    except subprocess.TimeoutExpired:
+        return {**record, "skipped": "ran past the time budget"}
+    if res.returncode != 0:
+        return {**record, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    from helpers import moving_shapes, write_video
+
+    if not path.exists():
+        write_video(path, moving_shapes(frames, width, height))
+    return path
+
+
+def end_to_end(plan: dict, device: str, tmp: Path, budget: Budget) -> dict:
+    width, height, frames = plan["e2e"]
+    clip = make_clip(tmp / "e2e.mp4", width, height, frames)
+    image_size = plan["bench_size"][3]
+    out = tmp / "e2e_out"
+    box = f"prompts.box=[{width // 8},{height // 8},{width // 3},{height // 3}]"
+    cmd = [sys.executable, "-m", "tracker.apps.cli", f"source.path={clip}", box, f"output_dir={out}"]
+    cmd += ["model=sam2.1_hiera_t", f"model.image_size={image_size}", f"model.device={device}", "progress=false"]
+    cmd += ["sink.coco=true", "sink.yolo=true"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=max(budget.left(), 1))
+    except subprocess.TimeoutExpired:
+        return {"skipped": "ran past the time budget"}
+    if res.returncode != 0:
+        return {"error": res.stderr.strip()[-500:]}
+    run = json.loads((out / "run.json").read_text())
+    alone = bench("sam2.1_hiera_t", "ours", 1, frames, (width, height, frames, image_size), device, budget, clip)
+    e2e = {k: run[k] for k in ("frames", "fps", "wall_s", "decode_s", "model_s", "encode_s", "peak_gpu_mib")}
+    e2e["propagation_only_fps"] = alone.get("fps")
+    if alone.get("fps"):
+        e2e["ratio"] = round(run["fps"] / alone["fps"], 3)
+    return e2e
+
+
+def table(records: list[dict], summary: dict) -> str:
+    lines = [f"device: {summary['device']}   torch {summary['torch']}   ({summary['elapsed_s']} s)"]
+    head = f"{'section':8} {'model':16} {'impl':13} {'obj':>4} {'frames':>6} {'px':>5} {'fps':>9}"
+    lines.append(f"{head} {'peak GPU MiB':>12} {'compile s':>9}")
+    for r in records:
+        fps = r.get("fps", r.get("skipped", r.get("error", "?")))
+        lines.append(
+            f"{r['section']:8} {r['model']:16} {r['impl']:13} {r['objects']:>4} {r['frames']:>6} {r['image_size']:>5} "
+            f"{fps!s:>9} {r.get('peak_gpu_mib', ''):>12} {r.get('compile_s', ''):>9}"
+        )
+    for name, value in summary["checks"].items():
+        lines.append(f"check {name}: {value}")
+    return "\n".join(lines)
+
+
+def speedups(records: list[dict]) -> dict:
+    out = {}
+    by = {(r["model"], r["impl"], r["objects"]): r.get("fps") for r in records}
+    for (model, impl, k), fps in by.items():
+        if impl != "ours" or not fps:
+            continue
+        for other in ("upstream", "upstream_vos"):
+            if by.get((model, other, k)):
+                out[f"{model} {k} obj ours/{other}"] = round(fps / by[(model, other, k)], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: the CPU dry run")
+    ap.add_argument("--budget-s", type=float, default=450.0, help="stop starting new work after this long")
+    args = ap.parse_args()
+    import torch
+
+    plan = QUICK if args.quick else FULL
+    budget = Budget(args.budget_s)
+    started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    checks: dict = {}
+    records: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        p32 = parity(plan, args.device, tmp)
+        checks["parity fp32 (all within 1e-4)"] = all(r["allclose_1e-4"] and r["frames_in_order"] for r in p32)
+        checks["parity fp32 max abs diff"] = max(r["max_abs_diff"] for r in p32)
+        if budget.left() > 60:
+            jf = jf_fp32_vs_bf16(plan, args.device, tmp)
+            checks["toy J&F fp32 / bf16 / |diff| <= 0.01"] = f"{jf['fp32']} / {jf['bf16']} / {jf['ok']}"
+            pbf = parity(plan, args.device, tmp, bf16=True, names=["a_one_box", "b_three_objects"])
+            checks["ours vs upstream under bf16: min mask agreement (>= 0.99)"] = min(r["mask_agreement"] for r in pbf)
+        width, height, frames, image_size = plan["bench_size"]
+        clip = make_clip(tmp / "bench.mp4", width, height, frames)
+        for model in plan["bench_models"]:
+            for k in plan["bench_objects"]:
+                for impl in plan["bench_impls"]:
+                    rec = bench(model, impl, k, frames, plan["bench_size"], args.device, budget, clip)
+                    records.append({"section": "speed", **rec})
+                    print(json.dumps(rec), flush=True)
+        checks.update(speedups(records))
+        mem = {}
+        for n in plan["memory_frames"]:
+            video = make_clip(tmp / f"mem_{n}.mp4", width, height, n)
+            rec = bench("sam2.1_hiera_t", "ours", 1, n, (width, height, n, image_size), args.device, budget, video)
+            records.append({"section": "memory", **rec})
+            mem[n] = rec.get("peak_gpu_mib") if args.device.startswith("cuda") else rec.get("peak_rss_mib")
+        a, b = plan["memory_frames"]
+        if mem.get(a) and mem.get(b):
+            checks[f"peak memory {b} / {a} frames (<= 1.1)"] = round(mem[b] / mem[a], 3)
+        e2e = end_to_end(plan, args.device, tmp, budget)
+        checks["end to end / propagation only fps (>= 0.9)"] = e2e.get("ratio", e2e)
+        checks["end to end split (decode / model / encode s)"] = (
+            f"{e2e.get('decode_s')} / {e2e.get('model_s')} / {e2e.get('encode_s')}"
+        )
+    summary = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "checks": checks,
+        "parity": p32,
+    }
+    (args.out / "gpu_check.json").write_text(json.dumps(records, indent=1) + "\n")
+    (args.out / "gpu_check_summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    print(table(records, summary))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # upstream's per-run progress bars would bury the table
+    main()
