@@ -657,6 +657,10 @@ BAD_OVERRIDES = [
     ["output_dir=FILE"],
     ["output_dir=FILE/sub"],
     ["source.path=DIR"],
+    ["prompts=detections"],
+    ["prompts=detections", "prompts.format=xml", "prompts.path=FILE"],
+    ["prompts=detections", "prompts.path=/nonexistent.txt"],
+    ["prompts=detections", "prompts.path=FILE"],
 ]
 
 
@@ -676,7 +680,9 @@ def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
         cases.append([f"prompts.path={tmp_path / f'p{i}.yaml'}"])
     for o in BAD_OVERRIDES:
         o = [x.replace("FILE", str(tmp_path / "FILE")).replace("DIR", str(tmp_path)) for x in o]
-        cases.append([*BOX, *o] if not any(x.startswith(("prompts.box", "prompts.points")) for x in o) else o)
+        cases.append(
+            [*BOX, *o] if not any(x.startswith(("prompts.box", "prompts.points", "prompts=")) for x in o) else o
+        )
     assert len(cases) > 400
     for args in cases:
         base = [f"source.path={clip}"] if not any(a.startswith("source.path") for a in args) else []

@@ -290,6 +290,12 @@ def _spec_from_config(cfg: DictConfig):
 
     p = cfg.prompts
     max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
+    if p.kind == "detections":
+        from ..io.detections import read_detections
+
+        if not p.path:
+            raise PromptError("prompts=detections needs prompts.path=FILE (and prompts.format=mot|coco|yolo)")
+        return read_detections(p.path, p.format)
     if p.path:
         return load_prompts(p.path, max_id=max_id)
     if p.box is not None or p.points is not None:
@@ -334,7 +340,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if demo is not None:
         planned += ["demo_input.mp4", "demo_score.json"]
     inputs = [("source.path", path), ("prompts.path", cfg.prompts.path), ("model.checkpoint", _checkpoint(cfg))]
-    if demo is None:
+    if demo is None and not isinstance(spec, list):
         inputs += [("prompts mask", f) for f in spec.mask_files]
     check_not_in_outputs(out, planned, inputs)
     threads = _set_threads(cfg)
@@ -353,6 +359,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
         source = open_source(kind, path, **src_cfg)
         info = source.info
+        if isinstance(spec, list):  # detections: their boxes become prompts once the video's size is known
+            from ..io.detections import detection_prompts
+
+            p = cfg.prompts
+            max_id = 255 if cfg.sink.png else 2**31 - 1
+            spec = detection_prompts(spec, info.width, info.height, p.min_score, max_id, normalised=p.format == "yolo")
         shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
         Propagator.check_prompts(spec.prompts, info, spec.object_ids)
 

@@ -145,6 +145,10 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     choice(cfg, "sink.preset", X264_PRESETS)
     number(cfg, "sink.alpha", 0.0, 1.0)
     text_or_null(cfg, "prompts.path")
+    if choice(cfg, "prompts.kind", ("file", "detections")) == "detections":
+        choice(cfg, "prompts.format", ("mot", "coco", "yolo"))
+        number(cfg, "prompts.min_score", -1e9, 1e9)
+        return
     integer(cfg, "prompts.frame", 0, 2**31 - 1, example=0)
     # mask PNGs hold ids 0..255, 0 being the background
     integer(cfg, "prompts.id", 1, 255 if _get(cfg, "sink.png") else 2**31 - 1, example=1)

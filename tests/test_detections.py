@@ -1,0 +1,105 @@
+"""Detections in (tracker/io/detections.py): MOTChallenge, COCO and YOLO boxes seed tracked objects."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import compose_config
+from PIL import Image
+
+from tracker.apps import cli
+from tracker.experiments.metrics import score_sequence, summarize
+from tracker.experiments.synthetic import write_dataset
+from tracker.io.detections import detection_prompts, link, read_coco, read_mot, read_yolo
+from tracker.io.prompts import PromptError
+
+
+def _boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
+    """Ground-truth boxes x0, y0, x1 (exclusive), y1 of every object on a label map."""
+    out = {}
+    for oid in sorted(set(np.unique(lab).tolist()) - {0}):
+        ys, xs = np.nonzero(lab == oid)
+        out[oid] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return out
+
+
+def test_readers_agree_on_the_same_boxes(tmp_path):
+    (tmp_path / "d.txt").write_text("1,7,11,21,30,40,0.9,-1,-1,-1\n3,7,13,21,30,40,0.8,-1,-1,-1\n2,9,1,1,10,10,0.5\n")
+    mot = read_mot(tmp_path / "d.txt")
+    assert [(d.frame, d.track_id, d.box) for d in mot] == [
+        (0, 7, (10, 20, 40, 60)),
+        (2, 7, (12, 20, 42, 60)),
+        (1, 9, (0, 0, 10, 10)),
+    ]
+    coco = {
+        "images": [{"id": 5, "frame_index": 0}, {"id": 6, "frame_index": 2}],
+        "annotations": [
+            {"image_id": 5, "bbox": [10, 20, 30, 40], "track_id": 7},
+            {"image_id": 6, "bbox": [12, 20, 30, 40], "track_id": 7},
+        ],
+    }
+    (tmp_path / "d.json").write_text(json.dumps(coco))
+    assert [(d.frame, d.track_id, d.box) for d in read_coco(tmp_path / "d.json")] == [
+        (0, 7, (10, 20, 40, 60)),
+        (2, 7, (12, 20, 42, 60)),
+    ]
+    yolo = tmp_path / "yolo"
+    yolo.mkdir()
+    (yolo / "frame_00000.txt").write_text("0 0.25 0.4 0.3 0.4\n")
+    (yolo / "frame_00001.txt").write_text("0 0.26 0.4 0.3 0.4\n0 0.8 0.8 0.1 0.1\n")
+    spec = detection_prompts(read_yolo(yolo), 100, 100, normalised=True)
+    # linked by box IoU: the first box and its successor are one track; the small box starts another
+    assert [(p.object_id, p.frame_index) for p in spec.prompts] == [(1, 0), (2, 1)]
+    assert spec.prompts[0].box == pytest.approx((10, 20, 40, 60)) and spec.prompts[1].box == pytest.approx(
+        (75, 75, 85, 85)
+    )
+    assert len({d.track_id for d in link(read_yolo(yolo))}) == 2
+
+
+@pytest.mark.parametrize(
+    "name, text, needle",
+    [
+        ("short.txt", "1,2,3\n", "columns"),
+        ("nan.txt", "1,2,3,4,nan,6\n", "finite"),
+        ("frame0.txt", "0,2,3,4,5,6\n", "frames from 1"),
+        ("bad.json", "{", "not valid JSON"),
+        ("notcoco.json", "[]", "not COCO"),
+        ("nobox.json", '{"images": [{"id": 1}], "annotations": [{"image_id": 1}]}', "bbox"),
+    ],
+)
+def test_malformed_detections_are_refused(tmp_path, name, text, needle):
+    (tmp_path / name).write_text(text)
+    reader = read_coco if name.endswith(".json") else read_mot
+    with pytest.raises(PromptError, match=needle):
+        reader(tmp_path / name)
+
+
+def test_mot_boxes_seed_objects_that_are_tracked(tmp_path):
+    """Jittered ground-truth boxes (MOTChallenge, 1-based) through the real CLI with the shipped toy model."""
+    root = tmp_path / "data"
+    names = write_dataset(root, 3, seed=5151, frames=24)
+    rng = np.random.default_rng(0)
+    scores = []
+    for name in names:
+        ann = sorted((root / "Annotations" / "480p" / name).glob("*.png"))
+        labs = [np.asarray(Image.open(p)) for p in ann]
+        rows = []
+        for t, lab in enumerate(labs):
+            for oid, (x0, y0, x1, y1) in _boxes(lab).items():
+                j = rng.integers(-2, 3, 4)
+                rows.append(
+                    f"{t + 1},{oid},{x0 + 1 + j[0]},{y0 + 1 + j[1]},{x1 - x0 + j[2]},{y1 - y0 + j[3]},1,-1,-1,-1"
+                )
+        mot = tmp_path / f"{name}.txt"
+        mot.write_text("\n".join(rows) + "\n")
+        out = tmp_path / f"out_{name}"
+        frames = root / "JPEGImages" / "480p" / name
+        args = ["model=toy", "source=images", f"source.path={frames}", "prompts=detections", f"prompts.path={mot}"]
+        cli.run(compose_config([*args, f"output_dir={out}", "progress=false", "sink.annotated=false"]))
+        preds = [np.asarray(Image.open(out / "masks" / f"{t:05d}.png")) for t in range(len(labs))]
+        scores += score_sequence(name, labs, preds)
+    result = summarize(scores)
+    print("J&F from jittered MOT boxes:", result)
+    assert result["J&F-Mean"] >= 0.85, result
