@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     (tmp / "p.yaml").write_text(yaml.safe_dump({"objects": objects}))
     out = tmp / "out"
     overrides = [f"source.path={clip}", f"prompts.path={tmp / 'p.yaml'}", f"output_dir={out}", "progress=false"]
-    cli.run(compose_config(["model=toy", "sink.coco=true", "sink.yolo=true", *overrides]))
+    cli.run(compose_config(["model=toy", "sink.coco=true", "sink.yolo=true", "sink.mots=true", *overrides]))
     return out
 
 
@@ -100,3 +100,19 @@ def test_frame_masks_to_supervision(run):
     assert np.array_equal(det.mask, masks[[0, 2]]) and det.confidence.tolist() == pytest.approx([0.9, 0.7])
     annotated = sv.MaskAnnotator().annotate(np.zeros((H, W, 3), np.uint8), det)
     assert annotated[15, 40].any() and not annotated[0, 0].any()
+
+
+def test_mots_rows_decode_to_the_masks(run):
+    from pycocotools import mask as mask_utils
+
+    rows = [line.split() for line in (run / "tracks_mots.txt").read_text().splitlines()]
+    jsonl = {json.loads(x)["frame"]: json.loads(x) for x in (run / "masks.jsonl").read_text().splitlines()}
+    assert (run / "tracks_labels.txt").read_text() == "disc\nobject\n"
+    seen = 0
+    for frame, oid, cls, h, w, counts in rows:
+        m = mask_utils.decode({"size": [int(h), int(w)], "counts": counts.encode()}).astype(bool)
+        obj = next(o for o in jsonl[int(frame) - 1]["objects"] if o["id"] == int(oid))  # MOTS frames from 1
+        ref = mask_utils.decode(dict(obj["rle"], counts=obj["rle"]["counts"].encode())).astype(bool)
+        assert np.array_equal(m, ref) and int(cls) == (1 if int(oid) == 1 else 2) and (int(h), int(w)) == (H, W)
+        seen += 1
+    assert seen == sum(1 for line in jsonl.values() for o in line["objects"] if o["area"])

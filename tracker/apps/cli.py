@@ -274,14 +274,18 @@ def run_dataset_config(cfg: DictConfig, started: float) -> dict[str, Any]:
 
 
 def _video_sinks(cfg: DictConfig) -> list[str]:
+    """The names each enabled sink writes (tracks_labels.txt: MOT and MOTS class names)."""
     s = cfg.sink
-    names = [n for n, on in (("annotated.mp4", s.annotated), ("masks", s.png), ("masks.jsonl", s.jsonl)) if on]
-    return (
-        names
-        + (["tracks.csv", "tracks_labels.txt"] if s.mot else [])
-        + (["instances.json"] if s.coco else [])
-        + (["yolo"] if s.yolo else [])
-    )
+    written = {
+        "annotated": ["annotated.mp4"],
+        "png": ["masks"],
+        "jsonl": ["masks.jsonl"],
+        "mot": ["tracks.csv", "tracks_labels.txt"],
+        "coco": ["instances.json"],
+        "yolo": ["yolo"],
+        "mots": ["tracks_mots.txt", "tracks_labels.txt"],
+    }
+    return sorted({n for key, names in written.items() if s[key] for n in names})
 
 
 def _spec_from_config(cfg: DictConfig):
@@ -318,7 +322,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from ..engine.pipeline import run_pipeline
     from ..engine.propagation import Propagator
     from ..io.prompts import PromptError
-    from ..io.sinks import AnnotatedVideoSink, CocoSink, JsonlSink, MotSink, PngMasksSink, YoloSink, write_json_atomic
+    from ..io.sinks import (
+        AnnotatedVideoSink,
+        CocoSink,
+        JsonlSink,
+        MotSink,
+        MotsSink,
+        PngMasksSink,
+        YoloSink,
+        write_json_atomic,
+    )
     from ..io.source import check_source_path, open_source
 
     started = time.perf_counter()
@@ -393,6 +406,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             sinks.append(CocoSink(tx.path("instances.json"), info, spec.labels, Path(shown_path).name))
         if s.yolo:
             sinks.append(YoloSink(tx.path("yolo"), spec.labels))
+        if s.mots:
+            sinks.append(MotsSink(tx.path("tracks_mots.txt"), spec.labels))
         if score is not None:
             sinks.append(score)
 

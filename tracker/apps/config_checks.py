@@ -139,7 +139,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
         integer(cfg, "source.threads", 0, 1024, example=0)
     if kind == "images":
         number(cfg, "source.fps", 0, 1000, open_lo=True)
-    for k in ("annotated", "png", "jsonl", "mot", "coco", "yolo"):
+    for k in ("annotated", "png", "jsonl", "mot", "coco", "yolo", "mots"):
         boolean(cfg, f"sink.{k}")
     integer(cfg, "sink.crf", 0, 51, example=20)
     choice(cfg, "sink.preset", X264_PRESETS)

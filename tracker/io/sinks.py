@@ -306,13 +306,45 @@ class MotSink(Sink):
 
     def close(self, ok: bool) -> None:
         self._f.close()
-        if ok:  # beside tracks.csv, in the same staged set
-            self.target.with_name("tracks_labels.txt").write_text("".join(f"{c}\n" for c in self.classes))
+        if ok:
+            _write_class_names(self.target, self.classes)
+
+
+def _write_class_names(beside: Path, classes: list[str]) -> None:
+    """``tracks_labels.txt`` beside a MOT / MOTS file, in the same staged set: line k names class k."""
+    beside.with_name("tracks_labels.txt").write_text("".join(f"{c}\n" for c in classes))
 
 
 def _classes(labels: Mapping[int, str | None]) -> list[str]:
     """Category names, sorted: the objects' labels, "object" for those without one."""
     return sorted({name or "object" for name in labels.values()} or {"object"})
+
+
+class MotsSink(Sink):
+    """``tracks_mots.txt``: MOTSChallenge rows ``frame id class_id height width rle``, one per object whose
+    mask is not empty: frames from 1, ``class_id`` the 1-based line of its label in ``tracks_labels.txt``
+    order ("object" when unnamed), ``rle`` COCO's compressed RLE of the mask (pycocotools decodes it)."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
+        super().__init__(target)
+        self.labels = labels or {}
+        self.classes = _classes(self.labels)
+
+    def open(self) -> None:
+        self._f = open(self.partial, "w")
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        h, w = masks.masks.shape[1:]
+        for oid, m in zip(masks.object_ids, masks.masks):
+            if m.any():
+                cls = self.classes.index(self.labels.get(oid) or "object") + 1
+                self._f.write(f"{frame.index + 1} {oid} {cls} {h} {w} {encode_rle(m)['counts']}\n")
+        self.frames_written += 1
+
+    def close(self, ok: bool) -> None:
+        self._f.close()
+        if ok:
+            _write_class_names(self.target, self.classes)
 
 
 class CocoSink(Sink):
