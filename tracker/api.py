@@ -24,30 +24,36 @@ def model_names() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 
 
+def compose_config(overrides: Sequence[str] = (), name: str = "config"):
+    """The package's config ``name`` composed with ``overrides`` (a DictConfig, unresolved). sam2 (or a
+    running Hydra app) may hold Hydra's global state: this composes on a clean one and puts it back."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            return compose(name, overrides=list(overrides))
+    finally:
+        restore_gh_from_backup(backup)
+
+
 def model_config(name: str = "toy", **overrides: Any) -> dict[str, Any]:
     """The resolved ``model:`` config of ``name`` as a plain dict; ``overrides`` are its keys
     (``image_size=512``, ``memory_stride=2``, ...), applied before interpolation."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     if name not in model_names():
         raise ValueError(f"model {name!r} is unknown: use one of {', '.join(model_names())}")
     args = [f"model={name}"] + [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
-    # sam2 (or a running Hydra app) may hold Hydra's global state: compose on a clean one, then put it back.
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=args)
-        return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+        return OmegaConf.to_container(compose_config(args).model, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as e:
         raise ValueError(f"model {name!r}: {' '.join(str(e).split())}") from None
-    finally:
-        restore_gh_from_backup(backup)
 
 
 def load_model(

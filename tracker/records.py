@@ -166,14 +166,15 @@ class FrameMasks:
         (id -> name; "object" when unnamed). Needs the optional ``supervision`` package."""
         import supervision as sv
 
+        from .io.sinks import mask_bbox
+
         labels = labels or {}
         names = sorted({labels.get(i) or "object" for i in self.object_ids} or {"object"})
         keep = [i for i in range(len(self.object_ids)) if self.masks[i].any()]
         boxes = np.zeros((len(keep), 4), dtype=np.float32)
         for row, i in enumerate(keep):
-            ys = np.flatnonzero(self.masks[i].any(axis=1))
-            xs = np.flatnonzero(self.masks[i].any(axis=0))
-            boxes[row] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+            x, y, w, h = mask_bbox(self.masks[i])  # type: ignore[misc]
+            boxes[row] = (x, y, x + w, y + h)
         class_names = [labels.get(self.object_ids[i]) or "object" for i in keep]
         return sv.Detections(
             xyxy=boxes,

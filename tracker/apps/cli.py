@@ -479,8 +479,7 @@ _EXAMPLES = """\
 def _help() -> str:
     """A short --help: the groups and their options, the keys worth knowing, examples. (Hydra's own
     lists SAM 2's whole architecture; ``--cfg job`` still prints everything, ``--hydra-help`` Hydra's.)"""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from ..api import compose_config
 
     root = config_dir()
     groups = [d.name for d in sorted(root.iterdir()) if d.is_dir() and d.name not in ("hydra", "train")]
@@ -488,9 +487,7 @@ def _help() -> str:
     lines += ["", "Config groups (GROUP=OPTION):"]
     for g in groups:
         lines.append(f"  {g}: {', '.join(sorted(p.stem for p in (root / g).glob('*.yaml')))}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(root), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("config"), resolve=False)
+    cfg = OmegaConf.to_container(compose_config(), resolve=False)
     lines += ["", "Keys (defaults):"]
 
     def leaves(node: Any, prefix: str) -> None:
