@@ -22,7 +22,7 @@ fi
 if [ "$GPU" = 0 ] && .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.version.cuda else 1)"; then
   echo "warning: a CUDA build of torch is installed on a machine without a GPU" >&2
 fi
-pip install -e ".[decord,experiments,supervision,test]"
+pip install -e ".[decord,experiments,studio,supervision,test]"
 if ! .venv/bin/python -c "import sam2.modeling.sam2_base" >/dev/null 2>&1; then
   SAM2_BUILD_CUDA=$GPU pip install --no-deps --no-build-isolation "sam2==1.1.0"
 fi

@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -317,8 +317,11 @@ def _spec_from_config(cfg: DictConfig):
     )
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Check the config, then run the pipeline as one output transaction; returns run.json's content."""
+def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Check the config, then run the pipeline as one output transaction; returns run.json's content.
+
+    ``model``: a loaded SamModel for ``cfg.model`` (the studio's; None: built here). ``extra_sinks``:
+    context managers with ``write(frame, masks)`` that see every frame too (the studio's results)."""
     from ..engine.pipeline import run_pipeline
     from ..engine.propagation import Propagator
     from ..io.prompts import PromptError
@@ -381,7 +384,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
         Propagator.check_prompts(spec.prompts, info, spec.object_ids)
 
-        model = _build_model(cfg)
+        model = model if model is not None else _build_model(cfg)
         s = cfg.sink
         sinks = []
         video_sink = None
@@ -427,7 +430,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             source,
             spec.prompts,
             spec.object_ids,
-            sinks,
+            [*sinks, *extra_sinks],
             queue_depth=cfg.propagation.prefetch,
             progress=cfg.progress,
         )

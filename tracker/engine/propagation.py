@@ -297,7 +297,7 @@ class Propagator:
             feats = self.model.image_features(self.model.preprocess(frame.rgb))
             entries = {}
             for p in by_frame[f]:
-                pts, labels = _points_and_labels(p)
+                pts, labels = points_and_labels(p)
                 entries[p.object_id] = self.model.encode_prompt(feats, f, self._video_size, pts, labels, p.mask)
             for g in self.groups:
                 if f in g.prompt_frames:
@@ -415,7 +415,7 @@ class Propagator:
             )
 
 
-def _points_and_labels(p: Prompt) -> tuple[np.ndarray | None, np.ndarray | None]:
+def points_and_labels(p: Prompt) -> tuple[np.ndarray | None, np.ndarray | None]:
     pts: list[tuple[float, float]] = []
     labels: list[int] = []
     if p.box is not None:

@@ -251,6 +251,64 @@ class SamModel:
         return vision_feats, vision_pos, sizes
 
     # ---- prompt frames --------------------------------------------------------------------
+    def _prompt_outputs(
+        self,
+        feats: ImageFeatures,
+        frame_index: int,
+        video_size: tuple[int, int],
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask: np.ndarray | None,
+    ):
+        """SAM 2's outputs for one object's prompt on a frame, without memory (upstream's add_new_mask
+        and/or add_new_points_or_box): returns (vision features, track_step output, low-res logits
+        float32 [1, 1, S/4, S/4], hole-filled as upstream stores them)."""
+        vision_feats, vision_pos, sizes = self._feats(feats, 1)
+        s = self.image_size
+        video_h, video_w = video_size
+        out: dict[str, Any] | None = None
+        if mask is not None:
+            m = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)[None, None].float()
+            if m.shape[-2:] != (s, s):
+                m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+                m = (m >= 0.5).float()
+            out = self._track(frame_index, vision_feats, vision_pos, sizes, mask_inputs=m)
+        if points is not None and len(points):
+            pts = torch.as_tensor(points, dtype=torch.float32)[None]
+            pts = pts / torch.tensor([video_w, video_h], dtype=torch.float32)
+            pts = (pts * s).to(self.device)
+            lab = torch.as_tensor(labels, dtype=torch.int32)[None].to(self.device)
+            prev = None
+            if out is not None:
+                prev = torch.clamp(out["pred_masks"], -32.0, 32.0)
+            point_inputs = {"point_coords": pts, "point_labels": lab}
+            out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, prev_logits=prev)
+        if out is None:
+            raise ValueError(f"frame {frame_index}: empty prompt: give points, a box or a mask")
+        low_res = out["pred_masks"].float()
+        if self.fill_hole_area > 0:
+            filled = fill_holes(low_res[:, 0].cpu().numpy(), self.fill_hole_area)
+            low_res = torch.from_numpy(filled)[:, None].to(low_res.device)
+        return vision_feats, sizes, out, low_res
+
+    @_timed
+    @torch.inference_mode()
+    def preview(
+        self,
+        feats: ImageFeatures,
+        frame_index: int,
+        video_size: tuple[int, int],
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, float]:
+        """The mask one prompt gives on its frame, as its prompt frame's output in a run: the low-res
+        logits float32 [S/4, S/4] (upsample with ``masks.to_video_masks``) and the object score logit.
+        Arguments as :meth:`encode_prompt`."""
+        with self.autocast():
+            _, _, out, low_res = self._prompt_outputs(feats, frame_index, video_size, points, labels, mask)
+        return low_res[0, 0].cpu().numpy(), float(out["object_score_logits"].float().reshape(-1)[0])
+
     @_timed
     @torch.inference_mode()
     def encode_prompt(
@@ -268,32 +326,11 @@ class SamModel:
         points: float32 [P, 2] in video pixels (a box comes first as labels 2, 3); labels int32 [P];
         mask: bool [H, W] at video resolution.
         """
-        vision_feats, vision_pos, sizes = self._feats(feats, 1)
         s = self.image_size
-        video_h, video_w = video_size
-        out: dict[str, Any] | None = None
         with self.autocast():
-            if mask is not None:
-                m = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)[None, None].float()
-                if m.shape[-2:] != (s, s):
-                    m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-                    m = (m >= 0.5).float()
-                out = self._track(frame_index, vision_feats, vision_pos, sizes, mask_inputs=m)
-            if points is not None and len(points):
-                pts = torch.as_tensor(points, dtype=torch.float32)[None]
-                pts = pts / torch.tensor([video_w, video_h], dtype=torch.float32)
-                pts = (pts * s).to(self.device)
-                lab = torch.as_tensor(labels, dtype=torch.int32)[None].to(self.device)
-                prev = None
-                if out is not None:
-                    prev = torch.clamp(out["pred_masks"], -32.0, 32.0)
-                point_inputs = {"point_coords": pts, "point_labels": lab}
-                out = self._track(frame_index, vision_feats, vision_pos, sizes, point_inputs, prev_logits=prev)
-            assert out is not None
-            low_res = out["pred_masks"].float()
-            if self.fill_hole_area > 0:
-                filled = fill_holes(low_res[:, 0].cpu().numpy(), self.fill_hole_area)
-                low_res = torch.from_numpy(filled)[:, None].to(low_res.device)
+            vision_feats, sizes, out, low_res = self._prompt_outputs(
+                feats, frame_index, video_size, points, labels, mask
+            )
             # Upstream's preflight encodes the memory of a prompt frame from its stored low-res
             # masks (hole-filled), upsampled, always as "mask from points".
             high_res = F.interpolate(low_res, size=(s, s), mode="bilinear", align_corners=False)

@@ -83,10 +83,13 @@ class PyAVSource:
             stream = container.streams.video[0]
             has_audio = bool(container.streams.audio)
             pts = []
+            keys = []
             try:
                 for packet in container.demux(stream):
                     if packet.size and packet.pts is not None:
                         pts.append(packet.pts)
+                        if packet.is_keyframe:
+                            keys.append(packet.pts)
             except av.error.FFmpegError as e:
                 log.warning("%s: demuxing stopped early (%s); using the %d frames before it", self.path, e, len(pts))
             width, height = stream.codec_context.width, stream.codec_context.height
@@ -101,6 +104,7 @@ class PyAVSource:
         if self._rot_k % 2:
             width, height = height, width
         self._index = {p: i for i, p in enumerate(self._pts)}
+        self._keys = sorted(self._index[p] for p in set(keys) if p in self._index) or [0]
         self.info = VideoInfo(
             width=width,
             height=height,
@@ -150,6 +154,56 @@ class PyAVSource:
                         break
             except av.error.FFmpegError as e:
                 log.warning("%s: decoding stopped at an error (%s)", self.path, e)
+
+    def key_frame_before(self, index: int) -> int:
+        """The last key frame at or before ``index`` (where a seek for it lands)."""
+        return self._keys[max(0, bisect.bisect_right(self._keys, index) - 1)]
+
+    def cursor(self) -> PyAVCursor:
+        return PyAVCursor(self)
+
+
+class PyAVCursor:
+    """Random access to single frames of a :class:`PyAVSource` through one open decoder. A frame after
+    the last one decoded, with no key frame between them, is reached by decoding on (stepping through
+    the video costs one frame); any other by a seek to the key frame before it. Not thread-safe."""
+
+    def __init__(self, source: PyAVSource) -> None:
+        self.source = source
+        self._container = av.open(str(source.path))
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO" if source.threads != 1 else "SLICE"
+        if source.threads:
+            self._stream.codec_context.thread_count = source.threads
+        self._decoded: Iterator[av.VideoFrame] | None = None
+        self._next = -1  # index the decoder returns next; -1: unknown, seek first
+
+    def frame(self, index: int) -> Frame:
+        src = self.source
+        n = len(src._pts)
+        if not 0 <= index < n:
+            raise IndexError(f"frame {index} is out of range: the video has {n} frames (0..{n - 1})")
+        if self._decoded is None or not (self._next <= index and src.key_frame_before(index) <= self._next):
+            # Frame threading hands frames out with a delay; a seek also flushes that queue.
+            self._container.seek(src._pts[index], stream=self._stream, backward=True, any_frame=False)
+            self._decoded = self._container.decode(self._stream)
+        try:
+            for vf in self._decoded:
+                if vf.pts is None:
+                    continue
+                i = src._index.get(vf.pts, bisect.bisect_left(src._pts, vf.pts))
+                self._next = i + 1
+                if i == index:
+                    return Frame(index=i, time=float(vf.pts * src._time_base), rgb=_to_rgb(vf, src._rot_k))
+                if i > index:
+                    break
+        except av.error.FFmpegError as e:
+            log.warning("%s: decoding stopped at an error (%s)", src.path, e)
+        self._decoded, self._next = None, -1
+        raise SourceError(f"frame {index} of {str(src.path)!r} cannot be decoded: the video is damaged there")
+
+    def close(self) -> None:
+        self._container.close()
 
 
 def _to_rgb(vf: av.VideoFrame, rot_k: int = 0) -> np.ndarray:

@@ -1,0 +1,192 @@
+"""``tracker-studio``: the studio's Hydra app. It checks the config as ``tracker`` does, loads the model
+once, serves the page (tracker/studio/) and prints one line with its URL and token.
+
+    tracker-studio source.path=clip.mp4 output_dir=runs/clip model=toy
+    studio: http://127.0.0.1:PORT/?token=TOKEN
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shlex
+import socket
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ..transaction import check_not_in_outputs
+from . import cli, config_checks
+from .config_checks import ConfigError
+
+log = logging.getLogger("tracker")
+
+
+def _check_studio(plain: dict[str, Any]) -> None:
+    config_checks.video_run(plain)
+    config_checks.integer(plain, "studio.port", 0, 65535, example=0)
+    config_checks.integer(plain, "studio.feature_cache", 1, 1024, example=8)
+    config_checks.integer(plain, "studio.frame_cache", 1, 100000, example=64)
+    config_checks.integer(plain, "studio.max_body_kb", 1, 1 << 20, example=256)
+    host = plain["studio"]["host"]
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"studio.host={host!r} is not a host: give an address such as 127.0.0.1")
+    if plain.get("dataset"):
+        raise ConfigError("tracker-studio works on one video: drop dataset=..., pass source.path=VIDEO")
+
+
+def _command(cfg: DictConfig, video: str, out: Path, prompts_file: Path) -> str:
+    """The ``tracker`` command that runs what a Track runs."""
+    args = [f"source.path={video}", f"prompts.path={prompts_file}", f"output_dir={out}"]
+    if cfg.source.kind != "pyav":
+        args.insert(0, f"source={cfg.source.kind}")
+    args.append(f"model={cfg.model.name}")
+    if cfg.model.checkpoint and not str(cfg.model.checkpoint).startswith("pkg://"):
+        args.append(f"model.checkpoint={cfg.model.checkpoint}")
+    return "tracker " + " ".join(shlex.quote(a) for a in args)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise ConfigError(
+            f"studio.host={host} studio.port={port} cannot be served ({why}): "
+            "pick another host or port (studio.port=0: any free one)"
+        ) from None
+    return sock
+
+
+def build_studio(cfg: DictConfig):
+    """Check the config, the video and the prompts (before any frame is decoded), load the model: the
+    :class:`tracker.studio.session.Studio` that ``serve`` serves."""
+    from ..io.prompts import MAX_OBJECT_ID
+    from ..io.source import check_source_path, open_source
+    from ..studio.frames import FrameStore
+    from ..studio.session import PROMPTS_FILE, Studio
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    _check_studio(plain)  # type: ignore[arg-type]
+    out, _ = cli._output_dir(cfg)
+    kind, path = cfg.source.kind, cfg.source.path
+    planned = [*cli._video_sinks(cfg), "run.json", "run.log", ".hydra", PROMPTS_FILE]
+    if not path:
+        if cfg.get("demo") is None:
+            raise ConfigError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
+        from ..experiments.demo import write_demo_clip
+
+        d = cfg.demo
+        out.mkdir(parents=True, exist_ok=True)
+        path = str(write_demo_clip(out / "studio_demo.mp4", d.frames, d.width, d.height, d.seed))
+    check_source_path(path, kind)
+    p = cfg.prompts
+    given = bool(p.path) or p.box is not None or p.points is not None
+    spec = cli._spec_from_config(cfg) if given else None
+    inputs = [("source.path", path), ("prompts.path", p.path), ("model.checkpoint", cli._checkpoint(cfg))]
+    if spec is not None and not isinstance(spec, list):
+        inputs += [("prompts mask", f) for f in spec.mask_files]
+    check_not_in_outputs(out, planned, inputs)
+    threads = cli._set_threads(cfg)
+    src_cfg = {k: v for k, v in plain["source"].items() if k not in ("kind", "path")}  # type: ignore[index]
+    if kind == "pyav" and not src_cfg.get("threads"):
+        src_cfg["threads"] = threads
+    source = open_source(kind, path, **src_cfg)
+    if isinstance(spec, list):
+        from ..io.detections import detection_prompts
+
+        max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
+        fmt = p.format
+        spec = detection_prompts(spec, source.info.width, source.info.height, p.min_score, max_id, fmt == "yolo")
+    if spec is not None:
+        from ..engine.propagation import Propagator
+
+        Propagator.check_prompts(spec.prompts, source.info, spec.object_ids)
+    model = cli._build_model(cfg)
+
+    def run_track(prompts_file: Path, extra_sinks) -> dict[str, Any]:
+        job = copy.deepcopy(cfg)
+        overrides = {
+            "source.path": str(path),
+            "prompts.kind": "file",
+            "prompts.path": str(prompts_file),
+            "prompts.box": None,
+            "prompts.points": None,
+            "output_dir": str(out),
+            "progress": False,
+            "demo": None,
+        }
+        for key, value in overrides.items():
+            OmegaConf.update(job, key, value, force_add=True)
+        return cli.run(job, model=model, extra_sinks=extra_sinks)
+
+    s = cfg.studio
+    log.info(
+        "studio: %s (%dx%d, %d frames), model %s, outputs in %s",
+        path,
+        source.info.width,
+        source.info.height,
+        source.info.num_frames,
+        cfg.model.name,
+        out,
+    )
+    return Studio(
+        model,
+        FrameStore(source, jpeg_cache=s.frame_cache),
+        out,
+        run_track,
+        spec=spec,
+        max_object_id=255 if cfg.sink.png else MAX_OBJECT_ID,
+        feature_cache=s.feature_cache,
+        command=lambda f: _command(cfg, str(path), out, f),
+    )
+
+
+def serve(cfg: DictConfig) -> None:
+    """Check everything, load the model, serve until SIGINT / SIGTERM."""
+    import uvicorn
+
+    from ..studio.server import create_app, new_token
+
+    s = cfg.studio
+    _check_studio(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    sock = _bind(s.host, s.port)  # before the model loads: a taken port fails at once
+    try:
+        studio = build_studio(cfg)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        token = new_token()
+        app = create_app(studio, token, max_body=s.max_body_kb * 1024)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"studio: http://{shown}:{port}/?token={token}", flush=True)
+        try:
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    finally:
+        studio.close()
+
+
+@hydra.main(config_path=cli._CONFIGS, config_name="studio", version_base="1.3")
+@cli._job
+def _studio_app(cfg: DictConfig) -> None:
+    serve(cfg)
+
+
+def main() -> None:
+    cli._entry(_studio_app, "tracker-studio")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The studio's HTTP API and page (FastAPI). Every request needs the token: ``Authorization: Bearer
+TOKEN``, or ``?token=TOKEN`` (the page and its images). No path parameter reaches the file system: the
+page's files are read from the package once, frames come from the one configured video.
+
+    GET    /api/video                          {"width", "height", "num_frames", "fps"}
+    GET    /api/frames/{i}.jpg                 frame i as JPEG
+    GET    /api/objects                        objects, labels and their prompts
+    PUT    /api/objects/{id}                   {"label"}: add or rename an object
+    DELETE /api/objects/{id}
+    GET    /api/objects/{id}/prompts/{frame}   the prompt and its preview
+    PUT    /api/objects/{id}/prompts/{frame}   {"points": [[x, y, 1|0]], "box": [x0, y0, x1, y1] | null,
+                                               "label": str | null} -> {"mask": RLE, "score"}
+    DELETE /api/objects/{id}/prompts/{frame}
+    GET    /api/prompts.yaml                   the prompts in the CLI's schema
+    POST   /api/save                           writes OUTPUT_DIR/prompts.yaml -> {"path", "command"}
+    POST   /api/track                          -> {"job"} (409 while one runs)
+    GET    /api/track/{job}                    {"state", "frames_done", "num_frames", "output_dir", "error"}
+    GET    /api/track/{job}/frames/{i}         {"frame", "objects": [{"id", "mask": RLE, "score"}]}
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import secrets
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..io.source import SourceError
+from .session import Studio, StudioError
+
+_ASSETS = {"studio.js": "text/javascript", "studio.css": "text/css"}
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class PromptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    points: list[tuple[float, float, int]] = Field(default_factory=list, max_length=1000)
+    box: tuple[float, float, float, float] | None = None
+    label: str | None = None
+
+
+class LabelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class LimitBody:
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _send_json(send, 413, f"request body over {self.limit} bytes")
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except _TooLarge:
+            if not started:
+                await _send_json(send, 413, f"request body over {self.limit} bytes")
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _one_line_validation(e: RequestValidationError) -> str:
+    errors = e.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def create_app(studio: Studio, token: str, max_body: int = 256 * 1024) -> ASGIApp:
+    """The studio's ASGI app: FastAPI routes behind the token check and the body size limit."""
+    app = FastAPI(title="tracker studio", docs_url=None, redoc_url=None, openapi_url=None)
+    expected = token.encode()
+    static = files("tracker.studio") / "static"
+    page = (static / "index.html").read_text()
+    assets = {name: (static / name).read_bytes() for name in _ASSETS}
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        given = request.headers.get("authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else request.query_params.get("token", "")
+        if not hmac.compare_digest(given.encode(), expected):
+            return JSONResponse({"detail": "missing or wrong token: open the URL tracker-studio printed"}, 401)
+        return await call_next(request)
+
+    @app.exception_handler(StudioError)
+    async def studio_error(request: Request, e: StudioError):
+        return JSONResponse({"detail": str(e)}, e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        return JSONResponse({"detail": _one_line_validation(e)}, 422)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        q = html.escape(token, quote=True)
+        return HTMLResponse(page.replace("{{TOKEN}}", q), headers={"Cache-Control": "no-store"})
+
+    @app.get("/assets/{name}")
+    def asset(name: str) -> Response:
+        if name not in assets:
+            raise StudioError(f"no asset {name!r}", status=404)
+        return Response(assets[name], media_type=_ASSETS[name], headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/video")
+    def video() -> dict[str, Any]:
+        i = studio.info
+        return {"width": i.width, "height": i.height, "num_frames": studio.frames.num_frames, "fps": i.fps}
+
+    @app.get("/api/frames/{i}.jpg")
+    def frame(i: int) -> Response:
+        try:
+            data = studio.frames.jpeg(i)
+        except IndexError as e:
+            raise StudioError(str(e), status=404) from None
+        except SourceError as e:
+            raise StudioError(str(e), status=500) from None
+        # A frame never changes while the studio runs: the browser may keep it.
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/objects")
+    def objects() -> dict[str, Any]:
+        return {"objects": studio.list_objects()}
+
+    @app.put("/api/objects/{object_id}")
+    def put_object(object_id: int, body: LabelBody) -> dict[str, Any]:
+        return studio.set_label(object_id, body.label)
+
+    @app.delete("/api/objects/{object_id}")
+    def delete_object(object_id: int) -> dict[str, Any]:
+        studio.delete_object(object_id)
+        return {"deleted": object_id}
+
+    @app.get("/api/objects/{object_id}/prompts/{frame}")
+    def get_prompt(object_id: int, frame: int) -> dict[str, Any]:
+        return studio.get_prompt(object_id, frame)
+
+    @app.put("/api/objects/{object_id}/prompts/{frame}")
+    def put_prompt(object_id: int, frame: int, body: PromptBody) -> dict[str, Any]:
+        return studio.set_prompt(object_id, frame, body.points, body.box, body.label)
+
+    @app.delete("/api/objects/{object_id}/prompts/{frame}")
+    def delete_prompt(object_id: int, frame: int) -> dict[str, Any]:
+        studio.delete_prompt(object_id, frame)
+        return {"deleted": [object_id, frame]}
+
+    @app.get("/api/prompts.yaml")
+    def prompts_yaml() -> PlainTextResponse:
+        return PlainTextResponse(studio.prompts_yaml(), media_type="application/yaml")
+
+    @app.post("/api/save")
+    def save() -> dict[str, Any]:
+        return studio.save()
+
+    @app.post("/api/track")
+    def track() -> dict[str, Any]:
+        return {"job": studio.start_track()}
+
+    @app.get("/api/track/{job}")
+    def track_status(job: int) -> dict[str, Any]:
+        return studio.job(job).status()
+
+    @app.get("/api/track/{job}/frames/{i}")
+    def track_frame(job: int, i: int) -> dict[str, Any]:
+        return studio.job_frame(job, i)
+
+    return LimitBody(app, max_body)

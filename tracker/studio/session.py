@@ -1,0 +1,435 @@
+"""The studio's state: objects and their prompts, previews on a prompt frame, and Track jobs.
+
+No Hydra and no HTTP here: the server calls these methods, and a Track calls ``run_track`` (the apps
+layer passes the CLI's own run, so a Track writes what ``tracker`` writes for the same prompts file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..engine.masks import sigmoid, to_video_masks
+from ..engine.propagation import points_and_labels
+from ..io.annotation import color_of
+from ..io.images import decode_rle
+from ..io.prompts import TrackSpec
+from ..io.sinks import encode_rle
+from ..records import Frame, FrameMasks, Prompt
+from .frames import FrameStore
+
+log = logging.getLogger(__name__)
+
+PROMPTS_FILE = "prompts.yaml"
+
+
+class StudioError(ValueError):
+    """A request the studio cannot carry out; the message names the value and the fix."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TrackCancelled(RuntimeError):
+    """The studio is closing while a Track runs: the run is abandoned (its outputs are not committed)."""
+
+
+@dataclass
+class EditedPrompt:
+    """One object's prompt on one frame as the page edits it. ``base`` is the mask the clicks refine
+    (a tracked mask being corrected, or a mask from the prompts file), bool [H, W] or None."""
+
+    points: tuple[tuple[float, float, int], ...] = ()
+    box: tuple[float, float, float, float] | None = None
+    base: np.ndarray | None = None
+    preview: dict | None = None  # {"mask": RLE, "score": float}, made on demand
+
+    def as_record(self, object_id: int, frame: int) -> Prompt:
+        return Prompt(object_id, frame, points=self.points, box=self.box, mask=self.base)
+
+
+@dataclass
+class StudioObject:
+    label: str | None = None
+    prompts: dict[int, EditedPrompt] = field(default_factory=dict)
+
+
+class TrackResults:
+    """A Track's per-frame masks (COCO RLE and scores) in a temp file, readable while the job runs.
+    Used as a sink of the run: a context manager with ``write(frame, masks)``."""
+
+    def __init__(self, folder: Path, cancelled: threading.Event) -> None:
+        self._file = tempfile.TemporaryFile(prefix="studio-track-", dir=folder)
+        self._index: dict[int, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._cancelled = cancelled
+        self.frames_done = 0
+
+    def __enter__(self) -> TrackResults:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        if self._cancelled.is_set():
+            raise TrackCancelled("the studio is closing: Track cancelled")
+        objects = [
+            {"id": int(oid), "mask": encode_rle(m), "score": round(float(s), 5) if math.isfinite(s) else None}
+            for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores)
+        ]
+        blob = json.dumps({"frame": frame.index, "objects": objects}).encode()
+        with self._lock:
+            self._file.seek(0, os.SEEK_END)
+            self._index[frame.index] = (self._file.tell(), len(blob))
+            self._file.write(blob)
+            self.frames_done += 1
+
+    def read(self, index: int) -> dict | None:
+        with self._lock:
+            where = self._index.get(index)
+            if where is None:
+                return None
+            self._file.seek(where[0])
+            return json.loads(self._file.read(where[1]))
+
+    def mask_of(self, object_id: int, index: int) -> np.ndarray | None:
+        row = self.read(index)
+        for obj in (row or {}).get("objects", []):
+            if obj["id"] == object_id:
+                return decode_rle(obj["mask"])
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+@dataclass
+class TrackJob:
+    id: int
+    num_frames: int
+    results: TrackResults
+    state: str = "running"  # running | done | failed
+    error: str | None = None
+    output_dir: str | None = None
+    thread: threading.Thread | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "job": self.id,
+            "state": self.state,
+            "frames_done": self.results.frames_done,
+            "num_frames": self.num_frames,
+            "output_dir": self.output_dir,
+            "error": self.error,
+        }
+
+
+# run_track(prompts_file, extra_sinks) -> run.json's content; raises on failure.
+RunTrack = Callable[[Path, Sequence[Any]], Mapping[str, Any]]
+
+
+class Studio:
+    """Objects, prompts, previews and Track jobs over one video and one model."""
+
+    def __init__(
+        self,
+        model,
+        frames: FrameStore,
+        output_dir: str | Path,
+        run_track: RunTrack,
+        spec: TrackSpec | None = None,
+        max_object_id: int = 2**31 - 1,
+        feature_cache: int = 8,
+        command: Callable[[Path], str] | None = None,
+    ) -> None:
+        self.model = model
+        self.frames = frames
+        self.info = frames.info
+        self.output_dir = Path(output_dir)
+        self.max_object_id = int(max_object_id)
+        self._run_track = run_track
+        self._command = command
+        self._features: OrderedDict[int, Any] = OrderedDict()
+        self._feature_cache = max(1, int(feature_cache))
+        self._lock = threading.RLock()  # objects, jobs
+        self._model_lock = threading.Lock()  # previews one at a time (a Track runs beside them)
+        self._closing = threading.Event()
+        self._work = Path(tempfile.mkdtemp(prefix="tracker-studio-"))
+        self._job_ids = itertools.count(1)
+        self.jobs: dict[int, TrackJob] = {}
+        self.objects: dict[int, StudioObject] = {}
+        if spec is not None:
+            for oid in spec.object_ids:
+                self.objects[oid] = StudioObject(label=spec.labels.get(oid))
+            for p in spec.prompts:
+                self.objects[p.object_id].prompts[p.frame_index] = EditedPrompt(p.points, p.box, p.mask)
+
+    # ---- objects and prompts --------------------------------------------------------------
+    def _check_id(self, object_id: int) -> None:
+        if not 1 <= object_id <= self.max_object_id:
+            png = self.max_object_id == 255
+            hint = " (mask PNGs hold 1..255: start with sink.png=false for larger ids)" if png else ""
+            raise StudioError(f"object id {object_id} must be an integer from 1 to {self.max_object_id}{hint}")
+
+    def _check_frame(self, frame: int) -> None:
+        n = self.frames.num_frames
+        if not 0 <= frame < n:
+            raise StudioError(f"frame {frame} is out of range: the video has {n} frames (0..{n - 1})")
+
+    def list_objects(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "id": oid,
+                    "label": obj.label,
+                    "color": list(color_of(oid)),
+                    "prompts": [
+                        {
+                            "frame": f,
+                            "points": [list(p) for p in e.points],
+                            "box": list(e.box) if e.box else None,
+                            "mask": e.base is not None,
+                        }
+                        for f, e in sorted(obj.prompts.items())
+                    ],
+                }
+                for oid, obj in sorted(self.objects.items())
+            ]
+
+    def set_label(self, object_id: int, label: str | None) -> dict[str, Any]:
+        self._check_id(object_id)
+        with self._lock:
+            obj = self.objects.setdefault(object_id, StudioObject())
+            obj.label = _clean_label(label)
+            return {"id": object_id, "label": obj.label, "color": list(color_of(object_id))}
+
+    def delete_object(self, object_id: int) -> None:
+        with self._lock:
+            if self.objects.pop(object_id, None) is None:
+                raise StudioError(f"object {object_id} does not exist", status=404)
+
+    def delete_prompt(self, object_id: int, frame: int) -> None:
+        with self._lock:
+            obj = self.objects.get(object_id)
+            if obj is None or obj.prompts.pop(frame, None) is None:
+                raise StudioError(f"object {object_id} has no prompt on frame {frame}", status=404)
+
+    def set_prompt(
+        self,
+        object_id: int,
+        frame: int,
+        points: Sequence[Sequence[float]],
+        box: Sequence[float] | None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace ``object_id``'s clicks and box on ``frame`` and return the preview
+        ``{"mask": RLE, "score": float}``. On a frame a Track has tracked, the clicks refine the tracked
+        mask (kept as the prompt's mask, so that the next Track and the CLI start from it)."""
+        self._check_id(object_id)
+        self._check_frame(frame)
+        # Hundredths of a pixel: what the prompts file shows is what the preview used.
+        pts = tuple((round(float(x), 2), round(float(y), 2), int(lab)) for x, y, lab in points)
+        box_t = tuple(round(float(v), 2) for v in box) if box is not None else None
+        if not pts and box_t is None:
+            raise StudioError(
+                f"object {object_id}, frame {frame}: empty prompt: give points or a box "
+                "(DELETE the prompt to remove it)"
+            )
+        with self._lock:
+            obj = self.objects.get(object_id)
+            old = obj.prompts.get(frame) if obj is not None else None
+            base = old.base if old is not None else self._tracked_mask(object_id, frame)
+        try:
+            record = Prompt(object_id, frame, points=pts, box=box_t, mask=base)  # type: ignore[arg-type]
+            record.check_against(self.info)
+        except ValueError as e:
+            raise StudioError(str(e)) from None
+        edited = EditedPrompt(record.points, record.box, base)
+        edited.preview = self._preview(record)
+        with self._lock:
+            obj = self.objects.setdefault(object_id, StudioObject())
+            if label is not None:
+                obj.label = _clean_label(label)
+            obj.prompts[frame] = edited
+        return edited.preview
+
+    def get_prompt(self, object_id: int, frame: int) -> dict[str, Any]:
+        with self._lock:
+            obj = self.objects.get(object_id)
+            edited = obj.prompts.get(frame) if obj is not None else None
+        if edited is None:
+            raise StudioError(f"object {object_id} has no prompt on frame {frame}", status=404)
+        if edited.preview is None:
+            edited.preview = self._preview(edited.as_record(object_id, frame))
+        return {
+            "points": [list(p) for p in edited.points],
+            "box": list(edited.box) if edited.box else None,
+            "mask_prompt": edited.base is not None,
+            **edited.preview,
+        }
+
+    def _tracked_mask(self, object_id: int, frame: int) -> np.ndarray | None:
+        """The mask the latest finished Track gave the object on ``frame`` (None: none, or empty)."""
+        done = [j for j in self.jobs.values() if j.state == "done"]
+        if not done:
+            return None
+        mask = done[-1].results.mask_of(object_id, frame)
+        return mask if mask is not None and mask.any() else None
+
+    # ---- previews ---------------------------------------------------------------------------
+    def features(self, frame: int):
+        """The frame's image features (SAM 2's backbone), from a bounded LRU cache. Call with the model
+        lock held."""
+        feats = self._features.get(frame)
+        if feats is not None:
+            self._features.move_to_end(frame)
+            return feats
+        feats = self.model.image_features(self.model.preprocess(self.frames.rgb(frame)))
+        self._features[frame] = feats
+        while len(self._features) > self._feature_cache:
+            self._features.popitem(last=False)
+        return feats
+
+    def _preview(self, prompt: Prompt) -> dict[str, Any]:
+        """The mask ``prompt`` gives on its frame: what a Track's prompt frame outputs."""
+        pts, labels = points_and_labels(prompt)
+        size = (self.info.height, self.info.width)
+        with self._model_lock:
+            feats = self.features(prompt.frame_index)
+            low, score = self.model.preview(feats, prompt.frame_index, size, pts, labels, prompt.mask)
+        mask = to_video_masks(low[None], size)[0]
+        return {"mask": encode_rle(mask), "score": round(float(sigmoid(np.float32(score))), 5)}
+
+    # ---- the prompts file ---------------------------------------------------------------------
+    def prompts_document(self) -> dict[str, Any]:
+        """The prompts in the CLI's schema (tracker/io/prompts.py); masks inline as COCO RLE. Objects
+        without a prompt are left out (the CLI needs at least one per object)."""
+        objects = []
+        with self._lock:
+            for oid, obj in sorted(self.objects.items()):
+                entries = []
+                for f, e in sorted(obj.prompts.items()):
+                    entry: dict[str, Any] = {"frame": f}
+                    if e.points:
+                        entry["points"] = [[_num(x), _num(y), int(lab)] for x, y, lab in e.points]
+                    if e.box is not None:
+                        entry["box"] = [_num(v) for v in e.box]
+                    if e.base is not None:
+                        entry["mask"] = encode_rle(e.base)
+                    entries.append(entry)
+                if entries:
+                    item: dict[str, Any] = {"id": oid}
+                    if obj.label is not None:
+                        item["label"] = obj.label
+                    item["prompts"] = entries
+                    objects.append(item)
+        return {"objects": objects}
+
+    def prompts_yaml(self) -> str:
+        doc = self.prompts_document()
+        head = "# tracker prompts, written by tracker-studio (schema: tracker/io/prompts.py)\n"
+        return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=1 << 16)
+
+    def save(self) -> dict[str, Any]:
+        """Write ``OUTPUT_DIR/prompts.yaml`` (atomically) and return its path and the CLI command."""
+        if not self.prompts_document()["objects"]:
+            raise StudioError("nothing to save: give at least one object a prompt (click on it)")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / PROMPTS_FILE
+        tmp = path.with_name(f".{PROMPTS_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(self.prompts_yaml())
+        os.replace(tmp, path)
+        return {"path": str(path), "command": self._command(path) if self._command else None}
+
+    # ---- Track --------------------------------------------------------------------------------
+    def start_track(self) -> int:
+        """Save the prompts, then run them through the whole video in a background thread."""
+        with self._lock:
+            if self._closing.is_set():
+                raise StudioError("the studio is closing", status=503)
+            running = [j for j in self.jobs.values() if j.state == "running"]
+            if running:
+                raise StudioError(f"Track {running[0].id} is still running: wait for it to finish", status=409)
+            saved = self.save()
+            job = TrackJob(next(self._job_ids), self.frames.num_frames, TrackResults(self._work, self._closing))
+            self.jobs[job.id] = job
+            # Keep the latest done job (for corrections) and this one; drop older results.
+            done = [j for j in self.jobs.values() if j.state != "running" and j.id != job.id]
+            for old in done[:-1]:
+                old.results.close()
+                del self.jobs[old.id]
+            job.thread = threading.Thread(
+                target=self._track, args=(job, Path(saved["path"])), name=f"studio-track-{job.id}"
+            )
+            job.thread.start()
+        return job.id
+
+    def _track(self, job: TrackJob, prompts_file: Path) -> None:
+        try:
+            record = self._run_track(prompts_file, [job.results])
+            job.output_dir = str(self.output_dir)
+            log.info("Track %d done: %s frames in %.1fs", job.id, record.get("frames"), record.get("wall_s", 0))
+            job.state = "done"
+        except BaseException as e:
+            from ..apps.cli import _one_line
+
+            log.debug("Track %d failed:\n%s", job.id, traceback.format_exc())
+            job.error = _one_line(e) if not isinstance(e, TrackCancelled) else str(e)
+            job.state = "failed"
+
+    def job(self, job_id: int) -> TrackJob:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise StudioError(f"Track {job_id} does not exist (or was dropped for a newer one)", status=404)
+        return job
+
+    def job_frame(self, job_id: int, frame: int) -> dict[str, Any]:
+        job = self.job(job_id)
+        self._check_frame(frame)
+        row = job.results.read(frame)
+        if row is None:
+            raise StudioError(f"Track {job_id} has not reached frame {frame} yet", status=404)
+        return row
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Cancel a running Track (its outputs are not committed) and free the caches."""
+        self._closing.set()
+        for job in list(self.jobs.values()):
+            if job.thread is not None:
+                job.thread.join(timeout)
+        for job in self.jobs.values():
+            job.results.close()
+        self.frames.close()
+        with contextlib.suppress(OSError):
+            os.rmdir(self._work)
+
+
+def _clean_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    text = " ".join(str(label).split())
+    if len(text) > 100:
+        raise StudioError(f"label {text[:20]!r}... is {len(text)} characters: use at most 100")
+    return text or None
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
