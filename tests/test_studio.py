@@ -315,10 +315,14 @@ def test_command_serves_on_localhost_and_stops_on_sigterm(clip, tmp_path):
             f"{base}/api/objects/1/prompts/0", headers={"Authorization": f"Bearer {token}"}, json={"box": _box(1)}
         )
         assert _iou(decode_rle(r.json()["mask"]), _gt(0) == 1) > 0.8
+        # a Track still running at SIGTERM is abandoned: its outputs are not committed
+        assert httpx.post(f"{base}/api/track", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err
+    left = sorted(os.listdir(tmp_path / "o"))
+    assert left == ["prompts.yaml"] or "masks.jsonl" in left and "run.json" in left, left  # all or nothing
     # a second start gets another token
     proc2 = _studio_process(tmp_path, "model=toy", f"source.path={clip}", f"output_dir={tmp_path / 'o'}")
     try:
@@ -337,9 +341,13 @@ def test_command_serves_on_localhost_and_stops_on_sigterm(clip, tmp_path):
         (["source.path=nothing.mp4"], "nothing.mp4"),
         (["prompts.path=nothing.yaml"], "nothing.yaml"),
         (["dataset=davis"], "one video"),
+        (["prompts.path=o/prompts.yaml"], "lies in the outputs"),
     ],
 )
 def test_bad_start_is_one_line(clip, tmp_path, args, needle):
+    # the prompts file Save would overwrite is an input: refused
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "prompts.yaml").write_text("objects: [{id: 1, prompts: [{frame: 0, box: [1, 1, 9, 9]}]}]\n")
     base = ["model=toy", f"output_dir={tmp_path / 'o'}"]
     if not any(a.startswith("source.path=") for a in args):
         base.append(f"source.path={clip}")
@@ -348,4 +356,18 @@ def test_bad_start_is_one_line(clip, tmp_path, args, needle):
     lines = err.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("tracker-studio: error:"), err
     assert needle in lines[0] and "studio: http" not in out
-    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
+    assert os.listdir(tmp_path / "o") == ["prompts.yaml"]
+
+
+def test_closing_abandons_a_running_track(tmp_path):
+    long_clip = write_demo_clip(tmp_path / "long.mp4", 120, W, H, 0)
+    out = tmp_path / "out"
+    studio = _studio(long_clip, out)
+    client = TestClient(create_app(studio, TOKEN))
+    client.put("/api/objects/1/prompts/0", headers=AUTH, json={"box": _box(1)})
+    job = client.post("/api/track", headers=AUTH).json()["job"]
+    time.sleep(0.5)
+    studio.close()
+    st = studio.job(job).status()
+    assert st["state"] == "failed" and "cancelled" in st["error"] and st["frames_done"] < 120
+    assert sorted(os.listdir(out)) == ["prompts.yaml"]  # nothing committed, no staging left

@@ -130,7 +130,10 @@ async function showFrame(i) {
   img.src = frameUrl(i);
   for (const j of [i + 1, i - 1]) if (j >= 0 && j < S.video.num_frames) new Image().src = frameUrl(j);
   await Promise.all([loaded, loadPreviews(i), loadTracked(i)]);
-  if (ticket === S.drawn) drawOverlay();
+  if (ticket === S.drawn) {
+    drawOverlay();
+    document.body.dataset.shown = String(i);  // the frame and its overlay are on screen
+  }
 }
 
 async function loadPreviews(frame) {
@@ -323,6 +326,8 @@ async function start() {
   const { width: w, height: h, num_frames: n, fps } = S.video;
   $("video-info").textContent = `${w}×${h}, ${n} frames${fps ? ", " + fps.toFixed(2) + " fps" : ""}`;
   for (const id of ["overlay", "marks"]) { $(id).width = w; $(id).height = h; }
+  // The whole frame fits the window's height, whatever the video's aspect.
+  $("stage").style.maxWidth = `calc((100vh - 150px) * ${w / h})`;
   $("scrubber").max = n - 1;
   const { objects } = await api("GET", "/api/objects");
   for (const o of objects) {
