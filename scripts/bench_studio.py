@@ -102,8 +102,7 @@ def main() -> None:
             m = re.match(r"studio: (http://\S+)/\?token=(\S+)", proc.stdout.readline())
             assert m, "tracker-studio did not start"
             base, token = m[1], m[2]
-            # TCP_NODELAY as browsers set it: without it a PUT's body waits out the server's delayed ACK
-            # (40 ms on Linux), which is the client's doing, not the studio's.
+            # TCP_NODELAY on the client too, as browsers set it.
             nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
             c = httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120, transport=nodelay

@@ -74,7 +74,8 @@ def test_wheel_carries_configs_and_weights(installed):
     assert (configs.parent / "weights" / "toy.pt").is_file()
     # the studio's page and its config (the page is served from the package, never from the checkout)
     assert (configs / "studio.yaml").is_file() and (configs / "hydra" / "job_logging" / "studio.yaml").is_file()
-    assert {p.name for p in (configs.parent / "studio" / "static").iterdir()} >= {"index.html", "studio.js", "studio.css"}
+    static = {p.name for p in (configs.parent / "studio" / "static").iterdir()}
+    assert static >= {"index.html", "studio.js", "studio.css"}
 
 
 def test_installed_cli_demo_outside_the_checkout(installed, tmp_path):

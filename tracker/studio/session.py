@@ -371,9 +371,10 @@ class Studio:
             saved = self.save()
             job = TrackJob(next(self._job_ids), self.frames.num_frames, TrackResults(self._work, self._closing))
             self.jobs[job.id] = job
-            # Keep the latest done job (for corrections) and this one; drop older results.
-            done = [j for j in self.jobs.values() if j.state != "running" and j.id != job.id]
-            for old in done[:-1]:
+            # Keep the latest done job (the page shows it; corrections start from it) and this one.
+            done = [j.id for j in self.jobs.values() if j.state == "done"]
+            keep = {job.id, *done[-1:]}
+            for old in [j for j in self.jobs.values() if j.id not in keep]:
                 old.results.close()
                 del self.jobs[old.id]
             job.thread = threading.Thread(

@@ -242,6 +242,7 @@ function videoXY(ev) {
 let press = null;
 function onDown(ev) {
   ev.preventDefault();
+  ev.target.setPointerCapture(ev.pointerId);  // a drag that ends outside the frame still ends here
   press = { xy: videoXY(ev), client: [ev.clientX, ev.clientY], button: ev.button, shift: ev.shiftKey };
 }
 
