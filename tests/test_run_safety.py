@@ -264,13 +264,24 @@ def resource_peak_children_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def test_fifo_is_refused_not_waited_on(tmp_path):
+def test_fifo_in_file_mode_is_refused_not_waited_on(tmp_path):
+    # (mode=auto reads a FIFO as a live stream: tests/test_live.py)
     fifo = tmp_path / "pipe.mp4"
     os.mkfifo(fifo)
     out = tmp_path / "out"
-    res = tracker(f"source.path={fifo}", f"output_dir={out}", *BOX, timeout=60)
-    assert_one_error(res, "is a pipe (FIFO)")
+    res = tracker(f"source.path={fifo}", f"output_dir={out}", "mode=file", *BOX, timeout=60)
+    assert_one_error(res, "use mode=online")
     assert not out.exists()
+
+
+def test_silent_fifo_ends_after_the_timeout(tmp_path):
+    fifo = tmp_path / "pipe.ts"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    t0 = time.time()
+    res = tracker(f"source.path={fifo}", f"output_dir={out}", "source.timeout=2", *BOX, timeout=60)
+    assert_one_error(res, "gave no frame within source.timeout=2 s")
+    assert time.time() - t0 < 30 and not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -649,8 +660,12 @@ BAD_OVERRIDES = [
     ["model=nope"],
     ["prompts.box=[1,2"],
     ["source.path=/nonexistent/clip.mp4"],
-    ["source.path=rtsp://127.0.0.1:9/stream"],
-    ["source.path=-"],
+    ["source.path=rtsp://127.0.0.1:9/stream", "mode=file"],
+    ["source.path=-", "mode=file"],
+    ["source.path=ftp://127.0.0.1/clip.mp4"],
+    ["mode=sometimes"],
+    ["live.realtime=maybe"],
+    ["source=camera", "source.device=/nonexistent/video0"],
     ["model.checkpoint=/nonexistent.pt"],
     ["prompts.path=/nonexistent.yaml"],
     ["source=images", "source.fps=0"],

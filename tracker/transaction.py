@@ -211,3 +211,37 @@ class OutputTransaction:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+class LiveOutputs(OutputTransaction):
+    """The outputs of a live (online) run: written under their final names while it runs, each valid up
+    to the last completed frame, because they are the product while the stream lasts. Under the same
+    lock as a transaction; the earlier run's set is removed when the run starts, and the manifest names
+    the new set at once, so the next run into ``OUT`` replaces it as it would a committed one."""
+
+    def __init__(self, out: str | Path, planned: Iterable[str], created: Sequence[Path] = ()) -> None:
+        super().__init__(out, created)
+        self.planned = sorted(set(planned))
+        self.staging = self.out  # path(name) is the final name
+
+    def __enter__(self) -> LiveOutputs:
+        check_output_dir(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.staging = self.out / f"{_STAGING}{os.getpid()}"  # only for the lock and recovery below
+        super().__enter__()
+        _remove(self.staging)
+        self.staging = self.out
+        for name in sorted(set(committed_set(self.out)) | {n for n in self.planned if (self.out / n).exists()}):
+            if name != RESUME and not name.startswith(_STAGING):
+                _remove(self.out / name)
+        _fsync_write(self.out / MANIFEST, json.dumps({"files": [*self.planned, MANIFEST]}) + "\n")
+        self.committed = True
+        return self
+
+    def commit(self) -> list[str]:
+        return [*self.planned, MANIFEST]
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._unlock()

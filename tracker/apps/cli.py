@@ -317,6 +317,39 @@ def _spec_from_config(cfg: DictConfig):
     )
 
 
+def _make_sinks(cfg: DictConfig, tx: OutputTransaction, info, spec, audio_from: Path | None, shown_path: str):
+    """The enabled sinks, writing into ``tx``; returns (sinks, the annotated video's sink or None)."""
+    from ..io.sinks import AnnotatedVideoSink, CocoSink, JsonlSink, MotSink, MotsSink, PngMasksSink, YoloSink
+
+    s = cfg.sink
+    sinks: list = []
+    video_sink = None
+    if s.annotated:
+        video_sink = AnnotatedVideoSink(
+            tx.path("annotated.mp4"),
+            info,
+            audio_from,
+            labels=spec.labels,
+            crf=s.crf,
+            preset=s.preset,
+            alpha=s.alpha,
+        )
+        sinks.append(video_sink)
+    if s.png:
+        sinks.append(PngMasksSink(tx.path("masks")))
+    if s.jsonl:
+        sinks.append(JsonlSink(tx.path("masks.jsonl"), labels=spec.labels))
+    if s.mot:
+        sinks.append(MotSink(tx.path("tracks.csv"), labels=spec.labels))
+    if s.coco:
+        sinks.append(CocoSink(tx.path("instances.json"), info, spec.labels, Path(shown_path).name))
+    if s.yolo:
+        sinks.append(YoloSink(tx.path("yolo"), spec.labels))
+    if s.mots:
+        sinks.append(MotsSink(tx.path("tracks_mots.txt"), spec.labels))
+    return sinks, video_sink
+
+
 def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> dict[str, Any]:
     """Check the config, then run the pipeline as one output transaction; returns run.json's content.
 
@@ -324,17 +357,9 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
     context managers with ``write(frame, masks)`` that see every frame too (the studio's results)."""
     from ..engine.pipeline import run_pipeline
     from ..engine.propagation import Propagator
+    from ..io.live import stream_kind
     from ..io.prompts import PromptError
-    from ..io.sinks import (
-        AnnotatedVideoSink,
-        CocoSink,
-        JsonlSink,
-        MotSink,
-        MotsSink,
-        PngMasksSink,
-        YoloSink,
-        write_json_atomic,
-    )
+    from ..io.sinks import write_json_atomic
     from ..io.source import check_source_path, open_source
 
     started = time.perf_counter()
@@ -346,6 +371,14 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
     src_cfg = dict(plain["source"])  # type: ignore[index]
     kind = src_cfg.pop("kind")
     path = src_cfg.pop("path")
+    src_cfg.pop("timeout", None)  # live inputs only
+    live = "device" if kind == "camera" else stream_kind(path) if path else None
+    if live is not None or cfg.mode == "online":
+        if cfg.mode == "file":
+            raise PromptError(f"source.path {path!r} is a live stream ({live}): use mode=online (or mode=auto)")
+        from .live import run_live
+
+        return run_live(cfg, plain, out, created, started, model=model)
     demo = cfg.get("demo") if not path else None
     if demo is None:
         if not path:
@@ -385,32 +418,7 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
         Propagator.check_prompts(spec.prompts, info, spec.object_ids)
 
         model = model if model is not None else _build_model(cfg)
-        s = cfg.sink
-        sinks = []
-        video_sink = None
-        if s.annotated:
-            video_sink = AnnotatedVideoSink(
-                tx.path("annotated.mp4"),
-                info,
-                Path(path) if kind != "images" else None,
-                labels=spec.labels,
-                crf=s.crf,
-                preset=s.preset,
-                alpha=s.alpha,
-            )
-            sinks.append(video_sink)
-        if s.png:
-            sinks.append(PngMasksSink(tx.path("masks")))
-        if s.jsonl:
-            sinks.append(JsonlSink(tx.path("masks.jsonl"), labels=spec.labels))
-        if s.mot:
-            sinks.append(MotSink(tx.path("tracks.csv"), labels=spec.labels))
-        if s.coco:
-            sinks.append(CocoSink(tx.path("instances.json"), info, spec.labels, Path(shown_path).name))
-        if s.yolo:
-            sinks.append(YoloSink(tx.path("yolo"), spec.labels))
-        if s.mots:
-            sinks.append(MotsSink(tx.path("tracks_mots.txt"), spec.labels))
+        sinks, video_sink = _make_sinks(cfg, tx, info, spec, Path(path) if kind != "images" else None, shown_path)
         if score is not None:
             sinks.append(score)
 

@@ -133,10 +133,22 @@ def common(cfg: Mapping[str, Any]) -> None:
 def video_run(cfg: Mapping[str, Any]) -> None:
     """Everything a run over one video reads, besides the prompts file's content."""
     common(cfg)
-    kind = choice(cfg, "source.kind", ("pyav", "decord", "opencv", "images"))
+    kind = choice(cfg, "source.kind", ("pyav", "decord", "opencv", "images", "camera"))
     text_or_null(cfg, "source.path")
+    choice(cfg, "mode", ("auto", "file", "online"))
+    boolean(cfg, "live.realtime")
+    number(cfg, "live.status_every_s", 0.1, 3600)
     if kind == "pyav":
         integer(cfg, "source.threads", 0, 1024, example=0)
+    if kind in ("pyav", "camera"):
+        number(cfg, "source.timeout", 0.1, 86400)
+    if kind == "camera":
+        text_or_null(cfg, "source.device")
+        for key in ("source.width", "source.height"):
+            if _get(cfg, key) is not None:
+                integer(cfg, key, 16, 16384, example=1280)
+        if _get(cfg, "source.fps") is not None:
+            number(cfg, "source.fps", 0, 1000, open_lo=True)
     if kind == "images":
         number(cfg, "source.fps", 0, 1000, open_lo=True)
     for k in ("annotated", "png", "jsonl", "mot", "coco", "yolo", "mots"):

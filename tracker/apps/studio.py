@@ -35,6 +35,14 @@ def _check_studio(plain: dict[str, Any]) -> None:
         raise ConfigError(f"studio.host={host!r} is not a host: give an address such as 127.0.0.1")
     if plain.get("dataset"):
         raise ConfigError("tracker-studio works on one video: drop dataset=..., pass source.path=VIDEO")
+    from ..io.live import stream_kind
+
+    path = plain["source"]["path"]
+    if plain["source"]["kind"] == "camera" or (path and stream_kind(path)):
+        raise ConfigError(
+            f"tracker-studio needs a video file to scrub through, not a live source ({path or 'camera'}): "
+            "record it to a file first"
+        )
 
 
 def _command(cfg: DictConfig, video: str, out: Path, prompts_file: Path) -> str:
@@ -98,7 +106,7 @@ def build_studio(cfg: DictConfig):
         inputs += [("prompts mask", f) for f in spec.mask_files]
     check_not_in_outputs(out, planned, inputs)
     threads = cli._set_threads(cfg)
-    src_cfg = {k: v for k, v in plain["source"].items() if k not in ("kind", "path")}  # type: ignore[index]
+    src_cfg = {k: v for k, v in plain["source"].items() if k not in ("kind", "path", "timeout")}  # type: ignore[index]
     if kind == "pyav" and not src_cfg.get("threads"):
         src_cfg["threads"] = threads
     source = open_source(kind, path, **src_cfg)

@@ -121,3 +121,74 @@ def run_pipeline(
     timings.model_s = propagator.model.seconds
     timings.decode_s = propagator.decode_seconds
     return timings
+
+
+class LatencyStats:
+    """Percentiles of a stream of latencies in bounded memory: a 1 ms histogram up to 60 s."""
+
+    def __init__(self, max_ms: int = 60_000) -> None:
+        import numpy as np
+
+        self._np = np
+        self.counts = np.zeros(max_ms + 1, dtype=np.int64)
+        self.n = 0
+
+    def add(self, seconds: float) -> None:
+        self.counts[min(int(seconds * 1000.0), len(self.counts) - 1)] += 1
+        self.n += 1
+
+    def percentile(self, q: float) -> float | None:
+        if not self.n:
+            return None
+        rank = self._np.searchsorted(self._np.cumsum(self.counts), q / 100.0 * self.n)
+        return float(min(rank, len(self.counts) - 1))
+
+    def as_dict(self) -> dict:
+        return {"p50_ms": self.percentile(50), "p95_ms": self.percentile(95), "frames": self.n}
+
+
+def run_live_pipeline(
+    propagator: Propagator,
+    frames,
+    info,
+    prompts: Sequence,
+    object_ids: Sequence[int],
+    sinks: Sequence[Sink],
+    arrival: dict[int, float],
+    on_frame=None,
+    progress: bool = True,
+    queue_depth: int = 8,
+) -> tuple[Timings, LatencyStats]:
+    """Track ``frames`` of unknown count online into live sinks (written under their final names).
+
+    ``arrival``: frame index -> ``time.monotonic()`` when it was decoded (popped here): the latency to its
+    masks is measured. ``on_frame(timings, latency)`` is called after every frame (run.json updates).
+    Whatever ends the run (the stream's end, a stall, a signal), the frames already tracked are written
+    and every sink is finalised."""
+    from tqdm import tqdm
+
+    timings, latency = Timings(), LatencyStats()
+    t_start = time.perf_counter()
+    with ExitStack() as stack:
+        for s in sinks:
+            stack.enter_context(s)
+        writer = SinkWriter(sinks, queue_depth, timings)
+        bar = tqdm(total=None, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking (live)")
+        try:
+            for frame, masks in propagator.run_online(frames, prompts, object_ids, info):
+                arrived = arrival.pop(frame.index, None)
+                if arrived is not None:
+                    latency.add(time.monotonic() - arrived)
+                writer.put(frame, masks)
+                timings.frames += 1
+                timings.wall_s = time.perf_counter() - t_start
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(timings, latency)
+        finally:
+            bar.close()
+            writer.finish()  # also after a signal: what was tracked is written
+    timings.wall_s = time.perf_counter() - t_start
+    timings.model_s = propagator.model.seconds
+    timings.decode_s = propagator.decode_seconds
+    return timings, latency

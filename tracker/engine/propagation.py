@@ -243,6 +243,91 @@ class Propagator:
         finally:
             spool.close()
 
+    def run_online(
+        self,
+        frames: Iterable[Frame],
+        prompts: Sequence[Prompt],
+        object_ids: Sequence[int] | None = None,
+        info: VideoInfo | None = None,
+    ) -> Iterator[tuple[Frame, FrameMasks]]:
+        """Forward-only tracking of frames whose count is not known (a live stream, or ``mode=online``).
+
+        An object exists from its first prompt frame on (empty masks before it); a prompt frame is
+        encoded when it arrives and only earlier prompt frames are remembered, so each frame's masks
+        come out as soon as it is processed and the state stays bounded however long the stream runs.
+        Frame indices count from the first frame received; ``frames`` may skip indices (frames dropped
+        to keep up in real time), except prompt frames, which must come. ``info``: size (and frame
+        count if known) to check the prompts against; else the first frame's size.
+        """
+        from .sam import MemoryEntry
+
+        it = iter(frames)
+        first = next(it, None)
+        if first is None:
+            return
+        h, w = first.rgb.shape[:2]
+        info = info or VideoInfo(width=w, height=h, fps=None, num_frames=None)
+        self.check_prompts(prompts, info, object_ids)
+        self._num_frames = 2**31 - 1  # SAM 2 reads it only to skip pointers past the end
+        self._max_ptrs = self.model.max_obj_ptrs
+        self._video_size = (h, w)
+        self._make_groups(prompts)
+        all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
+        by_frame: dict[int, list[Prompt]] = {}
+        for p in prompts:
+            by_frame.setdefault(p.frame_index, []).append(p)
+        empty = np.zeros(self._video_size, dtype=bool)
+
+        def chained() -> Iterator[Frame]:
+            yield first
+            yield from it
+
+        def needed(t: int) -> bool:
+            return t in by_frame or any(g.first <= t for g in self.groups)
+
+        for frame, feats in self._with_features(chained(), needed):
+            t = frame.index
+            if frame.rgb.shape[:2] != self._video_size:
+                raise ValueError(
+                    f"frame {t} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, the stream started at "
+                    f"{w}x{h}: a stream must keep one size"
+                )
+            results: dict[int, tuple[np.ndarray, float]] = {}
+            entries = {}
+            for p in by_frame.pop(t, []):
+                pts, labels = points_and_labels(p)
+                entries[p.object_id] = self.model.encode_prompt(feats, t, self._video_size, pts, labels, p.mask)
+            for g in self.groups:
+                if t < g.first:
+                    results.update({oid: (empty, 0.0) for oid in g.object_ids})
+                    continue
+                if t in g.prompt_frames:
+                    e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
+                    low_res, score = e.low_res, e.score
+                    e.low_res = None
+                    g.cond[t] = e
+                else:
+                    low_res, score = self._step(g, feats, t, False, None)
+                low, sc = self._emit(t, False, g, low_res, score, None)
+                masks, probs = self._finish(low, sc)
+                for i, oid in enumerate(g.object_ids):
+                    results[oid] = (masks[i], float(probs[i]))
+            yield (
+                frame,
+                FrameMasks(
+                    frame_index=t,
+                    object_ids=all_ids,
+                    masks=np.stack([results[oid][0] for oid in all_ids]),
+                    scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+                ),
+            )
+        if by_frame:
+            missing = sorted(by_frame)
+            raise SourceTruncatedError(
+                f"the stream ended before prompt frame {missing[0]}: prompt frames count from the first frame "
+                "received; prompt an earlier frame"
+            )
+
     def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
         """Hand a result to the hook; return it as NumPy (low-res logits [B, h, w], score logits [B]).
         With a spool (passes 0-2), finish it into video masks and park it there."""

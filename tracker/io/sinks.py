@@ -56,10 +56,19 @@ def davis_palette() -> list[int]:
 class Sink:
     """Base: a target path written as ``<target>.partial`` and renamed on success."""
 
+    live = False  # see make_live
+
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
         self.partial = self.target.with_name(self.target.name + ".partial")
         self.frames_written = 0
+
+    def make_live(self) -> Sink:
+        """Write under the final name, valid up to the last frame written, and finalise it however the
+        run ends (a live stream's outputs are its product while it runs)."""
+        self.live = True
+        self.partial = self.target
+        return self
 
     def __enter__(self) -> Sink:
         self._remove(self.partial)
@@ -69,7 +78,7 @@ class Sink:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        ok = exc_type is None
+        ok = exc_type is None or self.live
         try:
             self.close(ok=ok)
         except Exception as e:
@@ -78,6 +87,8 @@ class Sink:
                 raise
             # Closing after another failure: that failure is the one to report.
             log.debug("%s: close after a failure raised %s", self.target.name, e)
+            return
+        if self.live:
             return
         if ok:
             self._remove(self.target)
@@ -130,14 +141,23 @@ class AnnotatedVideoSink(Sink):
         self.audio: dict[str, str] = {"mode": "none"}
 
     def open(self) -> None:
-        # faststart: the index (moov) goes before the media data, so a browser plays while downloading
-        self._out = av.open(str(self.partial), "w", format="mp4", options={"movflags": "+faststart"})
+        if self.live:
+            # Fragmented MP4, a fragment per frame, flushed at once, and an encoder without look-ahead:
+            # whenever the process dies, the file plays up to the last frame written.
+            movflags = "+frag_keyframe+empty_moov+default_base_moof+frag_every_frame"
+            options = {"movflags": movflags, "flush_packets": "1"}
+        else:
+            # faststart: the index (moov) goes before the media data, so a browser plays while downloading
+            options = {"movflags": "+faststart"}
+        self._out = av.open(str(self.partial), "w", format="mp4", options=options)
         rate = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else Fraction(24)
         self._vs = self._out.add_stream("libx264", rate=rate)
         self._w = self.info.width + self.info.width % 2
         self._h = self.info.height + self.info.height % 2
         self._vs.width, self._vs.height, self._vs.pix_fmt = self._w, self._h, "yuv420p"
         self._vs.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.live:
+            self._vs.options = {**self._vs.options, "tune": "zerolatency", "g": str(max(1, round(float(rate))))}
         # Timestamps are copied from the source, so use its time base (VFR stays VFR).
         self._tb = Fraction(self.info.time_base).limit_denominator(1 << 30) if self.info.time_base else 1 / rate
         self._vs.time_base = self._tb
@@ -223,7 +243,7 @@ class PngMasksSink(Sink):
     Where masks overlap, the object with the higher score wins."""
 
     def open(self) -> None:
-        self.partial.mkdir(parents=True)
+        self.partial.mkdir(parents=True, exist_ok=self.live)
         self._palette = davis_palette()
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
@@ -235,7 +255,12 @@ class PngMasksSink(Sink):
             out[masks.masks[i]] = ids[i]
         im = Image.fromarray(out, mode="P")
         im.putpalette(self._palette)
-        im.save(self.partial / f"{frame.index:05d}.png", compress_level=1)
+        name = self.partial / f"{frame.index:05d}.png"
+        if self.live:  # a file is either whole or absent, whenever the process dies
+            im.save(name.with_suffix(".png.tmp"), format="PNG", compress_level=1)
+            os.replace(name.with_suffix(".png.tmp"), name)
+        else:
+            im.save(name, compress_level=1)
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:
@@ -273,6 +298,8 @@ class JsonlSink(Sink):
             )
         line = {"frame": frame.index, "time": frame.time, "objects": objects}
         self._f.write(json.dumps(line) + "\n")
+        if self.live:
+            self._f.flush()
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:
@@ -302,6 +329,8 @@ class MotSink(Sink):
                 x, y, w, h = box
                 cls = self.classes.index(self.labels.get(oid) or "object") + 1
                 self._w.writerow([frame.index + 1, oid, x + 1, y + 1, w, h, f"{float(s):.4f}", cls, 1])
+        if self.live:
+            self._f.flush()
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:
@@ -339,6 +368,8 @@ class MotsSink(Sink):
             if m.any():
                 cls = self.classes.index(self.labels.get(oid) or "object") + 1
                 self._f.write(f"{frame.index + 1} {oid} {cls} {h} {w} {encode_rle(m)['counts']}\n")
+        if self.live:
+            self._f.flush()
         self.frames_written += 1
 
     def close(self, ok: bool) -> None:
