@@ -113,9 +113,14 @@ class OutputTransaction:
     ``created``: folders made for this run (deepest first); on failure those left empty are removed.
     """
 
-    def __init__(self, out: str | Path, created: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, out: str | Path, created: Sequence[Path] = (), resumable: bool = False, resuming: bool = False
+    ) -> None:
+        """``resumable``: stage in ``OUT/.resume/staging`` (it outlives the process: a resumed run goes on
+        writing there) and keep it when the run fails after a checkpoint (``.resume/checkpoint.pt``)."""
         self.out = Path(out)
-        self.staging = self.out / f"{_STAGING}{os.getpid()}"
+        self.resumable, self.resuming = resumable, resuming
+        self.staging = self.out / RESUME / "staging" if resumable else self.out / f"{_STAGING}{os.getpid()}"
         self.created = list(created)
         self.committed = False
         self._lock_fd: int | None = None
@@ -136,7 +141,9 @@ class OutputTransaction:
         self._lock_fd = fd
         try:
             self._recover()
-            self.staging.mkdir()
+            if self.resumable and not self.resuming:
+                _remove(self.out / RESUME)  # a fresh run starts over
+            self.staging.mkdir(parents=True, exist_ok=self.resumable)
         except BaseException:
             self._unlock()
             raise
@@ -146,7 +153,13 @@ class OutputTransaction:
         return self.staging / name
 
     def _recover(self) -> None:
-        """Under the lock every staging folder is a dead run's: finish its commit or drop it."""
+        """Under the lock every staging folder is a dead run's: finish its commit or drop it. A resumable
+        run's staging is dropped only once its commit is finished (else a resumed run goes on in it)."""
+        resumable = self.out / RESUME / "staging"
+        if (resumable / _JOURNAL).is_file():
+            plan = json.loads((resumable / _JOURNAL).read_text())
+            self._apply(resumable, plan["new"], plan["old"])
+            _remove(self.out / RESUME)
         for d in sorted(self.out.glob(f"{_STAGING}*")):
             if (d / _JOURNAL).is_file():
                 try:
@@ -196,6 +209,12 @@ class OutputTransaction:
         try:
             if (self.staging / _JOURNAL).exists():
                 return  # a commit stopped half-way: its journal lets the next run into OUT finish it
+            if self.resumable:
+                if self.committed or not (self.out / RESUME / "checkpoint.pt").is_file():
+                    _remove(self.out / RESUME)
+                    self.staging = self.out / RESUME / "staging"  # (gone)
+                if not self.committed and (self.out / RESUME).exists():
+                    return  # kept for resume=true
             _remove(self.staging)
             if not self.committed:
                 for d in self.created:

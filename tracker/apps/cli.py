@@ -153,7 +153,7 @@ def _save_config(cfg: DictConfig, folder: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     d = folder / ".hydra"
-    d.mkdir()
+    d.mkdir(exist_ok=True)  # a resumed run writes its own over the first one's
     (d / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     (d / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
@@ -396,7 +396,16 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
     if kind == "pyav" and not src_cfg.get("threads"):
         src_cfg["threads"] = threads
 
-    with OutputTransaction(out, created) as tx, _logged_to(tx.path("run.log")):
+    # Resumable: a run over a file, with sinks that can continue (the studio's results and the demo's
+    # score cannot); its staging and checkpoints live in OUT/.resume/.
+    resumable = cfg.resume_every > 0 and demo is None and not extra_sinks
+    if cfg.resume and not resumable:
+        why = "resume_every=0" if cfg.resume_every <= 0 else "a demo run" if demo is not None else "this run"
+        raise PromptError(f"resume=true: {why} keeps no checkpoints: drop resume=true")
+    with (
+        OutputTransaction(out, created, resumable=resumable, resuming=bool(cfg.resume)) as tx,
+        _logged_to(tx.path("run.log")),
+    ):
         _save_config(cfg, tx.staging)
         score = None
         if demo is not None:
@@ -422,7 +431,30 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
         if score is not None:
             sinks.append(score)
 
-        propagator = Propagator(model, reverse_chunk=cfg.propagation.reverse_chunk, prefetch=cfg.propagation.prefetch)
+        store = ckpt = fp = None
+        if resumable:
+            from .resume import ResumeStore, fingerprint
+
+            store = ResumeStore(out)
+            fp = fingerprint(plain, path, spec)  # type: ignore[arg-type]
+            if cfg.resume:
+                ckpt = store.load(fp)
+                threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
+                apply_threads(threads)
+                log.info("resuming at frame %d (%s pass) from %s", ckpt["emitted"], ckpt["stage"], store.path)
+            for i, sink in enumerate(sinks):
+                sink.keep_on_failure = True
+                if hasattr(sink, "segmented"):
+                    sink.segmented = True
+                if ckpt is not None:
+                    sink.resume_from(ckpt["sinks"][i])
+        propagator = Propagator(
+            model,
+            reverse_chunk=cfg.propagation.reverse_chunk,
+            prefetch=cfg.propagation.prefetch,
+            checkpoint_every=cfg.resume_every if resumable else 0,
+            spool_path=str(store.spool) if store is not None else None,
+        )
         log.info(
             "tracking %d object(s) through %s (%dx%d, %s frames) on %s, %d thread(s)",
             len(spec.object_ids),
@@ -441,7 +473,14 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             [*sinks, *extra_sinks],
             queue_depth=cfg.propagation.prefetch,
             progress=cfg.progress,
+            on_checkpoint=(lambda c, positions: store.save(fp, threads, c, positions)) if store is not None else None,
+            resume=ckpt["engine"] if ckpt is not None else None,
         )
+        resume_info = {}
+        if store is not None:
+            resume_info["checkpoints"] = store.summary()
+        if ckpt is not None:
+            resume_info["resumed_from"] = {"frame": ckpt["emitted"], "stage": ckpt["stage"]}
         record = _record(
             cfg,
             model,
@@ -453,6 +492,7 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             outputs=sorted(str(x.target.name) for x in sinks),
             **({"audio": video_sink.audio} if video_sink is not None else {}),
             **({"demo_score": score.summary} if score is not None else {}),
+            **resume_info,
         )
         write_json_atomic(tx.path("run.json"), record)
         tx.commit()

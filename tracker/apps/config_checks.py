@@ -136,6 +136,8 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     kind = choice(cfg, "source.kind", ("pyav", "decord", "opencv", "images", "camera"))
     text_or_null(cfg, "source.path")
     choice(cfg, "mode", ("auto", "file", "online"))
+    boolean(cfg, "resume")
+    integer(cfg, "resume_every", 0, 2**31 - 1, example=100)
     boolean(cfg, "live.realtime")
     number(cfg, "live.status_every_s", 0.1, 3600)
     if kind == "pyav":

@@ -51,17 +51,25 @@ class SinkWriter:
     def _work(self) -> None:
         while True:
             item = self._q.get()
-            if item is _END:
-                return
-            if self._error is not None:
-                continue  # drain after a failure so the producer never blocks
             try:
+                if item is _END:
+                    return
+                if self._error is not None:
+                    continue  # drain after a failure so the producer never blocks
                 t0 = time.perf_counter()
                 for s in self.sinks:
                     s.write(*item)
                 self.timings.encode_s += time.perf_counter() - t0
             except BaseException as e:
                 self._error = e
+            finally:
+                self._q.task_done()
+
+    def drain(self) -> None:
+        """Wait until every frame put so far is written (the sinks are then idle)."""
+        self._q.join()
+        if self._error is not None:
+            raise self._error
 
     def put(self, frame: Frame, masks: FrameMasks) -> None:
         if self._error is not None:
@@ -93,10 +101,19 @@ def run_pipeline(
     sinks: Sequence[Sink],
     progress: bool = True,
     queue_depth: int = 8,
+    on_checkpoint=None,
+    resume: dict | None = None,
 ) -> Timings:
     """Track ``prompts`` through ``source`` into ``sinks``. Sinks are entered here: they are renamed into
-    place only if the whole run succeeds."""
+    place only if the whole run succeeds.
+
+    ``on_checkpoint(checkpoint, positions)``: at each :class:`Checkpoint` of the propagator (made with
+    ``checkpoint_every``), once every frame before it is written; ``positions`` is each sink's
+    ``position()``, in ``sinks`` order. ``resume``: a checkpoint's engine state to continue from (the
+    sinks were given their positions with ``resume_from``)."""
     from tqdm import tqdm
+
+    from .propagation import Checkpoint
 
     timings = Timings()
     t_start = time.perf_counter()
@@ -107,7 +124,13 @@ def run_pipeline(
         writer = SinkWriter(sinks, queue_depth, timings)
         bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
         try:
-            for frame, masks in propagator.run(source, prompts, object_ids):
+            for item in propagator.run(source, prompts, object_ids, resume=resume):
+                if isinstance(item, Checkpoint):
+                    writer.drain()
+                    if on_checkpoint is not None:
+                        on_checkpoint(item, [s.position() for s in sinks])
+                    continue
+                frame, masks = item
                 writer.put(frame, masks)
                 timings.frames += 1
                 bar.update(1)

@@ -83,13 +83,73 @@ class _Group:
     def first(self) -> int:
         return self.prompt_frames[0]
 
+    def state(self) -> dict:
+        """Plain tensors and numbers (for ``torch.save``; tensors on the CPU)."""
+        return {
+            "object_ids": list(self.object_ids),
+            "prompt_frames": list(self.prompt_frames),
+            "warm_end": self.warm_end,
+            **{k: {t: _entry_state(e) for t, e in getattr(self, k).items()} for k in ("cond", "fwd", "bwd")},
+        }
+
+    @staticmethod
+    def from_state(state: dict, device) -> _Group:
+        g = _Group(tuple(state["object_ids"]), tuple(state["prompt_frames"]), warm_end=state["warm_end"])
+        for k in ("cond", "fwd", "bwd"):
+            getattr(g, k).update({t: _entry_from(e, device) for t, e in state[k].items()})
+        return g
+
+
+def _entry_state(e) -> dict:
+    return {
+        "maskmem": None if e.maskmem is None else e.maskmem.cpu(),
+        "obj_ptr": e.obj_ptr.cpu(),
+        "score": e.score.cpu(),
+    }
+
+
+def _entry_from(state: dict, device):
+    from .sam import MemoryEntry
+
+    mem = state["maskmem"]
+    return MemoryEntry(
+        maskmem=None if mem is None else mem.to(device),
+        obj_ptr=state["obj_ptr"].to(device),
+        low_res=None,
+        score=state["score"].to(device),
+    )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by :meth:`Propagator.run` (with ``checkpoint_every``) between frames: everything it needs
+    to continue from here, in ``state`` (plain tensors; see :meth:`Propagator.run` ``resume``). Every
+    frame before ``emitted`` has been yielded; none after it."""
+
+    stage: str  # warmup | backward | forward
+    position: int
+    emitted: int
+    state: dict
+
 
 class MaskSpool:
     """Results produced before their frame may be emitted, as COCO RLE in a temp file on disk."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="tracker-spool-")
-        self._index: dict[int, list[tuple[int, int]]] = {}
+    def __init__(self, path: str | None = None, state: dict | None = None) -> None:
+        """``path``: a file that outlives the process (resumable runs), else an anonymous temp file.
+        ``state`` (from :meth:`state`): reopen ``path`` as it was then."""
+        if path is None:
+            self._file = tempfile.TemporaryFile(prefix="tracker-spool-")
+        elif state is None:
+            self._file = open(path, "w+b")
+        else:
+            self._file = open(path, "r+b")
+            self._file.truncate(state["length"])
+        self._index: dict[int, list[tuple[int, int]]] = dict(state["index"]) if state else {}
+
+    def state(self) -> dict:
+        self._file.flush()
+        return {"length": self._file.seek(0, io.SEEK_END), "index": {k: list(v) for k, v in self._index.items()}}
 
     def put(self, frame: int, object_ids: Sequence[int], masks: np.ndarray, scores: np.ndarray) -> None:
         rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
@@ -126,9 +186,17 @@ class Propagator:
         step_hook: StepHook | None = None,
         prefetch: int = 8,
         backward: bool = True,
+        checkpoint_every: int = 0,
+        spool_path: str | None = None,
     ) -> None:
         """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
-        first prompt frame (empty masks there), so no backward pass is run."""
+        first prompt frame (empty masks there), so no backward pass is run.
+
+        ``checkpoint_every`` > 0: ``run`` also yields a :class:`Checkpoint` about every that many frames
+        of each pass; ``spool_path`` then keeps the results waiting for their frame in a file that
+        outlives the process (``OUT/.resume/``)."""
+        self.checkpoint_every = int(checkpoint_every)
+        self.spool_path = spool_path
         self.model = model
         self.backward = bool(backward)
         self.prefetch = int(prefetch)
@@ -223,7 +291,10 @@ class Propagator:
         source: FrameSource,
         prompts: Sequence[Prompt],
         object_ids: Sequence[int] | None = None,
+        resume: dict | None = None,
     ) -> Iterator[tuple[Frame, FrameMasks]]:
+        """``resume``: a :class:`Checkpoint`'s ``state`` from an earlier run of the same model, video and
+        prompts: the run continues from there and yields only the frames that run had not yielded."""
         info = source.info
         if info.num_frames is None:
             raise ValueError("the source does not know its frame count: it is needed for the backward pass")
@@ -233,15 +304,43 @@ class Propagator:
         self._video_size = (info.height, info.width)
         self._make_groups(prompts)
         all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
-        spool = MaskSpool()
+        stage, position = "prompts", 0
+        if resume is not None:
+            stage, position = resume["stage"], resume["position"]
+            self.groups = [_Group.from_state(g, self.model.device) for g in resume["groups"]]
+            self.model.restore_memory_pos(resume["maskmem_pos"])
+            spool = MaskSpool(self.spool_path, resume["spool"])
+        else:
+            spool = MaskSpool(self.spool_path)
+        self._since = 0
         try:
-            self._encode_prompt_frames(source, prompts, spool)
-            if self.backward:
-                self._warm_up(source, spool)
-                self._backward(source, spool)
-            yield from self._forward(source, spool, all_ids)
+            if stage == "prompts":
+                self._encode_prompt_frames(source, prompts, spool)
+                stage, position = "warmup", -1
+                yield from self._marker(stage, position, 0, spool, force=True)
+            if self.backward and stage == "warmup":
+                yield from self._warm_up(source, spool, position)
+                stage, position = "backward", -1
+            if self.backward and stage == "backward":
+                yield from self._backward(source, spool, position)
+                stage, position = "forward", 0
+            yield from self._forward(source, spool, all_ids, position if stage == "forward" else 0)
         finally:
             spool.close()
+
+    def _marker(self, stage: str, position: int, emitted: int, spool: MaskSpool, force: bool = False):
+        """Yield a Checkpoint when ``checkpoint_every`` frames went by since the last one (or ``force``)."""
+        if self.checkpoint_every <= 0 or not (force or self._since >= self.checkpoint_every):
+            return
+        self._since = 0
+        state = {
+            "stage": stage,
+            "position": position,
+            "groups": [g.state() for g in self.groups],
+            "spool": spool.state(),
+            "maskmem_pos": self.model.memory_pos(),
+        }
+        yield Checkpoint(stage, position, emitted, state)
 
     def run_online(
         self,
@@ -420,7 +519,8 @@ class Propagator:
         self._evict(store, t, reverse)
         return low_res, e.score
 
-    def _warm_up(self, source: FrameSource, spool: MaskSpool) -> None:
+    def _warm_up(self, source: FrameSource, spool: MaskSpool, resume_at: int = -1):
+        """Resumable: ``resume_at`` >= 0 continues at that frame (groups restored by the caller)."""
         spans = {}
         for g in self.groups:
             seed_mem, seed_ptr = self._seed_frames(g)
@@ -430,12 +530,16 @@ class Propagator:
             return
         start = min(g.first for g, *_ in spans.values()) + 1
         stop = max(end for *_, end in spans.values()) + 1
+        if resume_at >= 0:
+            start = resume_at
 
         def active(t: int) -> list:
             return [s for s in spans.values() if s[0].first < t <= s[3]]
 
         for frame, feats in self._with_features(source.frames(start, stop), lambda t: bool(active(t))):
             t = frame.index
+            yield from self._marker("warmup", t, 0, spool)
+            self._since += 1
             for g, seed_mem, seed_ptr, _ in active(t):
                 g.warm_end = t
                 if t in g.prompt_frames:
@@ -446,10 +550,12 @@ class Propagator:
                     e = g.fwd[t]
                     g.bwd[t] = replace(e, maskmem=e.maskmem if t in seed_mem else None)
 
-    def _backward(self, source: FrameSource, spool: MaskSpool) -> None:
+    def _backward(self, source: FrameSource, spool: MaskSpool, resume_at: int = -1):
+        """Resumable at a chunk's top frame ``resume_at`` (groups restored by the caller)."""
         top = max((g.first for g in self.groups), default=0)
-        hi = top - 1
+        hi = top - 1 if resume_at < 0 else resume_at
         while hi >= 0:
+            yield from self._marker("backward", hi, 0, spool)
             lo = max(0, hi - self.reverse_chunk + 1)
             chunk = list(source.frames(lo, hi + 1))
             if len(chunk) != hi + 1 - lo:
@@ -459,6 +565,7 @@ class Propagator:
                 )
             for frame, feats in self._with_features(reversed(chunk), lambda t: True):
                 t = frame.index
+                self._since += 1
                 active = [g for g in self.groups if g.first > t]
                 for g in active:
                     low_res, score = self._step(g, feats, t, True, spool)
@@ -471,15 +578,22 @@ class Propagator:
         """Groups that the final forward sweep must track on frame t (the others come from the spool)."""
         return [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
 
-    def _forward(self, source: FrameSource, spool: MaskSpool, all_ids: tuple[int, ...]):
+    def _forward(self, source: FrameSource, spool: MaskSpool, all_ids: tuple[int, ...], start: int = 0):
         # Turning logits into video-size masks is NumPy/OpenCV work: one worker thread does it, in
         # order, at most `prefetch` frames behind the model, so SAM 2 never waits for it.
         pending: deque[tuple[Frame, Future]] = deque()
         depth = max(1, self.prefetch)
-        count = 0
+        count = start
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-masks") as pool:
-            for frame, feats in self._with_features(source.frames(0, None), lambda t: bool(self._live(t))):
+            for frame, feats in self._with_features(source.frames(start, None), lambda t: bool(self._live(t))):
                 t = frame.index
+                if self.checkpoint_every > 0 and self._since >= self.checkpoint_every:
+                    # Everything before t is emitted first: the checkpoint is a clean cut.
+                    while pending:
+                        f, fut = pending.popleft()
+                        yield f, fut.result()
+                    yield from self._marker("forward", t, t, spool)
+                self._since += 1
                 count += 1
                 live = []
                 for g in self._live(t):

@@ -426,6 +426,13 @@ class SamModel:
         if self._maskmem_pos is None:
             self._maskmem_pos = pos[-1][0:1].clone()
 
+    def memory_pos(self) -> torch.Tensor | None:
+        """The cached memory position encoding (a checkpoint keeps it; see ``restore_memory_pos``)."""
+        return None if self._maskmem_pos is None else self._maskmem_pos.cpu()
+
+    def restore_memory_pos(self, pos: torch.Tensor | None) -> None:
+        self._maskmem_pos = None if pos is None else pos.to(self.device)
+
     def _view(self, e: MemoryEntry, batch: int) -> dict[str, Any]:
         assert self._maskmem_pos is not None
         return {

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -70,9 +69,30 @@ class Sink:
         self.partial = self.target
         return self
 
+    _resume: dict | None = None
+    keep_on_failure = False  # a resumable run keeps its partial outputs when it fails (for resume=true)
+
     def __enter__(self) -> Sink:
-        self._remove(self.partial)
-        self.open()
+        if self._resume is not None:
+            self.reopen(self._resume)
+            self.frames_written = self._resume["frames"]
+        else:
+            self._remove(self.partial)
+            self.open()
+        return self
+
+    # A resumable run checkpoints every sink's position; a resumed one reopens its partial output there.
+    def position(self) -> dict:
+        """Flush, and say where the output stands after the frames written so far (``frames``: their
+        count; the rest is the sink's own)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be resumed")
+
+    def reopen(self, position: dict) -> None:
+        """Open the partial output as it was at ``position``, dropping what was written after it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be resumed")
+
+    def resume_from(self, position: dict) -> Sink:
+        self._resume = position
         return self
 
     def __exit__(
@@ -82,7 +102,8 @@ class Sink:
         try:
             self.close(ok=ok)
         except Exception as e:
-            self._remove(self.partial)
+            if not self.keep_on_failure:
+                self._remove(self.partial)
             if ok:
                 raise
             # Closing after another failure: that failure is the one to report.
@@ -93,7 +114,7 @@ class Sink:
         if ok:
             self._remove(self.target)
             os.replace(self.partial, self.target)
-        else:
+        elif not self.keep_on_failure:
             self._remove(self.partial)
 
     @staticmethod
@@ -140,7 +161,40 @@ class AnnotatedVideoSink(Sink):
         self.crf, self.preset, self.alpha = crf, preset, alpha
         self.audio: dict[str, str] = {"mode": "none"}
 
+    segmented = False  # a resumable run: the video is written in segments (one per checkpoint), joined at close
+
+    def _setup(self) -> None:
+        self._rate = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else Fraction(24)
+        self._w = self.info.width + self.info.width % 2
+        self._h = self.info.height + self.info.height % 2
+        # Timestamps are copied from the source, so use its time base (VFR stays VFR).
+        tb = self.info.time_base
+        self._tb = Fraction(tb).limit_denominator(1 << 30) if tb else 1 / self._rate
+        self._last_pts = -1
+        self._audio_in = None
+        self._out = None
+        self._segments = 0  # complete segments
+
+    def _video_file(self, path: Path, fmt: str, options: dict[str, str]) -> None:
+        self._out = av.open(str(path), "w", format=fmt, options=options)
+        self._vs = self._out.add_stream("libx264", rate=self._rate)
+        self._vs.width, self._vs.height, self._vs.pix_fmt = self._w, self._h, "yuv420p"
+        opts = {"crf": str(self.crf), "preset": self.preset}
+        if self.live:
+            opts.update({"tune": "zerolatency", "g": str(max(1, round(float(self._rate))))})
+        if self.segmented:
+            opts["bf"] = "0"  # decode order = display order: segments join with monotonic timestamps
+        self._vs.options = opts
+        self._vs.time_base = self._tb
+        self._vs.codec_context.time_base = self._tb  # else the encoder rescales pts to 1/fps (VFR collides)
+
+    def _segment(self, k: int) -> Path:
+        return self.partial.with_name(f"{self.partial.name}.seg{k:05d}.nut")
+
     def open(self) -> None:
+        self._setup()
+        if self.segmented:
+            return  # the first write opens segment 0
         if self.live:
             # Fragmented MP4, a fragment per frame, flushed at once, and an encoder without look-ahead:
             # whenever the process dies, the file plays up to the last frame written.
@@ -149,23 +203,35 @@ class AnnotatedVideoSink(Sink):
         else:
             # faststart: the index (moov) goes before the media data, so a browser plays while downloading
             options = {"movflags": "+faststart"}
-        self._out = av.open(str(self.partial), "w", format="mp4", options=options)
-        rate = Fraction(self.info.fps).limit_denominator(1001) if self.info.fps else Fraction(24)
-        self._vs = self._out.add_stream("libx264", rate=rate)
-        self._w = self.info.width + self.info.width % 2
-        self._h = self.info.height + self.info.height % 2
-        self._vs.width, self._vs.height, self._vs.pix_fmt = self._w, self._h, "yuv420p"
-        self._vs.options = {"crf": str(self.crf), "preset": self.preset}
-        if self.live:
-            self._vs.options = {**self._vs.options, "tune": "zerolatency", "g": str(max(1, round(float(rate))))}
-        # Timestamps are copied from the source, so use its time base (VFR stays VFR).
-        self._tb = Fraction(self.info.time_base).limit_denominator(1 << 30) if self.info.time_base else 1 / rate
-        self._vs.time_base = self._tb
-        self._vs.codec_context.time_base = self._tb  # else the encoder rescales pts to 1/fps (VFR collides)
-        self._last_pts = -1
-        self._audio_in = None
+        self._video_file(self.partial, "mp4", options)
         if self.source_path is not None and self.info.has_audio:
             self._open_audio()
+
+    def position(self) -> dict:
+        if not self.segmented:
+            raise NotImplementedError("the annotated video is resumable only when written in segments")
+        self._end_segment(flush=True)
+        return {"frames": self.frames_written, "segments": self._segments, "last_pts": self._last_pts}
+
+    def reopen(self, position: dict) -> None:
+        self._setup()
+        self._segments, self._last_pts = position["segments"], position["last_pts"]
+        for f in self.partial.parent.glob(f"{self.partial.name}.seg*.nut"):
+            if int(f.stem.rsplit("seg", 1)[1]) >= self._segments:
+                f.unlink()
+
+    def _end_segment(self, flush: bool) -> None:
+        if self._out is None:
+            return
+        try:
+            if flush:
+                for p in self._vs.encode():
+                    self._out.mux(p)
+        finally:
+            self._out.close()
+            self._out = None
+        if flush:
+            self._segments += 1
 
     def _open_audio(self) -> None:
         try:
@@ -188,6 +254,8 @@ class AnnotatedVideoSink(Sink):
                 self._audio_in = None
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
+        if self._out is None:  # segmented: the next segment
+            self._video_file(self._segment(self._segments), "nut", {})
         img = annotate(frame.rgb, masks, self.labels, alpha=self.alpha)
         if img.shape[:2] != (self._h, self._w):
             img = np.pad(img, ((0, self._h - img.shape[0]), (0, self._w - img.shape[1]), (0, 0)), mode="edge")
@@ -226,6 +294,16 @@ class AnnotatedVideoSink(Sink):
             self._out.mux(p)
 
     def close(self, ok: bool) -> None:
+        if self.segmented:
+            self._end_segment(flush=ok)
+            try:
+                if ok:
+                    self._join()
+            finally:
+                if ok or not self.keep_on_failure:
+                    for k in range(self._segments + 1):
+                        self._segment(k).unlink(missing_ok=True)
+            return
         try:
             if ok:
                 for p in self._vs.encode():  # flush the encoder's delayed frames
@@ -236,6 +314,32 @@ class AnnotatedVideoSink(Sink):
             if self._audio_in is not None:
                 self._audio_in.close()
             self._out.close()
+
+    def _join(self) -> None:
+        """The segments' packets, as they are (no re-encoding), into one mp4 with the source's audio."""
+        self._out = av.open(str(self.partial), "w", format="mp4", options={"movflags": "+faststart"})
+        try:
+            vs = None
+            for k in range(self._segments):
+                with av.open(str(self._segment(k))) as seg:
+                    src = seg.streams.video[0]
+                    if vs is None:
+                        vs = self._out.add_stream_from_template(src)
+                        vs.time_base = self._tb  # the segments' muxer picked its own; packets are rescaled
+                        if self.source_path is not None and self.info.has_audio:
+                            self._open_audio()
+                    for p in seg.demux(src):
+                        if p.dts is None:
+                            continue
+                        p.stream = vs
+                        self._out.mux(p)
+            if self._audio_in is not None:
+                self._write_audio()
+        finally:
+            if self._audio_in is not None:
+                self._audio_in.close()
+            self._out.close()
+            self._out = None
 
 
 class PngMasksSink(Sink):
@@ -255,6 +359,7 @@ class PngMasksSink(Sink):
             out[masks.masks[i]] = ids[i]
         im = Image.fromarray(out, mode="P")
         im.putpalette(self._palette)
+        self._next = frame.index + 1
         name = self.partial / f"{frame.index:05d}.png"
         if self.live:  # a file is either whole or absent, whenever the process dies
             im.save(name.with_suffix(".png.tmp"), format="PNG", compress_level=1)
@@ -266,13 +371,41 @@ class PngMasksSink(Sink):
     def close(self, ok: bool) -> None:
         pass
 
+    def position(self) -> dict:
+        return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
+
+    def reopen(self, position: dict) -> None:
+        self._palette = davis_palette()
+        self._next = position["next"]
+        _drop_frames_from(self.partial, "*.png", self._next)
+
+
+class _TextSink(Sink):
+    """A sink writing one text file ``self._f``: resumable by its byte offset."""
+
+    def position(self) -> dict:
+        self._f.flush()
+        return {"frames": self.frames_written, "bytes": self._f.tell()}
+
+    def reopen(self, position: dict) -> None:
+        self._f = open(self.partial, "r+", newline="")
+        self._f.truncate(position["bytes"])
+        self._f.seek(position["bytes"])
+
+
+def _drop_frames_from(folder: Path, pattern: str, first: int) -> None:
+    """Remove per-frame files ``<index>.<ext>`` with an index >= ``first`` (written after a checkpoint)."""
+    for f in folder.glob(pattern):
+        if f.stem.isdigit() and int(f.stem) >= first:
+            f.unlink()
+
 
 def encode_rle(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-class JsonlSink(Sink):
+class JsonlSink(_TextSink):
     """``masks.jsonl``: one line per frame with COCO RLE, bbox [x, y, w, h], area and score per object."""
 
     def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
@@ -306,7 +439,7 @@ class JsonlSink(Sink):
         self._f.close()
 
 
-class MotSink(Sink):
+class MotSink(_TextSink):
     """``tracks.csv``: one MOTChallenge row per object whose mask is not empty,
     ``frame, id, x, y, w, h, score, class, visibility``: frames and pixel coordinates from 1 (the box of
     the mask, as MOTChallenge and motmetrics count), ``class`` the 1-based line of the object's label in
@@ -320,6 +453,10 @@ class MotSink(Sink):
 
     def open(self) -> None:
         self._f = open(self.partial, "w", newline="")
+        self._w = csv.writer(self._f)
+
+    def reopen(self, position: dict) -> None:
+        super().reopen(position)
         self._w = csv.writer(self._f)
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
@@ -349,7 +486,7 @@ def _classes(labels: Mapping[int, str | None]) -> list[str]:
     return sorted({name or "object" for name in labels.values()} or {"object"})
 
 
-class MotsSink(Sink):
+class MotsSink(_TextSink):
     """``tracks_mots.txt``: MOTSChallenge rows ``frame id class_id height width rle``, one per object whose
     mask is not empty: frames from 1, ``class_id`` the 1-based line of its label in ``tracks_labels.txt``
     order ("object" when unnamed), ``rle`` COCO's compressed RLE of the mask (pycocotools decodes it)."""
@@ -390,10 +527,34 @@ class CocoSink(Sink):
         self.info, self.labels, self.video_name = info, labels, video_name
         self.classes = _classes(labels)
 
+    def _parts(self) -> tuple[Path, Path]:
+        # Beside the partial output (so a resumed run finds them), removed when it is closed.
+        name = self.partial.name
+        return self.partial.with_name(name + ".images"), self.partial.with_name(name + ".anns")
+
     def open(self) -> None:
-        self._images = tempfile.TemporaryFile("w+")
-        self._anns = tempfile.TemporaryFile("w+")
+        images, anns = self._parts()
+        self._images = open(images, "w+")
+        self._anns = open(anns, "w+")
         self._next_id = 1
+
+    def position(self) -> dict:
+        self._images.flush()
+        self._anns.flush()
+        return {
+            "frames": self.frames_written,
+            "images": self._images.tell(),
+            "anns": self._anns.tell(),
+            "next_id": self._next_id,
+        }
+
+    def reopen(self, position: dict) -> None:
+        images, anns = self._parts()
+        self._images, self._anns = open(images, "r+"), open(anns, "r+")
+        for f, key in ((self._images, "images"), (self._anns, "anns")):
+            f.truncate(position[key])
+            f.seek(position[key])
+        self._next_id = position["next_id"]
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         image_id = frame.index + 1
@@ -441,6 +602,9 @@ class CocoSink(Sink):
         finally:
             self._images.close()
             self._anns.close()
+        if ok or not self.keep_on_failure:
+            for part in self._parts():
+                part.unlink(missing_ok=True)
 
 
 def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
@@ -485,7 +649,15 @@ class YoloSink(Sink):
             coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
             lines.append(f"{cls} {coords}")
         (self.partial / "labels" / f"{frame.index:05d}.txt").write_text("".join(x + "\n" for x in lines))
+        self._next = frame.index + 1
         self.frames_written += 1
+
+    def position(self) -> dict:
+        return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
+
+    def reopen(self, position: dict) -> None:
+        self._next = position["next"]
+        _drop_frames_from(self.partial / "labels", "*.txt", self._next)
 
     def close(self, ok: bool) -> None:
         if ok:

@@ -1,0 +1,134 @@
+"""Resumable file runs: ``OUT/.resume/`` holds the engine's bounded state and every sink's position
+(``checkpoint.pt``, rewritten atomically every ``resume_every`` frames), the results waiting for their
+frame (``spool.bin``) and the staged outputs (``staging/``). ``resume=true`` continues from there when
+the source, the prompts and the config are those of the checkpoint; a finished run removes it all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..io.prompts import TrackSpec
+from ..transaction import RESUME
+
+VERSION = 1
+# Keys that do not change what a run writes: a resumed run may set them otherwise.
+_FREE = {"resume", "resume_every", "progress", "threads", "debug", "propagation.prefetch"}
+
+
+class ResumeError(ValueError):
+    """``resume=true`` cannot continue: no checkpoint, or one made for other inputs."""
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def fingerprint(plain: Mapping[str, Any], source_path: str | Path, spec: TrackSpec) -> dict[str, Any]:
+    """What a checkpoint is valid for: the source file, the prompts (masks hashed), the config."""
+    st = os.stat(source_path)
+    h = hashlib.sha256()
+    for p in sorted(spec.prompts, key=lambda p: (p.object_id, p.frame_index)):
+        h.update(json.dumps([p.object_id, p.frame_index, p.points, p.box]).encode())
+        if p.mask is not None:
+            h.update(p.mask.tobytes())
+    h.update(json.dumps(sorted((k, v) for k, v in spec.labels.items())).encode())
+    config = {k: v for k, v in _flat(plain).items() if k not in _FREE and k != "output_dir"}
+    return {
+        "source": {"path": os.path.abspath(source_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "prompts": h.hexdigest(),
+        "config": config,
+    }
+
+
+def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The first thing that differs, said so that a person can act on it (None: the same)."""
+    if old["source"] != new["source"]:
+        a, b = old["source"], new["source"]
+        what = "path" if a["path"] != b["path"] else "size" if a["size"] != b["size"] else "modification time"
+        return f"the source differs ({what}: {a[what]!r} then, {b[what]!r} now)"
+    if old["prompts"] != new["prompts"]:
+        return "the prompts differ"
+    for key in sorted(set(old["config"]) | set(new["config"])):
+        if old["config"].get(key) != new["config"].get(key):
+            return f"the config differs ({key}={old['config'].get(key)!r} then, {new['config'].get(key)!r} now)"
+    return None
+
+
+class ResumeStore:
+    """``OUT/.resume/checkpoint.pt``: written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.dir = Path(out) / RESUME
+        self.path = self.dir / "checkpoint.pt"
+        self.spool = self.dir / "spool.bin"
+        self.count = 0
+        self.seconds = 0.0
+        self.bytes = 0
+
+    def load(self, fp: Mapping[str, Any]) -> dict[str, Any]:
+        import torch
+
+        if not self.path.is_file():
+            raise ResumeError(
+                f"resume=true: {str(self.dir)!r} has no checkpoint (the run finished, or stopped before its "
+                "first one): run without resume=true to start over"
+            )
+        try:
+            ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ResumeError(
+                f"resume=true: the checkpoint {str(self.path)!r} cannot be read ({type(e).__name__}): "
+                "run without resume=true to start over"
+            ) from None
+        if ckpt.get("version") != VERSION:
+            raise ResumeError("resume=true: the checkpoint is from another tracker version: start over")
+        why = difference(ckpt["fingerprint"], fp)
+        if why is not None:
+            raise ResumeError(
+                f"resume=true: {why} from the checkpoint's run: run it as it was, or without resume=true to start over"
+            )
+        return ckpt
+
+    def save(self, fp: Mapping[str, Any], threads: int, checkpoint, positions: list[dict]) -> None:
+        import torch
+
+        t0 = time.perf_counter()
+        data = {
+            "version": VERSION,
+            "fingerprint": dict(fp),
+            "threads": threads,
+            "stage": checkpoint.stage,
+            "emitted": checkpoint.emitted,
+            "engine": checkpoint.state,
+            "sinks": positions,
+        }
+        tmp = self.path.with_name("checkpoint.pt.tmp")
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.count += 1
+        self.seconds += time.perf_counter() - t0
+        self.bytes = self.path.stat().st_size
+
+    def summary(self) -> dict[str, Any]:
+        spool = self.spool.stat().st_size if self.spool.is_file() else 0
+        return {
+            "count": self.count,
+            "mean_ms": round(1000 * self.seconds / self.count, 2) if self.count else None,
+            "checkpoint_bytes": self.bytes,
+            "spool_bytes": spool,
+        }
