@@ -134,9 +134,7 @@ def test_sink_failing_at_close_commits_nothing(clip, tmp_path, monkeypatch, capf
 
     monkeypatch.setattr(sinks.MotSink, "close", broken_close)
     code, err = run_in_process(capfd, f"source.path={clip}", f"output_dir={out}", *BOX)
-    assert code == 2 and err == [
-        f"tracker: error: Input/output error: '{out}/.staging-{os.getpid()}/tracks.csv.partial'"
-    ]
+    assert code == 2 and err == [f"tracker: error: Input/output error: '{out}/.resume/staging/tracks.csv.partial'"]
     assert snapshot(out) == before
 
 
@@ -171,9 +169,10 @@ def start_writing(out: Path, clip: Path) -> subprocess.Popen:
         text=True,
     )
     deadline = time.time() + 120
-    while not list(out.glob(".staging-*/masks.partial/*.png")) and time.time() < deadline:
+    staged = ".resume/staging/masks.partial/*.png"  # a file run stages where a resumed run finds it
+    while not list(out.glob(staged)) and time.time() < deadline:
         time.sleep(0.1)
-    assert list(out.glob(".staging-*/masks.partial/*.png")), "the run did not start writing"
+    assert list(out.glob(staged)), "the run did not start writing"
     return proc
 
 
@@ -190,7 +189,7 @@ def test_two_runs_into_one_folder(long_clip, clip, tmp_path):
     record = json.loads((out / "run.json").read_text())
     assert record["source"]["path"] == str(long_clip) and record["frames"] == 400
     assert len(list((out / "masks").glob("*.png"))) == 400
-    assert not list(out.glob(".staging-*"))
+    assert not list(out.glob(".staging-*")) and not (out / ".resume").exists()
 
 
 def test_a_dead_runs_half_commit_is_finished_by_the_next(tmp_path):
@@ -305,7 +304,15 @@ def test_signals_clean_up_and_keep_the_earlier_run(clip, long_clip, tmp_path, si
     assert proc.returncode == code, err[-2000:]
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1 and "interrupted" in lines[0], err[-2000:]
-    assert snapshot(out) == before
+    # the outputs are as they were; the stopped run's checkpoint and staging wait in .resume/ for resume=true
+    assert (out / ".resume" / "checkpoint.pt").is_file()
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith(".resume")} == before
+    if signals == [signal.SIGTERM]:
+        done = tracker(f"source.path={long_clip}", f"output_dir={out}", *BOX, "resume=true")
+        assert done.returncode == 0, done.stderr[-2000:]
+        resumed = json.loads((out / "run.json").read_text())["resumed_from"]  # it continued from its checkpoint
+        assert resumed["frame"] >= 0
+        assert len(list((out / "masks").glob("*.png"))) == 400 and not (out / ".resume").exists()
 
 
 # ---- threads --------------------------------------------------------------------------------------------

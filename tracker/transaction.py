@@ -19,12 +19,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+
+log = logging.getLogger(__name__)
 
 MANIFEST = ".outputs.json"
 RESUME = ".resume"
@@ -210,11 +213,13 @@ class OutputTransaction:
             if (self.staging / _JOURNAL).exists():
                 return  # a commit stopped half-way: its journal lets the next run into OUT finish it
             if self.resumable:
-                if self.committed or not (self.out / RESUME / "checkpoint.pt").is_file():
-                    _remove(self.out / RESUME)
-                    self.staging = self.out / RESUME / "staging"  # (gone)
-                if not self.committed and (self.out / RESUME).exists():
-                    return  # kept for resume=true
+                # Kept for resume=true only when a signal stopped the run after a checkpoint (a kill keeps it
+                # anyway); an error (bad input, full disk) would stop a resumed run again.
+                stopped = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+                if not self.committed and stopped and (self.out / RESUME / "checkpoint.pt").is_file():
+                    log.info("kept %s: resume=true continues this run", self.out / RESUME)
+                    return
+                _remove(self.out / RESUME)
             _remove(self.staging)
             if not self.committed:
                 for d in self.created:

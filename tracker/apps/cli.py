@@ -524,7 +524,10 @@ _EXAMPLES = """\
   tracker source.path=clip.mp4 prompts.box=[100,80,260,240] prompts.frame=0
   tracker experiment=demo
   tracker dataset=davis dataset.root=data/davis model=toy
-  tracker -m source.path=a.mp4,b.mp4 prompts.path=p.yaml output_dir=runs/ab   (runs/ab/0, runs/ab/1)"""
+  tracker -m source.path=a.mp4,b.mp4 prompts.path=p.yaml output_dir=runs/ab   (runs/ab/0, runs/ab/1)
+  tracker source.path=rtsp://camera/stream prompts.path=p.yaml live.realtime=true   (online, until it ends)
+  tracker source.path=long.mp4 prompts.path=p.yaml output_dir=runs/long resume=true   (after a kill)
+  tracker-studio source.path=clip.mp4   (a page: click on objects, see masks, track, correct)"""
 
 
 def _help() -> str:
