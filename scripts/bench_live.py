@@ -36,24 +36,28 @@ sys.path.insert(0, str(ROOT))
 from tracker.experiments.demo import demo_sequence, write_demo_clip  # noqa: E402
 
 
-def mpegts(frames: int, width: int, height: int, fps: int) -> bytes:
+def mpegts(frames: int, width: int, height: int, fps: int) -> list[bytes]:
+    """The stream cut at frame boundaries: chunk i holds what the muxer wrote once frame i was encoded,
+    so the server sends each frame at its time, as a camera does."""
     buf = io.BytesIO()
     seq = demo_sequence(frames, width, height, 0)
-    with av.open(buf, "w", format="mpegts") as out:
+    cuts = []
+    with av.open(buf, "w", format="mpegts", options={"flush_packets": "1"}) as out:
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.options = {"crf": "23", "tune": "zerolatency", "g": str(fps)}
         for t in range(frames):
             for p in vs.encode(av.VideoFrame.from_ndarray(seq.frame(t)[0], format="rgb24")):
                 out.mux(p)
+            cuts.append(buf.tell())
         for p in vs.encode():
             out.mux(p)
-    return buf.getvalue()
+    data = buf.getvalue()
+    cuts[-1] = len(data)
+    return [data[a:b] for a, b in zip([0, *cuts[:-1]], cuts)]
 
 
-def serve(data: bytes, frames: int, fps: float) -> tuple[ThreadingHTTPServer, str]:
-    chunks = np.array_split(np.frombuffer(data, dtype=np.uint8), frames)
-
+def serve(chunks: list[bytes], fps: float) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -66,10 +70,10 @@ def serve(data: bytes, frames: int, fps: float) -> tuple[ThreadingHTTPServer, st
             self.end_headers()
             t0 = time.monotonic()
             try:
-                for i, c in enumerate(chunks):
-                    b = c.tobytes()
-                    self.wfile.write(f"{len(b):X}\r\n".encode() + b + b"\r\n")
-                    self.wfile.flush()
+                for i, b in enumerate(chunks):
+                    if b:
+                        self.wfile.write(f"{len(b):X}\r\n".encode() + b + b"\r\n")
+                        self.wfile.flush()
                     time.sleep(max(0.0, t0 + (i + 1) / fps - time.monotonic()))  # real-time pace
                 self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
@@ -119,7 +123,7 @@ def main() -> None:
     data = mpegts(n, w, h, fps)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         for realtime in (True, False):
-            server, url = serve(data, n, fps)
+            server, url = serve(data, fps)
             try:
                 run = tracker(
                     f"source.path={url}", f"output_dir={tmp}/live-{realtime}", f"live.realtime={realtime}", *prompt

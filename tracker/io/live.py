@@ -102,7 +102,9 @@ class LiveSource:
             if not container.streams.video:
                 raise SourceError(f"stream {self.path!r} has no video: give a stream with a picture")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO" if self.threads != 1 else "SLICE"
+            # Slice threads only: frame threading holds frames back (one per thread) and hands them out in
+            # bursts, which adds latency and, in real time, makes whole bursts get dropped.
+            stream.thread_type = "SLICE"
             rate = stream.average_rate or stream.guessed_rate
             self._fps = float(rate) if rate else None
             t0 = None
