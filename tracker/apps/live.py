@@ -82,6 +82,8 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
         raise PromptError(f"source.path {path!r} is a stream: read it with source=pyav (FFmpeg)")
     if cfg.get("dataset"):
         raise PromptError("dataset runs are file runs: drop mode=online")
+    if cfg.resume:
+        raise PromptError("resume=true continues a file run: an online run has nothing to resume; drop resume=true")
     spec = cli._spec_from_config(cfg)
     planned = [*cli._video_sinks(cfg), "run.json", "run.log", ".hydra"]
     inputs = [("prompts.path", cfg.prompts.path), ("model.checkpoint", cli._checkpoint(cfg))]

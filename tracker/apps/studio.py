@@ -35,6 +35,8 @@ def _check_studio(plain: dict[str, Any]) -> None:
         raise ConfigError(f"studio.host={host!r} is not a host: give an address such as 127.0.0.1")
     if plain.get("dataset"):
         raise ConfigError("tracker-studio works on one video: drop dataset=..., pass source.path=VIDEO")
+    if plain.get("resume") or plain.get("mode") == "online":
+        raise ConfigError("tracker-studio runs whole Tracks of a file: drop resume=true / mode=online")
     from ..io.live import stream_kind
 
     path = plain["source"]["path"]

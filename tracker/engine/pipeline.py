@@ -8,7 +8,7 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from ..io.sinks import Sink
@@ -89,6 +89,15 @@ class SinkWriter:
             raise self._error
 
 
+@contextmanager
+def _entered(sinks: Sequence[Sink]):
+    """Every sink entered (opened), and exited in reverse order however the run ends."""
+    with ExitStack() as stack:
+        for s in sinks:
+            stack.enter_context(s)
+        yield sinks
+
+
 def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -118,9 +127,7 @@ def run_pipeline(
     timings = Timings()
     t_start = time.perf_counter()
     n = source.info.num_frames
-    with ExitStack() as stack:
-        for s in sinks:
-            stack.enter_context(s)
+    with _entered(sinks) as sinks:
         writer = SinkWriter(sinks, queue_depth, timings)
         bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
         try:
@@ -192,9 +199,7 @@ def run_live_pipeline(
 
     timings, latency = Timings(), LatencyStats()
     t_start = time.perf_counter()
-    with ExitStack() as stack:
-        for s in sinks:
-            stack.enter_context(s)
+    with _entered(sinks) as sinks:
         writer = SinkWriter(sinks, queue_depth, timings)
         bar = tqdm(total=None, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking (live)")
         try:

@@ -311,9 +311,15 @@ class AnnotatedVideoSink(Sink):
                 if self._audio_in is not None:
                     self._write_audio()
         finally:
-            if self._audio_in is not None:
-                self._audio_in.close()
+            self._close_files()
+
+    def _close_files(self) -> None:
+        if self._audio_in is not None:
+            self._audio_in.close()
+            self._audio_in = None
+        if self._out is not None:
             self._out.close()
+            self._out = None
 
     def _join(self) -> None:
         """The segments' packets, as they are (no re-encoding), into one mp4 with the source's audio."""
@@ -336,10 +342,7 @@ class AnnotatedVideoSink(Sink):
             if self._audio_in is not None:
                 self._write_audio()
         finally:
-            if self._audio_in is not None:
-                self._audio_in.close()
-            self._out.close()
-            self._out = None
+            self._close_files()
 
 
 class PngMasksSink(Sink):
