@@ -37,6 +37,10 @@ _OLD = ".old"
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
+class ResumeRefused(ValueError):
+    """resume=true cannot continue from ``OUT/.resume/`` (other inputs, no checkpoint): it is kept."""
+
+
 class OutputError(ValueError):
     """The output folder cannot be used for this run."""
 
@@ -213,9 +217,9 @@ class OutputTransaction:
             if (self.staging / _JOURNAL).exists():
                 return  # a commit stopped half-way: its journal lets the next run into OUT finish it
             if self.resumable:
-                # Kept for resume=true only when a signal stopped the run after a checkpoint (a kill keeps it
-                # anyway); an error (bad input, full disk) would stop a resumed run again.
-                stopped = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+                # Kept for resume=true when a signal stopped the run after a checkpoint (a kill keeps it
+                # anyway) or a resume was refused; an error (bad input, full disk) would stop a resume again.
+                stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, ResumeRefused))
                 if not self.committed and stopped and (self.out / RESUME / "checkpoint.pt").is_file():
                     log.info("kept %s: resume=true continues this run", self.out / RESUME)
                     return

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ..io.prompts import TrackSpec
-from ..transaction import RESUME
+from ..transaction import RESUME, ResumeRefused
 
 VERSION = 1
 # Keys that do not change what a run writes: a resumed run may set them otherwise.
 _FREE = {"resume", "resume_every", "progress", "threads", "debug", "propagation.prefetch"}
 
 
-class ResumeError(ValueError):
-    """``resume=true`` cannot continue: no checkpoint, or one made for other inputs."""
+class ResumeError(ResumeRefused):
+    """``resume=true`` cannot continue: no checkpoint, or one made for other inputs (it is kept)."""
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
