@@ -306,6 +306,8 @@ class Propagator:
         all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
         stage, position = "prompts", 0
         if resume is not None:
+            if self.spool_path is None:
+                raise ValueError("resume needs the spool file the checkpointed run wrote: pass spool_path")
             stage, position = resume["stage"], resume["position"]
             self.groups = [_Group.from_state(g, self.model.device) for g in resume["groups"]]
             self.model.restore_memory_pos(resume["maskmem_pos"])
