@@ -132,7 +132,8 @@ class OutputTransaction:
         self.committed = False
         self._lock_fd: int | None = None
 
-    def __enter__(self) -> OutputTransaction:
+    def _lock(self) -> None:
+        """Make ``OUT`` if needed and take its lock; refused at once while another run holds it."""
         check_output_dir(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
@@ -146,6 +147,9 @@ class OutputTransaction:
                 ) from None
             raise
         self._lock_fd = fd
+
+    def __enter__(self) -> OutputTransaction:
+        self._lock()
         try:
             self._recover()
             if self.resumable and not self.resuming:
@@ -253,16 +257,17 @@ class LiveOutputs(OutputTransaction):
         self.staging = self.out  # path(name) is the final name
 
     def __enter__(self) -> LiveOutputs:
-        check_output_dir(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.staging = self.out / f"{_STAGING}{os.getpid()}"  # only for the lock and recovery below
-        super().__enter__()
-        _remove(self.staging)
-        self.staging = self.out
-        for name in sorted(set(committed_set(self.out)) | {n for n in self.planned if (self.out / n).exists()}):
-            if name != RESUME and not name.startswith(_STAGING):
-                _remove(self.out / name)
-        _fsync_write(self.out / MANIFEST, json.dumps({"files": [*self.planned, MANIFEST]}) + "\n")
+        self._lock()
+        try:
+            self._recover()
+            earlier = set(committed_set(self.out)) | {n for n in self.planned if (self.out / n).exists()}
+            for name in sorted(earlier):
+                if name != RESUME and not name.startswith(_STAGING):
+                    _remove(self.out / name)
+            _fsync_write(self.out / MANIFEST, json.dumps({"files": [*self.planned, MANIFEST]}) + "\n")
+        except BaseException:
+            self._unlock()
+            raise
         self.committed = True
         return self
 

@@ -76,9 +76,10 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
         check_camera(path)
     elif not path:
         raise PromptError("source.path is not set: pass source.path=URL, - (standard input), a FIFO or a video")
-    elif stream_kind(path) is None:
+    live = "device" if kind == "camera" else stream_kind(path)  # None: a file, read online
+    if live is None:
         check_source_path(path, kind)
-    elif kind != "pyav":
+    elif kind not in ("pyav", "camera"):
         raise PromptError(f"source.path {path!r} is a stream: read it with source=pyav (FFmpeg)")
     if cfg.get("dataset"):
         raise PromptError("dataset runs are file runs: drop mode=online")
@@ -87,7 +88,7 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
     spec = cli._spec_from_config(cfg)
     planned = [*cli._video_sinks(cfg), "run.json", "run.log", ".hydra"]
     inputs = [("prompts.path", cfg.prompts.path), ("model.checkpoint", cli._checkpoint(cfg))]
-    if stream_kind(path) in (None, "fifo"):
+    if live in (None, "fifo"):
         inputs.append(("source.path", path))
     if not isinstance(spec, list):
         inputs += [("prompts mask", f) for f in spec.mask_files]

@@ -396,6 +396,20 @@ class _TextSink(Sink):
         self._f.seek(position["bytes"])
 
 
+class _TrackTextSink(_TextSink):
+    """MOT and MOTS text: object classes from their labels, named in ``tracks_labels.txt`` beside it."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
+        super().__init__(target)
+        self.labels = labels or {}
+        self.classes = _classes(self.labels)
+
+    def close(self, ok: bool) -> None:
+        self._f.close()
+        if ok:
+            _write_class_names(self.target, self.classes)
+
+
 def _drop_frames_from(folder: Path, pattern: str, first: int) -> None:
     """Remove per-frame files ``<index>.<ext>`` with an index >= ``first`` (written after a checkpoint)."""
     for f in folder.glob(pattern):
@@ -442,17 +456,12 @@ class JsonlSink(_TextSink):
         self._f.close()
 
 
-class MotSink(_TextSink):
+class MotSink(_TrackTextSink):
     """``tracks.csv``: one MOTChallenge row per object whose mask is not empty,
     ``frame, id, x, y, w, h, score, class, visibility``: frames and pixel coordinates from 1 (the box of
     the mask, as MOTChallenge and motmetrics count), ``class`` the 1-based line of the object's label in
     ``tracks_labels.txt`` ("object" when it has none), ``visibility`` 1. These are the columns CVAT's MOT
     1.1 import reads (``gt/gt.txt`` + ``gt/labels.txt``); motmetrics reads the first seven."""
-
-    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
-        super().__init__(target)
-        self.labels = labels or {}
-        self.classes = _classes(self.labels)
 
     def open(self) -> None:
         self._f = open(self.partial, "w", newline="")
@@ -473,11 +482,6 @@ class MotSink(_TextSink):
             self._f.flush()
         self.frames_written += 1
 
-    def close(self, ok: bool) -> None:
-        self._f.close()
-        if ok:
-            _write_class_names(self.target, self.classes)
-
 
 def _write_class_names(beside: Path, classes: list[str]) -> None:
     """``tracks_labels.txt`` beside a MOT / MOTS file, in the same staged set: line k names class k."""
@@ -489,15 +493,10 @@ def _classes(labels: Mapping[int, str | None]) -> list[str]:
     return sorted({name or "object" for name in labels.values()} or {"object"})
 
 
-class MotsSink(_TextSink):
+class MotsSink(_TrackTextSink):
     """``tracks_mots.txt``: MOTSChallenge rows ``frame id class_id height width rle``, one per object whose
     mask is not empty: frames from 1, ``class_id`` the 1-based line of its label in ``tracks_labels.txt``
     order ("object" when unnamed), ``rle`` COCO's compressed RLE of the mask (pycocotools decodes it)."""
-
-    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
-        super().__init__(target)
-        self.labels = labels or {}
-        self.classes = _classes(self.labels)
 
     def open(self) -> None:
         self._f = open(self.partial, "w")
@@ -511,11 +510,6 @@ class MotsSink(_TextSink):
         if self.live:
             self._f.flush()
         self.frames_written += 1
-
-    def close(self, ok: bool) -> None:
-        self._f.close()
-        if ok:
-            _write_class_names(self.target, self.classes)
 
 
 class CocoSink(Sink):
