@@ -12,7 +12,7 @@ from PIL import Image
 from tracker.apps import cli
 from tracker.experiments.metrics import score_sequence, summarize
 from tracker.experiments.synthetic import write_dataset
-from tracker.io.detections import detection_prompts, link, read_coco, read_mot, read_yolo
+from tracker.io.detections import detection_plan, read_coco, read_mot, read_yolo
 from tracker.io.prompts import PromptError
 
 
@@ -49,13 +49,15 @@ def test_readers_agree_on_the_same_boxes(tmp_path):
     yolo.mkdir()
     (yolo / "frame_00000.txt").write_text("0 0.25 0.4 0.3 0.4\n")
     (yolo / "frame_00001.txt").write_text("0 0.26 0.4 0.3 0.4\n0 0.8 0.8 0.1 0.1\n")
-    spec = detection_prompts(read_yolo(yolo), 100, 100, normalised=True)
-    # linked by box IoU: the first box and its successor are one track; the small box starts another
-    assert [(p.object_id, p.frame_index) for p in spec.prompts] == [(1, 0), (2, 1)]
-    assert spec.prompts[0].box == pytest.approx((10, 20, 40, 60)) and spec.prompts[1].box == pytest.approx(
-        (75, 75, 85, 85)
-    )
-    assert len({d.track_id for d in link(read_yolo(yolo))}) == 2
+    plan = detection_plan(read_yolo(yolo), 100, 100, normalised=True)
+    # no ids: the first frame's box seeds object 1; later boxes are left to the engine to match to masks
+    assert [(p.object_id, p.frame_index) for p in plan.spec.prompts] == [(1, 0)]
+    assert plan.spec.prompts[0].box == pytest.approx((10, 20, 40, 60))
+    assert sorted(plan.unmatched) == [1] and plan.unmatched[1][1] == pytest.approx((75, 75, 85, 85))
+    # with ids: the first box seeds, later ones are the re-prompt boxes of that id
+    mot_plan = detection_plan(mot, 100, 100)
+    assert [p.object_id for p in mot_plan.spec.prompts] == [7, 9]
+    assert mot_plan.later == {2: {7: (12, 20, 42, 60)}} and not mot_plan.unmatched
 
 
 @pytest.mark.parametrize(

@@ -683,6 +683,22 @@ BAD_OVERRIDES = [
     ["prompts=detections", "prompts.format=xml", "prompts.path=FILE"],
     ["prompts=detections", "prompts.path=/nonexistent.txt"],
     ["prompts=detections", "prompts.path=FILE"],
+    ["prompts=detections", "prompts.format=yolo", "prompts.path=FILE"],
+    ["prompts=detections", "prompts.path=FILE", "prompts.reprompt_iou=2"],
+    ["prompts=detections", "prompts.path=FILE", "prompts.match_iou=0"],
+    ["prompts=auto", "prompts.frames=[12]"],
+    ["prompts=auto", "prompts.frames=[-1]"],
+    ["prompts=auto", "prompts.frames=abc"],
+    ["prompts=auto", "resume=true"],
+    ["discover.every=-1"],
+    ["discover.every=4", "resume=true"],
+    ["discover.new_iou=0"],
+    ["discover.max_covered=1.5"],
+    ["discover.confirm=abc"],
+    ["generator.nms=soft"],
+    ["generator.points_per_side=0"],
+    ["generator.min_area=0.5", "generator.max_area=0.1"],
+    ["generator.pred_iou_thresh=nan"],
 ]
 
 

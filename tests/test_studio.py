@@ -93,6 +93,7 @@ def test_every_endpoint_needs_the_token(env):
         ("GET", "/api/video"),
         ("GET", "/api/frames/0.jpg"),
         ("GET", "/api/objects"),
+        ("POST", "/api/frames/0/find"),
         ("PUT", "/api/objects/1"),
         ("DELETE", "/api/objects/1"),
         ("GET", "/api/objects/1/prompts/0"),
@@ -371,3 +372,43 @@ def test_closing_abandons_a_running_track(tmp_path):
     st = studio.job(job).status()
     assert st["state"] == "failed" and "cancelled" in st["error"] and st["frames_done"] < 120
     assert sorted(os.listdir(out)) == ["prompts.yaml"]  # nothing committed, no staging left
+
+
+GEN = ["generator.points_per_side=16", "generator.pred_iou_thresh=0.88", "generator.stability_score_thresh=0.9"]
+
+
+def test_find_objects_and_the_objects_a_track_found(clip, tmp_path):
+    """Find objects on a frame: a new object for what no object shows there, nothing twice; a Track with
+    discover.every lists the objects its run found under the run's ids (each with its first mask)."""
+    studio = _studio(clip, tmp_path / "out", *GEN, "generator.nms_iou=0.3", "discover.every=4", "discover.confirm=4")
+    client = TestClient(create_app(studio, TOKEN))
+    try:
+        assert client.post("/api/frames/0/find").status_code == 401
+        client.put("/api/objects/1/prompts/0", headers=AUTH, json={"points": _inside(1)})
+        r = client.post("/api/frames/0/find", headers=AUTH)
+        assert r.status_code == 200 and r.json()["frame"] == 0
+        new = r.json()["objects"]
+        assert new and min(new) == 2
+        masks = {
+            oid: decode_rle(client.get(f"/api/objects/{oid}/prompts/0", headers=AUTH).json()["mask"]) for oid in new
+        }
+        assert max(_iou(m, _gt(0) == 2) for m in masks.values()) > 0.7
+        assert all(_iou(m, _gt(0) == 1) < 0.1 for m in masks.values())  # object 1 is not found again
+        assert client.post("/api/frames/0/find", headers=AUTH).json()["objects"] == []
+        assert client.post(f"/api/frames/{N}/find", headers=AUTH).status_code == 422
+        listed = {o["id"]: o for o in client.get("/api/objects", headers=AUTH).json()["objects"]}
+        assert listed[new[0]]["prompts"] == [{"frame": 0, "points": [], "box": None, "mask": True}]
+
+        # Only object 1 given: the Track's run finds object 2 on frame 0 and the studio lists it as 2.
+        for oid in new:
+            client.delete(f"/api/objects/{oid}", headers=AUTH)
+        job = client.post("/api/track", headers=AUTH).json()["job"]
+        assert _wait(client, job)["state"] == "done"
+        run = yaml.safe_load((tmp_path / "out" / "run.json").read_text())
+        kept = [j for j in run["discovery"]["joined"] if j["kept"]]
+        assert kept and kept[0]["id"] == 2
+        listed = {o["id"]: o for o in client.get("/api/objects", headers=AUTH).json()["objects"]}
+        assert set(listed) == {1, *(j["id"] for j in kept)}
+        assert listed[2]["prompts"][0]["frame"] == kept[0]["frame"]
+    finally:
+        studio.close()

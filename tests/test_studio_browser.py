@@ -3,6 +3,7 @@ object and see its preview, box a second one, Track, scrub to the last frame and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -55,12 +56,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-@pytest.fixture()
-def studio_url(tmp_path):
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *args: str):
+    """The real ``tracker-studio`` command on the demo clip: yields (its URL, its output folder)."""
     clip = write_demo_clip(tmp_path / "demo.mp4", N, W, H, 0)
     exe = Path(sys.executable).with_name("tracker-studio")
     proc = subprocess.Popen(
-        [str(exe), "model=toy", f"source.path={clip}", f"output_dir={tmp_path / 'out'}"],
+        [str(exe), "model=toy", f"source.path={clip}", f"output_dir={tmp_path / 'out'}", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -73,6 +75,12 @@ def studio_url(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+@pytest.fixture()
+def studio_url(tmp_path):
+    with _serve(tmp_path) as served:
+        yield served
 
 
 def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
@@ -142,3 +150,28 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             browser.close()
     assert not errors, errors
     assert (out / "masks.jsonl").read_text().count("\n") == N and (out / "prompts.yaml").is_file()
+
+
+def test_find_objects_in_chromium(tmp_path):
+    """ "Find objects" on a page with no objects: the generator's masks become objects, listed and painted."""
+    from playwright.sync_api import sync_playwright
+
+    gen = ["generator.points_per_side=16", "generator.pred_iou_thresh=0.88", "generator.stability_score_thresh=0.9"]
+    errors: list[str] = []
+    with _serve(tmp_path, *gen) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            assert page.locator("#objects li").count() == 0
+            page.click("#find")
+            page.wait_for_function("document.getElementById('status').textContent.includes('found in')")
+            ids = [int(i) for i in page.eval_on_selector_all("#objects li", "els => els.map((e) => e.dataset.id)")]
+            assert len(ids) >= 2, page.text_content("#status")
+            for k in (1, 2):
+                assert max(_iou(_painted(page, oid), _gt(0) == k) for oid in ids) > 0.7, k
+        finally:
+            browser.close()
+    assert not errors, errors

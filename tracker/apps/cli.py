@@ -290,10 +290,12 @@ def _video_sinks(cfg: DictConfig) -> list[str]:
 
 def _spec_from_config(cfg: DictConfig):
     """The prompts of a video run (file or command line), validated before any frame is decoded."""
-    from ..io.prompts import MAX_OBJECT_ID, PromptError, load_prompts, quick_prompts
+    from ..io.prompts import MAX_OBJECT_ID, PromptError, TrackSpec, load_prompts, quick_prompts
 
     p = cfg.prompts
     max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
+    if p.kind == "auto":  # the generator finds the objects on prompts.frames while the run goes on
+        return TrackSpec(labels={}, prompts=())
     if p.kind == "detections":
         from ..io.detections import read_detections
 
@@ -315,6 +317,81 @@ def _spec_from_config(cfg: DictConfig):
         "nothing to track: pass prompts.path=FILE, or prompts.box=[x0,y0,x1,y1] / "
         "prompts.points=[[x,y,1]] with prompts.frame=N"
     )
+
+
+def discovers(cfg: DictConfig) -> bool:
+    """Whether objects may join or be re-prompted while the run goes on (no checkpoints then)."""
+    p = cfg.prompts
+    by_boxes = p.kind == "detections" and (p.reprompt_iou > 0 or p.format == "yolo")
+    return cfg.discover.every > 0 or p.kind == "auto" or by_boxes
+
+
+def plan_prompts(cfg: DictConfig, spec: Any, info) -> tuple[Any, dict, dict]:
+    """(the prompts spec, re-prompt boxes frame -> {id: box}, id-less boxes frame -> [box]) once the
+    video's size is known: detections are read into prompts here."""
+    from ..io.prompts import PromptError
+
+    n = info.num_frames
+    if cfg.prompts.kind == "auto" and n is not None:
+        late = [f for f in cfg.prompts.frames if f >= n]
+        if late:
+            raise PromptError(f"prompts.frames holds frame {late[0]}, the video has {n} frames: use 0..{n - 1}")
+    if not isinstance(spec, list):
+        return spec, {}, {}
+    from ..io.detections import detection_plan
+
+    p = cfg.prompts
+    max_id = 255 if cfg.sink.png else 2**31 - 1
+    plan = detection_plan(spec, info.width, info.height, p.min_score, max_id, normalised=p.format == "yolo")
+    return plan.spec, (plan.later if p.reprompt_iou > 0 else {}), plan.unmatched
+
+
+def make_discovery(cfg: DictConfig, model, info, spec, unmatched: dict):
+    """The run's :class:`tracker.discovery.Discovery`, or None when nothing joins mid-run."""
+    from ..discovery import Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
+
+    generates = cfg.discover.every > 0 or cfg.prompts.kind == "auto"
+    if not generates and not unmatched:
+        return None
+    d = cfg.discover
+    frames = list(cfg.prompts.frames) if cfg.prompts.kind == "auto" else []
+    settings = DiscoverySettings(
+        every=d.every,
+        frames=tuple(frames[1:]),
+        new_iou=d.new_iou,
+        max_covered=d.max_covered,
+        confirm=d.confirm,
+        match_iou=cfg.prompts.get("match_iou", 0.3),
+        max_objects=d.max_objects,
+    )
+    generator = None
+    if generates:
+        generator = MaskGenerator(model, GeneratorSettings(**OmegaConf.to_container(cfg.generator, resolve=True)))
+    return Discovery(
+        settings,
+        (info.height, info.width),
+        model.image_size // 4,
+        next_id=max(spec.object_ids, default=0) + 1,
+        generator=generator,
+        detections=unmatched,
+        seed_frame=frames[0] if frames else None,
+        max_id=255 if cfg.sink.png else 2**31 - 1,
+    )
+
+
+def discovery_record(spec, discovery, propagator) -> dict[str, Any]:
+    """run.json's objects (ids -> labels, joined ones included) and what joined, was dropped, re-prompted."""
+    objects = {str(k): v for k, v in spec.labels.items()}
+    out: dict[str, Any] = {"objects": objects}
+    if discovery is not None:
+        objects.update({str(j.object_id): None for j in discovery.joined if j.kept})
+        out["discovery"] = discovery.summary()
+    if propagator.reprompted:
+        per: dict[str, int] = {}
+        for r in propagator.reprompted:
+            per[str(r["id"])] = per.get(str(r["id"]), 0) + 1
+        out["reprompts"] = {"total": len(propagator.reprompted), "by_object": per}
+    return out
 
 
 def _make_sinks(cfg: DictConfig, tx: OutputTransaction, info, spec, audio_from: Path | None, shown_path: str):
@@ -398,9 +475,17 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
 
     # Resumable: a run over a file, with sinks that can continue (the studio's results and the demo's
     # score cannot); its staging and checkpoints live in OUT/.resume/.
-    resumable = cfg.resume_every > 0 and demo is None and not extra_sinks
+    resumable = cfg.resume_every > 0 and demo is None and not extra_sinks and not discovers(cfg)
     if cfg.resume and not resumable:
-        why = "resume_every=0" if cfg.resume_every <= 0 else "a demo run" if demo is not None else "this run"
+        why = (
+            "resume_every=0"
+            if cfg.resume_every <= 0
+            else "a demo run"
+            if demo is not None
+            else "a run whose objects join or are re-prompted as it goes"
+            if discovers(cfg)
+            else "this run"
+        )
         raise PromptError(f"resume=true: {why} keeps no checkpoints: drop resume=true")
     with (
         OutputTransaction(out, created, resumable=resumable, resuming=bool(cfg.resume)) as tx,
@@ -417,16 +502,12 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
         source = open_source(kind, path, **src_cfg)
         info = source.info
-        if isinstance(spec, list):  # detections: their boxes become prompts once the video's size is known
-            from ..io.detections import detection_prompts
-
-            p = cfg.prompts
-            max_id = 255 if cfg.sink.png else 2**31 - 1
-            spec = detection_prompts(spec, info.width, info.height, p.min_score, max_id, normalised=p.format == "yolo")
+        spec, reprompts, unmatched = plan_prompts(cfg, spec, info)
         shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
-        Propagator.check_prompts(spec.prompts, info, spec.object_ids)
+        Propagator.check_prompts(spec.prompts, info, spec.object_ids, allow_empty=discovers(cfg))
 
         model = model if model is not None else _build_model(cfg)
+        discovery = make_discovery(cfg, model, info, spec, unmatched)
         sinks, video_sink = _make_sinks(cfg, tx, info, spec, Path(path) if kind != "images" else None, shown_path)
         if score is not None:
             sinks.append(score)
@@ -454,10 +535,14 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             prefetch=cfg.propagation.prefetch,
             checkpoint_every=cfg.resume_every if resumable else 0,
             spool_path=str(store.spool) if store is not None else None,
+            discovery=discovery,
+            reprompts=reprompts,
+            reprompt_iou=cfg.prompts.get("reprompt_iou", 0.0),
         )
         log.info(
-            "tracking %d object(s) through %s (%dx%d, %s frames) on %s, %d thread(s)",
+            "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
             len(spec.object_ids),
+            " and those it finds" if discovery is not None else "",
             shown_path,
             info.width,
             info.height,
@@ -488,7 +573,7 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             started,
             threads=threads,
             source={"path": shown_path, "kind": kind, **vars(info)},
-            objects={str(k): v for k, v in spec.labels.items()},
+            **discovery_record(spec, discovery, propagator),
             outputs=sorted(str(x.target.name) for x in sinks),
             **({"audio": video_sink.audio} if video_sink is not None else {}),
             **({"demo_score": score.summary} if score is not None else {}),
@@ -524,6 +609,8 @@ _EXAMPLES = """\
   tracker source.path=clip.mp4 prompts.box=[100,80,260,240] prompts.frame=0
   tracker experiment=demo
   tracker dataset=davis dataset.root=data/davis model=toy
+  tracker source.path=clip.mp4 prompts=auto discover.every=4   (find the objects; new ones join every 4 frames)
+  tracker source.path=clip.mp4 prompts=detections prompts.path=gt.txt sink.mots=true   (MOT boxes -> MOTS masks)
   tracker -m source.path=a.mp4,b.mp4 prompts.path=p.yaml output_dir=runs/ab   (runs/ab/0, runs/ab/1)
   tracker source.path=rtsp://camera/stream prompts.path=p.yaml live.realtime=true   (online, until it ends)
   tracker source.path=long.mp4 prompts.path=p.yaml output_dir=runs/long resume=true   (after a kill)
@@ -547,6 +634,9 @@ def _help() -> str:
     def leaves(node: Any, prefix: str) -> None:
         for k, v in node.items():
             if k == "arch":
+                continue
+            if k == "generator" and not prefix:  # a dozen thresholds: named, not listed
+                lines.append("  generator.*: the automatic mask generator's grid and thresholds (run_common.yaml)")
                 continue
             if isinstance(v, dict):
                 leaves(v, f"{prefix}{k}.")

@@ -159,9 +159,21 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     choice(cfg, "sink.preset", X264_PRESETS)
     number(cfg, "sink.alpha", 0.0, 1.0)
     text_or_null(cfg, "prompts.path")
-    if choice(cfg, "prompts.kind", ("file", "detections")) == "detections":
+    discovery(cfg)
+    kind = choice(cfg, "prompts.kind", ("file", "detections", "auto"))
+    if kind == "auto":
+        frames = _get(cfg, "prompts.frames")
+        ok = isinstance(frames, list) and frames
+        if not ok or any(not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in frames):
+            raise ConfigError(
+                f"prompts.frames={_show(frames)} is not usable: give frame indices from 0 (e.g. prompts.frames=[0])"
+            )
+        return
+    if kind == "detections":
         choice(cfg, "prompts.format", ("mot", "coco", "yolo"))
         number(cfg, "prompts.min_score", -1e9, 1e9)
+        number(cfg, "prompts.reprompt_iou", 0.0, 1.0)
+        number(cfg, "prompts.match_iou", 0.0, 1.0, open_lo=True)
         return
     integer(cfg, "prompts.frame", 0, 2**31 - 1, example=0)
     # mask PNGs hold ids 0..255, 0 being the background
@@ -169,6 +181,30 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     label = _get(cfg, "prompts.label")
     if label is not None and not isinstance(label, (str, int, float)):
         raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")
+
+
+def discovery(cfg: Mapping[str, Any]) -> None:
+    """``discover.*`` and ``generator.*`` (tracker/discovery/)."""
+    integer(cfg, "discover.every", 0, 2**31 - 1, example=4)
+    number(cfg, "discover.new_iou", 0.0, 1.0, open_lo=True)
+    number(cfg, "discover.max_covered", 0.0, 1.0)
+    integer(cfg, "discover.confirm", 0, 10_000, example=15)
+    integer(cfg, "discover.max_objects", 1, 2**31 - 1, example=1000)
+    integer(cfg, "generator.points_per_side", 1, 1024, example=32)
+    integer(cfg, "generator.points_per_batch", 1, 65536, example=64)
+    integer(cfg, "generator.points_per_prompt", 1, 16, example=1)
+    number(cfg, "generator.cluster_radius", 0.0, 0.49)
+    for key in ("pred_iou_thresh", "stability_score_thresh", "min_area"):
+        number(cfg, f"generator.{key}", 0.0, 1.0)
+    number(cfg, "generator.stability_score_offset", 0.0, 1e6)
+    choice(cfg, "generator.nms", ("box", "mask"))
+    number(cfg, "generator.nms_iou", 0.0, 1.0, open_lo=True)
+    lo = number(cfg, "generator.min_area", 0.0, 1.0)
+    if number(cfg, "generator.max_area", 0.0, 1.0, open_lo=True) <= lo:
+        raise ConfigError(
+            f"generator.max_area={_get(cfg, 'generator.max_area')} is not above generator.min_area={lo}: raise it"
+        )
+    integer(cfg, "generator.max_masks", 1, 100_000, example=100)
 
 
 def dataset_run(cfg: Mapping[str, Any]) -> None:

@@ -30,6 +30,7 @@ class LiveStatus:
         self._last = 0.0
         self.timings = None
         self.latency = None
+        self.extra = dict  # what is known of the objects so far (those that joined)
 
     def record(self, state: str) -> dict[str, Any]:
         from ..engine.pipeline import peak_rss_mib
@@ -44,6 +45,7 @@ class LiveStatus:
             "frames_tracked": t["frames"],
             "frames_skipped": getattr(src, "skipped", 0),
             "latency_ms": self.latency.as_dict() if self.latency is not None else None,
+            **self.extra(),
             **{k: v for k, v in t.items() if k != "frames"},
             "peak_rss_mib": peak_rss_mib(),
         }
@@ -123,15 +125,14 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
         frames = stamped()
     try:
         if isinstance(spec, list):  # detections: boxes become prompts once the size is known
-            from ..io.detections import detection_prompts
-
-            p = cfg.prompts
-            max_id = 255 if cfg.sink.png else 2**31 - 1
-            spec = detection_prompts(spec, info.width, info.height, p.min_score, max_id, normalised=p.format == "yolo")
+            spec, reprompts, unmatched = cli.plan_prompts(cfg, spec, info)
             if isinstance(source, LiveSource):
                 source.keep = {q.frame_index for q in spec.prompts}
-        Propagator.check_prompts(spec.prompts, info, spec.object_ids)
+        else:
+            reprompts, unmatched = {}, {}
+        Propagator.check_prompts(spec.prompts, info, spec.object_ids, allow_empty=cli.discovers(cfg))
         model = model if model is not None else cli._build_model(cfg)
+        discovery = cli.make_discovery(cfg, model, info, spec, unmatched)
         with LiveOutputs(out, planned, created) as tx, cli._logged_to(tx.path("run.log")):
             cli._save_config(cfg, tx.staging)
             sinks, _ = cli._make_sinks(cfg, tx, info, spec, None, str(path))
@@ -163,7 +164,15 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
             # Real time: no decode-ahead queue inside the engine, or frames would wait there instead of being
             # dropped (measured: p50 latency 290 ms with the default queue of 8 at 720p).
             prefetch = 0 if cfg.live.realtime else cfg.propagation.prefetch
-            propagator = Propagator(model, prefetch=prefetch, backward=False)
+            propagator = Propagator(
+                model,
+                prefetch=prefetch,
+                backward=False,
+                discovery=discovery,
+                reprompts=reprompts,
+                reprompt_iou=cfg.prompts.get("reprompt_iou", 0.0),
+            )
+            status.extra = lambda: cli.discovery_record(spec, discovery, propagator)
             state = "interrupted"
             try:
                 timings, latency = run_live_pipeline(

@@ -101,7 +101,7 @@ def build_studio(cfg: DictConfig):
         path = str(write_demo_clip(out / "studio_demo.mp4", d.frames, d.width, d.height, d.seed))
     check_source_path(path, kind)
     p = cfg.prompts
-    given = bool(p.path) or p.box is not None or p.points is not None
+    given = p.kind != "auto" and (bool(p.path) or p.box is not None or p.points is not None)
     spec = cli._spec_from_config(cfg) if given else None
     inputs = [("source.path", path), ("prompts.path", p.path), ("model.checkpoint", cli._checkpoint(cfg))]
     if spec is not None and not isinstance(spec, list):
@@ -150,7 +150,9 @@ def build_studio(cfg: DictConfig):
         cfg.model.name,
         out,
     )
-    return Studio(
+    from ..discovery import GeneratorSettings, MaskGenerator
+
+    studio = Studio(
         model,
         FrameStore(source, jpeg_cache=s.frame_cache),
         out,
@@ -159,7 +161,14 @@ def build_studio(cfg: DictConfig):
         max_object_id=255 if cfg.sink.png else MAX_OBJECT_ID,
         feature_cache=s.feature_cache,
         command=lambda f: _command(cfg, str(path), out, f),
+        generator=MaskGenerator(model, GeneratorSettings(**OmegaConf.to_container(cfg.generator, resolve=True))),
+        new_iou=cfg.discover.new_iou,
+        max_covered=cfg.discover.max_covered,
     )
+    if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
+        for f in p.frames:
+            studio.find_objects(f)
+    return studio
 
 
 def serve(cfg: DictConfig) -> None:

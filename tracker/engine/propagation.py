@@ -21,7 +21,7 @@ import io
 import pickle
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -29,9 +29,13 @@ from typing import Any, Protocol
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..discovery.discover import to_grid
+from ..discovery.generator import box_iou_matrix
 from ..records import Frame, FrameMasks, Prompt, VideoInfo
 from ..threads import in_background
 from .masks import fill_holes, sigmoid, to_video_masks
+
+Box = tuple[float, float, float, float]
 
 # (frame_index, reverse, object_ids, low-res logits float32 [B, 1, S/4, S/4])
 StepHook = Callable[[int, bool, tuple[int, ...], "object"], None]
@@ -179,6 +183,8 @@ class Propagator:
     every SAM 2 output as it is computed, in compute order, with the low-res logits.
     """
 
+    max_prompt_frames = 8  # per object, up to the current frame, once re-prompts add prompt frames
+
     def __init__(
         self,
         model,
@@ -188,13 +194,30 @@ class Propagator:
         backward: bool = True,
         checkpoint_every: int = 0,
         spool_path: str | None = None,
+        discovery=None,
+        reprompts: Mapping[int, Mapping[int, Box]] | None = None,
+        reprompt_iou: float = 0.0,
     ) -> None:
         """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
         first prompt frame (empty masks there), so no backward pass is run.
 
         ``checkpoint_every`` > 0: ``run`` also yields a :class:`Checkpoint` about every that many frames
         of each pass; ``spool_path`` then keeps the results waiting for their frame in a file that
-        outlives the process (``OUT/.resume/``)."""
+        outlives the process (``OUT/.resume/``).
+
+        ``discovery`` (a :class:`tracker.discovery.Discovery`): objects join while the run goes on, from
+        the frame they are found on (forward only); frames are held back until the objects that joined
+        on them are kept or dropped (at most ``confirm`` frames). ``reprompts``: frame -> {object id:
+        box in video pixels} from a box tracker: on such a frame, an object whose mask's box has an IoU
+        below ``reprompt_iou`` with its box is prompted there with the box (forward sweep only).
+        Neither can be checkpointed."""
+        if (discovery is not None or reprompts) and checkpoint_every > 0:
+            raise ValueError("a run that discovers or re-prompts objects keeps no checkpoints: resume_every=0")
+        self.discovery = discovery
+        self.reprompts = {int(t): dict(v) for t, v in (reprompts or {}).items()}
+        self.reprompt_iou = float(reprompt_iou)
+        self._joined_at: dict[int, int] = {}  # object id -> frame it joined on (discovered objects)
+        self.reprompted: list[dict[str, int]] = []
         self.checkpoint_every = int(checkpoint_every)
         self.spool_path = spool_path
         self.model = model
@@ -210,9 +233,12 @@ class Propagator:
 
     # ---- set-up -----------------------------------------------------------------------------
     @staticmethod
-    def check_prompts(prompts: Sequence[Prompt], info: VideoInfo, object_ids: Sequence[int] | None = None):
-        """Validate every prompt against the video before any frame is processed."""
-        if not prompts:
+    def check_prompts(
+        prompts: Sequence[Prompt], info: VideoInfo, object_ids: Sequence[int] | None = None, allow_empty: bool = False
+    ):
+        """Validate every prompt against the video before any frame is processed. ``allow_empty``: the run
+        finds its objects itself (discovery)."""
+        if not prompts and not allow_empty:
             raise ValueError("no prompts: give at least one object with a point, box or mask")
         known = set(object_ids) if object_ids is not None else None
         seen: set[tuple[int, int]] = set()
@@ -298,12 +324,11 @@ class Propagator:
         info = source.info
         if info.num_frames is None:
             raise ValueError("the source does not know its frame count: it is needed for the backward pass")
-        self.check_prompts(prompts, info, object_ids)
+        self.check_prompts(prompts, info, object_ids, allow_empty=self.discovery is not None)
         self._num_frames = n = info.num_frames
         self._max_ptrs = min(n, self.model.max_obj_ptrs)
         self._video_size = (info.height, info.width)
         self._make_groups(prompts)
-        all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
         stage, position = "prompts", 0
         if resume is not None:
             if self.spool_path is None:
@@ -315,6 +340,9 @@ class Propagator:
         else:
             spool = MaskSpool(self.spool_path)
         self._since = 0
+        yield from self._held(self._passes(source, prompts, spool, stage, position))
+
+    def _passes(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool, stage: str, position: int):
         try:
             if stage == "prompts":
                 self._encode_prompt_frames(source, prompts, spool)
@@ -326,7 +354,7 @@ class Propagator:
             if self.backward and stage == "backward":
                 yield from self._backward(source, spool, position)
                 stage, position = "forward", 0
-            yield from self._forward(source, spool, all_ids, position if stage == "forward" else 0)
+            yield from self._forward(source, spool, position if stage == "forward" else 0)
         finally:
             spool.close()
 
@@ -360,47 +388,49 @@ class Propagator:
         to keep up in real time), except prompt frames, which must come. ``info``: size (and frame
         count if known) to check the prompts against; else the first frame's size.
         """
-        from .sam import MemoryEntry
-
         it = iter(frames)
         first = next(it, None)
         if first is None:
             return
         h, w = first.rgb.shape[:2]
         info = info or VideoInfo(width=w, height=h, fps=None, num_frames=None)
-        self.check_prompts(prompts, info, object_ids)
+        self.check_prompts(prompts, info, object_ids, allow_empty=self.discovery is not None)
         self._num_frames = 2**31 - 1  # SAM 2 reads it only to skip pointers past the end
         self._max_ptrs = self.model.max_obj_ptrs
         self._video_size = (h, w)
         self._make_groups(prompts)
-        all_ids = tuple(sorted(oid for g in self.groups for oid in g.object_ids))
-        by_frame: dict[int, list[Prompt]] = {}
-        for p in prompts:
-            by_frame.setdefault(p.frame_index, []).append(p)
-        empty = np.zeros(self._video_size, dtype=bool)
 
         def chained() -> Iterator[Frame]:
             yield first
             yield from it
 
-        def needed(t: int) -> bool:
-            return t in by_frame or any(g.first <= t for g in self.groups)
+        yield from self._held(self._online(chained(), prompts))
 
-        for frame, feats in self._with_features(chained(), needed):
+    def _online(self, frames: Iterator[Frame], prompts: Sequence[Prompt]):
+        from .sam import MemoryEntry
+
+        by_frame: dict[int, list[Prompt]] = {}
+        for p in prompts:
+            by_frame.setdefault(p.frame_index, []).append(p)
+
+        def needed(t: int) -> bool:
+            return t in by_frame or any(g.first <= t for g in self.groups) or self._discovers(t)
+
+        for frame, feats in self._with_features(frames, needed):
             t = frame.index
             if frame.rgb.shape[:2] != self._video_size:
+                h, w = self._video_size
                 raise ValueError(
                     f"frame {t} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, the stream started at "
                     f"{w}x{h}: a stream must keep one size"
                 )
-            results: dict[int, tuple[np.ndarray, float]] = {}
             entries = {}
             for p in by_frame.pop(t, []):
                 pts, labels = points_and_labels(p)
                 entries[p.object_id] = self.model.encode_prompt(feats, t, self._video_size, pts, labels, p.mask)
-            for g in self.groups:
+            live = []
+            for g in list(self.groups):
                 if t < g.first:
-                    results.update({oid: (empty, 0.0) for oid in g.object_ids})
                     continue
                 if t in g.prompt_frames:
                     e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
@@ -409,25 +439,140 @@ class Propagator:
                     g.cond[t] = e
                 else:
                     low_res, score = self._step(g, feats, t, False, None)
-                low, sc = self._emit(t, False, g, low_res, score, None)
-                masks, probs = self._finish(low, sc)
-                for i, oid in enumerate(g.object_ids):
-                    results[oid] = (masks[i], float(probs[i]))
-            yield (
-                frame,
-                FrameMasks(
-                    frame_index=t,
-                    object_ids=all_ids,
-                    masks=np.stack([results[oid][0] for oid in all_ids]),
-                    scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
-                ),
-            )
+                live.append((g, *self._emit(t, False, g, low_res, score, None)))
+            live = self._after_tracking(t, feats, live, {})
+            yield frame, self._frame_masks(t, self._ids_at(t, live, empty_before_first=True), {}, live)
         if by_frame:
             missing = sorted(by_frame)
             raise SourceTruncatedError(
                 f"the stream ended before prompt frame {missing[0]}: prompt frames count from the first frame "
                 "received; prompt an earlier frame"
             )
+
+    # ---- objects joining, re-prompts, holding frames back -----------------------------------------
+    def _discovers(self, t: int) -> bool:
+        # Asked ahead, in the decode thread: with discovery, objects may have joined by then.
+        return self.discovery is not None or t in self.reprompts
+
+    def _after_tracking(self, t: int, feats, live: list, spooled: dict) -> list:
+        """Re-prompts, new objects and confirmation on frame t, once every live group has its result.
+        ``live``: [(group, low-res logits [B, h, w], score logits [B])]; returns it updated."""
+        if feats is None:
+            return live
+        if t in self.reprompts:
+            live = self._reprompt(t, feats, live, self.reprompts.pop(t))
+        d = self.discovery
+        if d is None:
+            return live
+        if d.wants(t):
+            grid = self.model.image_size // 4
+            tracked = [low[i] > 0 for _, low, _ in live for i in range(len(low))]
+            tracked += [to_grid(m, grid) for m, _ in spooled.values()]
+            stack = np.stack(tracked) if tracked else np.zeros((0, grid, grid), dtype=bool)
+            for p in d.admit(t, feats, stack):
+                e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(p), p.mask)
+                g = _Group((p.object_id,), (t,))
+                low_res, score = e.low_res, e.score
+                e.low_res = None
+                g.cond[t] = e
+                self._joined_at[p.object_id] = t
+                self.groups.append(g)
+                live.append((g, *self._emit(t, False, g, low_res, score, None)))
+        pending = d.pending()
+        if pending:
+            for g, low, sc in live:
+                for i, oid in enumerate(g.object_ids):
+                    if oid in pending and not d.observe(t, oid, bool(sc[i] > 0 and (low[i] > 0).any())):
+                        self.groups = [x for x in self.groups if x is not g]
+        return live
+
+    def _reprompt(self, t: int, feats, live: list, boxes: Mapping[int, Box]) -> list:
+        """Prompt on frame t, with its box, every object whose tracked mask has drifted off it."""
+        h, w = self._video_size
+        grid = self.model.image_size // 4
+        scale = np.array([w, h, w, h], dtype=np.float64) / grid
+        out = []
+        for g, low, sc in live:
+            drifted = []
+            for i, oid in enumerate(g.object_ids):
+                if oid not in boxes or t in g.prompt_frames or t <= g.warm_end:
+                    continue
+                ys, xs = np.nonzero(low[i] > 0)
+                mask_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
+                iou = box_iou_matrix(np.array([boxes[oid]]), np.array([mask_box]) * scale)[0, 0]
+                if iou < self.reprompt_iou:
+                    drifted.append(i)
+            if not drifted:
+                out.append((g, low, sc))
+                continue
+            keep = [i for i in range(len(g.object_ids)) if i not in drifted]
+            groups = []
+            if keep:
+                groups.append(self._split(g, keep))
+                out.append((groups[0], low[keep], sc[keep]))
+            for i in drifted:
+                oid = g.object_ids[i]
+                ng = self._split(g, [i])
+                ng.fwd.pop(t, None)  # frame t becomes one of its prompt frames
+                box_prompt = Prompt(oid, t, box=boxes[oid])
+                e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(box_prompt), None)
+                low_res, score = e.low_res, e.score
+                e.low_res = None
+                ng.cond[t] = e
+                ng.prompt_frames = tuple(sorted({*ng.prompt_frames, t}))
+                # Bounded state: SAM 2 attends to every prompt frame, so a track re-prompted often keeps
+                # only its latest ones.
+                while len([f for f in ng.prompt_frames if f <= t]) > self.max_prompt_frames:
+                    oldest = ng.prompt_frames[0]
+                    ng.cond.pop(oldest, None)
+                    ng.prompt_frames = ng.prompt_frames[1:]
+                self.reprompted.append({"id": oid, "frame": t})
+                groups.append(ng)
+                out.append((ng, *self._emit(t, False, ng, low_res, score, None)))
+            self.groups = [x for x in self.groups if x is not g] + groups
+        return out
+
+    @staticmethod
+    def _split(g: _Group, rows: list[int]) -> _Group:
+        """The objects ``rows`` of group g as a group of their own, with their slices of its memory."""
+        from .sam import MemoryEntry
+
+        def part(e: MemoryEntry) -> MemoryEntry:
+            return MemoryEntry(
+                maskmem=None if e.maskmem is None else e.maskmem[rows],
+                obj_ptr=e.obj_ptr[rows],
+                low_res=None if e.low_res is None else e.low_res[rows],
+                score=e.score[rows],
+            )
+
+        ng = _Group(tuple(g.object_ids[i] for i in rows), g.prompt_frames, warm_end=g.warm_end)
+        for k in ("cond", "fwd", "bwd"):
+            getattr(ng, k).update({f: part(e) for f, e in getattr(g, k).items()})
+        return ng
+
+    def _held(self, items: Iterator) -> Iterator:
+        """Frames (and checkpoints) in order; with discovery, each frame only once every object that
+        joined on or before it is kept or dropped, without the dropped ones."""
+        d = self.discovery
+        if d is None:
+            yield from items
+            return
+        held: deque[tuple[Frame, FrameMasks]] = deque()
+
+        def release(frame: Frame, fm: FrameMasks) -> tuple[Frame, FrameMasks]:
+            keep = [i for i, oid in enumerate(fm.object_ids) if oid not in d.dropped]
+            if len(keep) == len(fm.object_ids):
+                return frame, fm
+            ids = tuple(fm.object_ids[i] for i in keep)
+            return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep])
+
+        for item in items:
+            held.append(item)
+            while held and d.decided(held[0][0].index):
+                yield release(*held.popleft())
+        d.finish()
+        while held:
+            yield release(*held.popleft())
 
     def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
         """Hand a result to the hook; return it as NumPy (low-res logits [B, h, w], score logits [B]).
@@ -446,24 +591,36 @@ class Propagator:
         low = fill_holes(low, self.model.fill_hole_area)
         return to_video_masks(low, self._video_size), sigmoid(score)
 
-    def _frame_masks(self, t: int, all_ids: tuple[int, ...], spooled: dict, live: list) -> FrameMasks:
+    def _ids_at(self, t: int, live: list, empty_before_first: bool = False) -> tuple[tuple[int, ...], list[int]]:
+        """(ids of the objects that exist on frame t, those of them not prompted yet, whose masks are
+        empty there). Objects that joined after t are left out; with ``empty_before_first`` false,
+        objects prompted later got frame t from the backward pass."""
+        ids = {oid for g in self.groups for oid in g.object_ids if self._joined_at.get(oid, -1) <= t}
+        all_ids = tuple(sorted(ids | {oid for g, _, _ in live for oid in g.object_ids}))
+        empty: list[int] = []
+        if empty_before_first or not self.backward:
+            empty = [oid for g in self.groups if t < g.first for oid in g.object_ids]
+        return all_ids, empty
+
+    def _frame_masks(self, t: int, ids: tuple[tuple[int, ...], list[int]], spooled: dict, live: list) -> FrameMasks:
+        """Frame t's masks: ``ids`` from :meth:`_ids_at`; ``spooled`` id -> (mask, probability); ``live``
+        [(group, low-res logits, score logits)], finished here (in a worker thread)."""
+        all_ids, empty_ids = ids
         results = dict(spooled)
-        if not self.backward:
-            empty = np.zeros(self._video_size, dtype=bool)
-            for g in self.groups:
-                if t < g.first:
-                    results.update({oid: (empty, 0.0) for oid in g.object_ids})
-        for ids, low, sc in live:
+        empty = np.zeros(self._video_size, dtype=bool)
+        results.update({oid: (empty, 0.0) for oid in empty_ids})
+        for g, low, sc in live:
             masks, probs = self._finish(low, sc)
-            for i, oid in enumerate(ids):
+            for i, oid in enumerate(g.object_ids):
                 results[oid] = (masks[i], float(probs[i]))
         missing = [oid for oid in all_ids if oid not in results]
         if missing:
             raise RuntimeError(f"frame {t}: no result for objects {missing} (internal scheduling error)")
+        h, w = self._video_size
         return FrameMasks(
             frame_index=t,
             object_ids=all_ids,
-            masks=np.stack([results[oid][0] for oid in all_ids]),
+            masks=np.stack([results[oid][0] for oid in all_ids]) if all_ids else np.zeros((0, h, w), dtype=bool),
             scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
         )
 
@@ -580,14 +737,18 @@ class Propagator:
         """Groups that the final forward sweep must track on frame t (the others come from the spool)."""
         return [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
 
-    def _forward(self, source: FrameSource, spool: MaskSpool, all_ids: tuple[int, ...], start: int = 0):
+    def _forward(self, source: FrameSource, spool: MaskSpool, start: int = 0):
         # Turning logits into video-size masks is NumPy/OpenCV work: one worker thread does it, in
         # order, at most `prefetch` frames behind the model, so SAM 2 never waits for it.
         pending: deque[tuple[Frame, Future]] = deque()
         depth = max(1, self.prefetch)
         count = start
+
+        def needed(t: int) -> bool:
+            return bool(self._live(t)) or self._discovers(t)
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-masks") as pool:
-            for frame, feats in self._with_features(source.frames(start, None), lambda t: bool(self._live(t))):
+            for frame, feats in self._with_features(source.frames(start, None), needed):
                 t = frame.index
                 if self.checkpoint_every > 0 and self._since >= self.checkpoint_every:
                     # Everything before t is emitted first: the checkpoint is a clean cut.
@@ -600,9 +761,10 @@ class Propagator:
                 live = []
                 for g in self._live(t):
                     low_res, score = self._step(g, feats, t, False, None)
-                    low, sc = self._emit(t, False, g, low_res, score, None)
-                    live.append((g.object_ids, low, sc))
-                pending.append((frame, pool.submit(self._frame_masks, t, all_ids, spool.pop(t), live)))
+                    live.append((g, *self._emit(t, False, g, low_res, score, None)))
+                spooled = spool.pop(t)
+                live = self._after_tracking(t, feats, live, spooled)
+                pending.append((frame, pool.submit(self._frame_masks, t, self._ids_at(t, live), spooled, live)))
                 while len(pending) > depth or (pending and pending[0][1].done()):
                     f, fut = pending.popleft()
                     yield f, fut.result()

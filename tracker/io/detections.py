@@ -6,9 +6,10 @@
     yolo  a folder of YOLO txt files, one per frame in the order of the numbers in their names:
           ``class cx cy w h`` normalised to 0..1, no ids
 
-Each track's first box seeds an object with the track's id on that frame (a box prompt). Detections
-without ids (yolo) are linked into tracks first: a box continues the track whose last box, at most
-``max_gap`` frames earlier, overlaps it most (box IoU above ``link_iou``); otherwise it starts a track.
+Each track's first box seeds an object with the track's id on that frame (a box prompt); its later
+boxes re-prompt the object where its mask drifts off them. Detections without ids (yolo): the boxes of
+the first frame that has any seed objects 1, 2, ...; later boxes are matched to the tracked masks by
+the engine (tracker/discovery/discover.py) and those matching none start new objects.
 """
 
 from __future__ import annotations
@@ -141,27 +142,58 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def link(detections: list[Detection], link_iou: float = 0.3, max_gap: int = 2) -> list[Detection]:
-    """Give id-less detections track ids (1, 2, ...): greedy box-IoU linking, frame by frame."""
-    tracks: dict[int, Detection] = {}  # id -> last detection
-    out = []
-    for frame in sorted({d.frame for d in detections}):
-        here = sorted((d for d in detections if d.frame == frame), key=lambda d: -d.score)
-        taken: set[int] = set()
-        for d in here:
-            best, best_iou = None, link_iou
-            for tid, last in tracks.items():
-                if tid in taken or frame - last.frame > max_gap:
-                    continue
-                iou = box_iou(last.box, d.box)
-                if iou > best_iou:
-                    best, best_iou = tid, iou
-            tid = best if best is not None else len(tracks) + 1
-            taken.add(tid)
-            d = Detection(d.frame, d.box, tid, d.score)
-            tracks[tid] = d
-            out.append(d)
-    return out
+@dataclass(frozen=True)
+class DetectionPlan:
+    """What a run does with detections: ``spec`` seeds objects (a box prompt per track on its first
+    frame; without ids, the boxes of the first frame that has any, ids 1, 2, ...); ``later``: frame ->
+    {track id: box}, the tracks' later boxes (they re-prompt drifting masks); ``unmatched``: frame ->
+    boxes without ids after the first frame (they join as new objects where no tracked mask matches)."""
+
+    spec: TrackSpec
+    later: dict[int, dict[int, Box]]
+    unmatched: dict[int, list[Box]]
+
+
+def detection_plan(
+    detections: list[Detection],
+    width: int,
+    height: int,
+    min_score: float = 0.0,
+    max_id: int = MAX_OBJECT_ID,
+    normalised: bool = False,
+) -> DetectionPlan:
+    """Boxes clipped to the frame (empty ones skipped) and sorted into seeds, later boxes and id-less
+    boxes. ``normalised``: boxes are in 0..1 (YOLO) and are scaled to the video first."""
+    sx, sy = (width, height) if normalised else (1, 1)
+    clipped: list[Detection] = []
+    for d in sorted((d for d in detections if d.score >= min_score), key=lambda d: (d.frame, -d.score)):
+        x0, y0 = max(0.0, d.box[0] * sx), max(0.0, d.box[1] * sy)
+        x1, y1 = min(float(width), d.box[2] * sx), min(float(height), d.box[3] * sy)
+        if x1 - x0 >= 1 and y1 - y0 >= 1:
+            clipped.append(Detection(d.frame, (x0, y0, x1, y1), d.track_id, d.score))
+    if not clipped:
+        raise PromptError("the detections hold no box inside the video (check the format and prompts.min_score)")
+    first: dict[int, Detection] = {}
+    later: dict[int, dict[int, Box]] = {}
+    unmatched: dict[int, list[Box]] = {}
+    seed_frame = min(d.frame for d in clipped if d.track_id is None) if any(d.track_id is None for d in clipped) else -1
+    next_id = max((d.track_id for d in clipped if d.track_id is not None), default=0) + 1
+    for d in clipped:
+        if d.track_id is None and d.frame == seed_frame:
+            first[next_id] = Detection(d.frame, d.box, next_id, d.score)
+            next_id += 1
+        elif d.track_id is None:
+            unmatched.setdefault(d.frame, []).append(d.box)
+        elif d.track_id not in first:
+            first[d.track_id] = d
+        else:
+            later.setdefault(d.frame, {})[d.track_id] = d.box
+    bad = [t for t in first if not 1 <= t <= max_id]
+    if bad:
+        hint = " (mask PNGs hold 0..255: turn sink.png off for larger ids)" if max_id == 255 else ""
+        raise PromptError(f"track id {bad[0]} is outside 1..{max_id}{hint}")
+    prompts = tuple(Prompt(t, d.frame, box=d.box) for t, d in sorted(first.items()))
+    return DetectionPlan(TrackSpec(labels={t: None for t in first}, prompts=prompts), later, unmatched)
 
 
 def detection_prompts(
@@ -172,36 +204,8 @@ def detection_prompts(
     max_id: int = MAX_OBJECT_ID,
     normalised: bool = False,
 ) -> TrackSpec:
-    """A box prompt per track on its first frame (boxes clipped to the frame; empty ones skipped).
-    ``normalised``: boxes are in 0..1 (YOLO) and are scaled to the video first."""
-    dets = [d for d in detections if d.score >= min_score]
-    if normalised:
-        sx, sy = width, height
-        dets = [
-            Detection(d.frame, (d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy), d.track_id, d.score)
-            for d in dets
-        ]
-    if any(d.track_id is None for d in dets):
-        dets = link(dets)
-    first: dict[int, Detection] = {}
-    for d in sorted(dets, key=lambda d: d.frame):
-        x0, y0, x1, y1 = (
-            max(0.0, d.box[0]),
-            max(0.0, d.box[1]),
-            min(float(width), d.box[2]),
-            min(float(height), d.box[3]),
-        )
-        if x1 - x0 < 1 or y1 - y0 < 1 or d.track_id in first:
-            continue
-        first[d.track_id] = Detection(d.frame, (x0, y0, x1, y1), d.track_id, d.score)  # type: ignore[index]
-    if not first:
-        raise PromptError("the detections hold no box inside the video (check the format and prompts.min_score)")
-    bad = [t for t in first if not 1 <= t <= max_id]
-    if bad:
-        hint = " (mask PNGs hold 0..255: turn sink.png off for larger ids)" if max_id == 255 else ""
-        raise PromptError(f"track id {bad[0]} is outside 1..{max_id}{hint}")
-    prompts = tuple(Prompt(t, d.frame, box=d.box) for t, d in sorted(first.items()))
-    return TrackSpec(labels={t: None for t in first}, prompts=prompts)
+    """The seeds of :func:`detection_plan` alone (the studio starts from them)."""
+    return detection_plan(detections, width, height, min_score, max_id, normalised).spec
 
 
 def read_detections(path: str | Path, fmt: str) -> list[Detection]:

@@ -476,7 +476,7 @@ class MotSink(_TrackTextSink):
             box = mask_bbox(m)
             if box is not None:
                 x, y, w, h = box
-                cls = self.classes.index(self.labels.get(oid) or "object") + 1
+                cls = _class_index(self.classes, self.labels, oid) + 1
                 self._w.writerow([frame.index + 1, oid, x + 1, y + 1, w, h, f"{float(s):.4f}", cls, 1])
         if self.live:
             self._f.flush()
@@ -493,6 +493,15 @@ def _classes(labels: Mapping[int, str | None]) -> list[str]:
     return sorted({name or "object" for name in labels.values()} or {"object"})
 
 
+def _class_index(classes: list[str], labels: Mapping[int, str | None], object_id: int) -> int:
+    """The 0-based class of an object. One that joined mid-run may bring "object" with it: it is added
+    at the end, so the classes already written keep their numbers."""
+    name = labels.get(object_id) or "object"
+    if name not in classes:
+        classes.append(name)
+    return classes.index(name)
+
+
 class MotsSink(_TrackTextSink):
     """``tracks_mots.txt``: MOTSChallenge rows ``frame id class_id height width rle``, one per object whose
     mask is not empty: frames from 1, ``class_id`` the 1-based line of its label in ``tracks_labels.txt``
@@ -505,7 +514,7 @@ class MotsSink(_TrackTextSink):
         h, w = masks.masks.shape[1:]
         for oid, m in zip(masks.object_ids, masks.masks):
             if m.any():
-                cls = self.classes.index(self.labels.get(oid) or "object") + 1
+                cls = _class_index(self.classes, self.labels, oid) + 1
                 self._f.write(f"{frame.index + 1} {oid} {cls} {h} {w} {encode_rle(m)['counts']}\n")
         if self.live:
             self._f.flush()
@@ -567,7 +576,7 @@ class CocoSink(Sink):
                 "image_id": image_id,
                 "video_id": 1,
                 "track_id": oid,
-                "category_id": self.classes.index(self.labels.get(oid) or "object") + 1,
+                "category_id": _class_index(self.classes, self.labels, oid) + 1,
                 "segmentation": encode_rle(m),
                 "bbox": [float(v) for v in box],
                 "area": int(m.sum()),
@@ -642,7 +651,7 @@ class YoloSink(Sink):
             poly = mask_polygon(m)
             if poly is None:
                 continue
-            cls = self.classes.index(self.labels.get(oid) or "object")
+            cls = _class_index(self.classes, self.labels, oid)
             coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
             lines.append(f"{cls} {coords}")
         (self.partial / "labels" / f"{frame.index:05d}.txt").write_text("".join(x + "\n" for x in lines))

@@ -167,6 +167,10 @@ def create_app(studio: Studio, token: str, max_body: int = 256 * 1024) -> ASGIAp
         # A frame never changes while the studio runs: the browser may keep it.
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.post("/api/frames/{i}/find")
+    def find(i: int) -> dict[str, Any]:
+        return studio.find_objects(i)
+
     @app.get("/api/objects")
     def objects() -> dict[str, Any]:
         return {"objects": studio.list_objects()}

@@ -80,6 +80,7 @@ class TrackResults:
         self._lock = threading.Lock()
         self._cancelled = cancelled
         self.frames_done = 0
+        self.object_ids: set[int] = set()
 
     def __enter__(self) -> TrackResults:
         return self
@@ -94,6 +95,7 @@ class TrackResults:
             {"id": int(oid), "mask": encode_rle(m), "score": round(float(s), 5) if math.isfinite(s) else None}
             for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores)
         ]
+        self.object_ids.update(int(oid) for oid in masks.object_ids)
         blob = json.dumps({"frame": frame.index, "objects": objects}).encode()
         with self._lock:
             self._file.seek(0, os.SEEK_END)
@@ -159,7 +161,13 @@ class Studio:
         max_object_id: int = 2**31 - 1,
         feature_cache: int = 8,
         command: Callable[[Path], str] | None = None,
+        generator=None,
+        new_iou: float = 0.1,
+        max_covered: float = 0.5,
     ) -> None:
+        """``generator`` (a :class:`tracker.discovery.MaskGenerator`): "Find objects" on a frame; a mask
+        is new there by ``new_iou`` and ``max_covered``, as in a run's discovery."""
+        self.generator, self.new_iou, self.max_covered = generator, float(new_iou), float(max_covered)
         self.model = model
         self.frames = frames
         self.info = frames.info
@@ -294,6 +302,48 @@ class Studio:
         mask = done[-1].results.mask_of(object_id, frame)
         return mask if mask is not None and mask.any() else None
 
+    def _mask_on(self, object_id: int, frame: int) -> np.ndarray | None:
+        """What the page shows of an object on ``frame``: its prompt's preview there, else its tracked mask."""
+        with self._lock:
+            obj = self.objects.get(object_id)
+            has_prompt = obj is not None and frame in obj.prompts
+        if has_prompt:
+            return decode_rle(self.get_prompt(object_id, frame)["mask"])
+        return self._tracked_mask(object_id, frame)
+
+    def _next_id(self) -> int:
+        done = [j for j in self.jobs.values() if j.state == "done"]
+        tracked = done[-1].results.object_ids if done else set()
+        return max([*self.objects, *tracked], default=0) + 1
+
+    def find_objects(self, frame: int) -> dict[str, Any]:
+        """Run the automatic mask generator on ``frame``: each mask that overlaps no object shown there
+        becomes a new object (the next free ids) with that mask as its prompt on ``frame``."""
+        from ..discovery.discover import new_candidates, to_grid
+
+        if self.generator is None:
+            raise StudioError("this studio has no mask generator", status=404)
+        self._check_frame(frame)
+        grid = self.model.image_size // 4
+        with self._lock:
+            ids = list(self.objects)
+        shown = [m for m in (self._mask_on(oid, frame) for oid in ids) if m is not None]
+        known = np.stack([to_grid(m, grid) for m in shown]) if shown else np.zeros((0, grid, grid), dtype=bool)
+        with self._model_lock:
+            cands = self.generator.generate(self.features(frame))
+        new = new_candidates(cands, known, self.new_iou, self.max_covered)
+        size = (self.info.height, self.info.width)
+        added = []
+        with self._lock:
+            next_id = self._next_id()
+            for c in new:
+                if next_id > self.max_object_id:
+                    break
+                self.objects[next_id] = StudioObject(prompts={frame: EditedPrompt(base=c.video_mask(size))})
+                added.append(next_id)
+                next_id += 1
+        return {"frame": frame, "found": len(cands), "objects": added}
+
     # ---- previews ---------------------------------------------------------------------------
     def features(self, frame: int):
         """The frame's image features (SAM 2's backbone), from a bounded LRU cache. Call with the model
@@ -387,6 +437,13 @@ class Studio:
         try:
             record = self._run_track(prompts_file, [job.results])
             job.output_dir = str(self.output_dir)
+            # Objects the run found (discover.every): listed here under the same ids, each with its first
+            # mask as its prompt, so the next Track keeps them under those ids.
+            for j in (record.get("discovery") or {}).get("joined", []):
+                mask = job.results.mask_of(j["id"], j["frame"]) if j["kept"] else None
+                if mask is not None and mask.any():
+                    with self._lock:
+                        self.objects.setdefault(j["id"], StudioObject(prompts={j["frame"]: EditedPrompt(base=mask)}))
             log.info("Track %d done: %s frames in %.1fs", job.id, record.get("frames"), record.get("wall_s", 0))
             job.state = "done"
         except BaseException as e:

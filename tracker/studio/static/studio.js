@@ -299,6 +299,7 @@ async function track() {
     S.running = null;
     $("track").disabled = false;
     document.body.dataset.trackState = $("track-state").className === "error" ? "failed" : "done";
+    await loadObjects().catch((e) => status(e.message, true));  // objects a run found join the list
     await showFrame(S.frame);
   }
 }
@@ -321,6 +322,36 @@ async function clearPrompt() {
   } catch (e) { status(e.message, true); }
 }
 
+async function loadObjects() {
+  // The server's list, keeping what the page knows already (colours picked here, previews).
+  const { objects } = await api("GET", "/api/objects");
+  const seen = new Set();
+  for (const o of objects) {
+    seen.add(o.id);
+    const old = S.objects.get(o.id);
+    const prompts = new Map(o.prompts.map((p) => [p.frame, (old && old.prompts.get(p.frame)) || { points: p.points, box: p.box, mask: null }]));
+    S.objects.set(o.id, { id: o.id, label: o.label, color: old ? old.color : o.color, prompts });
+  }
+  for (const id of [...S.objects.keys()]) if (!seen.has(id)) S.objects.delete(id);
+  renderObjects();
+}
+
+async function findObjects() {
+  $("find").disabled = true;
+  const t0 = performance.now();
+  try {
+    const r = await api("POST", `/api/frames/${S.frame}/find`);
+    await loadObjects();
+    if (r.objects.length && S.selected === null) S.selected = r.objects[0];
+    await showFrame(S.frame);
+    status(`frame ${r.frame}: ${r.objects.length} new object(s) of ${r.found} mask(s) found in ${Math.round(performance.now() - t0)} ms`);
+  } catch (e) {
+    status(e.message, true);
+  } finally {
+    $("find").disabled = false;
+  }
+}
+
 // ---- start ------------------------------------------------------------------------------------
 async function start() {
   S.video = await api("GET", "/api/video");
@@ -330,13 +361,8 @@ async function start() {
   // The whole frame fits the window's height, whatever the video's aspect.
   $("stage").style.maxWidth = `calc((100vh - 150px) * ${w / h})`;
   $("scrubber").max = n - 1;
-  const { objects } = await api("GET", "/api/objects");
-  for (const o of objects) {
-    const prompts = new Map(o.prompts.map((p) => [p.frame, { points: p.points, box: p.box, mask: null }]));
-    S.objects.set(o.id, { id: o.id, label: o.label, color: o.color, prompts });
-  }
-  if (objects.length) S.selected = objects[0].id;
-  renderObjects();
+  await loadObjects();
+  if (S.objects.size) S.selected = S.objects.keys().next().value;
   const m = $("marks");
   m.addEventListener("pointerdown", onDown);
   m.addEventListener("pointerup", onUp);
@@ -350,6 +376,7 @@ async function start() {
     if (ev.key === "ArrowRight") showFrame(S.frame + 1);
   });
   $("add").onclick = () => addObject().catch((e) => status(e.message, true));
+  $("find").onclick = findObjects;
   $("clear").onclick = clearPrompt;
   $("track").onclick = track;
   $("save").onclick = save;
