@@ -49,6 +49,23 @@ def test_track_each_form_of_prompts_gives_the_same_masks(demo, tmp_path):
     assert np.mean(ious) >= 0.7
 
 
+def test_track_finds_the_objects_when_none_are_given(demo):
+    """prompts=None: the objects are found on frame 0 (the toy's three-point grid from its config)."""
+    clip, seq = demo
+    model = tracker.load_model("toy")
+    assert model.auto_points == 3
+    gen = {"points_per_side": 16, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.9, "nms_iou": 0.3}
+    frames = list(tracker.track(clip, None, model=model, discover_every=4, confirm=3, generator=gen))
+    assert len(frames) == 16
+    ids = frames[-1][1].object_ids
+    for k in (1, 2):
+        truth = seq.frame(15)[1] == k
+        best = max((m & truth).sum() / max((m | truth).sum(), 1) for m in frames[-1][1].masks)
+        assert best > 0.7, (k, ids)
+    with pytest.raises(ValueError, match="nms"):
+        tracker.track(clip, None, model=model, generator={"nms": "soft"})
+
+
 def test_track_checks_before_returning(demo):
     clip, _ = demo
     with pytest.raises(ValueError, match="out of range"):

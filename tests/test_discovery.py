@@ -16,7 +16,8 @@ from PIL import Image
 
 from tracker.apps import cli
 from tracker.discovery import Candidate, Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
-from tracker.discovery.generator import box_iou_matrix, mask_boxes, mask_iou_matrix, nms, point_grid, stability_score
+from tracker.discovery.generator import mask_iou_matrix, nms, point_grid, stability_score
+from tracker.engine.masks import box_iou_matrix, mask_boxes
 from tracker.engine.sam import build_model
 from tracker.experiments.discovery import read_tracks, score_discovery
 from tracker.experiments.synthetic import SyntheticSequence, write_dataset

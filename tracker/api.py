@@ -91,6 +91,7 @@ def load_model(
             fill_hole_area=m["fill_hole_area"],
             seed=0,
         )
+    model.auto_points = m["auto_points"]
     if m["checkpoint"] is None:
         warnings.warn(
             f"load_model({name!r}) has no checkpoint: RANDOM weights, the masks are noise "
@@ -116,26 +117,47 @@ def as_track_spec(prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt]) 
 
 def track(
     video: str | Path | Any,
-    prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt],
+    prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt] | None,
     *,
     model: str | Any = "toy",
     backward: bool = True,
     source: str = "pyav",
+    discover_every: int = 0,
+    confirm: int = 15,
+    generator: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Iterator[tuple[Frame, FrameMasks]]:
     """Track ``prompts`` through ``video``: ``(Frame, FrameMasks)`` for every frame, in frame order.
 
     ``video``: a path (opened with the ``source`` decoder: pyav, decord, opencv, images) or a source
-    object (``info`` and ``frames(start, stop)``). ``model``: a name for :func:`load_model`, or a loaded
-    model. ``backward=False``: objects exist from their first prompt frame on (no backward pass).
+    object (``info`` and ``frames(start, stop)``). ``prompts`` None: the objects are found on frame 0
+    by SAM 2's automatic mask generator (``prompts=auto``). ``model``: a name for :func:`load_model`, or
+    a loaded model. ``backward=False``: objects exist from their first prompt frame on (no backward pass).
+    ``discover_every=K``: every K frames, objects that nothing tracked covers join with new ids, and are
+    kept once present on ``confirm`` frames (frames come out that much later). ``generator``: keys of
+    :class:`tracker.discovery.GeneratorSettings` (default: SAM 2's, with the model's points per prompt).
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
     from .engine.propagation import Propagator
     from .io.source import open_source
 
-    spec = as_track_spec(prompts)
+    spec = as_track_spec(prompts) if prompts is not None else TrackSpec(labels={}, prompts=())
     src = open_source(source, video) if isinstance(video, (str, Path)) else video
-    Propagator.check_prompts(spec.prompts, src.info, spec.object_ids)
+    finds = prompts is None or discover_every > 0
+    Propagator.check_prompts(spec.prompts, src.info, spec.object_ids, allow_empty=finds)
     net = load_model(model) if isinstance(model, str) else model
-    return Propagator(net, backward=backward, **options).run(src, spec.prompts, spec.object_ids)
+    discovery = None
+    if finds:
+        from .discovery import Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
+
+        settings = GeneratorSettings(**{"points_per_prompt": net.auto_points, **(generator or {})})
+        discovery = Discovery(
+            DiscoverySettings(every=discover_every, confirm=confirm),
+            (src.info.height, src.info.width),
+            net.image_size // 4,
+            next_id=max(spec.object_ids, default=0) + 1,
+            generator=MaskGenerator(net, settings),
+            seed_frame=0 if prompts is None else None,
+        )
+    return Propagator(net, backward=backward, discovery=discovery, **options).run(src, spec.prompts, spec.object_ids)

@@ -188,7 +188,7 @@ def _build_model(cfg: DictConfig):
     m = cfg.model
     if m.checkpoint is None:
         log.warning("model.checkpoint is null: RANDOM weights, the masks are noise (pass model.checkpoint=PATH)")
-    return build_model(
+    model = build_model(
         OmegaConf.to_container(m.arch.model, resolve=True),  # type: ignore[arg-type]
         checkpoint=m.checkpoint,
         device=m.device,
@@ -196,6 +196,8 @@ def _build_model(cfg: DictConfig):
         fill_hole_area=m.fill_hole_area,
         seed=cfg.seed,
     )
+    model.auto_points = m.auto_points
+    return model
 
 
 def _checkpoint(cfg: DictConfig) -> Path | None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from ..engine.masks import box_iou_matrix, mask_boxes
 from ..records import Prompt
-from .generator import Candidate, MaskGenerator, box_iou_matrix, mask_boxes
+from .generator import Candidate, MaskGenerator
 
 Box = tuple[float, float, float, float]
 
@@ -65,12 +65,6 @@ class Joined:
 
     def as_dict(self) -> dict:
         return {"id": self.object_id, "frame": self.frame, "by": self.by, "kept": self.kept}
-
-
-def to_grid(mask: np.ndarray, size: int) -> np.ndarray:
-    """bool [H, W] at video resolution -> bool [size, size] on SAM 2's low-res grid (area resampling)."""
-    small = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    return small >= 0.5
 
 
 def new_candidates(cands: list[Candidate], known: np.ndarray, new_iou: float, max_covered: float) -> list[Candidate]:

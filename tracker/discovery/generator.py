@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..engine.masks import to_video_masks
+from ..engine.masks import box_iou_matrix, mask_boxes, to_video_masks
 
 
 @dataclass(frozen=True)
@@ -99,29 +99,6 @@ def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> to
     inter = (logits > threshold + offset).flatten(1).sum(1).float()
     union = (logits > threshold - offset).flatten(1).sum(1).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(union))
-
-
-def mask_boxes(masks: np.ndarray) -> np.ndarray:
-    """int [N, 4] boxes x0, y0, x1, y1 (exclusive ends) of bool masks [N, h, w]; zeros for empty ones."""
-    rows, cols = masks.any(axis=2), masks.any(axis=1)
-    out = np.zeros((len(masks), 4), dtype=np.int64)
-    for i in range(len(masks)):
-        ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        if len(ys):
-            out[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-    return out
-
-
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes [N, 4] x [M, 4] (x0, y0, x1, y1) -> [N, M]."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def mask_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

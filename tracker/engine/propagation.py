@@ -29,11 +29,9 @@ from typing import Any, Protocol
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..discovery.discover import to_grid
-from ..discovery.generator import box_iou_matrix
 from ..records import Frame, FrameMasks, Prompt, VideoInfo
 from ..threads import in_background
-from .masks import fill_holes, sigmoid, to_video_masks
+from .masks import box_iou_matrix, fill_holes, sigmoid, to_grid, to_video_masks
 
 Box = tuple[float, float, float, float]
 

@@ -213,6 +213,8 @@ class SamModel:
 
     # bf16 autocast on CUDA, as upstream's demos run SAM 2; False gives fp32 (parity checks on the GPU).
     mixed_precision: bool = True
+    # Points per automatic prompt (model.auto_points): SAM 2 segments from one; the toy needs three.
+    auto_points: int = 1
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.device.type == "cuda" and self.mixed_precision:

@@ -319,7 +319,8 @@ class Studio:
     def find_objects(self, frame: int) -> dict[str, Any]:
         """Run the automatic mask generator on ``frame``: each mask that overlaps no object shown there
         becomes a new object (the next free ids) with that mask as its prompt on ``frame``."""
-        from ..discovery.discover import new_candidates, to_grid
+        from ..discovery.discover import new_candidates
+        from ..engine.masks import to_grid
 
         if self.generator is None:
             raise StudioError("this studio has no mask generator", status=404)
