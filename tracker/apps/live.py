@@ -97,6 +97,8 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
     check_not_in_outputs(out, planned, inputs)
     threads = cli._set_threads(cfg)
     keep = {p.frame_index for p in spec.prompts} if not isinstance(spec, list) else set()
+    if cfg.prompts.kind == "auto":  # real time drops frames, never those the objects are found on
+        keep |= set(cfg.prompts.frames)
 
     if kind in ("pyav", "camera"):
         source = LiveSource(
