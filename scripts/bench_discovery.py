@@ -41,15 +41,7 @@ from tracker.api import compose_config  # noqa: E402
 from tracker.apps import cli  # noqa: E402
 from tracker.experiments.discovery import read_tracks, score_discovery  # noqa: E402
 from tracker.experiments.metrics import score_sequence, summarize  # noqa: E402
-from tracker.experiments.synthetic import write_dataset  # noqa: E402
-
-
-def gt_boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
-    out = {}
-    for oid in sorted(set(np.unique(lab).tolist()) - {0}):
-        ys, xs = np.nonzero(lab == oid)
-        out[oid] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return out
+from tracker.experiments.synthetic import mot_rows, write_dataset  # noqa: E402
 
 
 def run(*overrides: str) -> dict:
@@ -57,21 +49,13 @@ def run(*overrides: str) -> dict:
 
 
 def quality(root: Path, names: list[str], work: Path) -> dict:
-    rng = np.random.default_rng(0)
     det_scores, per_seq = [], []
     found = objects = spurious = 0
-    for name in names:
+    for i, name in enumerate(names):
         labs = [np.asarray(Image.open(p)) for p in sorted((root / "Annotations" / "480p" / name).glob("*.png"))]
         frames = root / "JPEGImages" / "480p" / name
-        rows = []
-        for t, lab in enumerate(labs):
-            for oid, (x0, y0, x1, y1) in gt_boxes(lab).items():
-                j = rng.integers(-2, 3, 4)
-                rows.append(
-                    f"{t + 1},{oid},{x0 + 1 + j[0]},{y0 + 1 + j[1]},{x1 - x0 + j[2]},{y1 - y0 + j[3]},1,-1,-1,-1"
-                )
         mot = work / f"{name}.txt"
-        mot.write_text("\n".join(rows) + "\n")
+        mot.write_text("\n".join(mot_rows(labs, jitter=2, seed=i)) + "\n")
         out = work / f"det_{name}"
         rec = run(
             "model=toy",

@@ -11,18 +11,9 @@ from PIL import Image
 
 from tracker.apps import cli
 from tracker.experiments.metrics import score_sequence, summarize
-from tracker.experiments.synthetic import write_dataset
+from tracker.experiments.synthetic import mot_rows, write_dataset
 from tracker.io.detections import detection_plan, read_coco, read_mot, read_yolo
 from tracker.io.prompts import PromptError
-
-
-def _boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
-    """Ground-truth boxes x0, y0, x1 (exclusive), y1 of every object on a label map."""
-    out = {}
-    for oid in sorted(set(np.unique(lab).tolist()) - {0}):
-        ys, xs = np.nonzero(lab == oid)
-        out[oid] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return out
 
 
 def test_readers_agree_on_the_same_boxes(tmp_path):
@@ -82,20 +73,12 @@ def test_mot_boxes_seed_objects_that_are_tracked(tmp_path):
     """Jittered ground-truth boxes (MOTChallenge, 1-based) through the real CLI with the shipped toy model."""
     root = tmp_path / "data"
     names = write_dataset(root, 3, seed=5151, frames=24)
-    rng = np.random.default_rng(0)
     scores = []
-    for name in names:
+    for i, name in enumerate(names):
         ann = sorted((root / "Annotations" / "480p" / name).glob("*.png"))
         labs = [np.asarray(Image.open(p)) for p in ann]
-        rows = []
-        for t, lab in enumerate(labs):
-            for oid, (x0, y0, x1, y1) in _boxes(lab).items():
-                j = rng.integers(-2, 3, 4)
-                rows.append(
-                    f"{t + 1},{oid},{x0 + 1 + j[0]},{y0 + 1 + j[1]},{x1 - x0 + j[2]},{y1 - y0 + j[3]},1,-1,-1,-1"
-                )
         mot = tmp_path / f"{name}.txt"
-        mot.write_text("\n".join(rows) + "\n")
+        mot.write_text("\n".join(mot_rows(labs, jitter=2, seed=i)) + "\n")
         out = tmp_path / f"out_{name}"
         frames = root / "JPEGImages" / "480p" / name
         args = ["model=toy", "source=images", f"source.path={frames}", "prompts=detections", f"prompts.path={mot}"]

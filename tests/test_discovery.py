@@ -20,7 +20,7 @@ from tracker.discovery.generator import mask_iou_matrix, nms, point_grid, stabil
 from tracker.engine.masks import box_iou_matrix, mask_boxes
 from tracker.engine.sam import build_model
 from tracker.experiments.discovery import read_tracks, score_discovery
-from tracker.experiments.synthetic import SyntheticSequence, write_dataset
+from tracker.experiments.synthetic import SyntheticSequence, label_boxes, write_dataset
 
 G = 16  # low-res grid of the hand-made masks below
 
@@ -241,14 +241,6 @@ def synth(tmp_path_factory):
     return root, names, labs
 
 
-def _boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
-    out = {}
-    for oid in sorted(set(np.unique(lab).tolist()) - {0}):
-        ys, xs = np.nonzero(lab == oid)
-        out[oid] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return out
-
-
 def _run(root, name, out, *args):
     frames = root / "JPEGImages" / "480p" / name
     cfg = compose_config(["source=images", f"source.path={frames}", f"output_dir={out}", "progress=false", *args])
@@ -293,7 +285,7 @@ def test_an_unconfirmed_object_is_in_no_output(synth, tmp_path):
     yolo.mkdir()
     for t, lab in enumerate(labs[name]):
         rows = []
-        for oid, (x0, y0, x1, y1) in _boxes(lab).items():
+        for oid, (x0, y0, x1, y1) in label_boxes(lab).items():
             if oid < 3 and t == 0 or oid == 3 and t == 18:
                 rows.append(f"0 {(x0 + x1) / 320} {(y0 + y1) / 240} {(x1 - x0) / 160} {(y1 - y0) / 120}")
         (yolo / f"{t:05d}.txt").write_text("\n".join(rows) + "\n")
@@ -319,7 +311,7 @@ def test_a_drifting_mask_is_reprompted_by_its_tracks_box(synth, tmp_path):
     name = names[0]
     rows = []
     for t, lab in enumerate(labs[name]):
-        boxes = _boxes(lab)
+        boxes = label_boxes(lab)
         x0, y0, x1, y1 = boxes[2] if t == 0 else boxes[1]  # frame 0: object 2's box
         rows.append(f"{t + 1},1,{x0 + 1},{y0 + 1},{x1 - x0},{y1 - y0},1,-1,-1,-1")
     mot = tmp_path / "mot.txt"

@@ -52,6 +52,15 @@ def _painted(page, oid: int) -> np.ndarray:
     return np.array(page.evaluate(_PAINTED, list(color_of(oid))), dtype=bool).reshape(H, W)
 
 
+def _open(browser, url: str, errors: list[str]):
+    """A page of the studio at ``url``, ready (its objects and first frame shown); page errors go to ``errors``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 760})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    return page
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
@@ -91,10 +100,7 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            page = _open(browser, url, errors)
             stage = page.locator("#marks").bounding_box()
             sx, sy = stage["width"] / W, stage["height"] / H
 
@@ -161,10 +167,7 @@ def test_find_objects_in_chromium(tmp_path):
     with _serve(tmp_path, *gen) as (url, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            page = _open(browser, url, errors)
             assert page.locator("#objects li").count() == 0
             page.click("#find")
             page.wait_for_function("document.getElementById('status').textContent.includes('found in')")

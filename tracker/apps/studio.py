@@ -113,11 +113,11 @@ def build_studio(cfg: DictConfig):
         src_cfg["threads"] = threads
     source = open_source(kind, path, **src_cfg)
     if isinstance(spec, list):
-        from ..io.detections import detection_prompts
+        from ..io.detections import detection_plan
 
         max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
         fmt = p.format
-        spec = detection_prompts(spec, source.info.width, source.info.height, p.min_score, max_id, fmt == "yolo")
+        spec = detection_plan(spec, source.info.width, source.info.height, p.min_score, max_id, fmt == "yolo").spec
     if spec is not None:
         from ..engine.propagation import Propagator
 

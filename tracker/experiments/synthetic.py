@@ -170,3 +170,24 @@ def write_dataset(
     sets.mkdir(parents=True, exist_ok=True)
     (sets / f"{split}.txt").write_text("".join(n + "\n" for n in names))
     return names
+
+
+def label_boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
+    """Boxes x0, y0, x1, y1 (exclusive ends, pixels from 0) of every object on a label map uint8 [H, W]."""
+    out = {}
+    for oid in sorted(set(np.unique(lab).tolist()) - {0}):
+        ys, xs = np.nonzero(lab == oid)
+        out[oid] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return out
+
+
+def mot_rows(labels: list[np.ndarray], jitter: int = 0, seed: int = 0) -> list[str]:
+    """MOTChallenge rows ``frame,id,x,y,w,h,1,-1,-1,-1`` (frames and pixels from 1) of the objects' boxes on
+    each label map, each coordinate moved by up to ``jitter`` pixels (a detector's error)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, lab in enumerate(labels):
+        for oid, (x0, y0, x1, y1) in label_boxes(lab).items():
+            j = rng.integers(-jitter, jitter + 1, 4)
+            rows.append(f"{t + 1},{oid},{x0 + 1 + j[0]},{y0 + 1 + j[1]},{x1 - x0 + j[2]},{y1 - y0 + j[3]},1,-1,-1,-1")
+    return rows

@@ -111,7 +111,7 @@ def read_coco(path: Path) -> list[Detection]:
 
 def read_yolo(folder: Path) -> list[Detection]:
     """YOLO txt files (``class cx cy w h``, normalised), one per frame, ordered by the numbers in their
-    names. Boxes stay normalised (0..1): :func:`detection_prompts` scales them to the video."""
+    names. Boxes stay normalised (0..1): :func:`detection_plan` scales them to the video."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PromptError(f"YOLO detections {str(folder)!r} is not a folder of .txt files (one per frame)")
@@ -194,18 +194,6 @@ def detection_plan(
         raise PromptError(f"track id {bad[0]} is outside 1..{max_id}{hint}")
     prompts = tuple(Prompt(t, d.frame, box=d.box) for t, d in sorted(first.items()))
     return DetectionPlan(TrackSpec(labels={t: None for t in first}, prompts=prompts), later, unmatched)
-
-
-def detection_prompts(
-    detections: list[Detection],
-    width: int,
-    height: int,
-    min_score: float = 0.0,
-    max_id: int = MAX_OBJECT_ID,
-    normalised: bool = False,
-) -> TrackSpec:
-    """The seeds of :func:`detection_plan` alone (the studio starts from them)."""
-    return detection_plan(detections, width, height, min_score, max_id, normalised).spec
 
 
 def read_detections(path: str | Path, fmt: str) -> list[Detection]:
