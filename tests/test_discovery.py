@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import compose_config
+from helpers import compose_config, model_cfg
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -144,6 +144,23 @@ def test_generator_finds_the_objects_of_a_synthetic_frame(toy):
     assert spurious <= len(seeds), spurious
 
 
+def test_generator_on_sam2_answers_one_point_with_three_masks():
+    """SAM 2.1 tiny's real modules (random weights, 128 px): a single point is answered with the three
+    multimask outputs, all of them candidates, as SAM 2's own generator does."""
+    model = build_model(model_cfg(128)["arch"]["model"], seed=0)
+    gen = MaskGenerator(model, GeneratorSettings(points_per_side=4, points_per_batch=5))
+    assert gen.multimask
+    feats = model.image_features(model.preprocess(np.zeros((96, 128, 3), np.uint8)))
+    logits, pred_iou = gen.decode(feats)
+    assert logits.shape == (16 * 3, 32, 32) and pred_iou.shape == (16 * 3,)
+    assert torch.isfinite(logits).all() and torch.isfinite(pred_iou).all()
+    three = MaskGenerator(model, GeneratorSettings(points_per_side=4, points_per_prompt=3))
+    assert (
+        not three.multimask
+        and three.decode(model.image_features(model.preprocess(np.zeros((96, 128, 3), np.uint8))))[0].shape[0] == 16
+    )
+
+
 # ---- admission and confirmation -------------------------------------------------------------------
 
 
@@ -173,6 +190,8 @@ def test_a_candidate_joins_only_where_nothing_is_tracked():
     ]
     d = discovery(generator=Found(candidates), settings={"every": 4})
     assert d.wants(0) and d.wants(8) and not d.wants(3)
+    listed = discovery(generator=Found(candidates), settings={"frames": (3, 10)}, seed_frame=1)
+    assert [t for t in range(12) if listed.wants(t)] == [1, 3, 10]  # prompts=auto's prompts.frames
     prompts = d.admit(4, None, tracked)
     assert [p.object_id for p in prompts] == [5, 6]
     assert [p.frame_index for p in prompts] == [4, 4]

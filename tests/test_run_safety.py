@@ -684,6 +684,7 @@ BAD_OVERRIDES = [
     ["prompts=detections", "prompts.path=/nonexistent.txt"],
     ["prompts=detections", "prompts.path=FILE"],
     ["prompts=detections", "prompts.format=yolo", "prompts.path=FILE"],
+    ["prompts=detections", "prompts.format=coco", "prompts.path=FILE"],
     ["prompts=detections", "prompts.path=FILE", "prompts.reprompt_iou=2"],
     ["prompts=detections", "prompts.path=FILE", "prompts.match_iou=0"],
     ["prompts=auto", "prompts.frames=[12]"],

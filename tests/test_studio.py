@@ -412,3 +412,14 @@ def test_find_objects_and_the_objects_a_track_found(clip, tmp_path):
         assert listed[2]["prompts"][0]["frame"] == kept[0]["frame"]
     finally:
         studio.close()
+
+
+def test_prompts_auto_finds_the_objects_before_the_page_opens(clip, tmp_path):
+    studio = _studio(clip, tmp_path / "out", "prompts=auto", *GEN, "generator.nms_iou=0.3")
+    try:
+        objects = studio.list_objects()
+        assert len(objects) >= 2 and all(o["prompts"][0]["frame"] == 0 and o["prompts"][0]["mask"] for o in objects)
+        doc = studio.prompts_document()  # what Track and Save write: mask prompts on frame 0
+        assert {o["id"] for o in doc["objects"]} == {o["id"] for o in objects}
+    finally:
+        studio.close()
