@@ -55,6 +55,15 @@ def test_point_grid_covers_the_frame_and_clusters_stay_near_their_centre():
     assert len({tuple(p) for p in np.round(c[5], 5)}) == 3  # three distinct points
 
 
+def test_prompts_on_tracked_objects_are_skipped(toy):
+    gen = MaskGenerator(toy, GeneratorSettings(points_per_side=4, points_per_prompt=3))
+    skip = np.zeros((8, 8), dtype=bool)
+    skip[:4, :4] = True  # the top-left quarter: 4 of the 16 grid points
+    kept = gen.prompts(skip)
+    assert kept.shape == (12, 3, 2) and not ((kept.mean(1) < 0.5).all(1)).any()
+    assert gen.prompts(None).shape == (16, 3, 2)
+
+
 def test_stability_score_is_the_iou_of_the_two_thresholded_masks():
     x = torch.tensor([[[3.0, 0.5, -0.5, -3.0]]])  # > 1: one pixel; > -1: three pixels
     assert stability_score(x, 0.0, 1.0).item() == pytest.approx(1 / 3)
@@ -175,7 +184,7 @@ class Found:
     def __init__(self, masks: list[np.ndarray]) -> None:
         self.masks = masks
 
-    def generate(self, feats) -> list[Candidate]:
+    def generate(self, feats, skip=None) -> list[Candidate]:
         return [Candidate(logits_of(m), tuple(mask_boxes(m[None])[0]), 0.9, 1.0) for m in self.masks]
 
 

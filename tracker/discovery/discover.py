@@ -150,7 +150,8 @@ class Discovery:
         tracked = tracked.reshape(-1, self.grid, self.grid)
         found: list[tuple[str, Prompt]] = []
         if self._generates(t):
-            for c in self._new_masks(self.generator.generate(feats), tracked):  # type: ignore[union-attr]
+            skip = tracked.any(0) if len(tracked) else None
+            for c in self._new_masks(self.generator.generate(feats, skip), tracked):  # type: ignore[union-attr]
                 found.append(("auto", Prompt(1, t, mask=c.video_mask(self.video_size))))
                 tracked = np.concatenate([tracked, c.binary[None]])
         for b in self._new_boxes(self.detections.pop(t, ()), tracked):

@@ -134,10 +134,20 @@ class MaskGenerator:
         # SAM 2 answers a single point with its three multimask outputs (as its generator keeps them all).
         self.multimask = bool(net.multimask_output_in_sam) and s.points_per_prompt <= net.multimask_max_pt_num
 
+    def prompts(self, skip: np.ndarray | None = None) -> np.ndarray:
+        """The grid's point prompts, float32 [N, K, 2] as fractions of the frame, without those whose grid
+        point lies on ``skip`` (bool [g, g], e.g. what is tracked already: such a prompt finds that object)."""
+        if skip is None or not skip.any():
+            return self._grid
+        g = skip.shape[0]
+        centres = self._grid.mean(axis=1)
+        cells = np.clip((centres * g).astype(int), 0, g - 1)
+        return self._grid[~skip[cells[:, 1], cells[:, 0]]]
+
     @torch.inference_mode()
-    def decode(self, feats) -> tuple[torch.Tensor, torch.Tensor]:
-        """All grid prompts through the prompt encoder and mask decoder: (low-res logits float32 [N, h, w],
-        predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
+    def decode(self, feats, prompts: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point prompts (default: the whole grid) through the prompt encoder and mask decoder: (low-res
+        logits float32 [N, h, w], predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
         m, net = self.model, self.model.net
         vision_feats, _, sizes = m._feats(feats, 1)
         feat = vision_feats[-1]
@@ -149,7 +159,7 @@ class MaskGenerator:
             high_res = [x.permute(1, 2, 0).view(1, -1, *sz) for x, sz in zip(vision_feats[:-1], sizes[:-1])]
         pe = net.sam_prompt_encoder.get_dense_pe()
         logits, ious = [], []
-        grid = torch.from_numpy(self._grid).to(m.device) * m.image_size
+        grid = torch.from_numpy(self._grid if prompts is None else prompts).to(m.device) * m.image_size
         with m.autocast():
             for i in range(0, len(grid), self.settings.points_per_batch):
                 pts = grid[i : i + self.settings.points_per_batch]
@@ -191,10 +201,10 @@ class MaskGenerator:
             for i in keep
         ]
 
-    def generate(self, feats) -> list[Candidate]:
-        """Candidates on one frame, best predicted IoU first."""
+    def generate(self, feats, skip: np.ndarray | None = None) -> list[Candidate]:
+        """Candidates on one frame, best predicted IoU first; ``skip`` as in :meth:`prompts`."""
         t0 = time.perf_counter()
-        logits, pred_iou = self.decode(feats)
-        out = self.filter(logits, pred_iou)
+        prompts = self.prompts(skip)
+        out = self.filter(*self.decode(feats, prompts)) if len(prompts) else []
         self.model.seconds += time.perf_counter() - t0  # counted as model time in run.json
         return out

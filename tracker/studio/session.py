@@ -331,7 +331,7 @@ class Studio:
         shown = [m for m in (self._mask_on(oid, frame) for oid in ids) if m is not None]
         known = np.stack([to_grid(m, grid) for m in shown]) if shown else np.zeros((0, grid, grid), dtype=bool)
         with self._model_lock:
-            cands = self.generator.generate(self.features(frame))
+            cands = self.generator.generate(self.features(frame), known.any(0) if len(known) else None)
         new = new_candidates(cands, known, self.new_iou, self.max_covered)
         size = (self.info.height, self.info.width)
         added = []
