@@ -368,3 +368,35 @@ def test_online_run_discovers_too(synth, tmp_path):
     assert set(tracks) == {int(k) for k in record["objects"]}
     s = score_discovery(labs[name], tracks)
     assert s["recovered"] >= s["objects"] - 1 and s["spurious"] <= 1, s
+
+
+def test_frames_held_back_are_released_when_a_run_is_cut_short(synth, toy):
+    """A signal stops an online run while a new object is pending: the frames held back for it come out
+    of release_held (what the live pipeline writes then), without that object."""
+    from tracker.engine.propagation import Propagator
+    from tracker.io.source import open_source
+    from tracker.records import Prompt
+
+    root, names, labs = synth
+    name = names[0]
+    src = open_source("images", root / "JPEGImages" / "480p" / name)
+
+    def frames():
+        for f in src.frames():
+            if f.index == 10:
+                raise KeyboardInterrupt  # SIGINT, as the CLI raises it in the main thread
+            yield f
+
+    boxes = [label_boxes(lab) for lab in labs[name]]
+    d = Discovery(DiscoverySettings(confirm=30), (120, 160), 64, next_id=2, detections={2: [boxes[2][2]]})
+    prop = Propagator(toy, prefetch=0, backward=False, discovery=d)
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for item in prop.run_online(frames(), [Prompt(1, 0, box=boxes[0][1])]):
+            got.append(item)
+    assert [f.index for f, _ in got] == [0, 1]  # object 2 joined on frame 2: held from there
+    rest = list(prop.release_held())
+    assert [f.index for f, _ in rest] == list(range(2, 10))
+    assert d.joined[0].object_id == 2 and d.joined[0].kept is False
+    assert all(m.object_ids == (1,) for _, m in got + rest)
+    assert list(prop.release_held()) == []

@@ -215,7 +215,13 @@ def run_live_pipeline(
                     on_frame(timings, latency)
         finally:
             bar.close()
-            writer.finish()  # also after a signal: what was tracked is written
+            # Also after a signal: what was tracked is written, the frames held back for confirmation too.
+            try:
+                for frame, masks in propagator.release_held():
+                    writer.put(frame, masks)
+                    timings.frames += 1
+            finally:
+                writer.finish()
     timings.wall_s = time.perf_counter() - t_start
     timings.model_s = propagator.model.seconds
     timings.decode_s = propagator.decode_seconds

@@ -215,6 +215,7 @@ class Propagator:
         self.reprompts = {int(t): dict(v) for t, v in (reprompts or {}).items()}
         self.reprompt_iou = float(reprompt_iou)
         self._joined_at: dict[int, int] = {}  # object id -> frame it joined on (discovered objects)
+        self._holding: deque[tuple[Frame, FrameMasks]] = deque()  # frames held back for confirmation
         self.reprompted: list[dict[str, int]] = []
         self.checkpoint_every = int(checkpoint_every)
         self.spool_path = spool_path
@@ -555,22 +556,29 @@ class Propagator:
         if d is None:
             yield from items
             return
-        held: deque[tuple[Frame, FrameMasks]] = deque()
-
-        def release(frame: Frame, fm: FrameMasks) -> tuple[Frame, FrameMasks]:
-            keep = [i for i, oid in enumerate(fm.object_ids) if oid not in d.dropped]
-            if len(keep) == len(fm.object_ids):
-                return frame, fm
-            ids = tuple(fm.object_ids[i] for i in keep)
-            return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep])
-
+        self._holding = held = deque()
         for item in items:
             held.append(item)
             while held and d.decided(held[0][0].index):
-                yield release(*held.popleft())
-        d.finish()
-        while held:
-            yield release(*held.popleft())
+                yield self._without_dropped(*held.popleft())
+        yield from self.release_held()
+
+    def release_held(self) -> Iterator[tuple[Frame, FrameMasks]]:
+        """The frames held back for confirmation, once the run has stopped (its end, or a signal that cut
+        it short): the objects not confirmed by then are dropped from them, as from every earlier frame."""
+        if self.discovery is None:
+            return
+        self.discovery.finish()
+        while self._holding:
+            yield self._without_dropped(*self._holding.popleft())
+
+    def _without_dropped(self, frame: Frame, fm: FrameMasks) -> tuple[Frame, FrameMasks]:
+        dropped = self.discovery.dropped
+        keep = [i for i, oid in enumerate(fm.object_ids) if oid not in dropped]
+        if len(keep) == len(fm.object_ids):
+            return frame, fm
+        ids = tuple(fm.object_ids[i] for i in keep)
+        return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep])
 
     def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
         """Hand a result to the hook; return it as NumPy (low-res logits [B, h, w], score logits [B]).
