@@ -198,7 +198,6 @@ def test_a_candidate_joins_only_where_nothing_is_tracked():
         square(6, 10, 9, 14),  # new, beside it
     ]
     d = discovery(generator=Found(candidates), settings={"every": 4})
-    assert d.wants(0) and d.wants(8) and not d.wants(3)
     listed = discovery(generator=Found(candidates), settings={"frames": (3, 10)}, seed_frame=1)
     assert [t for t in range(12) if listed.wants(t)] == [1, 3, 10]  # prompts=auto's prompts.frames
     prompts = d.admit(4, None, tracked)
@@ -214,6 +213,24 @@ def test_a_candidate_joins_only_where_nothing_is_tracked():
         )
         == 1
     )
+
+
+def test_the_generator_runs_every_k_frames_processed():
+    none = np.zeros((0, G, G), dtype=bool)
+    d = discovery(generator=Found([]), settings={"every": 4})
+    looked = []
+    for t in [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13]:  # frame 7 dropped (real time)
+        if d.wants(t):
+            looked.append(t)
+            d.admit(t, None, none)
+    assert looked == [0, 4, 8, 12]
+    d = discovery(generator=Found([]), settings={"every": 4})
+    looked = []
+    for t in [0, 1, 2, 3, 5, 6, 7, 8, 9]:  # frame 4 dropped: the next one is looked at instead
+        if d.wants(t):
+            looked.append(t)
+            d.admit(t, None, none)
+    assert looked == [0, 5, 9]
 
 
 def test_idless_boxes_join_where_no_tracked_mask_matches():

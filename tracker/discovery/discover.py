@@ -109,6 +109,7 @@ class Discovery:
         self.generator, self.detections = generator, dict(detections or {})
         self.seed_frame, self.max_id = seed_frame, max_id
         self.next_id = next_id
+        self._looked: int | None = None  # the last frame the generator ran on
         self.joined: list[Joined] = []
         self._pending: dict[int, Joined] = {}
         self.dropped: set[int] = set()
@@ -116,9 +117,10 @@ class Discovery:
     # ---- where to look --------------------------------------------------------------------------
     def _generates(self, t: int) -> bool:
         s = self.settings
-        return self.generator is not None and (
-            t == self.seed_frame or t in s.frames or (s.every > 0 and t % s.every == 0)
-        )
+        # Every K frames counted from the last look, not t % K: in real time frames are dropped, and a
+        # dropped frame must not skip a look.
+        due = s.every > 0 and (self._looked is None or t - self._looked >= s.every)
+        return self.generator is not None and (t == self.seed_frame or t in s.frames or due)
 
     def wants(self, t: int) -> bool:
         """Whether frame t is looked at (its image features are then needed)."""
@@ -150,6 +152,7 @@ class Discovery:
         tracked = tracked.reshape(-1, self.grid, self.grid)
         found: list[tuple[str, Prompt]] = []
         if self._generates(t):
+            self._looked = t
             skip = tracked.any(0) if len(tracked) else None
             for c in self._new_masks(self.generator.generate(feats, skip), tracked):  # type: ignore[union-attr]
                 found.append(("auto", Prompt(1, t, mask=c.video_mask(self.video_size))))
