@@ -49,6 +49,11 @@ def test_readers_agree_on_the_same_boxes(tmp_path):
     mot_plan = detection_plan(mot, 100, 100)
     assert [p.object_id for p in mot_plan.spec.prompts] == [7, 9]
     assert mot_plan.later == {2: {7: (12, 20, 42, 60)}} and not mot_plan.unmatched
+    # a detector's det.txt: id -1 is no identity, so boxes are matched to masks like YOLO's
+    (tmp_path / "det.txt").write_text("1,-1,11,21,30,40,0.9,-1,-1,-1\n2,-1,1,1,10,10,0.5,-1,-1,-1\n")
+    det = detection_plan(read_mot(tmp_path / "det.txt"), 100, 100)
+    assert [(p.object_id, p.frame_index) for p in det.spec.prompts] == [(1, 0)]
+    assert det.unmatched == {1: [(0, 0, 10, 10)]}
 
 
 @pytest.mark.parametrize(

@@ -321,10 +321,12 @@ def _spec_from_config(cfg: DictConfig):
     )
 
 
-def discovers(cfg: DictConfig) -> bool:
-    """Whether objects may join or be re-prompted while the run goes on (no checkpoints then)."""
+def discovers(cfg: DictConfig, spec: Any = None) -> bool:
+    """Whether objects may join or be re-prompted while the run goes on (no checkpoints then). ``spec``:
+    the detections read (boxes without ids join as they come)."""
     p = cfg.prompts
-    by_boxes = p.kind == "detections" and (p.reprompt_iou > 0 or p.format == "yolo")
+    idless = isinstance(spec, list) and any(d.track_id is None for d in spec)
+    by_boxes = p.kind == "detections" and (p.reprompt_iou > 0 or p.format == "yolo" or idless)
     return cfg.discover.every > 0 or p.kind == "auto" or by_boxes
 
 
@@ -477,7 +479,8 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
 
     # Resumable: a run over a file, with sinks that can continue (the studio's results and the demo's
     # score cannot); its staging and checkpoints live in OUT/.resume/.
-    resumable = cfg.resume_every > 0 and demo is None and not extra_sinks and not discovers(cfg)
+    joins = demo is None and discovers(cfg, spec)
+    resumable = cfg.resume_every > 0 and demo is None and not extra_sinks and not joins
     if cfg.resume and not resumable:
         why = (
             "resume_every=0"
@@ -485,7 +488,7 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
             else "a demo run"
             if demo is not None
             else "a run whose objects join or are re-prompted as it goes"
-            if discovers(cfg)
+            if joins
             else "this run"
         )
         raise PromptError(f"resume=true: {why} keeps no checkpoints: drop resume=true")
@@ -506,7 +509,7 @@ def run(cfg: DictConfig, model: Any = None, extra_sinks: Sequence[Any] = ()) -> 
         info = source.info
         spec, reprompts, unmatched = plan_prompts(cfg, spec, info)
         shown_path = str(out / "demo_input.mp4") if demo is not None else str(path)
-        Propagator.check_prompts(spec.prompts, info, spec.object_ids, allow_empty=discovers(cfg))
+        Propagator.check_prompts(spec.prompts, info, spec.object_ids, allow_empty=joins)
 
         model = model if model is not None else _build_model(cfg)
         discovery = make_discovery(cfg, model, info, spec, unmatched)

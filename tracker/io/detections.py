@@ -1,6 +1,7 @@
 """Detections in: boxes per frame from a box detector or tracker, read into prompts.
 
-    mot   MOTChallenge text: ``frame, id, x, y, w, h, conf, ...`` (frames and pixels from 1)
+    mot   MOTChallenge text: ``frame, id, x, y, w, h, conf, ...`` (frames and pixels from 1; id -1, as in
+          det.txt files, is a detection without identity)
     coco  COCO detection JSON: ``images`` (frame by ``frame_index``, else by file-name order) and
           ``annotations`` with ``bbox`` [x, y, w, h] and, when present, ``track_id``
     yolo  a folder of YOLO txt files, one per frame in the order of the numbers in their names:
@@ -66,7 +67,9 @@ def read_mot(path: Path) -> list[Detection]:
                 conf = _finite(row[6:7], where)[0] if len(row) > 6 and row[6].strip() else 1.0
                 if frame < 1 or frame != int(frame) or tid != int(tid):
                     raise PromptError(f"{where}: frame {row[0]!r} and id {row[1]!r} must be integers, frames from 1")
-                out.append(Detection(int(frame) - 1, (x - 1, y - 1, x - 1 + w, y - 1 + h), int(tid), conf))
+                # id -1: a detection without identity (MOTChallenge's det.txt)
+                track_id = None if tid == -1 else int(tid)
+                out.append(Detection(int(frame) - 1, (x - 1, y - 1, x - 1 + w, y - 1 + h), track_id, conf))
     except UnicodeDecodeError:
         raise PromptError(f"detections file {str(path)!r} is not text: give a MOTChallenge .txt/.csv") from None
     return out
