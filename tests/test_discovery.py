@@ -175,7 +175,7 @@ def test_generator_on_sam2_answers_one_point_with_three_masks():
 
 def discovery(**kw) -> Discovery:
     settings = DiscoverySettings(**{"confirm": 3, **kw.pop("settings", {})})
-    return Discovery(settings, (G * 4, G * 4), G, next_id=kw.pop("next_id", 5), **kw)
+    return Discovery(settings, (G * 4, G * 4), next_id=kw.pop("next_id", 5), **kw)
 
 
 class Found:
@@ -405,7 +405,7 @@ def test_frames_held_back_are_released_when_a_run_is_cut_short(synth, toy):
             yield f
 
     boxes = [label_boxes(lab) for lab in labs[name]]
-    d = Discovery(DiscoverySettings(confirm=30), (120, 160), 64, next_id=2, detections={2: [boxes[2][2]]})
+    d = Discovery(DiscoverySettings(confirm=30), (120, 160), next_id=2, detections={2: [boxes[2][2]]})
     prop = Propagator(toy, prefetch=0, backward=False, discovery=d)
     got = []
     with pytest.raises(KeyboardInterrupt):

@@ -155,7 +155,6 @@ def track(
         discovery = Discovery(
             DiscoverySettings(every=discover_every, confirm=confirm),
             (src.info.height, src.info.width),
-            net.image_size // 4,
             next_id=max(spec.object_ids, default=0) + 1,
             generator=MaskGenerator(net, settings),
             seed_frame=0 if prompts is None else None,

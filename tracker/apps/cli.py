@@ -374,7 +374,6 @@ def make_discovery(cfg: DictConfig, model, info, spec, unmatched: dict):
     return Discovery(
         settings,
         (info.height, info.width),
-        model.image_size // 4,
         next_id=max(spec.object_ids, default=0) + 1,
         generator=generator,
         detections=unmatched,

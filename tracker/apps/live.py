@@ -126,12 +126,10 @@ def run_live(cfg: DictConfig, plain: dict, out: Path, created: list, started: fl
 
         frames = stamped()
     try:
-        if isinstance(spec, list):  # detections: boxes become prompts once the size is known
-            spec, reprompts, unmatched = cli.plan_prompts(cfg, spec, info)
-            if isinstance(source, LiveSource):
-                source.keep = {q.frame_index for q in spec.prompts}
-        else:
-            reprompts, unmatched = {}, {}
+        detections = isinstance(spec, list)
+        spec, reprompts, unmatched = cli.plan_prompts(cfg, spec, info)  # detections become prompts here
+        if detections and isinstance(source, LiveSource):
+            source.keep = {q.frame_index for q in spec.prompts}
         Propagator.check_prompts(spec.prompts, info, spec.object_ids, allow_empty=cli.discovers(cfg))
         model = model if model is not None else cli._build_model(cfg)
         discovery = cli.make_discovery(cfg, model, info, spec, unmatched)

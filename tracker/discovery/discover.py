@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.masks import box_iou_matrix, mask_boxes
+from ..engine.masks import box_iou_matrix, grid_boxes
 from ..records import Prompt
 from .generator import Candidate, MaskGenerator
 
@@ -71,7 +71,7 @@ def new_candidates(cands: list[Candidate], known: np.ndarray, new_iou: float, ma
     """The generated masks that overlap none of the ``known`` masks (bool [N, g, g]) nor a candidate kept
     before them: mask IoU below ``new_iou`` with each, and at most ``max_covered`` of it under them."""
     out: list[Candidate] = []
-    taken = known.reshape(len(known), *cands[0].low.shape) if cands and len(known) else known
+    taken = known
     for c in cands:
         m = c.binary
         area = m.sum()
@@ -96,16 +96,15 @@ class Discovery:
         self,
         settings: DiscoverySettings,
         video_size: tuple[int, int],
-        grid: int,
         next_id: int,
         generator: MaskGenerator | None = None,
         detections: Mapping[int, Sequence[Box]] | None = None,
         seed_frame: int | None = None,
         max_id: int = 2**31 - 1,
     ) -> None:
-        """``grid``: the low-res mask size (S/4). ``detections``: frame -> boxes (video pixels) without
-        track ids. ``seed_frame``: objects found there are the run's first (never pending)."""
-        self.settings, self.video_size, self.grid = settings, video_size, grid
+        """``detections``: frame -> boxes (video pixels) without track ids. ``seed_frame``: objects found
+        there are the run's first (never pending)."""
+        self.settings, self.video_size = settings, video_size
         self.generator, self.detections = generator, dict(detections or {})
         self.seed_frame, self.max_id = seed_frame, max_id
         self.next_id = next_id
@@ -132,10 +131,8 @@ class Discovery:
 
     def _new_boxes(self, boxes: Sequence[Box], tracked: np.ndarray) -> list[Box]:
         """Detected boxes that match no tracked mask's box (nor a box admitted before them)."""
-        h, w = self.video_size
-        scale = np.array([w, h, w, h], dtype=np.float64) / self.grid
-        known = mask_boxes(tracked).astype(np.float64) * scale if len(tracked) else np.zeros((0, 4))
-        known = known[(known[:, 2] > known[:, 0])] if len(known) else known
+        known = grid_boxes(tracked, self.video_size)
+        known = known[known[:, 2] > known[:, 0]]  # empty masks have no box
         out: list[Box] = []
         for b in boxes:
             arr = np.array([b], dtype=np.float64)
@@ -147,19 +144,18 @@ class Discovery:
 
     def admit(self, t: int, feats, tracked: np.ndarray) -> list[Prompt]:
         """The prompts of the objects that join on frame t, with new ids. ``tracked``: bool [N, g, g],
-        the masks tracked on frame t (low-res grid)."""
+        the masks tracked on frame t (SAM 2's low-res grid, g = S/4)."""
         prompts: list[Prompt] = []
-        tracked = tracked.reshape(-1, self.grid, self.grid)
-        found: list[tuple[str, Prompt]] = []
+        found: list[tuple[str, Box | None, np.ndarray | None]] = []  # (how, box, mask)
         if self._generates(t):
             self._looked = t
             skip = tracked.any(0) if len(tracked) else None
             for c in self._new_masks(self.generator.generate(feats, skip), tracked):  # type: ignore[union-attr]
-                found.append(("auto", Prompt(1, t, mask=c.video_mask(self.video_size))))
+                found.append(("auto", None, c.video_mask(self.video_size)))
                 tracked = np.concatenate([tracked, c.binary[None]])
         for b in self._new_boxes(self.detections.pop(t, ()), tracked):
-            found.append(("detection", Prompt(1, t, box=b)))
-        for by, p in found:
+            found.append(("detection", b, None))
+        for by, box, mask in found:
             if len(self.joined) >= self.settings.max_objects or self.next_id > self.max_id:
                 break
             oid = self.next_id
@@ -170,7 +166,7 @@ class Discovery:
             else:
                 self._pending[oid] = j
             self.joined.append(j)
-            prompts.append(Prompt(oid, t, box=p.box, mask=p.mask))
+            prompts.append(Prompt(oid, t, box=box, mask=mask))
         return prompts
 
     # ---- confirmation --------------------------------------------------------------------------

@@ -51,6 +51,14 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def grid_boxes(masks: np.ndarray, video_size: tuple[int, int]) -> np.ndarray:
+    """float64 [N, 4] boxes in video pixels (x0, y0, x1, y1) of bool masks [N, g, g] on SAM 2's low-res
+    grid; zeros for empty masks."""
+    h, w = video_size
+    g = masks.shape[-1]
+    return mask_boxes(masks).astype(np.float64) * (np.array([w, h, w, h], dtype=np.float64) / g)
+
+
 def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of boxes [N, 4] x [M, 4] (x0, y0, x1, y1) -> [N, M]."""
     a, b = a.astype(np.float64), b.astype(np.float64)

@@ -31,7 +31,7 @@ from pycocotools import mask as mask_utils
 
 from ..records import Frame, FrameMasks, Prompt, VideoInfo
 from ..threads import in_background
-from .masks import box_iou_matrix, fill_holes, sigmoid, to_grid, to_video_masks
+from .masks import box_iou_matrix, fill_holes, grid_boxes, sigmoid, to_grid, to_video_masks
 
 Box = tuple[float, float, float, float]
 
@@ -432,10 +432,9 @@ class Propagator:
                 if t < g.first:
                     continue
                 if t in g.prompt_frames:
-                    e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
-                    low_res, score = e.low_res, e.score
-                    e.low_res = None
-                    g.cond[t] = e
+                    low_res, score = self._as_prompt_frame(
+                        g, t, MemoryEntry.cat([entries[oid] for oid in g.object_ids])
+                    )
                 else:
                     low_res, score = self._step(g, feats, t, False, None)
                 live.append((g, *self._emit(t, False, g, low_res, score, None)))
@@ -447,6 +446,15 @@ class Propagator:
                 f"the stream ended before prompt frame {missing[0]}: prompt frames count from the first frame "
                 "received; prompt an earlier frame"
             )
+
+    @staticmethod
+    def _as_prompt_frame(g: _Group, t: int, e) -> tuple:
+        """Keep entry e (a prompt's encoding, batch = g's objects) as g's prompt frame t; returns its
+        result there (low-res logits, score logits), which the entry no longer holds."""
+        low_res, score = e.low_res, e.score
+        e.low_res = None
+        g.cond[t] = e
+        return low_res, score
 
     # ---- objects joining, re-prompts, holding frames back -----------------------------------------
     def _discovers(self, t: int) -> bool:
@@ -471,12 +479,10 @@ class Propagator:
             for p in d.admit(t, feats, stack):
                 e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(p), p.mask)
                 g = _Group((p.object_id,), (t,))
-                low_res, score = e.low_res, e.score
-                e.low_res = None
-                g.cond[t] = e
+                result = self._as_prompt_frame(g, t, e)
                 self._joined_at[p.object_id] = t
                 self.groups.append(g)
-                live.append((g, *self._emit(t, False, g, low_res, score, None)))
+                live.append((g, *self._emit(t, False, g, *result, None)))
         pending = d.pending()
         if pending:
             for g, low, sc in live:
@@ -487,19 +493,14 @@ class Propagator:
 
     def _reprompt(self, t: int, feats, live: list, boxes: Mapping[int, Box]) -> list:
         """Prompt on frame t, with its box, every object whose tracked mask has drifted off it."""
-        h, w = self._video_size
-        grid = self.model.image_size // 4
-        scale = np.array([w, h, w, h], dtype=np.float64) / grid
         out = []
         for g, low, sc in live:
             drifted = []
             for i, oid in enumerate(g.object_ids):
                 if oid not in boxes or t in g.prompt_frames or t <= g.warm_end:
                     continue
-                ys, xs = np.nonzero(low[i] > 0)
-                mask_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
-                iou = box_iou_matrix(np.array([boxes[oid]]), np.array([mask_box]) * scale)[0, 0]
-                if iou < self.reprompt_iou:
+                mask_box = grid_boxes(low[i : i + 1] > 0, self._video_size)  # zeros when lost: IoU 0
+                if box_iou_matrix(np.array([boxes[oid]]), mask_box)[0, 0] < self.reprompt_iou:
                     drifted.append(i)
             if not drifted:
                 out.append((g, low, sc))
@@ -515,9 +516,7 @@ class Propagator:
                 ng.fwd.pop(t, None)  # frame t becomes one of its prompt frames
                 box_prompt = Prompt(oid, t, box=boxes[oid])
                 e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(box_prompt), None)
-                low_res, score = e.low_res, e.score
-                e.low_res = None
-                ng.cond[t] = e
+                result = self._as_prompt_frame(ng, t, e)
                 ng.prompt_frames = tuple(sorted({*ng.prompt_frames, t}))
                 # Bounded state: SAM 2 attends to every prompt frame, so a track re-prompted often keeps
                 # only its latest ones.
@@ -527,7 +526,7 @@ class Propagator:
                     ng.prompt_frames = ng.prompt_frames[1:]
                 self.reprompted.append({"id": oid, "frame": t})
                 groups.append(ng)
-                out.append((ng, *self._emit(t, False, ng, low_res, score, None)))
+                out.append((ng, *self._emit(t, False, ng, *result, None)))
             self.groups = [x for x in self.groups if x is not g] + groups
         return out
 
@@ -651,9 +650,7 @@ class Propagator:
             for g in self.groups:
                 if f in g.prompt_frames:
                     e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
-                    self._emit(f, False, g, e.low_res, e.score, spool)
-                    e.low_res = None
-                    g.cond[f] = e
+                    self._emit(f, False, g, *self._as_prompt_frame(g, f, e), spool)
 
     def _with_features(self, frames: Iterable[Frame], needed: Callable[[int], bool]) -> Iterator[tuple[Frame, Any]]:
         """Yield (frame, image features or None when no group tracks that frame).
