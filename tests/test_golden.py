@@ -1,0 +1,189 @@
+"""Golden runs: a fixed set of runs through the CLI (a file run with backward and forward passes, an online
+run from a served stream, resume after SIGKILL, detections with re-prompts, prompts=auto with discovery,
+a dataset evaluation) and content hashes of what they write. Refactors of the run's spine keep every hash.
+
+``TRACKER_WRITE_GOLDEN=1 pytest tests/test_golden.py`` rewrites ``golden_hashes.json`` (only when the
+behaviour is meant to change)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import yaml
+from helpers import compose_config
+from PIL import Image
+from test_live import StreamServer, mpegts
+from test_resume import _checkpoint, late_prompts
+
+from tracker.apps import cli
+from tracker.experiments.demo import write_demo_clip
+from tracker.experiments.synthetic import label_boxes, write_dataset
+
+GOLDEN = Path(__file__).with_name("golden_hashes.json")
+W, H = 320, 240
+COMMON = ["model=toy", "progress=false", "threads=1"]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def output_hashes(out: Path) -> dict[str, str]:
+    """Content hashes of the outputs: text files as bytes, PNGs and the annotated video as decoded pixels."""
+    h: dict[str, str] = {}
+    for name in ("masks.jsonl", "tracks.csv", "instances.json", "tracks_mots.txt"):
+        if (out / name).is_file():
+            h[name] = _sha((out / name).read_bytes())
+    pngs = sorted((out / "masks").glob("*.png")) if (out / "masks").is_dir() else []
+    if pngs:
+        d = hashlib.sha256()
+        for p in pngs:
+            d.update(p.name.encode() + np.asarray(Image.open(p)).tobytes())
+        h["masks/*.png"] = d.hexdigest()[:16]
+    if (out / "annotated.mp4").is_file():
+        d = hashlib.sha256()
+        with av.open(str(out / "annotated.mp4")) as c:
+            for f in c.decode(video=0):
+                d.update(f.to_ndarray(format="rgb24").tobytes())
+        h["annotated.mp4 frames"] = d.hexdigest()[:16]
+    return h
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("golden")
+    clip = write_demo_clip(d / "clip.mp4", 40, W, H, 0)
+    objects: dict[int, list] = {}
+    for p in late_prompts(40):
+        objects.setdefault(p.object_id, []).append({"frame": p.frame_index, "box": [round(v) for v in p.box]})
+    prompts = d / "prompts.yaml"
+    prompts.write_text(yaml.safe_dump({"objects": [{"id": k, "prompts": v} for k, v in objects.items()]}))
+    data = d / "data"
+    names = write_dataset(data, 2, seed=6161, frames=24)
+    return {"clip": clip, "prompts": prompts, "data": data, "names": names}
+
+
+def _file_args(i: dict, out: Path) -> list[str]:
+    return [
+        *COMMON,
+        f"source.path={i['clip']}",
+        f"prompts.path={i['prompts']}",
+        f"output_dir={out}",
+        "resume_every=10",
+        "propagation.reverse_chunk=4",
+        "sink.mot=true",
+        "sink.coco=true",
+        "sink.mots=true",
+    ]
+
+
+def _run(args: list[str]) -> dict:
+    return cli.run(compose_config(args))
+
+
+def _frames(i: dict, n: int = 0) -> list[str]:
+    return ["source=images", f"source.path={i['data'] / 'JPEGImages' / '480p' / i['names'][n]}"]
+
+
+def case_file(i: dict, out: Path) -> None:
+    _run(_file_args(i, out))
+
+
+def case_resume(i: dict, out: Path) -> None:
+    """SIGKILL in the forward pass after a checkpoint, then resume=true: the uninterrupted run's outputs."""
+    cmd = [sys.executable, "-m", "tracker.apps.cli", *_file_args(i, out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None:
+            ck = _checkpoint(out)
+            if ck is not None and ck["stage"] == "forward" and ck["emitted"] >= 10:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (out / "masks.jsonl").exists() and (out / ".resume").is_dir()
+    res = subprocess.run([*cmd, "resume=true"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "run.json").read_text())["resumed_from"]["stage"] == "forward"
+
+
+def case_online_stream(i: dict, out: Path) -> None:
+    server = StreamServer(mpegts(24), 24, rate=None)
+    try:
+        record = _run([*COMMON, f"source.path={server.url}", "prompts.box=[20,60,110,150]", f"output_dir={out}"])
+    finally:
+        server.close()
+    assert record["state"] == "complete" and record["frames_tracked"] == 24
+
+
+def case_detections(i: dict, out: Path) -> None:
+    """A MOT track whose first box is on the wrong object, re-prompted by its later boxes."""
+    labs = sorted((i["data"] / "Annotations" / "480p" / i["names"][0]).glob("*.png"))
+    rows = []
+    for t, p in enumerate(labs):
+        boxes = label_boxes(np.asarray(Image.open(p)))
+        x0, y0, x1, y1 = boxes[2] if t == 0 else boxes[1]
+        rows.append(f"{t + 1},1,{x0 + 1},{y0 + 1},{x1 - x0},{y1 - y0},1,-1,-1,-1")
+    mot = out.parent / "mot.txt"
+    mot.write_text("\n".join(rows) + "\n")
+    args = ["prompts=detections", f"prompts.path={mot}", "sink.mot=true"]
+    record = _run([*COMMON, *_frames(i), f"output_dir={out}", *args])
+    assert record["reprompts"]["total"] >= 1
+
+
+def case_auto(i: dict, out: Path) -> None:
+    record = _run([*COMMON, *_frames(i, 1), f"output_dir={out}", "experiment=discover", "sink.coco=true"])
+    assert record["discovery"]["kept"] >= 2
+
+
+def case_dataset(i: dict, out: Path) -> None:
+    _run([*COMMON, "dataset=davis", f"dataset.root={i['data']}", f"output_dir={out}"])
+
+
+def dataset_hashes(out: Path) -> dict[str, str]:
+    d = hashlib.sha256()
+    for p in sorted((out / "predictions").rglob("*.png")):
+        d.update(str(p.relative_to(out)).encode() + np.asarray(Image.open(p)).tobytes())
+    results = json.loads((out / "results.json").read_text())
+    return {"predictions/*.png": d.hexdigest()[:16], "results.json": _sha(json.dumps(results, sort_keys=True).encode())}
+
+
+CASES = {
+    "file": case_file,
+    "resume": case_resume,
+    "online_stream": case_online_stream,
+    "detections": case_detections,
+    "auto": case_auto,
+    "dataset": case_dataset,
+}
+
+
+@pytest.fixture(scope="module")
+def golden():
+    if os.environ.get("TRACKER_WRITE_GOLDEN"):
+        return {}
+    return json.loads(GOLDEN.read_text())
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_outputs(inputs, golden, tmp_path, name):
+    out = tmp_path / name
+    CASES[name](inputs, out)
+    got = dataset_hashes(out) if name == "dataset" else output_hashes(out)
+    if os.environ.get("TRACKER_WRITE_GOLDEN"):
+        table = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
+        table[name] = got
+        GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        return
+    want = golden[name]
+    if name == "resume":  # the resumed run writes what the uninterrupted one wrote
+        assert want == golden["file"]
+    assert got == want
