@@ -77,3 +77,45 @@ def test_track_checks_before_returning(demo):
     with pytest.warns(UserWarning, match="RANDOM weights"):
         m = tracker.load_model("sam2.1_hiera_t", image_size=64, memory_stride=2)
     assert (m.image_size, m.stride) == (64, 2)
+
+
+def test_run_writes_what_the_cli_writes_and_returns_its_record(demo, tmp_path):
+    """tracker.run(...) goes through the same spine as the command: the same masks.jsonl byte for byte,
+    and the record it returns is run.json's."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    clip, seq = demo
+    prompts = tmp_path / "p.yaml"
+    objects = [{"id": k, "label": f"o{k}", "prompts": [{"frame": 0, "box": b}]} for k, b in _boxes(seq).items()]
+    prompts.write_text(yaml.safe_dump({"objects": objects}))
+    settings = {"sink": {"coco": True, "annotated": False}, "threads": 1, "progress": False}
+    record = tracker.run(clip, prompts, tmp_path / "py", **settings)
+    cli = tmp_path / "cli"
+    args = ["model=toy", f"source.path={clip}", f"prompts.path={prompts}", f"output_dir={cli}"]
+    args += ["sink.coco=true", "sink.annotated=false", "threads=1", "progress=false"]
+    res = subprocess.run([sys.executable, "-m", "tracker.apps.cli", *args], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    for name in ("masks.jsonl", "tracks.csv", "instances.json"):
+        assert (tmp_path / "py" / name).read_bytes() == (cli / name).read_bytes(), name
+    assert record == json.loads((tmp_path / "py" / "run.json").read_text())
+    assert record["mode"] == "file" and record["objects"] == {"1": "o1", "2": "o2"}
+    assert not (tmp_path / "py" / "annotated.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"sink": {"nope": True}}, "nope"),
+        ({"discover": {"every": -1}}, "discover.every=-1"),
+        ({"memory": {"name": "nope"}}, "memory='nope' is unknown"),
+    ],
+)
+def test_run_refuses_bad_settings_before_decoding(demo, tmp_path, kwargs, needle):
+    clip, _ = demo
+    with pytest.raises(ValueError, match=needle):
+        tracker.run(clip, None, tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()

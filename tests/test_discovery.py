@@ -17,10 +17,10 @@ from PIL import Image
 from tracker.apps import cli
 from tracker.discovery import Candidate, Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
 from tracker.discovery.generator import mask_iou_matrix, nms, point_grid, stability_score
-from tracker.engine.masks import box_iou_matrix, mask_boxes
 from tracker.engine.sam import build_model
 from tracker.experiments.discovery import read_tracks, score_discovery
 from tracker.experiments.synthetic import SyntheticSequence, label_boxes, write_dataset
+from tracker.masks import box_iou_matrix, mask_boxes
 
 G = 16  # low-res grid of the hand-made masks below
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from helpers import model_cfg, moving_shapes, write_video
 
-from tracker.engine.masks import fill_holes, to_video_masks
-from tracker.engine.propagation import Propagator, memory_reads, pointer_reads
+from tracker.engine.memory import Sam2Memory, memory_policy, memory_reads, pointer_reads
+from tracker.engine.propagation import Propagator
 from tracker.engine.sam import build_model
 from tracker.io.source import PyAVSource
+from tracker.masks import fill_holes, to_video_masks
 from tracker.records import Prompt
 
 
@@ -130,3 +131,47 @@ def test_without_backward_objects_are_empty_before_their_first_prompt(clip32, mo
     assert not any(rev for _, rev, _ in steps)
     assert all(not fm.mask_of(2).any() and fm.scores[1] == 0.0 for _, fm in out[:10])
     assert {t for t, _, ids in steps if ids == (2,)} == set(range(10, 32))
+
+
+class _PromptFramesOnly(Sam2Memory):
+    """A policy that never writes a tracked frame: SAM 2 reads the prompt frames alone, and the state keeps
+    nothing else; ``state`` counts the frames it refused (carried through checkpoints)."""
+
+    name = "prompt_frames_only"
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def write(self, g, t, reverse, entry, low_res, score) -> None:
+        self.refused += 1
+
+    def state(self) -> dict:
+        return {"refused": self.refused}
+
+    def load_state(self, state: dict) -> None:
+        self.refused = state["refused"]
+
+
+def test_the_engine_takes_its_memory_policy(tmp_path, model):
+    """The memory seam: the policy object decides what enters memory. The default (Sam2Memory) is the
+    engine's behaviour when none is given; another policy changes the masks and what is kept."""
+    path = write_video(tmp_path / "c.mp4", moving_shapes(12, 64, 48))
+    prompts = [Prompt(1, 0, box=(5, 10, 25, 30)), Prompt(2, 4, box=(30, 20, 60, 45))]
+    plain = [fm.masks for _, fm in Propagator(model).run(PyAVSource(path), prompts)]
+    same = [fm.masks for _, fm in Propagator(model, memory=memory_policy("sam2")).run(PyAVSource(path), prompts)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, same))
+    policy = _PromptFramesOnly()
+    pr = Propagator(model, memory=policy)
+    kept = []
+    pr.step_hook = lambda *a: kept.append(pr.retained())
+    other = [fm.masks for _, fm in pr.run(PyAVSource(path), prompts)]
+    assert policy.refused > 0 and all(g["fwd_pointers"] == g["bwd_pointers"] == 0 for s in kept for g in s)
+    assert any(not np.array_equal(a, b) for a, b in zip(plain, other))
+
+
+def test_memory_policy_by_name():
+    assert isinstance(memory_policy("sam2"), Sam2Memory)
+    with pytest.raises(ValueError, match="memory='nope' is unknown: use one of sam2"):
+        memory_policy("nope")
+    with pytest.raises(ValueError, match="memory=sam2: .*configs/memory/sam2.yaml"):
+        memory_policy("sam2", window=3)

@@ -24,8 +24,8 @@ from helpers import encode_audio, faststart_copy, moving_shapes, write_video
 from PIL import Image
 
 from tracker.apps import cli
+from tracker.run.transaction import OutputTransaction
 from tracker.threads import resolve_threads, usable_cores
-from tracker.transaction import OutputTransaction
 
 BASE = ["model.image_size=128", "progress=false"]
 BOX = ["prompts.box=[10,10,40,40]", "prompts.frame=0"]

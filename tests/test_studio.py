@@ -22,11 +22,11 @@ from PIL import Image
 from tracker.apps import cli
 from tracker.apps.studio import build_studio
 from tracker.experiments.demo import demo_sequence, write_demo_clip
-from tracker.io.images import decode_rle
 from tracker.io.prompts import parse_prompts
 from tracker.io.source import open_source
+from tracker.masks import decode_rle
+from tracker.run.transaction import committed_set
 from tracker.studio.server import create_app
-from tracker.transaction import committed_set
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

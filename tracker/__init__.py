@@ -10,15 +10,19 @@ Importing this package does not import sam2 (sam2 initialises Hydra's global sta
 only :mod:`tracker.engine.sam` does, loaded when a model is built.
 """
 
-__version__ = "0.1.0"
-
-from .api import load_model, model_names, track
+# ``tracker.run`` is both the spine's package and the function below. Importing a submodule sets it as an
+# attribute of its parent the first time only: the package is imported first, then the name is rebound to
+# the function (``from tracker.run import RunSpec`` still finds the package in sys.modules).
+from . import run as _spine  # noqa: F401  (imported for the order above)
+from .api import load_model, model_names, run, track
 from .io.annotation import annotate
 from .io.prompts import TrackSpec, load_prompts
 from .io.source import open_source
 from .records import Frame, FrameMasks, Prompt, VideoInfo
+from .version import __version__
 
 __all__ = [
+    "__version__",
     "Frame",
     "FrameMasks",
     "Prompt",
@@ -29,5 +33,6 @@ __all__ = [
     "load_prompts",
     "model_names",
     "open_source",
+    "run",
     "track",
 ]

@@ -9,14 +9,19 @@ for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .io.prompts import TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
 from .records import Frame, FrameMasks, Prompt
+
+if TYPE_CHECKING:  # torch, sam2 and Hydra load when a model or a config is made, not on import
+    from omegaconf import DictConfig
+
+    from .engine.sam import SamModel
+    from .run import RunSpec
 
 
 def model_names() -> list[str]:
@@ -24,7 +29,7 @@ def model_names() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 
 
-def compose_config(overrides: Sequence[str] = (), name: str = "config"):
+def compose_config(overrides: Sequence[str] = (), name: str = "config") -> DictConfig:
     """The package's config ``name`` composed with ``overrides`` (a DictConfig, unresolved). sam2 (or a
     running Hydra app) may hold Hydra's global state: this composes on a clean one and puts it back."""
     from hydra import compose, initialize_config_dir
@@ -64,15 +69,15 @@ def load_model(
     image_size: int | None = None,
     compile: bool = False,
     **overrides: Any,
-):
+) -> SamModel:
     """A :class:`tracker.engine.sam.SamModel` built from ``configs/model/<name>.yaml``.
 
     ``checkpoint``: a Meta-format ``.pt`` (None: the config's own, which for ``toy`` is the trained model
     shipped in the package and for SAM 2's configs is none: random weights, with a warning).
     ``overrides``: other ``model.*`` keys (``memory_stride``, ``fill_hole_area``, ...).
     """
-    from .apps import config_checks
-    from .engine.sam import build_model
+    from .run.model import build
+    from .run.spec import model_spec
 
     if image_size is not None:
         overrides["image_size"] = image_size
@@ -80,25 +85,7 @@ def load_model(
     if checkpoint is not None:
         m["checkpoint"] = str(checkpoint)
     m["device"], m["compile"] = device, compile
-    config_checks.model({"model": m})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # build_sam2's own warning names a config key
-        model = build_model(
-            m["arch"]["model"],
-            checkpoint=m["checkpoint"],
-            device=device,
-            compile=compile,
-            fill_hole_area=m["fill_hole_area"],
-            seed=0,
-        )
-    model.auto_points = m["auto_points"]
-    if m["checkpoint"] is None:
-        warnings.warn(
-            f"load_model({name!r}) has no checkpoint: RANDOM weights, the masks are noise "
-            "(pass checkpoint=PATH, e.g. from scripts/download_checkpoints.sh)",
-            stacklevel=2,
-        )
-    return model
+    return build(model_spec({"model": m, "seed": 0}), warn="python")
 
 
 def as_track_spec(prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt]) -> TrackSpec:
@@ -125,6 +112,7 @@ def track(
     discover_every: int = 0,
     confirm: int = 15,
     generator: Mapping[str, Any] | None = None,
+    memory: str | Any = "sam2",
     **options: Any,
 ) -> Iterator[tuple[Frame, FrameMasks]]:
     """Track ``prompts`` through ``video``: ``(Frame, FrameMasks)`` for every frame, in frame order.
@@ -136,27 +124,100 @@ def track(
     ``discover_every=K``: every K frames, objects that nothing tracked covers join with new ids, and are
     kept once present on ``confirm`` frames (frames come out that much later). ``generator``: keys of
     :class:`tracker.discovery.GeneratorSettings` (default: SAM 2's, with the model's points per prompt).
+    ``memory``: the memory policy, a name of ``configs/memory/`` or a
+    :class:`tracker.engine.memory.MemoryPolicy` (default ``sam2``: upstream SAM 2's own).
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
     from .engine.propagation import Propagator
     from .io.source import open_source
+    from .run.prompts import PromptInput, make_discovery, plan_prompts
 
-    spec = as_track_spec(prompts) if prompts is not None else TrackSpec(labels={}, prompts=())
+    given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
     src = open_source(source, video) if isinstance(video, (str, Path)) else video
     finds = prompts is None or discover_every > 0
-    Propagator.check_prompts(spec.prompts, src.info, spec.object_ids, allow_empty=finds)
+    Propagator.check_prompts(given.spec.prompts, src.info, given.spec.object_ids, allow_empty=finds)
     net = load_model(model) if isinstance(model, str) else model
     discovery = None
     if finds:
-        from .discovery import Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
-
-        settings = GeneratorSettings(**{"points_per_prompt": net.auto_points, **(generator or {})})
-        discovery = Discovery(
-            DiscoverySettings(every=discover_every, confirm=confirm),
-            (src.info.height, src.info.width),
-            next_id=max(spec.object_ids, default=0) + 1,
-            generator=MaskGenerator(net, settings),
-            seed_frame=0 if prompts is None else None,
+        spec = run_spec(
+            None,
+            None,
+            find_objects=prompts is None,
+            discover={"every": discover_every, "confirm": confirm},
+            generator={"points_per_prompt": net.auto_points, **(generator or {})},
+            sink={"png": False},  # no PNGs: any object id
         )
-    return Propagator(net, backward=backward, discovery=discovery, **options).run(src, spec.prompts, spec.object_ids)
+        discovery = make_discovery(spec, net, src.info, plan_prompts(spec, given, src.info))
+    if isinstance(memory, str):
+        from .engine.memory import memory_policy
+
+        memory = memory_policy(memory)
+    propagator = Propagator(net, backward=backward, discovery=discovery, memory=memory, **options)
+    return propagator.run(src, given.spec.prompts, given.spec.object_ids)
+
+
+def run_spec(
+    source: str | Path | None,
+    output_dir: str | Path | None,
+    *,
+    prompts_file: str | Path | None = None,
+    find_objects: bool = False,
+    model: str = "toy",
+    **settings: Mapping[str, Any] | Any,
+) -> RunSpec:
+    """A checked :class:`tracker.run.RunSpec` from the package's configs: ``source`` (a video file or a
+    frame folder), ``prompts_file``, ``find_objects`` (``prompts=auto``: the objects are found), ``model``
+    (a name of configs/model/), ``settings`` the config's groups as nested dicts (``sink={"coco": True}``,
+    ``source={"kind": "images"}``, ``prompts={"kind": "detections", ...}``)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .run import OutputSpec, RunSpec
+    from .run.transaction import check_output_dir, missing_dirs
+
+    if model not in model_names():
+        raise ValueError(f"model={model!r} is unknown: use one of {', '.join(model_names())}")
+    groups = [f"model={model}"]
+    for group in ("source", "prompts"):
+        kind = settings.get(group, {}).get("kind") if isinstance(settings.get(group), Mapping) else None
+        if kind is not None:
+            groups.append(f"{group}={kind}")
+    if find_objects:
+        groups.append("prompts=auto")
+    cfg = compose_config(groups)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(settings)))
+        if source is not None:
+            cfg.source.path = str(source)
+        if prompts_file is not None:
+            cfg.prompts.path = str(prompts_file)
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ValueError(f"settings: {' '.join(str(e).split())}") from None
+    out = None
+    if output_dir is not None:
+        out = check_output_dir(output_dir)
+    created = tuple(missing_dirs(out)) if out is not None else ()
+    return RunSpec.from_config(plain, output=OutputSpec(out, created))  # type: ignore[arg-type]
+
+
+def run(
+    source: str | Path,
+    prompts: str | Path | None,
+    output_dir: str | Path,
+    *,
+    model: str = "toy",
+    **settings: Mapping[str, Any] | Any,
+) -> dict[str, Any]:
+    """Run ``tracker`` from Python: the same files in ``output_dir`` as the command writes, returns the
+    record written to ``run.json``. ``prompts``: a prompts file (None: the objects are found, as
+    ``prompts=auto``); ``settings``: the config's groups as nested dicts, e.g. ``sink={"coco": True}``,
+    ``discover={"every": 4}``, ``source={"kind": "images"}``, ``progress=False``.
+
+        tracker.run("clip.mp4", "prompts.yaml", "runs/clip", sink={"coco": True})
+    """
+    from .run import run as run_spine
+
+    spec = run_spec(source, output_dir, prompts_file=prompts, find_objects=prompts is None, model=model, **settings)
+    return run_spine(spec)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from .io.images import check_pixels
+from .masks import check_pixels
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class FrameMasks:
         (id -> name; "object" when unnamed). Needs the optional ``supervision`` package."""
         import supervision as sv
 
-        from .io.sinks import mask_bbox
+        from .masks import mask_bbox
 
         labels = labels or {}
         names = sorted({labels.get(i) or "object" for i in self.object_ids} or {"object"})
@@ -184,3 +185,11 @@ class FrameMasks:
             class_id=np.array([names.index(n) for n in class_names], dtype=int),
             data={"class_name": np.array(class_names, dtype=str)},
         )
+
+
+class FrameSource(Protocol):
+    """A video: its ``info`` and its frames in order (``frames(start, stop)``; what ``open_source`` returns)."""
+
+    info: VideoInfo
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]: ...

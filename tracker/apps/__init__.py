@@ -1,1 +1,2 @@
-"""Command-line apps: the only layer that sees Hydra config objects (``cli``, ``config_checks``)."""
+"""The doors that see Hydra: ``cli`` (tracker, tracker-eval, tracker-train, tracker-report), ``studio``
+(tracker-studio), ``help``. Each composes its config and hands a typed spec to the layers below."""

@@ -7,7 +7,6 @@ once, serves the page (tracker/studio/) and prints one line with its URL and tok
 
 from __future__ import annotations
 
-import copy
 import logging
 import shlex
 import socket
@@ -15,21 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from ..transaction import check_not_in_outputs
-from . import cli, config_checks
-from .config_checks import ConfigError
+from ..experiments.demo import write_demo_clip
+from ..paths import config_dir
+from ..run import checks
+from ..run import run as run_spine
+from ..run.checks import ConfigError
+from ..run.model import build
+from ..run.outputs import check_inputs_apart, planned, source_options
+from ..run.prompts import plan_prompts, read_prompts
+from ..threads import apply_threads, resolve_threads
+from . import cli
 
 log = logging.getLogger("tracker")
 
 
 def _check_studio(plain: dict[str, Any]) -> None:
-    config_checks.video_run(plain)
-    config_checks.integer(plain, "studio.port", 0, 65535, example=0)
-    config_checks.integer(plain, "studio.feature_cache", 1, 1024, example=8)
-    config_checks.integer(plain, "studio.frame_cache", 1, 100000, example=64)
-    config_checks.integer(plain, "studio.max_body_kb", 1, 1 << 20, example=256)
+    checks.video_run(plain)
+    checks.integer(plain, "studio.port", 0, 65535, example=0)
+    checks.integer(plain, "studio.feature_cache", 1, 1024, example=8)
+    checks.integer(plain, "studio.frame_cache", 1, 100000, example=64)
+    checks.integer(plain, "studio.max_body_kb", 1, 1 << 20, example=256)
     host = plain["studio"]["host"]
     if not isinstance(host, str) or not host:
         raise ConfigError(f"studio.host={host!r} is not a host: give an address such as 127.0.0.1")
@@ -38,9 +45,10 @@ def _check_studio(plain: dict[str, Any]) -> None:
     if plain.get("resume") or plain.get("mode") == "online":
         raise ConfigError("tracker-studio runs whole Tracks of a file: drop resume=true / mode=online")
     from ..io.live import stream_kind
+    from ..io.source import SOURCES
 
     path = plain["source"]["path"]
-    if plain["source"]["kind"] == "camera" or (path and stream_kind(path)):
+    if SOURCES[plain["source"]["kind"]].device or (path and stream_kind(path)):
         raise ConfigError(
             f"tracker-studio needs a video file to scrub through, not a live source ({path or 'camera'}): "
             "record it to a file first"
@@ -81,64 +89,48 @@ def _bind(host: str, port: int) -> socket.socket:
 def build_studio(cfg: DictConfig):
     """Check the config, the video and the prompts (before any frame is decoded), load the model: the
     :class:`tracker.studio.session.Studio` that ``serve`` serves."""
-    from ..io.prompts import MAX_OBJECT_ID
+    from ..discovery import GeneratorSettings, MaskGenerator
     from ..io.source import check_source_path, open_source
     from ..studio.frames import FrameStore
     from ..studio.session import PROMPTS_FILE, Studio
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    _check_studio(plain)  # type: ignore[arg-type]
-    out, _ = cli._output_dir(cfg)
-    kind, path = cfg.source.kind, cfg.source.path
-    planned = [*cli._video_sinks(cfg), "run.json", "run.log", ".hydra", PROMPTS_FILE]
+    _check_studio(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    spec = cli.run_spec(cfg)
+    out = spec.output.folder
+    assert out is not None
+    path = spec.source.path
     if not path:
-        if cfg.get("demo") is None:
+        if spec.demo is None:
             raise ConfigError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
-        from ..experiments.demo import write_demo_clip
-
-        d = cfg.demo
+        d = spec.demo
         out.mkdir(parents=True, exist_ok=True)
         path = str(write_demo_clip(out / "studio_demo.mp4", d.frames, d.width, d.height, d.seed))
-    check_source_path(path, kind)
-    p = cfg.prompts
-    given = p.kind != "auto" and (bool(p.path) or p.box is not None or p.points is not None)
-    spec = cli._spec_from_config(cfg) if given else None
-    inputs = [("source.path", path), ("prompts.path", p.path), ("model.checkpoint", cli._checkpoint(cfg))]
-    if spec is not None and not isinstance(spec, list):
-        inputs += [("prompts mask", f) for f in spec.mask_files]
-    check_not_in_outputs(out, planned, inputs)
-    threads = cli._set_threads(cfg)
-    src_cfg = {k: v for k, v in plain["source"].items() if k not in ("kind", "path", "timeout")}  # type: ignore[index]
-    if kind == "pyav" and not src_cfg.get("threads"):
-        src_cfg["threads"] = threads
-    source = open_source(kind, path, **src_cfg)
-    if isinstance(spec, list):
-        from ..io.detections import detection_plan
-
-        max_id = 255 if cfg.sink.png else MAX_OBJECT_ID
-        fmt = p.format
-        spec = detection_plan(spec, source.info.width, source.info.height, p.min_score, max_id, fmt == "yolo").spec
-    if spec is not None:
+    check_source_path(path, spec.source.kind)
+    p = spec.prompts
+    given = read_prompts(spec) if p.kind != "auto" and (p.path or p.box is not None or p.points is not None) else None
+    check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
+    threads = resolve_threads(spec.threads, spec.jobs)
+    apply_threads(threads)
+    source = open_source(spec.source.kind, path, **source_options(spec, threads))
+    plan = plan_prompts(spec, given, source.info) if given is not None else None
+    if plan is not None:
         from ..engine.propagation import Propagator
 
-        Propagator.check_prompts(spec.prompts, source.info, spec.object_ids)
-    model = cli._build_model(cfg)
+        Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids)
+    model = build(spec.model)
+    file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
 
     def run_track(prompts_file: Path, extra_sinks) -> dict[str, Any]:
-        job = copy.deepcopy(cfg)
-        overrides = {
-            "source.path": str(path),
-            "prompts.kind": "file",
-            "prompts.path": str(prompts_file),
-            "prompts.box": None,
-            "prompts.points": None,
-            "output_dir": str(out),
-            "progress": False,
-            "demo": None,
-        }
-        for key, value in overrides.items():
-            OmegaConf.update(job, key, value, force_add=True)
-        return cli.run(job, model=model, extra_sinks=extra_sinks)
+        """A Track: the run ``tracker`` makes of the saved prompts file, into the studio's output folder."""
+        job = spec.with_config(
+            {
+                "source.path": str(path),
+                "prompts": {**file_prompts, "path": str(prompts_file)},
+                "progress": False,
+                "demo": None,
+            }
+        )
+        return run_spine(job, model=model, extra_sinks=extra_sinks)
 
     s = cfg.studio
     log.info(
@@ -147,23 +139,21 @@ def build_studio(cfg: DictConfig):
         source.info.width,
         source.info.height,
         source.info.num_frames,
-        cfg.model.name,
+        spec.model.name,
         out,
     )
-    from ..discovery import GeneratorSettings, MaskGenerator
-
     studio = Studio(
         model,
         FrameStore(source, jpeg_cache=s.frame_cache),
         out,
         run_track,
-        spec=spec,
-        max_object_id=255 if cfg.sink.png else MAX_OBJECT_ID,
+        spec=plan.spec if plan is not None else None,
+        max_object_id=spec.max_id,
         feature_cache=s.feature_cache,
         command=lambda f: _command(cfg, str(path), out, f),
-        generator=MaskGenerator(model, GeneratorSettings(**OmegaConf.to_container(cfg.generator, resolve=True))),
-        new_iou=cfg.discover.new_iou,
-        max_covered=cfg.discover.max_covered,
+        generator=MaskGenerator(model, GeneratorSettings(**spec.discovery.generator)),
+        new_iou=spec.discovery.new_iou,
+        max_covered=spec.discovery.max_covered,
     )
     if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
         for f in p.frames:
@@ -202,14 +192,14 @@ def serve(cfg: DictConfig) -> None:
         studio.close()
 
 
-@hydra.main(config_path=cli._CONFIGS, config_name="studio", version_base="1.3")
-@cli._job
+@hydra.main(config_path=cli.CONFIGS, config_name="studio", version_base="1.3")
+@cli.job
 def _studio_app(cfg: DictConfig) -> None:
     serve(cfg)
 
 
 def main() -> None:
-    cli._entry(_studio_app, "tracker-studio")
+    cli.entry(_studio_app, "tracker-studio")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.masks import box_iou_matrix, grid_boxes
+from ..masks import box_iou_matrix, grid_boxes
 from ..records import Prompt
 from .generator import Candidate, MaskGenerator
 

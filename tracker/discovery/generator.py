@@ -9,7 +9,7 @@ predicted IoU first.
 
 Everything is decided on the decoder's low-resolution logits (float32 [N, S/4, S/4], S = the model's
 input size): SAM's generator upsamples every mask to the image first, which costs more than the decoder
-on a large frame. Only the kept masks are upsampled, by :func:`tracker.engine.masks.to_video_masks`.
+on a large frame. Only the kept masks are upsampled, by :func:`tracker.masks.to_video_masks`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..engine.masks import box_iou_matrix, mask_boxes, to_video_masks
+from ..masks import box_iou_matrix, mask_boxes, to_video_masks
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class MaskGenerator:
         """Point prompts (default: the whole grid) through the prompt encoder and mask decoder: (low-res
         logits float32 [N, h, w], predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
         m, net = self.model, self.model.net
-        vision_feats, _, sizes = m._feats(feats, 1)
+        vision_feats, _, sizes = m.backbone_features(feats, 1)
         feat = vision_feats[-1]
         if net.directly_add_no_mem_embed:
             feat = feat + net.no_mem_embed

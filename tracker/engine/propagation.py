@@ -17,21 +17,21 @@ Results of passes 0-2 wait in a :class:`MaskSpool` (RLE on disk) until pass 3 em
 
 from __future__ import annotations
 
-import io
-import pickle
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from ..records import Frame, FrameMasks, Prompt, VideoInfo
+from ..masks import fill_holes, sigmoid, to_grid, to_video_masks
+from ..records import Frame, FrameMasks, FrameSource, Prompt, VideoInfo
 from ..threads import in_background
-from .masks import box_iou_matrix, fill_holes, grid_boxes, sigmoid, to_grid, to_video_masks
+from .holdback import HoldBack
+from .memory import Geometry, Group, MemoryPolicy, Sam2Memory
+from .reprompt import RepromptPolicy
+from .spool import Checkpoint, MaskSpool
 
 Box = tuple[float, float, float, float]
 
@@ -43,145 +43,12 @@ class SourceTruncatedError(ValueError):
     """The video ends before the frame count its index announced (e.g. a truncated file)."""
 
 
-class FrameSource(Protocol):
-    info: VideoInfo
-
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]: ...
-
-
-def memory_reads(t: int, reverse: bool, num_maskmem: int, stride: int) -> list[int]:
-    """Frames whose non-prompt memory SAM 2 reads when tracking frame t, for t_pos = 1 .. num_maskmem-1
-    (``SAM2Base._prepare_memory_conditioned_features``)."""
-    frames = []
-    for t_pos in range(1, num_maskmem):
-        t_rel = num_maskmem - t_pos
-        if t_rel == 1:
-            prev = t - 1 if not reverse else t + 1
-        elif not reverse:
-            prev = ((t - 2) // stride) * stride - (t_rel - 2) * stride
-        else:
-            prev = -(-(t + 2) // stride) * stride + (t_rel - 2) * stride
-        frames.append(prev)
-    return frames
-
-
-def pointer_reads(t: int, reverse: bool, max_ptrs: int) -> list[int]:
-    """Frames whose object pointer SAM 2 reads when tracking frame t (besides prompt frames)."""
-    return [t + d if reverse else t - d for d in range(1, max_ptrs)]
-
-
-@dataclass
-class _Group:
-    """Objects sharing one set of prompt frames, hence one memory layout: a batch for SAM 2."""
-
-    object_ids: tuple[int, ...]
-    prompt_frames: tuple[int, ...]
-    cond: dict = field(default_factory=dict)  # prompt frame -> MemoryEntry [B]
-    fwd: dict = field(default_factory=dict)  # forward pass: non-prompt frame -> MemoryEntry [B]
-    bwd: dict = field(default_factory=dict)  # backward pass: likewise
-    warm_end: int = -1  # last frame the warm-up pass tracked forward (-1: no warm-up)
-
-    @property
-    def first(self) -> int:
-        return self.prompt_frames[0]
-
-    def state(self) -> dict:
-        """Plain tensors and numbers (for ``torch.save``; tensors on the CPU)."""
-        return {
-            "object_ids": list(self.object_ids),
-            "prompt_frames": list(self.prompt_frames),
-            "warm_end": self.warm_end,
-            **{k: {t: _entry_state(e) for t, e in getattr(self, k).items()} for k in ("cond", "fwd", "bwd")},
-        }
-
-    @staticmethod
-    def from_state(state: dict, device) -> _Group:
-        g = _Group(tuple(state["object_ids"]), tuple(state["prompt_frames"]), warm_end=state["warm_end"])
-        for k in ("cond", "fwd", "bwd"):
-            getattr(g, k).update({t: _entry_from(e, device) for t, e in state[k].items()})
-        return g
-
-
-def _entry_state(e) -> dict:
-    return {
-        "maskmem": None if e.maskmem is None else e.maskmem.cpu(),
-        "obj_ptr": e.obj_ptr.cpu(),
-        "score": e.score.cpu(),
-    }
-
-
-def _entry_from(state: dict, device):
-    from .sam import MemoryEntry
-
-    mem = state["maskmem"]
-    return MemoryEntry(
-        maskmem=None if mem is None else mem.to(device),
-        obj_ptr=state["obj_ptr"].to(device),
-        low_res=None,
-        score=state["score"].to(device),
-    )
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Yielded by :meth:`Propagator.run` (with ``checkpoint_every``) between frames: everything it needs
-    to continue from here, in ``state`` (plain tensors; see :meth:`Propagator.run` ``resume``). Every
-    frame before ``emitted`` has been yielded; none after it."""
-
-    stage: str  # warmup | backward | forward
-    position: int
-    emitted: int
-    state: dict
-
-
-class MaskSpool:
-    """Results produced before their frame may be emitted, as COCO RLE in a temp file on disk."""
-
-    def __init__(self, path: str | None = None, state: dict | None = None) -> None:
-        """``path``: a file that outlives the process (resumable runs), else an anonymous temp file.
-        ``state`` (from :meth:`state`): reopen ``path`` as it was then."""
-        if path is None:
-            self._file = tempfile.TemporaryFile(prefix="tracker-spool-")
-        elif state is None:
-            self._file = open(path, "w+b")
-        else:
-            self._file = open(path, "r+b")
-            self._file.truncate(state["length"])
-        self._index: dict[int, list[tuple[int, int]]] = dict(state["index"]) if state else {}
-
-    def state(self) -> dict:
-        self._file.flush()
-        return {"length": self._file.seek(0, io.SEEK_END), "index": {k: list(v) for k, v in self._index.items()}}
-
-    def put(self, frame: int, object_ids: Sequence[int], masks: np.ndarray, scores: np.ndarray) -> None:
-        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-        blob = pickle.dumps((tuple(object_ids), rles, scores.astype(np.float32)))
-        self._file.seek(0, io.SEEK_END)
-        self._index.setdefault(frame, []).append((self._file.tell(), len(blob)))
-        self._file.write(blob)
-
-    def pop(self, frame: int) -> dict[int, tuple[np.ndarray, float]]:
-        out: dict[int, tuple[np.ndarray, float]] = {}
-        for offset, length in self._index.pop(frame, []):
-            self._file.seek(offset)
-            ids, rles, scores = pickle.loads(self._file.read(length))
-            masks = mask_utils.decode(rles)
-            for i, oid in enumerate(ids):
-                out[oid] = (masks[:, :, i].astype(bool), float(scores[i]))
-        return out
-
-    def close(self) -> None:
-        self._file.close()
-
-
 class Propagator:
     """Runs prompts through a video with a :class:`tracker.engine.sam.SamModel`.
 
     ``run`` yields ``(Frame, FrameMasks)`` for every frame in order; ``step_hook`` (if given) sees
     every SAM 2 output as it is computed, in compute order, with the low-res logits.
     """
-
-    max_prompt_frames = 8  # per object, up to the current frame, once re-prompts add prompt frames
 
     def __init__(
         self,
@@ -195,6 +62,7 @@ class Propagator:
         discovery=None,
         reprompts: Mapping[int, Mapping[int, Box]] | None = None,
         reprompt_iou: float = 0.0,
+        memory: MemoryPolicy | None = None,
     ) -> None:
         """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
         first prompt frame (empty masks there), so no backward pass is run.
@@ -208,15 +76,15 @@ class Propagator:
         on them are kept or dropped (at most ``confirm`` frames). ``reprompts``: frame -> {object id:
         box in video pixels} from a box tracker: on such a frame, an object whose mask's box has an IoU
         below ``reprompt_iou`` with its box is prompted there with the box (forward sweep only).
-        Neither can be checkpointed."""
+        Neither can be checkpointed. ``memory``: the memory policy (default :class:`Sam2Memory`, upstream's
+        own: which tracked frames enter memory and which SAM 2 reads back)."""
         if (discovery is not None or reprompts) and checkpoint_every > 0:
             raise ValueError("a run that discovers or re-prompts objects keeps no checkpoints: resume_every=0")
         self.discovery = discovery
-        self.reprompts = {int(t): dict(v) for t, v in (reprompts or {}).items()}
-        self.reprompt_iou = float(reprompt_iou)
+        self.holdback = HoldBack(discovery) if discovery is not None else None
+        self.reprompts = RepromptPolicy.of(reprompts, reprompt_iou)
+        self.memory = memory if memory is not None else Sam2Memory()
         self._joined_at: dict[int, int] = {}  # object id -> frame it joined on (discovered objects)
-        self._holding: deque[tuple[Frame, FrameMasks]] = deque()  # frames held back for confirmation
-        self.reprompted: list[dict[str, int]] = []
         self.checkpoint_every = int(checkpoint_every)
         self.spool_path = spool_path
         self.model = model
@@ -227,7 +95,7 @@ class Propagator:
         if self.reverse_chunk < 1:
             raise ValueError(f"reverse_chunk={reverse_chunk} must be >= 1")
         self.step_hook = step_hook
-        self.groups: list[_Group] = []
+        self.groups: list[Group] = []
         self._num_frames = 0
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -260,55 +128,21 @@ class Propagator:
         by_layout: dict[tuple[int, ...], list[int]] = {}
         for oid in sorted(frames_of):
             by_layout.setdefault(tuple(sorted(frames_of[oid])), []).append(oid)
-        self.groups = [_Group(tuple(ids), layout) for layout, ids in sorted(by_layout.items())]
-
-    # ---- the bounded memory -----------------------------------------------------------------
-    def _keep_after(self, t: int, reverse: bool) -> tuple[set[int], set[int]]:
-        """Frames (memories, pointers) that tracking after frame t in this direction can still read."""
-        m = self.model
-        step = -1 if reverse else 1
-        mem: set[int] = {t}
-        for k in range(1, m.stride + 2):
-            mem.update(memory_reads(t + k * step, reverse, m.num_maskmem, m.stride))
-        ptr = set(pointer_reads(t + step, reverse, self._max_ptrs))
-        return mem, ptr
-
-    def _evict(self, store: dict, t: int, reverse: bool) -> None:
-        mem, ptr = self._keep_after(t, reverse)
-        for s in list(store):
-            if s not in mem and s not in ptr:
-                del store[s]
-            elif s not in mem and store[s].maskmem is not None:
-                store[s].maskmem = None
-
-    def _seed_frames(self, g: _Group) -> tuple[set[int], set[int]]:
-        """Forward-pass frames after g.first that g's backward pass reads (empty if it has none)."""
-        if g.first == 0:
-            return set(), set()
-        m = self.model
-        mem: set[int] = set()
-        for t in range(g.first - 1, max(-1, g.first - 3 - m.stride), -1):
-            mem.update(s for s in memory_reads(t, True, m.num_maskmem, m.stride) if s > g.first)
-        ptr = {s for s in pointer_reads(g.first - 1, True, self._max_ptrs) if s > g.first}
-        limit = self._num_frames - 1
-        return {s for s in mem if s <= limit}, {s for s in ptr if s <= limit}
+        self.groups = [Group(tuple(ids), layout) for layout, ids in sorted(by_layout.items())]
 
     def retained(self) -> list[dict[str, int]]:
         """Per group: how many memories / pointers each pass holds (for tests and monitoring)."""
-        out = []
-        for g in self.groups:
-            out.append(
-                {
-                    "objects": len(g.object_ids),
-                    "prompt_frames": len(g.cond),
-                    "fwd_memories": sum(e.maskmem is not None for e in g.fwd.values()),
-                    "fwd_pointers": len(g.fwd),
-                    "bwd_memories": sum(e.maskmem is not None for e in g.bwd.values()),
-                    "bwd_pointers": len(g.bwd),
-                    "low_res_kept": sum(e.low_res is not None for d in (g.fwd, g.bwd) for e in d.values()),
-                }
-            )
-        return out
+        return [g.counts() for g in self.groups]
+
+    @property
+    def reprompted(self) -> list[dict[str, int]]:
+        """{"id", "frame"} of every re-prompt so far."""
+        return self.reprompts.done
+
+    def _bind_memory(self, num_frames: int, max_ptrs: int) -> None:
+        m = self.model
+        self._num_frames = num_frames
+        self.memory.bind(Geometry(m.num_maskmem, m.stride, max_ptrs, num_frames))
 
     # ---- running ----------------------------------------------------------------------------
     def run(
@@ -324,8 +158,8 @@ class Propagator:
         if info.num_frames is None:
             raise ValueError("the source does not know its frame count: it is needed for the backward pass")
         self.check_prompts(prompts, info, object_ids, allow_empty=self.discovery is not None)
-        self._num_frames = n = info.num_frames
-        self._max_ptrs = min(n, self.model.max_obj_ptrs)
+        n = info.num_frames
+        self._bind_memory(n, min(n, self.model.max_obj_ptrs))
         self._video_size = (info.height, info.width)
         self._make_groups(prompts)
         stage, position = "prompts", 0
@@ -333,8 +167,9 @@ class Propagator:
             if self.spool_path is None:
                 raise ValueError("resume needs the spool file the checkpointed run wrote: pass spool_path")
             stage, position = resume["stage"], resume["position"]
-            self.groups = [_Group.from_state(g, self.model.device) for g in resume["groups"]]
+            self.groups = [Group.from_state(g, self.model.device) for g in resume["groups"]]
             self.model.restore_memory_pos(resume["maskmem_pos"])
+            self.memory.load_state(resume.get("memory", {}))
             spool = MaskSpool(self.spool_path, resume["spool"])
         else:
             spool = MaskSpool(self.spool_path)
@@ -368,6 +203,7 @@ class Propagator:
             "groups": [g.state() for g in self.groups],
             "spool": spool.state(),
             "maskmem_pos": self.model.memory_pos(),
+            "memory": self.memory.state(),
         }
         yield Checkpoint(stage, position, emitted, state)
 
@@ -394,8 +230,7 @@ class Propagator:
         h, w = first.rgb.shape[:2]
         info = info or VideoInfo(width=w, height=h, fps=None, num_frames=None)
         self.check_prompts(prompts, info, object_ids, allow_empty=self.discovery is not None)
-        self._num_frames = 2**31 - 1  # SAM 2 reads it only to skip pointers past the end
-        self._max_ptrs = self.model.max_obj_ptrs
+        self._bind_memory(2**31 - 1, self.model.max_obj_ptrs)  # the count: only to skip pointers past the end
         self._video_size = (h, w)
         self._make_groups(prompts)
 
@@ -448,7 +283,7 @@ class Propagator:
             )
 
     @staticmethod
-    def _as_prompt_frame(g: _Group, t: int, e) -> tuple:
+    def _as_prompt_frame(g: Group, t: int, e) -> tuple:
         """Keep entry e (a prompt's encoding, batch = g's objects) as g's prompt frame t; returns its
         result there (low-res logits, score logits), which the entry no longer holds."""
         low_res, score = e.low_res, e.score
@@ -459,15 +294,15 @@ class Propagator:
     # ---- objects joining, re-prompts, holding frames back -----------------------------------------
     def _discovers(self, t: int) -> bool:
         # Asked ahead, in the decode thread: with discovery, objects may have joined by then.
-        return self.discovery is not None or t in self.reprompts
+        return self.discovery is not None or self.reprompts.due(t)
 
     def _after_tracking(self, t: int, feats, live: list, spooled: dict) -> list:
         """Re-prompts, new objects and confirmation on frame t, once every live group has its result.
         ``live``: [(group, low-res logits [B, h, w], score logits [B])]; returns it updated."""
         if feats is None:
             return live
-        if t in self.reprompts:
-            live = self._reprompt(t, feats, live, self.reprompts.pop(t))
+        if self.reprompts.due(t):
+            live = self._reprompt(t, feats, live, self.reprompts.take(t))
         d = self.discovery
         if d is None:
             return live
@@ -478,7 +313,7 @@ class Propagator:
             stack = np.stack(tracked) if tracked else np.zeros((0, grid, grid), dtype=bool)
             for p in d.admit(t, feats, stack):
                 e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(p), p.mask)
-                g = _Group((p.object_id,), (t,))
+                g = Group((p.object_id,), (t,))
                 result = self._as_prompt_frame(g, t, e)
                 self._joined_at[p.object_id] = t
                 self.groups.append(g)
@@ -492,94 +327,42 @@ class Propagator:
         return live
 
     def _reprompt(self, t: int, feats, live: list, boxes: Mapping[int, Box]) -> list:
-        """Prompt on frame t, with its box, every object whose tracked mask has drifted off it."""
+        """Prompt on frame t, with its box, every object whose tracked mask has drifted off it: it leaves its
+        group with its slice of every memory, and frame t becomes one of its prompt frames."""
         out = []
         for g, low, sc in live:
-            drifted = []
-            for i, oid in enumerate(g.object_ids):
-                if oid not in boxes or t in g.prompt_frames or t <= g.warm_end:
-                    continue
-                mask_box = grid_boxes(low[i : i + 1] > 0, self._video_size)  # zeros when lost: IoU 0
-                if box_iou_matrix(np.array([boxes[oid]]), mask_box)[0, 0] < self.reprompt_iou:
-                    drifted.append(i)
+            drifted = self.reprompts.drifted(g, t, low, boxes, self._video_size)
             if not drifted:
                 out.append((g, low, sc))
                 continue
             keep = [i for i in range(len(g.object_ids)) if i not in drifted]
             groups = []
             if keep:
-                groups.append(self._split(g, keep))
+                groups.append(g.split(keep))
                 out.append((groups[0], low[keep], sc[keep]))
             for i in drifted:
                 oid = g.object_ids[i]
-                ng = self._split(g, [i])
+                ng = g.split([i])
                 ng.fwd.pop(t, None)  # frame t becomes one of its prompt frames
                 box_prompt = Prompt(oid, t, box=boxes[oid])
                 e = self.model.encode_prompt(feats, t, self._video_size, *points_and_labels(box_prompt), None)
                 result = self._as_prompt_frame(ng, t, e)
-                ng.prompt_frames = tuple(sorted({*ng.prompt_frames, t}))
-                # Bounded state: SAM 2 attends to every prompt frame, so a track re-prompted often keeps
-                # only its latest ones.
-                while len([f for f in ng.prompt_frames if f <= t]) > self.max_prompt_frames:
-                    oldest = ng.prompt_frames[0]
-                    ng.cond.pop(oldest, None)
-                    ng.prompt_frames = ng.prompt_frames[1:]
-                self.reprompted.append({"id": oid, "frame": t})
+                self.reprompts.add_prompt_frame(ng, t)
                 groups.append(ng)
                 out.append((ng, *self._emit(t, False, ng, *result, None)))
             self.groups = [x for x in self.groups if x is not g] + groups
         return out
 
-    @staticmethod
-    def _split(g: _Group, rows: list[int]) -> _Group:
-        """The objects ``rows`` of group g as a group of their own, with their slices of its memory."""
-        from .sam import MemoryEntry
-
-        def part(e: MemoryEntry) -> MemoryEntry:
-            return MemoryEntry(
-                maskmem=None if e.maskmem is None else e.maskmem[rows],
-                obj_ptr=e.obj_ptr[rows],
-                low_res=None if e.low_res is None else e.low_res[rows],
-                score=e.score[rows],
-            )
-
-        ng = _Group(tuple(g.object_ids[i] for i in rows), g.prompt_frames, warm_end=g.warm_end)
-        for k in ("cond", "fwd", "bwd"):
-            getattr(ng, k).update({f: part(e) for f, e in getattr(g, k).items()})
-        return ng
-
     def _held(self, items: Iterator) -> Iterator:
-        """Frames (and checkpoints) in order; with discovery, each frame only once every object that
-        joined on or before it is kept or dropped, without the dropped ones."""
-        d = self.discovery
-        if d is None:
-            yield from items
-            return
-        self._holding = held = deque()
-        for item in items:
-            held.append(item)
-            while held and d.decided(held[0][0].index):
-                yield self._without_dropped(*held.popleft())
-        yield from self.release_held()
+        return items if self.holdback is None else self.holdback.hold(items)
 
     def release_held(self) -> Iterator[tuple[Frame, FrameMasks]]:
         """The frames held back for confirmation, once the run has stopped (its end, or a signal that cut
         it short): the objects not confirmed by then are dropped from them, as from every earlier frame."""
-        if self.discovery is None:
-            return
-        self.discovery.finish()
-        while self._holding:
-            yield self._without_dropped(*self._holding.popleft())
+        if self.holdback is not None:
+            yield from self.holdback.release()
 
-    def _without_dropped(self, frame: Frame, fm: FrameMasks) -> tuple[Frame, FrameMasks]:
-        dropped = self.discovery.dropped
-        keep = [i for i, oid in enumerate(fm.object_ids) if oid not in dropped]
-        if len(keep) == len(fm.object_ids):
-            return frame, fm
-        ids = tuple(fm.object_ids[i] for i in keep)
-        return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep])
-
-    def _emit(self, frame: int, reverse: bool, g: _Group, low_res, score, spool: MaskSpool | None):
+    def _emit(self, frame: int, reverse: bool, g: Group, low_res, score, spool: MaskSpool | None):
         """Hand a result to the hook; return it as NumPy (low-res logits [B, h, w], score logits [B]).
         With a spool (passes 0-2), finish it into video masks and park it there."""
         if self.step_hook is not None:
@@ -672,20 +455,20 @@ class Propagator:
         for frame, small in items:
             yield frame, (self.model.image_features(self.model.to_input(small)) if small is not None else None)
 
-    def _step(self, g: _Group, feats, t: int, reverse: bool, spool: MaskSpool | None):
-        store = g.bwd if reverse else g.fwd
-        e = self.model.track(feats, t, reverse, len(g.object_ids), g.cond, store, self._num_frames)
+    def _step(self, g: Group, feats, t: int, reverse: bool, spool: MaskSpool | None):
+        """Track g on frame t: SAM 2 reads what the memory policy gives it; the policy keeps what it writes."""
+        read = self.memory.read(g, t, reverse)
+        e = self.model.track(feats, t, reverse, len(g.object_ids), g.cond, read, self._num_frames)
         low_res = e.low_res
         e.low_res = None
-        store[t] = e
-        self._evict(store, t, reverse)
+        self.memory.write(g, t, reverse, e, low_res, e.score)
         return low_res, e.score
 
     def _warm_up(self, source: FrameSource, spool: MaskSpool, resume_at: int = -1):
         """Resumable: ``resume_at`` >= 0 continues at that frame (groups restored by the caller)."""
         spans = {}
         for g in self.groups:
-            seed_mem, seed_ptr = self._seed_frames(g)
+            seed_mem, seed_ptr = self.memory.seed_frames(g)
             if seed_mem or seed_ptr:
                 spans[id(g)] = (g, seed_mem, seed_ptr, max(seed_mem | seed_ptr))
         if not spans:
@@ -708,7 +491,7 @@ class Propagator:
                     continue
                 low_res, score = self._step(g, feats, t, False, spool)
                 self._emit(t, False, g, low_res, score, spool)
-                if t in seed_mem or t in seed_ptr:
+                if (t in seed_mem or t in seed_ptr) and t in g.fwd:  # what the policy wrote
                     e = g.fwd[t]
                     g.bwd[t] = replace(e, maskmem=e.maskmem if t in seed_mem else None)
 
@@ -736,7 +519,7 @@ class Propagator:
         for g in self.groups:
             g.bwd.clear()
 
-    def _live(self, t: int) -> list[_Group]:
+    def _live(self, t: int) -> list[Group]:
         """Groups that the final forward sweep must track on frame t (the others come from the spool)."""
         return [g for g in self.groups if g.first <= t and t > g.warm_end and t not in g.prompt_frames]
 

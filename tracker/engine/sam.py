@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .masks import fill_holes
+from ..masks import fill_holes
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class SamModel:
         self.net = net
         self.device = device
         # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
-        # frames; on tracked frames it is applied to the outputs only (tracker.engine.masks.fill_holes).
+        # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
         self.image_size: int = int(net.image_size)
         self.num_maskmem: int = int(net.num_maskmem)
@@ -247,7 +247,8 @@ class SamModel:
         with self.autocast():
             return ImageFeatures(self.net.forward_image(image.unsqueeze(0)))
 
-    def _feats(self, feats: ImageFeatures, batch: int):
+    def backbone_features(self, feats: ImageFeatures, batch: int):
+        """SAM 2's flattened vision features, their positions and sizes for a batch of ``batch`` objects."""
         expanded = feats.expand(batch)
         _, vision_feats, vision_pos, sizes = self.net._prepare_backbone_features(expanded)
         return vision_feats, vision_pos, sizes
@@ -265,7 +266,7 @@ class SamModel:
         """SAM 2's outputs for one object's prompt on a frame, without memory (upstream's add_new_mask
         and/or add_new_points_or_box): returns (vision features, track_step output, low-res logits
         float32 [1, 1, S/4, S/4], hole-filled as upstream stores them)."""
-        vision_feats, vision_pos, sizes = self._feats(feats, 1)
+        vision_feats, vision_pos, sizes = self.backbone_features(feats, 1)
         s = self.image_size
         video_h, video_w = video_size
         out: dict[str, Any] | None = None
@@ -400,7 +401,7 @@ class SamModel:
         ``cond``/``recent`` hold the group's prompt-frame and non-prompt-frame entries (batch B);
         SAM 2 reads from them exactly what upstream reads from its per-object output dict.
         """
-        vision_feats, vision_pos, sizes = self._feats(feats, batch)
+        vision_feats, vision_pos, sizes = self.backbone_features(feats, batch)
         output_dict = {
             "cond_frame_outputs": {t: self._view(e, batch) for t, e in cond.items()},
             "non_cond_frame_outputs": {t: self._view(e, batch) for t, e in recent.items()},

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..io.images import ImageError, check_pixels
+from ..masks import ImageError, check_pixels
 from ..records import Prompt
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -68,8 +69,10 @@ def run_dataset(
     reverse_chunk: int = 16,
     prefetch: int = 8,
     progress: bool = False,
+    memory: Callable[[], Any] | None = None,
 ) -> tuple[dict, Timings]:
-    """Track, write predictions under ``out_dir/predictions``, evaluate; returns (results, timings)."""
+    """Track, write predictions under ``out_dir/predictions``, evaluate; returns (results, timings).
+    ``memory``: makes each sequence's memory policy (None: SAM 2's)."""
     pred_root = Path(out_dir) / "predictions"
     pred_root.mkdir(parents=True, exist_ok=True)
     total = Timings()
@@ -84,7 +87,9 @@ def run_dataset(
         if annotated_video:
             (Path(out_dir) / "videos").mkdir(exist_ok=True)
             sinks.append(AnnotatedVideoSink(Path(out_dir) / "videos" / f"{seq.name}.mp4", source.info, None))
-        propagator = Propagator(model, reverse_chunk=reverse_chunk, prefetch=prefetch, backward=False)
+        propagator = Propagator(
+            model, reverse_chunk=reverse_chunk, prefetch=prefetch, backward=False, memory=memory() if memory else None
+        )
         model.seconds = 0.0
         tm = run_pipeline(propagator, source, prompts, ids, sinks, progress=progress)
         for k in ("decode_s", "model_s", "encode_s"):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import av
 
+from ..masks import check_pixels
 from ..records import Frame, VideoInfo
-from .images import check_pixels
 from .source import SourceError
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..masks import ImageError, decode_rle
 from ..records import Prompt, VideoInfo
-from .images import ImageError, decode_rle, read_image
+from .images import read_image
 
 
 class PromptError(ValueError):

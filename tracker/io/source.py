@@ -9,15 +9,18 @@ from __future__ import annotations
 import bisect
 import logging
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
-from ..records import Frame, VideoInfo
-from .images import ImageError, check_pixels, read_image
+from ..masks import ImageError, check_pixels
+from ..records import Frame, FrameSource, VideoInfo
+from .images import read_image
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ def check_source_path(path: str | Path, kind: str = "pyav") -> None:
     """Refuse, without opening it, a path that is not a regular file (a folder for ``images``): a FIFO,
     device or socket would block the decoder; a stream URL or ``-`` is not read as a file."""
     text = str(path)
+    folder = kind in SOURCES and SOURCES[kind].folder
     if text == "-" or "://" in text:
         raise SourceError(
             f"source.path {text!r} is a stream, not a file: live sources are not supported yet; "
@@ -39,15 +43,15 @@ def check_source_path(path: str | Path, kind: str = "pyav") -> None:
     try:
         st = p.stat()
     except FileNotFoundError:
-        what = "frame folder" if kind == "images" else "video"
+        what = "frame folder" if folder else "video"
         raise SourceError(f"{what} {text!r} does not exist: check source.path") from None
     except OSError as e:
         raise SourceError(f"source.path {text!r} cannot be read ({e.strerror}): check the path") from None
     if stat.S_ISDIR(st.st_mode):
-        if kind != "images":
+        if not folder:
             raise SourceError(f"source.path {text!r} is a folder: use source=images for a folder of frames")
         return
-    if kind == "images":
+    if folder:
         raise SourceError(f"frame folder {text!r} is not a folder: give a folder of JPEG/PNG frames")
     if not stat.S_ISREG(st.st_mode):
         what = "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
@@ -346,14 +350,45 @@ class ImageFolderSource:
             yield Frame(index=i, time=i / self.fps, rgb=rgb)
 
 
-def open_source(kind: str, path: str | Path, **kwargs):
-    """Open ``path`` with the named decoder: pyav (default), decord, opencv or images."""
-    if kind == "pyav":
-        return PyAVSource(path, **kwargs)
-    if kind == "decord":
-        return DecordSource(path, **kwargs)
-    if kind == "opencv":
-        return OpenCVSource(path, **kwargs)
-    if kind == "images":
-        return ImageFolderSource(path, **kwargs)
-    raise SourceError(f"source kind {kind!r} is unknown: use source=pyav, decord, opencv or images")
+@dataclass(frozen=True)
+class SourceKind:
+    """A registered source kind (``source=<key>``): how it opens a path, and what it can read. ``folder``:
+    a folder of frames, not a file; ``streams``: live inputs too (URLs, ``-``, FIFOs; read online);
+    ``device``: a capture device only (``open`` is None: it is always read live); ``audio``: the file may
+    carry sound for the annotated video."""
+
+    key: str
+    open: Callable[..., Any] | None
+    folder: bool = False
+    streams: bool = False
+    device: bool = False
+    audio: bool = True
+
+
+SOURCES: dict[str, SourceKind] = {}
+
+
+def register_source(kind: SourceKind) -> None:
+    SOURCES[kind.key] = kind
+
+
+register_source(SourceKind("pyav", PyAVSource, streams=True))
+register_source(SourceKind("decord", DecordSource))
+register_source(SourceKind("opencv", OpenCVSource))
+register_source(SourceKind("images", ImageFolderSource, folder=True, audio=False))
+# a V4L2 / AVFoundation / DirectShow device through FFmpeg: tracker.io.live.LiveSource reads it
+register_source(SourceKind("camera", None, streams=True, device=True, audio=False))
+
+
+def source_kind(kind: str) -> SourceKind:
+    if kind not in SOURCES:
+        raise SourceError(f"source kind {kind!r} is unknown: use source={', '.join(SOURCES)}")
+    return SOURCES[kind]
+
+
+def open_source(kind: str, path: str | Path, **kwargs: Any) -> FrameSource:
+    """Open ``path`` with the named decoder (:data:`SOURCES`: pyav, decord, opencv, images)."""
+    k = source_kind(kind)
+    if k.open is None:
+        raise SourceError(f"source={kind} is read live only: use mode=online")
+    return k.open(path, **kwargs)

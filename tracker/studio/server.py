@@ -151,6 +151,13 @@ def create_app(studio: Studio, token: str, max_body: int = 256 * 1024) -> ASGIAp
             raise StudioError(f"no asset {name!r}", status=404)
         return Response(assets[name], media_type=_ASSETS[name], headers={"Cache-Control": "no-store"})
 
+    _add_api_routes(app, studio)
+    return LimitBody(app, max_body)
+
+
+def _add_api_routes(app: FastAPI, studio: Studio) -> None:
+    """The JSON API over the studio's session (the page's routes are in ``create_app``)."""
+
     @app.get("/api/video")
     def video() -> dict[str, Any]:
         i = studio.info
@@ -216,5 +223,3 @@ def create_app(studio: Studio, token: str, max_body: int = 256 * 1024) -> ASGIAp
     @app.get("/api/track/{job}/frames/{i}")
     def track_frame(job: int, i: int) -> dict[str, Any]:
         return studio.job_frame(job, i)
-
-    return LimitBody(app, max_body)

@@ -24,12 +24,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..engine.masks import sigmoid, to_video_masks
 from ..engine.propagation import points_and_labels
 from ..io.annotation import color_of
-from ..io.images import decode_rle
 from ..io.prompts import TrackSpec
-from ..io.sinks import encode_rle
+from ..masks import decode_rle, encode_rle, sigmoid, to_video_masks
 from ..records import Frame, FrameMasks, Prompt
 from .frames import FrameStore
 
@@ -320,7 +318,7 @@ class Studio:
         """Run the automatic mask generator on ``frame``: each mask that overlaps no object shown there
         becomes a new object (the next free ids) with that mask as its prompt on ``frame``."""
         from ..discovery.discover import new_candidates
-        from ..engine.masks import to_grid
+        from ..masks import to_grid
 
         if self.generator is None:
             raise StudioError("this studio has no mask generator", status=404)
@@ -448,10 +446,10 @@ class Studio:
             log.info("Track %d done: %s frames in %.1fs", job.id, record.get("frames"), record.get("wall_s", 0))
             job.state = "done"
         except BaseException as e:
-            from ..apps.cli import _one_line
+            from ..run.errors import one_line
 
             log.debug("Track %d failed:\n%s", job.id, traceback.format_exc())
-            job.error = _one_line(e) if not isinstance(e, TrackCancelled) else str(e)
+            job.error = one_line(e) if not isinstance(e, TrackCancelled) else str(e)
             job.state = "failed"
 
     def job(self, job_id: int) -> TrackJob:

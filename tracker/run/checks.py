@@ -133,7 +133,9 @@ def common(cfg: Mapping[str, Any]) -> None:
 def video_run(cfg: Mapping[str, Any]) -> None:
     """Everything a run over one video reads, besides the prompts file's content."""
     common(cfg)
-    kind = choice(cfg, "source.kind", ("pyav", "decord", "opencv", "images", "camera"))
+    from ..io.source import SOURCES
+
+    kind = choice(cfg, "source.kind", tuple(SOURCES))
     text_or_null(cfg, "source.path")
     choice(cfg, "mode", ("auto", "file", "online"))
     boolean(cfg, "resume")
@@ -153,7 +155,9 @@ def video_run(cfg: Mapping[str, Any]) -> None:
             number(cfg, "source.fps", 0, 1000, open_lo=True)
     if kind == "images":
         number(cfg, "source.fps", 0, 1000, open_lo=True)
-    for k in ("annotated", "png", "jsonl", "mot", "coco", "yolo", "mots"):
+    from ..io.sinks import SINKS
+
+    for k in SINKS:
         boolean(cfg, f"sink.{k}")
     integer(cfg, "sink.crf", 0, 51, example=20)
     choice(cfg, "sink.preset", X264_PRESETS)

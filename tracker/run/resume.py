@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.prompts import TrackSpec
-from ..transaction import RESUME, ResumeRefused
+from .transaction import RESUME, ResumeRefused
 
 VERSION = 1
 # Keys that do not change what a run writes: a resumed run may set them otherwise.

@@ -1,0 +1,222 @@
+"""Per-object memory and the memory policy: the seam where long-video strategies plug into the engine.
+
+A :class:`Group` holds the memory of objects that share one set of prompt frames (one batch for SAM 2):
+prompt-frame entries and, per pass direction, entries of tracked frames. A :class:`MemoryPolicy` decides
+which tracked frames are written to that memory, which entries SAM 2 reads back when it tracks a frame,
+and what may be dropped because nothing can read it any more (so the state stays bounded). The engine
+takes a policy object; ``memory=sam2`` (:class:`Sam2Memory`) is exactly upstream SAM 2's behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # sam imports torch and sam2: loaded when a model is built, not with the engine
+    from .sam import MemoryEntry
+
+
+def memory_reads(t: int, reverse: bool, num_maskmem: int, stride: int) -> list[int]:
+    """Frames whose non-prompt memory SAM 2 reads when tracking frame t, for t_pos = 1 .. num_maskmem-1
+    (``SAM2Base._prepare_memory_conditioned_features``)."""
+    frames = []
+    for t_pos in range(1, num_maskmem):
+        t_rel = num_maskmem - t_pos
+        if t_rel == 1:
+            prev = t - 1 if not reverse else t + 1
+        elif not reverse:
+            prev = ((t - 2) // stride) * stride - (t_rel - 2) * stride
+        else:
+            prev = -(-(t + 2) // stride) * stride + (t_rel - 2) * stride
+        frames.append(prev)
+    return frames
+
+
+def pointer_reads(t: int, reverse: bool, max_ptrs: int) -> list[int]:
+    """Frames whose object pointer SAM 2 reads when tracking frame t (besides prompt frames)."""
+    return [t + d if reverse else t - d for d in range(1, max_ptrs)]
+
+
+def _entry_state(e: MemoryEntry) -> dict:
+    return {
+        "maskmem": None if e.maskmem is None else e.maskmem.cpu(),
+        "obj_ptr": e.obj_ptr.cpu(),
+        "score": e.score.cpu(),
+    }
+
+
+def _entry_from(state: dict, device: Any) -> MemoryEntry:
+    from .sam import MemoryEntry
+
+    mem = state["maskmem"]
+    return MemoryEntry(
+        maskmem=None if mem is None else mem.to(device),
+        obj_ptr=state["obj_ptr"].to(device),
+        low_res=None,
+        score=state["score"].to(device),
+    )
+
+
+def _rows(e: MemoryEntry, rows: list[int]) -> MemoryEntry:
+    from .sam import MemoryEntry
+
+    return MemoryEntry(
+        maskmem=None if e.maskmem is None else e.maskmem[rows],
+        obj_ptr=e.obj_ptr[rows],
+        low_res=None if e.low_res is None else e.low_res[rows],
+        score=e.score[rows],
+    )
+
+
+@dataclass
+class Group:
+    """Objects sharing one set of prompt frames, hence one memory layout: a batch for SAM 2. Each entry
+    holds one row per object (batch B = ``len(object_ids)``)."""
+
+    object_ids: tuple[int, ...]
+    prompt_frames: tuple[int, ...]
+    cond: dict[int, MemoryEntry] = field(default_factory=dict)  # prompt frame -> entry
+    fwd: dict[int, MemoryEntry] = field(default_factory=dict)  # forward pass: tracked frame -> entry
+    bwd: dict[int, MemoryEntry] = field(default_factory=dict)  # backward pass: likewise
+    warm_end: int = -1  # last frame the warm-up pass tracked forward (-1: no warm-up)
+
+    @property
+    def first(self) -> int:
+        return self.prompt_frames[0]
+
+    def store(self, reverse: bool) -> dict[int, MemoryEntry]:
+        return self.bwd if reverse else self.fwd
+
+    def split(self, rows: list[int]) -> Group:
+        """The objects ``rows`` as a group of their own, with their slices of this group's memory."""
+        ng = Group(tuple(self.object_ids[i] for i in rows), self.prompt_frames, warm_end=self.warm_end)
+        for k in ("cond", "fwd", "bwd"):
+            getattr(ng, k).update({f: _rows(e, rows) for f, e in getattr(self, k).items()})
+        return ng
+
+    def state(self) -> dict:
+        """Plain tensors and numbers (for ``torch.save``; tensors on the CPU)."""
+        return {
+            "object_ids": list(self.object_ids),
+            "prompt_frames": list(self.prompt_frames),
+            "warm_end": self.warm_end,
+            **{k: {t: _entry_state(e) for t, e in getattr(self, k).items()} for k in ("cond", "fwd", "bwd")},
+        }
+
+    @staticmethod
+    def from_state(state: dict, device: Any) -> Group:
+        g = Group(tuple(state["object_ids"]), tuple(state["prompt_frames"]), warm_end=state["warm_end"])
+        for k in ("cond", "fwd", "bwd"):
+            getattr(g, k).update({t: _entry_from(e, device) for t, e in state[k].items()})
+        return g
+
+    def counts(self) -> dict[str, int]:
+        """How many memories / pointers each pass holds (for tests and monitoring)."""
+        return {
+            "objects": len(self.object_ids),
+            "prompt_frames": len(self.cond),
+            "fwd_memories": sum(e.maskmem is not None for e in self.fwd.values()),
+            "fwd_pointers": len(self.fwd),
+            "bwd_memories": sum(e.maskmem is not None for e in self.bwd.values()),
+            "bwd_pointers": len(self.bwd),
+            "low_res_kept": sum(e.low_res is not None for d in (self.fwd, self.bwd) for e in d.values()),
+        }
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a policy needs to know of the model and the video: SAM 2's memory size and stride, the
+    pointers it reads, the frame count (2**31-1 for a stream)."""
+
+    num_maskmem: int
+    stride: int
+    max_ptrs: int
+    num_frames: int
+
+
+class MemoryPolicy:
+    """Which tracked frames enter a group's memory and which entries SAM 2 reads back.
+
+    The engine calls, for a group tracking frame t in one direction: :meth:`read` (the entries SAM 2 is
+    given, keyed by frame), then :meth:`write` with the new entry and its outputs (low-res logits float32
+    [B, 1, h, w], score logits float32 [B, 1]). A policy keeps the store bounded (memory flat in video
+    length) and says which frames after a group's first prompt frame its backward pass reads
+    (:meth:`seed_frames`, produced by the warm-up pass). :meth:`state` / :meth:`load_state` carry its
+    own state through a checkpoint."""
+
+    name: ClassVar[str]
+
+    def bind(self, geometry: Geometry) -> None:
+        self.geometry = geometry
+
+    def read(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        raise NotImplementedError
+
+    def write(self, g: Group, t: int, reverse: bool, entry: MemoryEntry, low_res: Any, score: Any) -> None:
+        raise NotImplementedError
+
+    def seed_frames(self, g: Group) -> tuple[set[int], set[int]]:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state` (a policy without state of its own has nothing to restore)."""
+
+
+class Sam2Memory(MemoryPolicy):
+    """Upstream SAM 2: every tracked frame is written; SAM 2 reads the last ``num_maskmem - 1`` memories
+    (t-1 and the strided ones before it) and ``max_obj_ptrs - 1`` pointers. An entry's memory is dropped
+    once no later frame reads it, the entry once neither its memory nor its pointer is read."""
+
+    name = "sam2"
+
+    def read(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        return g.store(reverse)
+
+    def write(self, g: Group, t: int, reverse: bool, entry: MemoryEntry, low_res: Any, score: Any) -> None:
+        store = g.store(reverse)
+        store[t] = entry
+        mem, ptr = self.keep_after(t, reverse)
+        for s in list(store):
+            if s not in mem and s not in ptr:
+                del store[s]
+            elif s not in mem and store[s].maskmem is not None:
+                store[s].maskmem = None
+
+    def keep_after(self, t: int, reverse: bool) -> tuple[set[int], set[int]]:
+        """Frames (memories, pointers) that tracking after frame t in this direction can still read."""
+        geo = self.geometry
+        step = -1 if reverse else 1
+        mem: set[int] = {t}
+        for k in range(1, geo.stride + 2):
+            mem.update(memory_reads(t + k * step, reverse, geo.num_maskmem, geo.stride))
+        ptr = set(pointer_reads(t + step, reverse, geo.max_ptrs))
+        return mem, ptr
+
+    def seed_frames(self, g: Group) -> tuple[set[int], set[int]]:
+        """Forward-pass frames after g.first that g's backward pass reads (empty if it has none)."""
+        if g.first == 0:
+            return set(), set()
+        geo = self.geometry
+        mem: set[int] = set()
+        for t in range(g.first - 1, max(-1, g.first - 3 - geo.stride), -1):
+            mem.update(s for s in memory_reads(t, True, geo.num_maskmem, geo.stride) if s > g.first)
+        ptr = {s for s in pointer_reads(g.first - 1, True, geo.max_ptrs) if s > g.first}
+        limit = geo.num_frames - 1
+        return {s for s in mem if s <= limit}, {s for s in ptr if s <= limit}
+
+
+MEMORY_POLICIES: dict[str, Callable[..., MemoryPolicy]] = {"sam2": Sam2Memory}
+
+
+def memory_policy(name: str, **settings: Any) -> MemoryPolicy:
+    """A new policy of the registered ``name`` (``memory=<name>``) with its settings."""
+    if name not in MEMORY_POLICIES:
+        raise ValueError(f"memory={name!r} is unknown: use one of {', '.join(sorted(MEMORY_POLICIES))}")
+    try:
+        return MEMORY_POLICIES[name](**settings)
+    except TypeError as e:
+        raise ValueError(f"memory={name}: {e}: see configs/memory/{name}.yaml for its keys") from None

@@ -1,0 +1,201 @@
+"""The sinks' base: a context manager with ``write(frame, masks)`` that writes ``<target>.partial`` and
+renames it into place only when the ``with`` block ends without an error (a crash or Ctrl-C never leaves a
+file that looks complete); what a sink can do beyond that (go live, be resumed) it declares."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ...records import Frame, FrameMasks, VideoInfo
+
+log = logging.getLogger("tracker.io.sinks")
+
+
+class Sink:
+    """Base: a target path written as ``<target>.partial`` and renamed on success."""
+
+    live = False  # see make_live
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.partial = self.target.with_name(self.target.name + ".partial")
+        self.frames_written = 0
+
+    def make_live(self) -> Sink:
+        """Write under the final name, valid up to the last frame written, and finalise it however the
+        run ends (a live stream's outputs are its product while it runs)."""
+        self.live = True
+        self.partial = self.target
+        return self
+
+    _resume: dict | None = None
+    keep_on_failure = False  # a resumable run keeps its partial outputs when it fails (for resume=true)
+
+    def make_resumable(self) -> Sink:
+        """Keep the partial output when the run fails (``resume=true`` continues it); sinks that must write
+        differently to be resumed say so here."""
+        self.keep_on_failure = True
+        return self
+
+    def __enter__(self) -> Sink:
+        if self._resume is not None:
+            self.reopen(self._resume)
+            self.frames_written = self._resume["frames"]
+        else:
+            self._remove(self.partial)
+            self.open()
+        return self
+
+    # A resumable run checkpoints every sink's position; a resumed one reopens its partial output there.
+    def position(self) -> dict:
+        """Flush, and say where the output stands after the frames written so far (``frames``: their
+        count; the rest is the sink's own)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be resumed")
+
+    def reopen(self, position: dict) -> None:
+        """Open the partial output as it was at ``position``, dropping what was written after it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be resumed")
+
+    def resume_from(self, position: dict) -> Sink:
+        self._resume = position
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        ok = exc_type is None or self.live
+        try:
+            self.close(ok=ok)
+        except Exception as e:
+            if not self.keep_on_failure:
+                self._remove(self.partial)
+            if ok:
+                raise
+            # Closing after another failure: that failure is the one to report.
+            log.debug("%s: close after a failure raised %s", self.target.name, e)
+            return
+        if self.live:
+            return
+        if ok:
+            self._remove(self.target)
+            os.replace(self.partial, self.target)
+        elif not self.keep_on_failure:
+            self._remove(self.partial)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        raise NotImplementedError
+
+    def close(self, ok: bool) -> None:
+        raise NotImplementedError
+
+
+class TextSink(Sink):
+    """A sink writing one text file ``self._f``: resumable by its byte offset."""
+
+    def position(self) -> dict:
+        self._f.flush()
+        return {"frames": self.frames_written, "bytes": self._f.tell()}
+
+    def reopen(self, position: dict) -> None:
+        self._f = open(self.partial, "r+", newline="")
+        self._f.truncate(position["bytes"])
+        self._f.seek(position["bytes"])
+
+
+class TrackTextSink(TextSink):
+    """MOT and MOTS text: object classes from their labels, named in ``tracks_labels.txt`` beside it."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None] | None = None) -> None:
+        super().__init__(target)
+        self.labels = labels or {}
+        self.classes = class_names(self.labels)
+
+    def close(self, ok: bool) -> None:
+        self._f.close()
+        if ok:
+            write_class_names(self.target, self.classes)
+
+
+def drop_frames_from(folder: Path, pattern: str, first: int) -> None:
+    """Remove per-frame files ``<index>.<ext>`` with an index >= ``first`` (written after a checkpoint)."""
+    for f in folder.glob(pattern):
+        if f.stem.isdigit() and int(f.stem) >= first:
+            f.unlink()
+
+
+def write_class_names(beside: Path, classes: list[str]) -> None:
+    """``tracks_labels.txt`` beside a MOT / MOTS file, in the same staged set: line k names class k."""
+    beside.with_name("tracks_labels.txt").write_text("".join(f"{c}\n" for c in classes))
+
+
+def class_names(labels: Mapping[int, str | None]) -> list[str]:
+    """Category names, sorted: the objects' labels, "object" for those without one."""
+    return sorted({name or "object" for name in labels.values()} or {"object"})
+
+
+def class_index(classes: list[str], labels: Mapping[int, str | None], object_id: int) -> int:
+    """The 0-based class of an object. One that joined mid-run may bring "object" with it: it is added
+    at the end, so the classes already written keep their numbers."""
+    name = labels.get(object_id) or "object"
+    if name not in classes:
+        classes.append(name)
+    return classes.index(name)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink is made from: the folder its files go to (the staged set), the video, the objects'
+    labels, the source's file name and audio, and the ``sink.*`` settings."""
+
+    folder: Path
+    info: VideoInfo
+    labels: Mapping[int, str | None]
+    video_name: str
+    audio_from: Path | None
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SinkKind:
+    """A registered sink: its ``sink.<key>`` switch, the names it writes into OUT, its factory, and what it
+    can do: ``resumable`` (``position`` / ``reopen``: a killed run continues it), ``live`` (``make_live``:
+    written under its final name while a stream runs)."""
+
+    key: str
+    files: tuple[str, ...]
+    make: Callable[[SinkContext], Sink]
+    resumable: bool = True
+    live: bool = True
+
+
+SINKS: dict[str, SinkKind] = {}
+
+
+def register(
+    key: str, files: tuple[str, ...], make: Callable[[SinkContext], Sink], resumable: bool = True, live: bool = True
+) -> None:
+    SINKS[key] = SinkKind(key, files, make, resumable, live)

@@ -1,0 +1,77 @@
+"""``yolo/``: Ultralytics segmentation labels and ``data.yaml``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ...records import Frame, FrameMasks
+from .base import Sink, class_index, class_names, drop_frames_from, register
+
+
+def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
+    """One polygon (int [P, 2], x y) for a bool mask, as YOLO segmentation labels hold one per object: the
+    contours of its parts and of their holes (holes run the other way round, so they stay empty when
+    filled), each joined to the polygon so far by a zero-width bridge, there and back, between their two
+    closest points (as Ultralytics' own converter merges multi-part masks). None when the mask is empty."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    parts = sorted((c.reshape(-1, 2) for c in contours if len(c) >= 3), key=lambda c: -cv2.contourArea(c))
+    if not parts:
+        return None
+    poly = parts[0]
+    for c in parts[1:]:
+        d = ((poly[:, None, :].astype(np.int64) - c[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        loop = np.concatenate([c[j:], c[: j + 1]])  # c from its closest point, back to it
+        poly = np.concatenate([poly[: i + 1], loop, poly[i:]])
+    return poly
+
+
+class YoloSink(Sink):
+    """``yolo/``: Ultralytics segmentation labels. ``labels/<frame>.txt`` holds one line per object whose
+    mask is not empty: the class index (from 0) and the normalised polygon (x y pairs in 0..1) of the
+    mask (:func:`mask_polygon`); ``data.yaml`` names the classes. Frames themselves are not written."""
+
+    def __init__(self, target: Path, labels: Mapping[int, str | None]) -> None:
+        super().__init__(target)
+        self.labels = labels
+        self.classes = class_names(labels)
+
+    def open(self) -> None:
+        (self.partial / "labels").mkdir(parents=True)
+
+    def write(self, frame: Frame, masks: FrameMasks) -> None:
+        h, w = masks.masks.shape[1:]
+        lines = []
+        for oid, m in zip(masks.object_ids, masks.masks):
+            poly = mask_polygon(m)
+            if poly is None:
+                continue
+            cls = class_index(self.classes, self.labels, oid)
+            coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
+            lines.append(f"{cls} {coords}")
+        (self.partial / "labels" / f"{frame.index:05d}.txt").write_text("".join(x + "\n" for x in lines))
+        self._next = frame.index + 1
+        self.frames_written += 1
+
+    def position(self) -> dict:
+        return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
+
+    def reopen(self, position: dict) -> None:
+        self._next = position["next"]
+        drop_frames_from(self.partial / "labels", "*.txt", self._next)
+
+    def close(self, ok: bool) -> None:
+        if ok:
+            names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(self.classes))
+            (self.partial / "data.yaml").write_text(
+                "# Ultralytics segmentation labels written by tracker (frames are the source video's)\n"
+                f"path: .\nnc: {len(self.classes)}\nnames:\n{names}"
+            )
+
+
+register("yolo", ("yolo",), lambda c: YoloSink(c.folder / "yolo", c.labels))

@@ -1,0 +1,47 @@
+"""The run's spine, without Hydra or HTTP: every door (the CLI, the studio's Track, ``tracker.run``,
+datasets) builds a :class:`RunSpec` and calls :func:`run`.
+
+    check config (RunSpec.from_config) -> output folder, collision check -> threads -> source -> prompts
+    read and planned -> model -> discovery -> sinks (+ resume) -> Propagator -> pipeline -> run.json ->
+    commit
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..io.prompts import PromptError
+from ..threads import apply_threads, resolve_threads
+from .checks import ConfigError
+from .dataset import run_dataset
+from .file import run_file
+from .online import live_kind, run_online
+from .spec import OutputSpec, RunSpec
+
+
+def run(spec: RunSpec, *, model: Any = None, extra_sinks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Run ``spec`` (a dataset, an online stream or a file) as one output transaction; returns the record
+    written to ``run.json``. ``model``: a loaded model for ``spec.model`` (None: built here);
+    ``extra_sinks``: context managers with ``write(frame, masks)`` that see every frame too (file runs)."""
+    started = time.perf_counter()
+    if spec.dataset is not None:
+        return run_dataset(spec, _threads(spec), started, model)
+    live = live_kind(spec)
+    if live is not None or spec.mode == "online":
+        if spec.mode == "file":
+            raise PromptError(
+                f"source.path {spec.source.path!r} is a live stream ({live}): use mode=online (or mode=auto)"
+            )
+        return run_online(spec, _threads(spec), started, model)
+    return run_file(spec, _threads(spec), started, model, extra_sinks)
+
+
+def _threads(spec: RunSpec) -> int:
+    n = resolve_threads(spec.threads, spec.jobs)
+    apply_threads(n)
+    return n
+
+
+__all__ = ["ConfigError", "OutputSpec", "RunSpec", "run"]

@@ -1,0 +1,187 @@
+"""A run over a video file (or a frame folder, or the demo clip): every pass SAM 2 needs, frames out in
+order, the outputs as one transaction; resumable from ``OUT/.resume/`` when its sinks allow it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..io.prompts import PromptError
+from ..io.sinks import SINKS, Sink, write_json_atomic
+from ..io.source import SOURCES, check_source_path, open_source
+from ..threads import apply_threads
+from .model import build
+from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, save_config, source_options
+from .prompts import PromptInput, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
+from .record import base_record, finished_record
+from .resume import ResumeStore, fingerprint
+from .spec import RunSpec
+from .transaction import OutputTransaction
+
+log = logging.getLogger("tracker")
+
+DEMO_FILES = ("demo_input.mp4", "demo_score.json")
+
+
+def _resumable(spec: RunSpec, given: PromptInput | None, extra_sinks: Any) -> bool:
+    """A run over a file, with sinks that can continue (the studio's results and the demo's score cannot);
+    its staging and checkpoints live in OUT/.resume/."""
+    joins = given is not None and discovers(spec, given)
+    fixed = [k for k in spec.sinks.enabled if not SINKS[k].resumable]
+    resumable = spec.resume_every > 0 and given is not None and not extra_sinks and not joins and not fixed
+    if spec.resume and not resumable:
+        why = (
+            "resume_every=0"
+            if spec.resume_every <= 0
+            else "a demo run"
+            if given is None
+            else "a run whose objects join or are re-prompted as it goes"
+            if joins
+            else f"a run with sink.{fixed[0]}=true"
+            if fixed
+            else "this run"
+        )
+        raise PromptError(f"resume=true: {why} keeps no checkpoints: drop resume=true")
+    return resumable
+
+
+def run_file(spec: RunSpec, threads: int, started: float, model: Any = None, extra_sinks: Any = ()) -> dict:
+    """Checks first (prompts, source, collisions), then the run as one output transaction."""
+    out = output_folder(spec)
+    path, demo = spec.source.path, spec.demo
+    given: PromptInput | None = None
+    if demo is None:
+        if not path:
+            raise PromptError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
+        given = read_prompts(spec)
+        check_source_path(path, spec.source.kind)
+    names = planned(spec, *(DEMO_FILES if demo is not None else ()))
+    check_inputs_apart(spec, names, given, path)
+    resumable = _resumable(spec, given, extra_sinks)
+    with (
+        OutputTransaction(out, list(spec.output.created), resumable=resumable, resuming=spec.resume) as tx,
+        logged_to(tx.path("run.log")),
+    ):
+        save_config(spec, tx.staging)
+        score = None
+        if demo is not None:
+            from ..experiments.demo import GroundTruthScore, demo_prompts, write_demo_clip
+
+            path = str(write_demo_clip(tx.path("demo_input.mp4"), demo.frames, demo.width, demo.height, demo.seed))
+            given = PromptInput(demo_prompts(demo.frames, demo.width, demo.height, demo.seed))
+            score = GroundTruthScore(tx.path("demo_score.json"), demo.frames, demo.width, demo.height, demo.seed)
+            log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
+        assert path is not None and given is not None
+        shown = str(out / "demo_input.mp4") if demo is not None else str(path)
+        record = _track(spec, tx, path, shown, given, threads, started, model, [score] if score else [], extra_sinks)
+        tx.commit()
+    if score is not None:
+        log.info(
+            "demo: J&F-Mean %.3f against the exact ground truth (J %.3f, F %.3f)%s",
+            score.summary["J&F-Mean"],
+            score.summary["J-Mean"],
+            score.summary["F-Mean"],
+            " -- random weights: noise expected" if spec.model.checkpoint is None else "",
+        )
+    log.info(
+        "done: %d frames in %.1fs (%.2f fps; decode %.1fs, model %.1fs, encode %.1fs) -> %s",
+        record["frames"],
+        record["wall_s"],
+        record["frames"] / max(record["wall_s"], 1e-9),
+        record["decode_s"],
+        record["model_s"],
+        record["encode_s"],
+        out,
+    )
+    return record
+
+
+def _track(
+    spec: RunSpec,
+    tx: OutputTransaction,
+    path: str,
+    shown: str,
+    given: PromptInput,
+    threads: int,
+    started: float,
+    model: Any,
+    own_sinks: list,
+    extra_sinks: Any,
+) -> dict:
+    """Inside the transaction: plan the prompts, build the model and the sinks, run the pipeline (resumed
+    from a checkpoint when asked), write run.json."""
+    from ..engine.pipeline import run_pipeline
+    from ..engine.propagation import Propagator
+
+    source = open_source(spec.source.kind, path, **source_options(spec, threads))
+    info = source.info
+    plan = plan_prompts(spec, given, info)
+    joins = discovers(spec, given)
+    Propagator.check_prompts(plan.spec.prompts, info, plan.spec.object_ids, allow_empty=joins)
+    model = model if model is not None else build(spec.model)
+    discovery = make_discovery(spec, model, info, plan)
+    audio = Path(path) if SOURCES[spec.source.kind].audio else None
+    sinks: list[Sink] = open_sinks(spec, tx.staging, info, plan.spec.labels, Path(shown).name, audio)
+    video_sink = next((s for s in sinks if s.target.name == "annotated.mp4"), None)
+    sinks += own_sinks
+    store = ckpt = fp = None
+    if tx.resumable:
+        store = ResumeStore(tx.out)
+        fp = fingerprint(spec.config, path, plan.spec)
+        if spec.resume:
+            ckpt = store.load(fp)
+            threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
+            apply_threads(threads)
+            log.info("resuming at frame %d (%s pass) from %s", ckpt["emitted"], ckpt["stage"], store.path)
+        for i, sink in enumerate(sinks):
+            sink.make_resumable()
+            if ckpt is not None:
+                sink.resume_from(ckpt["sinks"][i])
+    propagator = Propagator(
+        model,
+        reverse_chunk=spec.reverse_chunk,
+        prefetch=spec.prefetch,
+        checkpoint_every=spec.resume_every if store is not None else 0,
+        spool_path=str(store.spool) if store is not None else None,
+        discovery=discovery,
+        reprompts=plan.reprompts,
+        reprompt_iou=spec.prompts.reprompt_iou,
+        memory=spec.memory.policy(),
+    )
+    log.info(
+        "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
+        len(plan.spec.object_ids),
+        " and those it finds" if discovery is not None else "",
+        shown,
+        info.width,
+        info.height,
+        info.num_frames,
+        model.device,
+        threads,
+    )
+    timings = run_pipeline(
+        propagator,
+        source,
+        plan.spec.prompts,
+        plan.spec.object_ids,
+        [*sinks, *extra_sinks],
+        queue_depth=spec.prefetch,
+        progress=spec.progress,
+        on_checkpoint=(lambda c, positions: store.save(fp, threads, c, positions)) if store is not None else None,
+        resume=ckpt["engine"] if ckpt is not None else None,
+    )
+    sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
+    sections.update(discovery_record(plan.spec, discovery, propagator))
+    sections["outputs"] = sorted(s.target.name for s in sinks)
+    if video_sink is not None:
+        sections["audio"] = video_sink.audio
+    for s in own_sinks:
+        sections["demo_score"] = s.summary
+    if store is not None:
+        sections["checkpoints"] = store.summary()
+    if ckpt is not None:
+        sections["resumed_from"] = {"frame": ckpt["emitted"], "stage": ckpt["stage"]}
+    record = finished_record(base_record(spec, model, "file", threads), timings, started, **sections)
+    write_json_atomic(tx.path("run.json"), record)
+    return record

@@ -1,0 +1,56 @@
+"""The one model builder: every door (CLI, studio, Python, datasets, training) builds SAM 2 here."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .spec import ModelSpec
+
+log = logging.getLogger("tracker")
+
+
+def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
+    """A :class:`tracker.engine.sam.SamModel` for ``m``. ``checkpoint=False``: random weights whatever
+    ``m.checkpoint`` says (training loads its own). ``warn``: how missing weights are said — ``log`` (a
+    run's log), ``python`` (a ``UserWarning`` for Python callers) or ``none``."""
+    from ..engine.sam import build_model
+
+    ckpt = m.checkpoint if checkpoint else None
+    if ckpt is None and checkpoint and warn == "log":
+        log.warning("model.checkpoint is null: RANDOM weights, the masks are noise (pass model.checkpoint=PATH)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # build_sam2's own warning names a config key
+        model = build_model(
+            dict(m.arch),
+            checkpoint=ckpt,
+            device=m.device,
+            compile=m.compile,
+            fill_hole_area=m.fill_hole_area,
+            seed=m.seed,
+        )
+    model.auto_points = m.auto_points
+    if ckpt is None and checkpoint and warn == "python":
+        warnings.warn(
+            f"model {m.name!r} has no checkpoint: RANDOM weights, the masks are noise "
+            "(pass checkpoint=PATH, e.g. from scripts/download_checkpoints.sh)",
+            stacklevel=3,
+        )
+    return model
+
+
+def checkpoint_file(m: ModelSpec) -> Path | None:
+    """model.checkpoint's file, checked before any frame is decoded (None: random weights)."""
+    if not m.checkpoint:
+        return None
+    from ..engine.sam import existing_checkpoint
+
+    return existing_checkpoint(m.checkpoint)
+
+
+def device_name(model: Any) -> str:
+    import torch
+
+    return str(model.device) if model.device.type != "cuda" else torch.cuda.get_device_name()

@@ -1,0 +1,147 @@
+"""What to track: the prompts of a run read before any frame is decoded (:class:`PromptInput`), then
+planned against the video once its size is known (:class:`PromptPlan`): file prompts, detections (seeds,
+re-prompt boxes, id-less boxes) and ``prompts=auto`` all end in the same type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io.detections import Box, Detection, detection_plan, read_detections
+from ..io.prompts import PromptError, TrackSpec, load_prompts, quick_prompts
+from ..records import VideoInfo
+from .spec import RunSpec
+
+_EMPTY = TrackSpec(labels={}, prompts=())
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """The prompts as read: ``spec`` (a prompts file or the command line; empty for detections and
+    auto), ``detections`` (prompts=detections: the file's boxes, planned once the video size is known)."""
+
+    spec: TrackSpec = _EMPTY
+    detections: tuple[Detection, ...] = ()
+
+    @property
+    def mask_files(self) -> tuple[Path, ...]:
+        return self.spec.mask_files
+
+    @property
+    def frames(self) -> set[int]:
+        """Frames the prompts are on (detections: every frame with a box)."""
+        return {p.frame_index for p in self.spec.prompts} | {d.frame for d in self.detections}
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """What the engine is given: ``spec`` seeds the objects; ``reprompts`` frame -> {id: box} re-prompt
+    drifting masks; ``unmatched`` frame -> boxes without ids join where no tracked mask matches them."""
+
+    spec: TrackSpec
+    reprompts: Mapping[int, Mapping[int, Box]] = field(default_factory=dict)
+    unmatched: Mapping[int, list[Box]] = field(default_factory=dict)
+
+
+def read_prompts(spec: RunSpec) -> PromptInput:
+    """The run's prompts, checked before any frame is decoded."""
+    p = spec.prompts
+    if p.kind == "auto":  # the generator finds the objects on prompts.frames while the run goes on
+        return PromptInput()
+    if p.kind == "detections":
+        if not p.path:
+            raise PromptError("prompts=detections needs prompts.path=FILE (and prompts.format=mot|coco|yolo)")
+        return PromptInput(detections=tuple(read_detections(p.path, p.format)))
+    if p.path:
+        return PromptInput(load_prompts(p.path, max_id=spec.max_id))
+    if p.box is not None or p.points is not None:
+        return PromptInput(
+            quick_prompts(
+                frame=p.frame,
+                box=_as_list(p.box),
+                points=_as_list(p.points),
+                object_id=p.object_id,
+                label=p.label,
+                max_id=spec.max_id,
+            )
+        )
+    raise PromptError(
+        "nothing to track: pass prompts.path=FILE, or prompts.box=[x0,y0,x1,y1] / "
+        "prompts.points=[[x,y,1]] with prompts.frame=N"
+    )
+
+
+def _as_list(v: Any) -> Any:
+    return [_as_list(x) for x in v] if isinstance(v, tuple) else v
+
+
+def discovers(spec: RunSpec, given: PromptInput | None = None) -> bool:
+    """Whether objects may join or be re-prompted while the run goes on (no checkpoints then). ``given``:
+    the prompts read (boxes without ids join as they come)."""
+    p = spec.prompts
+    idless = given is not None and any(d.track_id is None for d in given.detections)
+    by_boxes = p.kind == "detections" and (p.reprompt_iou > 0 or p.format == "yolo" or idless)
+    return spec.discovery.every > 0 or p.kind == "auto" or by_boxes
+
+
+def plan_prompts(spec: RunSpec, given: PromptInput, info: VideoInfo) -> PromptPlan:
+    """The plan once the video's size is known: detections become prompts here."""
+    p = spec.prompts
+    n = info.num_frames
+    if p.kind == "auto" and n is not None:
+        late = [f for f in p.frames if f >= n]
+        if late:
+            raise PromptError(f"prompts.frames holds frame {late[0]}, the video has {n} frames: use 0..{n - 1}")
+    if p.kind != "detections":
+        return PromptPlan(given.spec)
+    plan = detection_plan(
+        list(given.detections), info.width, info.height, p.min_score or 0.0, spec.max_id, normalised=p.format == "yolo"
+    )
+    return PromptPlan(plan.spec, plan.later if p.reprompt_iou > 0 else {}, plan.unmatched)
+
+
+def make_discovery(spec: RunSpec, model: Any, info: VideoInfo, plan: PromptPlan):
+    """The run's :class:`tracker.discovery.Discovery`, or None when nothing joins mid-run."""
+    from ..discovery import Discovery, DiscoverySettings, GeneratorSettings, MaskGenerator
+
+    d, p = spec.discovery, spec.prompts
+    generates = d.every > 0 or p.kind == "auto"
+    if not generates and not plan.unmatched:
+        return None
+    frames = list(p.frames) if p.kind == "auto" else []
+    settings = DiscoverySettings(
+        every=d.every,
+        frames=tuple(frames[1:]),
+        new_iou=d.new_iou,
+        max_covered=d.max_covered,
+        confirm=d.confirm,
+        max_objects=d.max_objects,
+        **({"match_iou": p.match_iou} if p.match_iou is not None else {}),
+    )
+    generator = MaskGenerator(model, GeneratorSettings(**d.generator)) if generates else None
+    return Discovery(
+        settings,
+        (info.height, info.width),
+        next_id=max(plan.spec.object_ids, default=0) + 1,
+        generator=generator,
+        detections=dict(plan.unmatched),
+        seed_frame=frames[0] if frames else None,
+        max_id=spec.max_id,
+    )
+
+
+def discovery_record(spec: TrackSpec, discovery, propagator) -> dict[str, Any]:
+    """run.json's objects (ids -> labels, joined ones included) and what joined, was dropped, re-prompted."""
+    objects = {str(k): v for k, v in spec.labels.items()}
+    out: dict[str, Any] = {"objects": objects}
+    if discovery is not None:
+        objects.update({str(j.object_id): None for j in discovery.joined if j.kept})
+        out["discovery"] = discovery.summary()
+    if propagator.reprompted:
+        per: dict[str, int] = {}
+        for r in propagator.reprompted:
+            per[str(r["id"])] = per.get(str(r["id"]), 0) + 1
+        out["reprompts"] = {"total": len(propagator.reprompted), "by_object": per}
+    return out
