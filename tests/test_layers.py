@@ -1,0 +1,184 @@
+"""The package's layers, read from its source (AST): no import cycle, no import from a higher layer, no use
+of another module's ``_private`` names, no function over 100 lines. The order is the README's ("How it is
+built"): each layer may import itself and the layers before it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "tracker"
+
+# Lowest first. A module belongs to the first entry that is its name or a package above it.
+LAYERS = [
+    ("base", ["tracker.version", "tracker.paths", "tracker.threads", "tracker.masks"]),
+    ("records", ["tracker.records"]),
+    ("io", ["tracker.io"]),
+    ("engine", ["tracker.engine"]),
+    ("discovery", ["tracker.discovery"]),
+    ("experiments", ["tracker.experiments"]),
+    ("run", ["tracker.run"]),
+    ("api", ["tracker.api"]),
+    ("studio", ["tracker.studio"]),
+    ("apps", ["tracker.apps"]),
+    ("package", ["tracker"]),  # tracker/__init__.py: the public API, imported by no module of its own
+]
+MAX_FUNCTION_LINES = 100
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in ROOT.rglob("*.py"):
+        parts = p.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = p
+    return out
+
+
+MODULES = _modules()
+
+
+def layer_of(module: str) -> int:
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if prefix == "tracker" and module != "tracker":
+                continue
+            if module == prefix or module.startswith(prefix + "."):
+                return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to the README's order")
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, list[str], int]]:
+    """(imported tracker module, names taken from it, line) for every import in the module, at any depth."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target != "tracker" and not target.startswith("tracker."):
+                continue
+            names = [a.name for a in node.names]
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES]
+            found.append((target, [n for n in names if f"{target}.{n}" not in MODULES], node.lineno))
+            found += [(s, [], node.lineno) for s in subs]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "tracker"]
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_layer():
+    for name in MODULES:
+        layer_of(name)
+
+
+def test_no_import_from_a_higher_layer():
+    bad = []
+    for name, imports in GRAPH.items():
+        for target, _, line in imports:
+            if layer_of(target) > layer_of(name):
+                bad.append(f"{MODULES[name]}:{line}: {name} ({LAYERS[layer_of(name)][0]}) imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle():
+    edges = {name: {t for t, _, _ in imports if t in MODULES and t != name} for name, imports in GRAPH.items()}
+    # a package's __init__ importing its own submodules is how it exposes them, not a cycle through them
+    for name in edges:
+        edges[name] = {t for t in edges[name] if not t.startswith(name + ".")}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(edges[n]):
+            if state.get(m) == 1:
+                cycle = stack[stack.index(m) :] + [m]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(edges):
+        if n not in state:
+            visit(n)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def test_no_use_of_another_modules_private_names():
+    bad = []
+    for name, path in MODULES.items():
+        for target, names, line in GRAPH[name]:
+            bad += [f"{path}:{line}: imports {target}.{n}" for n in names if _private(n) and target != name]
+        tree = ast.parse(path.read_text())
+        modules = {}  # local name -> tracker module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                for t, _, _ in _imports(name, path):
+                    for a in node.names:
+                        if t.endswith("." + a.name) and t in MODULES:
+                            modules[a.asname or a.name] = t
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("tracker") and a.asname:
+                        modules[a.asname] = a.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+                and _private(node.attr)
+            ):
+                bad.append(f"{path}:{node.lineno}: uses {modules[node.value.id]}.{node.attr}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_function_over_100_lines():
+    long = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path}:{node.lineno}: {node.name} has {n} lines")
+    assert not long, "\n".join(long)
+
+
+@pytest.mark.parametrize(
+    "source, rule",
+    [
+        ("from ..apps import cli\n", "higher layer"),
+        ("from ..engine.propagation import _Group\n", "private"),
+        ("def f():\n" + "    x = 1\n" * 101, "long"),
+    ],
+)
+def test_the_rules_catch_what_they_name(tmp_path, source, rule):
+    """Each rule fails on a module written to break it (here: a module of the io layer)."""
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    name = "tracker.io.bad"
+    imports = _imports(name, path)
+    if rule == "higher layer":
+        assert any(layer_of(t) > layer_of(name) for t, _, _ in imports)
+    elif rule == "private":
+        assert any(_private(n) for _, names, _ in imports for n in names)
+    else:
+        fn = ast.parse(source).body[0]
+        assert fn.end_lineno - fn.lineno + 1 > MAX_FUNCTION_LINES  # type: ignore[union-attr,operator]
+
+
+def test_apps_cli_stays_small():
+    assert len((ROOT / "apps" / "cli.py").read_text().splitlines()) <= 350
