@@ -79,6 +79,10 @@ def load_model(
     from .run.model import build
     from .run.spec import model_spec
 
+    _check_type("name", name, str, f"a model name: one of {', '.join(model_names())}")
+    _check_type("checkpoint", checkpoint, (str, Path, type(None)), "a path to a .pt file, or None")
+    _check_type("device", device, str, "auto, cpu, cuda, cuda:N or mps")
+    _check_type("compile", compile, bool, "True or False")
     if image_size is not None:
         overrides["image_size"] = image_size
     m = model_config(name, **overrides)
@@ -100,6 +104,41 @@ def as_track_spec(prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt]) 
     if not items or not all(isinstance(p, Prompt) for p in items):
         raise ValueError("prompts must be a prompts file path, a dict in its schema, or a non-empty list of Prompt")
     return TrackSpec(labels={p.object_id: None for p in items}, prompts=tuple(items))
+
+
+def _check_type(name: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
+    if not isinstance(value, types) or (isinstance(value, bool) and types in (int, (int,))):
+        raise TypeError(f"{name} must be {what}: got {type(value).__name__} {value!r}"[:300])
+
+
+def _check_count(name: str, value: Any, what: str) -> None:
+    """An integer >= 0 (not a bool, not a float): the CLI's rule for its counts."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer >= 0 ({what}): got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}={value} must be an integer >= 0 ({what})")
+
+
+def _check_video(video: Any) -> None:
+    if isinstance(video, (str, Path)):
+        return
+    if not (hasattr(video, "info") and callable(getattr(video, "frames", None))):
+        raise TypeError(
+            f"video must be a path (str or Path) or a source with .info and .frames() (tracker.open_source): "
+            f"got {type(video).__name__}"
+        )
+
+
+def _check_model(model: Any) -> None:
+    if isinstance(model, str):
+        if model not in model_names():
+            raise ValueError(f"model={model!r} is unknown: use one of {', '.join(model_names())}")
+        return
+    if not (callable(getattr(model, "track", None)) and callable(getattr(model, "image_features", None))):
+        raise TypeError(
+            f"model must be a name ({', '.join(model_names())}) or a model from tracker.load_model(): "
+            f"got {type(model).__name__}"
+        )
 
 
 def track(
@@ -130,8 +169,29 @@ def track(
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
     from .engine.propagation import Propagator
-    from .io.source import open_source
+    from .io.source import SOURCES, open_source
     from .run.prompts import PromptInput, make_discovery, plan_prompts
+
+    _check_video(video)
+    _check_type(
+        "prompts",
+        prompts,
+        (str, Path, Mapping, TrackSpec, list, tuple, type(None)),
+        "a prompts file, a dict in its schema, a TrackSpec, a list of tracker.Prompt, or None",
+    )
+    _check_model(model)
+    _check_type("backward", backward, bool, "True or False")
+    _check_type("source", source, str, f"one of {', '.join(k for k, v in SOURCES.items() if v.open)}")
+    if SOURCES.get(source) is None or SOURCES[source].open is None:
+        raise ValueError(
+            f"source={source!r} is unknown: use one of {', '.join(k for k, v in SOURCES.items() if v.open)}"
+        )
+    _check_count("discover_every", discover_every, "0: off, as discover.every")
+    _check_count("confirm", confirm, "as discover.confirm")
+    _check_type("generator", generator, (Mapping, type(None)), "a dict of tracker.discovery.GeneratorSettings' keys")
+    unknown = sorted(set(options) - {"reverse_chunk", "prefetch", "step_hook"})
+    if unknown:
+        raise TypeError(f"track() got an unknown option {unknown[0]!r}: use reverse_chunk, prefetch or step_hook")
 
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
     src = open_source(source, video) if isinstance(video, (str, Path)) else video
@@ -219,5 +279,11 @@ def run(
     """
     from .run import run as run_spine
 
+    _check_type("source", source, (str, Path), "a video file or a frame folder (str or Path)")
+    _check_type(
+        "prompts", prompts, (str, Path, type(None)), "a prompts file (str or Path), or None to find the objects"
+    )
+    _check_type("output_dir", output_dir, (str, Path), "a folder (str or Path)")
+    _check_type("model", model, str, f"a model name: one of {', '.join(model_names())}")
     spec = run_spec(source, output_dir, prompts_file=prompts, find_objects=prompts is None, model=model, **settings)
     return run_spine(spec)

@@ -150,8 +150,24 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
         runs = list(counts)
     else:
         raise ValueError("RLE counts must be a string (compressed) or a list of integers")
-    if any(r < 0 for r in runs) or sum(runs) != h * w:
-        raise ValueError(f"RLE counts cover {sum(runs)} pixels, its size {h}x{w} has {h * w}: the RLE is corrupt")
-    values = np.arange(len(runs), dtype=np.uint8) % 2
-    flat = np.repeat(values, runs).astype(bool)
-    return flat.reshape((h, w), order="F")
+    return mask_from_runs(np.asarray(runs, dtype=np.int64), h, w)
+
+
+def mask_runs(mask: np.ndarray) -> np.ndarray:
+    """bool [H, W] -> uint32 run lengths in column-major order, background first (COCO's uncompressed RLE)."""
+    flat = mask.ravel(order="F")
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    runs = np.diff(bounds)
+    if flat.size and flat[0]:
+        runs = np.concatenate([[0], runs])
+    return runs.astype(np.uint32)
+
+
+def mask_from_runs(runs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Run lengths (as :func:`mask_runs`) -> bool [h, w], refused unless they cover exactly h x w pixels."""
+    total = int(runs.sum()) if runs.size else 0
+    if (runs < 0).any() or total != h * w:
+        raise ValueError(f"RLE counts cover {total} pixels, its size {h}x{w} has {h * w}: the RLE is corrupt")
+    values = (np.arange(len(runs)) % 2).astype(bool)
+    return np.repeat(values, runs).reshape((h, w), order="F")

@@ -165,7 +165,12 @@ class FrameMasks:
         (the mask's box, exclusive x1/y1), ``mask`` bool [N, H, W], ``confidence`` (the object score),
         ``tracker_id`` (the object id), ``class_id`` and ``data["class_name"]`` from ``labels``
         (id -> name; "object" when unnamed). Needs the optional ``supervision`` package."""
-        import supervision as sv
+        try:
+            import supervision as sv
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                "to_supervision needs supervision: pip install 'sam2-tracker[supervision]'", name="supervision"
+            ) from None
 
         from .masks import mask_bbox
 

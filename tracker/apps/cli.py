@@ -175,6 +175,18 @@ def _stopping(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def _what_was_left(e: BaseException, prog: str) -> str:
+    """What the stop left, as the run's transaction recorded it on the exception."""
+    kept = getattr(e, "resume_kept", None)
+    if kept:
+        return f"{kept} is kept: resume=true continues this run"
+    if getattr(e, "live_kept", None):
+        return f"the outputs in {e.live_kept} are kept, each valid up to the last frame tracked"  # type: ignore[attr-defined]
+    if getattr(e, "run_removed", False):
+        return "the unfinished run's outputs are removed; the output folder is as it was"
+    return "nothing was running" if prog == "tracker-studio" else "no outputs were written"
+
+
 def entry(app: Callable[[], Any], prog: str) -> None:
     """Run a Hydra app: any failure is one ``PROG: error:`` line and exit 2; signals exit 128+N after
     the same cleanup; ``debug=true`` shows the traceback."""
@@ -194,15 +206,10 @@ def entry(app: Callable[[], Any], prog: str) -> None:
         signal.signal(s, _stopping)
     try:
         app()
-    except Interrupted as e:
-        print(
-            f"{prog}: interrupted ({signal.Signals(e.signum).name}); outputs of an unfinished run are removed",
-            file=sys.stderr,
-        )
-        sys.exit(128 + e.signum)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; outputs of an unfinished run are removed", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"{prog}: interrupted ({signal.Signals(signum).name}); {_what_was_left(e, prog)}", file=sys.stderr)
+        sys.exit(128 + signum)
     except Exception as e:
         if _debug:
             traceback.print_exc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shlex
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,31 @@ def _check_studio(plain: dict[str, Any]) -> None:
         )
 
 
-def _command(cfg: DictConfig, video: str, out: Path, prompts_file: Path) -> str:
-    """The ``tracker`` command that runs what a Track runs."""
+# Overrides a Track sets itself (its source, prompts and folder) or that only the page uses.
+_TRACK_SETS = ("prompts", "output_dir", "studio", "progress", "hydra", "demo")
+
+
+def _command(cfg: DictConfig, video: str, out: Path, prompts_file: Path, overrides: Sequence[str]) -> str:
+    """The ``tracker`` command that runs what a Track runs: every override the studio was started with
+    (``overrides``, as Hydra read them), but for those a Track sets itself."""
     args = [f"source.path={video}", f"prompts.path={prompts_file}", f"output_dir={out}"]
-    if cfg.source.kind != "pyav":
-        args.insert(0, f"source={cfg.source.kind}")
-    args.append(f"model={cfg.model.name}")
-    if cfg.model.checkpoint and not str(cfg.model.checkpoint).startswith("pkg://"):
-        args.append(f"model.checkpoint={cfg.model.checkpoint}")
+    if overrides:
+        keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+        kept = [o for o, k in zip(overrides, keys) if k != "source.path" and k.split(".")[0] not in _TRACK_SETS]
+        args = [*kept, *args]
+    else:  # built without Hydra's command line (tests, Python): what decides the masks
+        if cfg.source.kind != "pyav":
+            args.insert(0, f"source={cfg.source.kind}")
+        args.append(f"model={cfg.model.name}")
+        if cfg.model.checkpoint and not str(cfg.model.checkpoint).startswith("pkg://"):
+            args.append(f"model.checkpoint={cfg.model.checkpoint}")
     return "tracker " + " ".join(shlex.quote(a) for a in args)
+
+
+def _overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -150,7 +167,7 @@ def build_studio(cfg: DictConfig):
         spec=plan.spec if plan is not None else None,
         max_object_id=spec.max_id,
         feature_cache=s.feature_cache,
-        command=lambda f: _command(cfg, str(path), out, f),
+        command=lambda f: _command(cfg, str(path), out, f, _overrides()),
         generator=MaskGenerator(model, GeneratorSettings(**spec.discovery.generator)),
         new_iou=spec.discovery.new_iou,
         max_covered=spec.discovery.max_covered,
@@ -188,6 +205,10 @@ def serve(cfg: DictConfig) -> None:
             server.run(sockets=[sock])
         finally:
             sock.close()
+    except KeyboardInterrupt as e:
+        if any(j.state == "running" for j in studio.jobs.values()):
+            e.run_removed = True  # type: ignore[attr-defined]  # the Track is abandoned, nothing committed
+        raise
     finally:
         studio.close()
 

@@ -14,6 +14,7 @@ Objects found on the run's seed frame are not pending: they are the run's first 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from ..records import Prompt
 from .generator import Candidate, MaskGenerator
 
 Box = tuple[float, float, float, float]
+log = logging.getLogger("tracker")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class DiscoverySettings:
             ("max_covered", 0.0 <= self.max_covered <= 1.0, "in [0, 1]"),
             ("confirm", self.confirm >= 0, "an integer >= 0 (0: keep every new object)"),
             ("match_iou", 0.0 < self.match_iou <= 1.0, "in (0, 1]"),
-            ("max_objects", self.max_objects >= 1, "an integer >= 1"),
+            ("max_objects", self.max_objects >= 0, "an integer >= 0 (0: none may join)"),
         ]
         for name, ok, what in checks:
             if not ok:
@@ -112,6 +114,7 @@ class Discovery:
         self.joined: list[Joined] = []
         self._pending: dict[int, Joined] = {}
         self.dropped: set[int] = set()
+        self.vanished = 0  # found masks empty at video size (not made objects)
 
     # ---- where to look --------------------------------------------------------------------------
     def _generates(self, t: int) -> bool:
@@ -158,6 +161,11 @@ class Discovery:
         for by, box, mask in found:
             if len(self.joined) >= self.settings.max_objects or self.next_id > self.max_id:
                 break
+            if mask is not None and not mask.any():
+                # Non-empty on the low-res grid, empty at video size (a speck): no object, not an error.
+                self.vanished += 1
+                log.info("frame %d: a found mask vanishes at video size; no object made of it", t)
+                continue
             oid = self.next_id
             self.next_id += 1
             j = Joined(oid, t, by)
@@ -206,4 +214,5 @@ class Discovery:
             "joined": [j.as_dict() for j in self.joined],
             "kept": sum(j.kept is True for j in self.joined),
             "dropped": len(self.dropped),
+            "vanished": self.vanished,
         }

@@ -170,9 +170,9 @@ class Propagator:
             self.groups = [Group.from_state(g, self.model.device) for g in resume["groups"]]
             self.model.restore_memory_pos(resume["maskmem_pos"])
             self.memory.load_state(resume.get("memory", {}))
-            spool = MaskSpool(self.spool_path, resume["spool"])
+            spool = MaskSpool(self.spool_path, resume["spool"], self._video_size)
         else:
-            spool = MaskSpool(self.spool_path)
+            spool = MaskSpool(self.spool_path, size=self._video_size)
         self._since = 0
         yield from self._held(self._passes(source, prompts, spool, stage, position))
 

@@ -82,6 +82,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def existing_checkpoint(path: str | Path) -> Path:
     """The checkpoint's file (``pkg://`` resolved); CheckpointError when there is none."""
     resolved = resolve_checkpoint(path)
+    if resolved.is_dir():
+        raise CheckpointError(f"checkpoint {str(resolved)!r} is a folder: give the checkpoint file in it (.pt)")
     if not resolved.is_file():
         raise CheckpointError(
             f"checkpoint {str(resolved)!r} does not exist: run scripts/download_checkpoints.sh "

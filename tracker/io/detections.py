@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from .prompts import MAX_OBJECT_ID, PromptError, TrackSpec
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in video pixels (from 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large file's rows stay small in memory
 class Detection:
     frame: int  # from 0
     box: Box
@@ -81,6 +82,9 @@ def read_coco(path: Path) -> list[Detection]:
         data = json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise PromptError(f"detections file {str(path)!r} is not valid JSON ({type(e).__name__})") from None
+    except RecursionError:
+        raise PromptError(f"detections file {str(path)!r} is nested too deeply to be COCO") from None
+    check_depth(data, MAX_JSON_DEPTH, f"detections file {str(path)!r}")
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("images"), list)
@@ -199,15 +203,43 @@ def detection_plan(
     return DetectionPlan(TrackSpec(labels={t: None for t in first}, prompts=prompts), later, unmatched)
 
 
-def read_detections(path: str | Path, fmt: str) -> list[Detection]:
-    """Read and check a detections file (a folder for yolo, whose boxes stay normalised)."""
+MAX_JSON_DEPTH = 32  # COCO is 4 levels deep
+
+
+def check_depth(data: object, limit: int, what: str) -> None:
+    """Refuse data nested deeper than ``limit`` (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise PromptError(f"{what} is nested more than {limit} levels deep: it is not what it claims to be")
+        if isinstance(node, dict):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+
+
+def read_detections(path: str | Path, fmt: str, max_mb: float = 64, max_per_frame: int = 256) -> list[Detection]:
+    """Read and check a detections file (a folder for yolo, whose boxes stay normalised). Files over
+    ``max_mb`` and frames with more than ``max_per_frame`` boxes are refused (memory stays bounded)."""
     p = Path(path)
     if not p.exists():
         raise PromptError(f"detections {str(p)!r} do not exist: check prompts.path")
-    if fmt == "mot":
-        return read_mot(p)
-    if fmt == "coco":
-        return read_coco(p)
-    if fmt == "yolo":
-        return read_yolo(p)
-    raise PromptError(f"prompts.format={fmt!r} is unknown: use mot, coco or yolo")
+    if fmt not in ("mot", "coco", "yolo"):
+        raise PromptError(f"prompts.format={fmt!r} is unknown: use mot, coco or yolo")
+    size = sum(f.stat().st_size for f in p.glob("*.txt")) if p.is_dir() else p.stat().st_size
+    if size > max_mb * 2**20:
+        raise PromptError(
+            f"detections {str(p)!r} are {size / 2**20:.0f} MB, over limits.max_detections_mb={max_mb:g}: "
+            "split the video, or raise the limit"
+        )
+    out = read_mot(p) if fmt == "mot" else read_coco(p) if fmt == "coco" else read_yolo(p)
+    per_frame = Counter(d.frame for d in out)
+    if per_frame:
+        frame, n = per_frame.most_common(1)[0]
+        if n > max_per_frame:
+            raise PromptError(
+                f"detections {str(p)!r} hold {n} boxes on frame {frame}, over limits.max_boxes_per_frame="
+                f"{max_per_frame}: filter them (prompts.min_score) or raise the limit"
+            )
+    return out

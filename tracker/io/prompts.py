@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,24 @@ MAX_OBJECT_ID = 2**31 - 1
 _TOP_KEYS = {"objects"}
 _OBJECT_KEYS = {"id", "label", "prompts"}
 _PROMPT_KEYS = {"frame", "points", "box", "mask"}
+
+
+MAX_LABEL_LENGTH = 100
+
+
+def check_label(label: str, where: str = "label") -> str:
+    """A name every output can carry: valid UTF-8 (no lone surrogates), at most 100 characters, no
+    control characters (a tab, a newline or NUL would break MOT rows, YAML and the page)."""
+    if len(label) > MAX_LABEL_LENGTH:
+        raise PromptError(f"{where} is {len(label)} characters long: give at most {MAX_LABEL_LENGTH}")
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PromptError(f"{where} {label!r} is not valid UTF-8 (a lone surrogate): give a name in text") from None
+    bad = next((c for c in label if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise PromptError(f"{where} {label!r} holds the control character {bad!r}: give a name without it")
+    return label
 
 
 def _unknown(mapping: Mapping, allowed: set[str], where: str) -> None:
@@ -139,7 +158,7 @@ def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID
         label = obj.get("label")
         if label is not None and (isinstance(label, bool) or not isinstance(label, (str, int, float))):
             raise PromptError(f"object {oid}: label {label!r} must be a name (text)")
-        labels[oid] = None if label is None else str(label)
+        labels[oid] = None if label is None else check_label(str(label), f"object {oid}: label")
         entries = obj.get("prompts")
         if not isinstance(entries, list) or not entries:
             raise PromptError(f"object {oid}: no 'prompts:' list: give at least one prompt frame")

@@ -164,6 +164,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     number(cfg, "sink.alpha", 0.0, 1.0)
     text_or_null(cfg, "prompts.path")
     discovery(cfg)
+    limits(cfg)
     kind = choice(cfg, "prompts.kind", ("file", "detections", "auto"))
     if kind == "auto":
         frames = _get(cfg, "prompts.frames")
@@ -185,6 +186,12 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     label = _get(cfg, "prompts.label")
     if label is not None and not isinstance(label, (str, int, float)):
         raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")
+
+
+def limits(cfg: Mapping[str, Any]) -> None:
+    integer(cfg, "limits.max_objects", 1, 1 << 20, example=256)
+    integer(cfg, "limits.max_boxes_per_frame", 1, 1 << 20, example=256)
+    number(cfg, "limits.max_detections_mb", 0.0, 1 << 20, open_lo=True)
 
 
 def discovery(cfg: Mapping[str, Any]) -> None:

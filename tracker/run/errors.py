@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import errno
 
+# Optional packages and the extra of sam2-tracker that brings each.
+EXTRAS = {"supervision": "supervision", "uvicorn": "studio", "fastapi": "studio", "decord": "decord"}
+EXTRAS.update({"matplotlib": "experiments", "hydra_plugins": "experiments"})
+
+
+def missing_extra(e: ImportError) -> str | None:
+    """The line that names the extra to install, for an optional package that is missing."""
+    name = (getattr(e, "name", None) or "").split(".")[0]
+    if isinstance(e, ModuleNotFoundError) and name in EXTRAS:
+        return f"{name} is not installed: pip install 'sam2-tracker[{EXTRAS[name]}]'"
+    return None
+
 
 def one_line(e: BaseException) -> str:
     """The error as one line: our own errors say the bad value and the fix already."""
+    if isinstance(e, ImportError) and missing_extra(e):
+        return missing_extra(e)  # type: ignore[return-value]
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         where = repr(e.filename) if e.filename else "the outputs"
         return f"no space left on the device writing {where}: free space or pick another output_dir"

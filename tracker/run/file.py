@@ -4,18 +4,20 @@ order, the outputs as one transaction; resumable from ``OUT/.resume/`` when its 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..engine.spool import SpoolError
 from ..io.prompts import PromptError
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from ..threads import apply_threads
 from .model import build
 from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, save_config, source_options
-from .prompts import PromptInput, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
+from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record, finished_record
-from .resume import ResumeStore, fingerprint
+from .resume import ResumeError, ResumeStore, fingerprint
 from .spec import RunSpec
 from .transaction import OutputTransaction
 
@@ -59,23 +61,25 @@ def run_file(spec: RunSpec, threads: int, started: float, model: Any = None, ext
     names = planned(spec, *(DEMO_FILES if demo is not None else ()))
     check_inputs_apart(spec, names, given, path)
     resumable = _resumable(spec, given, extra_sinks)
-    with (
-        OutputTransaction(out, list(spec.output.created), resumable=resumable, resuming=spec.resume) as tx,
-        logged_to(tx.path("run.log")),
-    ):
-        save_config(spec, tx.staging)
-        score = None
-        if demo is not None:
-            from ..experiments.demo import GroundTruthScore, demo_prompts, write_demo_clip
+    with OutputTransaction(out, list(spec.output.created), resumable=resumable, resuming=spec.resume) as tx:
+        # A resumed run is checked against its checkpoint before anything is written: a refusal leaves
+        # OUT/.resume as it was.
+        ready = _prepare(spec, tx, path, given, threads) if demo is None else None
+        with logged_to(tx.path("run.log")):
+            save_config(spec, tx.staging)
+            score = None
+            if demo is not None:
+                from ..experiments.demo import GroundTruthScore, demo_prompts, write_demo_clip
 
-            path = str(write_demo_clip(tx.path("demo_input.mp4"), demo.frames, demo.width, demo.height, demo.seed))
-            given = PromptInput(demo_prompts(demo.frames, demo.width, demo.height, demo.seed))
-            score = GroundTruthScore(tx.path("demo_score.json"), demo.frames, demo.width, demo.height, demo.seed)
-            log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
-        assert path is not None and given is not None
-        shown = str(out / "demo_input.mp4") if demo is not None else str(path)
-        record = _track(spec, tx, path, shown, given, threads, started, model, [score] if score else [], extra_sinks)
-        tx.commit()
+                path = str(write_demo_clip(tx.path("demo_input.mp4"), demo.frames, demo.width, demo.height, demo.seed))
+                given = PromptInput(demo_prompts(demo.frames, demo.width, demo.height, demo.seed))
+                score = GroundTruthScore(tx.path("demo_score.json"), demo.frames, demo.width, demo.height, demo.seed)
+                log.info("demo: wrote a synthetic %d-frame clip with two moving objects", demo.frames)
+                ready = _prepare(spec, tx, path, given, threads)
+            assert ready is not None
+            shown = str(out / "demo_input.mp4") if demo is not None else str(path)
+            record = _track(spec, tx, ready, shown, started, model, [score] if score else [], extra_sinks)
+            tx.commit()
     if score is not None:
         log.info(
             "demo: J&F-Mean %.3f against the exact ground truth (J %.3f, F %.3f)%s",
@@ -97,43 +101,72 @@ def run_file(spec: RunSpec, threads: int, started: float, model: Any = None, ext
     return record
 
 
+@dataclass
+class _Ready:
+    """A file run once its inputs are open and checked: the source, the plan, and (resumable runs) the
+    checkpoint store, the fingerprint later checkpoints carry, the checkpoint resumed from."""
+
+    path: str
+    source: Any
+    plan: PromptPlan
+    threads: int
+    store: ResumeStore | None = None
+    fp: dict | None = None
+    ckpt: dict | None = None
+
+
+def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput, threads: int) -> _Ready:
+    """Open the source, plan the prompts, and for a resumed run load and check its checkpoint and spool;
+    nothing is written here."""
+    from ..engine.propagation import Propagator
+    from ..engine.spool import MaskSpool
+
+    source = open_source(spec.source.kind, path, **source_options(spec, threads))
+    plan = plan_prompts(spec, given, source.info)
+    allow_empty = discovers(spec, given)
+    Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids, allow_empty=allow_empty)
+    ready = _Ready(path, source, plan, threads)
+    if tx.resumable:
+        ready.store = ResumeStore(tx.out)
+        # A resumed run hashes the source only when its time changed (difference() asks for it).
+        ready.fp = fingerprint(spec.config, path, plan.spec, content=not spec.resume)
+        if spec.resume:
+            ckpt = ready.store.load(ready.fp)
+            try:
+                MaskSpool.check(str(ready.store.spool), ckpt["engine"]["spool"])
+            except SpoolError as e:
+                raise ResumeError(f"resume=true: {e}: run without resume=true to start over") from None
+            ready.ckpt, ready.fp = ckpt, ckpt["fingerprint"]  # later checkpoints carry the source's hash
+            ready.threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
+    return ready
+
+
 def _track(
     spec: RunSpec,
     tx: OutputTransaction,
-    path: str,
+    ready: _Ready,
     shown: str,
-    given: PromptInput,
-    threads: int,
     started: float,
     model: Any,
     own_sinks: list,
     extra_sinks: Any,
 ) -> dict:
-    """Inside the transaction: plan the prompts, build the model and the sinks, run the pipeline (resumed
-    from a checkpoint when asked), write run.json."""
-    from ..engine.pipeline import run_pipeline
+    """Inside the transaction, logging: build the model and the sinks, run the pipeline (resumed from a
+    checkpoint when asked), write run.json."""
     from ..engine.propagation import Propagator
 
-    source = open_source(spec.source.kind, path, **source_options(spec, threads))
+    source, plan, store, fp, ckpt, threads = ready.source, ready.plan, ready.store, ready.fp, ready.ckpt, ready.threads
     info = source.info
-    plan = plan_prompts(spec, given, info)
-    joins = discovers(spec, given)
-    Propagator.check_prompts(plan.spec.prompts, info, plan.spec.object_ids, allow_empty=joins)
     model = model if model is not None else build(spec.model)
     discovery = make_discovery(spec, model, info, plan)
-    audio = Path(path) if SOURCES[spec.source.kind].audio else None
+    audio = Path(ready.path) if SOURCES[spec.source.kind].audio else None
     sinks: list[Sink] = open_sinks(spec, tx.staging, info, plan.spec.labels, Path(shown).name, audio)
     video_sink = next((s for s in sinks if s.target.name == "annotated.mp4"), None)
     sinks += own_sinks
-    store = ckpt = fp = None
-    if tx.resumable:
-        store = ResumeStore(tx.out)
-        fp = fingerprint(spec.config, path, plan.spec)
-        if spec.resume:
-            ckpt = store.load(fp)
-            threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
-            apply_threads(threads)
-            log.info("resuming at frame %d (%s pass) from %s", ckpt["emitted"], ckpt["stage"], store.path)
+    if ckpt is not None:
+        apply_threads(threads)
+        log.info("resuming at frame %d (%s pass) from %s", ckpt["emitted"], ckpt["stage"], store.path)  # type: ignore[union-attr]
+    if store is not None:
         for i, sink in enumerate(sinks):
             sink.make_resumable()
             if ckpt is not None:
@@ -160,17 +193,10 @@ def _track(
         model.device,
         threads,
     )
-    timings = run_pipeline(
-        propagator,
-        source,
-        plan.spec.prompts,
-        plan.spec.object_ids,
-        [*sinks, *extra_sinks],
-        queue_depth=spec.prefetch,
-        progress=spec.progress,
-        on_checkpoint=(lambda c, positions: store.save(fp, threads, c, positions)) if store is not None else None,
-        resume=ckpt["engine"] if ckpt is not None else None,
-    )
+    try:
+        timings = _pipeline(propagator, source, plan, sinks, extra_sinks, spec, store, fp, threads, ckpt)
+    except SpoolError as e:
+        raise ResumeError(f"resume=true: {e}: run without resume=true to start over") from None
     sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
     sections.update(discovery_record(plan.spec, discovery, propagator))
     sections["outputs"] = sorted(s.target.name for s in sinks)
@@ -185,3 +211,19 @@ def _track(
     record = finished_record(base_record(spec, model, "file", threads), timings, started, **sections)
     write_json_atomic(tx.path("run.json"), record)
     return record
+
+
+def _pipeline(propagator, source, plan, sinks, extra_sinks, spec: RunSpec, store, fp, threads: int, ckpt):
+    from ..engine.pipeline import run_pipeline
+
+    return run_pipeline(
+        propagator,
+        source,
+        plan.spec.prompts,
+        plan.spec.object_ids,
+        [*sinks, *extra_sinks],
+        queue_depth=spec.prefetch,
+        progress=spec.progress,
+        on_checkpoint=(lambda c, positions: store.save(fp, threads, c, positions)) if store is not None else None,
+        resume=ckpt["engine"] if ckpt is not None else None,
+    )

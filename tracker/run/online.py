@@ -18,12 +18,13 @@ from ..io.live import LiveSource, camera_options, check_camera, stream_kind
 from ..io.prompts import PromptError
 from ..io.sinks import SINKS, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
+from .errors import one_line
 from .model import build
 from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, save_config
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record
 from .spec import RunSpec
-from .transaction import LiveOutputs
+from .transaction import LiveOutputs, check_no_earlier_outputs
 
 log = logging.getLogger("tracker")
 
@@ -45,6 +46,7 @@ class LiveStatus:
         self.timings: Any = None
         self.latency: Any = None
         self.extra: Callable[[], dict[str, Any]] = dict  # what is known of the objects so far (those that joined)
+        self.error: str | None = None
 
     def record(self, state: str) -> dict[str, Any]:
         from ..engine.pipeline import peak_rss_mib
@@ -54,7 +56,9 @@ class LiveStatus:
         return {
             **self.base,
             "state": state,
-            "ended": getattr(src, "ended", None),
+            # how the input ended: the source's word (eos, timeout, ...); else the run's own
+            "ended": getattr(src, "ended", None) or {"failed": "error", "interrupted": "signal"}.get(state),
+            **({"error": self.error} if self.error else {}),
             "frames_received": getattr(src, "received", t["frames"]),
             "frames_tracked": t["frames"],
             "frames_skipped": getattr(src, "skipped", 0),
@@ -131,6 +135,7 @@ def run_online(spec: RunSpec, threads: int, started: float, model: Any = None) -
     given = read_prompts(spec)
     names = planned(spec)
     check_inputs_apart(spec, names, given, path if live in (None, "fifo") else None)
+    check_no_earlier_outputs(output_folder(spec), names)
     keep = {p.frame_index for p in given.spec.prompts}
     if spec.prompts.kind == "auto":  # real time drops frames, never those the objects are found on
         keep |= set(spec.prompts.frames)
@@ -220,7 +225,7 @@ def _track(
             memory=spec.memory.policy(),
         )
         status.extra = lambda: discovery_record(plan.spec, discovery, propagator)
-        state = "interrupted"
+        state = "interrupted"  # a signal (KeyboardInterrupt): the stream did not end, the run was stopped
         try:
             timings, latency = run_live_pipeline(
                 propagator,
@@ -236,6 +241,9 @@ def _track(
             )
             status.timings, status.latency = timings, latency
             state = "complete"
+        except Exception as e:
+            state, status.error = "failed", one_line(e)
+            raise
         finally:
             record = status.write(state)
     return record

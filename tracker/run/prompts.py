@@ -53,7 +53,10 @@ def read_prompts(spec: RunSpec) -> PromptInput:
     if p.kind == "detections":
         if not p.path:
             raise PromptError("prompts=detections needs prompts.path=FILE (and prompts.format=mot|coco|yolo)")
-        return PromptInput(detections=tuple(read_detections(p.path, p.format)))
+        lim = spec.limits
+        return PromptInput(
+            detections=tuple(read_detections(p.path, p.format, lim.max_detections_mb, lim.max_boxes_per_frame))
+        )
     if p.path:
         return PromptInput(load_prompts(p.path, max_id=spec.max_id))
     if p.box is not None or p.points is not None:
@@ -95,11 +98,18 @@ def plan_prompts(spec: RunSpec, given: PromptInput, info: VideoInfo) -> PromptPl
         if late:
             raise PromptError(f"prompts.frames holds frame {late[0]}, the video has {n} frames: use 0..{n - 1}")
     if p.kind != "detections":
-        return PromptPlan(given.spec)
+        return _within_limits(spec, PromptPlan(given.spec))
     plan = detection_plan(
         list(given.detections), info.width, info.height, p.min_score or 0.0, spec.max_id, normalised=p.format == "yolo"
     )
-    return PromptPlan(plan.spec, plan.later if p.reprompt_iou > 0 else {}, plan.unmatched)
+    return _within_limits(spec, PromptPlan(plan.spec, plan.later if p.reprompt_iou > 0 else {}, plan.unmatched))
+
+
+def _within_limits(spec: RunSpec, plan: PromptPlan) -> PromptPlan:
+    n, limit = len(plan.spec.object_ids), spec.limits.max_objects
+    if n > limit:
+        raise PromptError(f"the prompts name {n} objects, over limits.max_objects={limit}: track fewer, or raise it")
+    return plan
 
 
 def make_discovery(spec: RunSpec, model: Any, info: VideoInfo, plan: PromptPlan):
@@ -117,7 +127,8 @@ def make_discovery(spec: RunSpec, model: Any, info: VideoInfo, plan: PromptPlan)
         new_iou=d.new_iou,
         max_covered=d.max_covered,
         confirm=d.confirm,
-        max_objects=d.max_objects,
+        # objects found or joining by box: up to discover.max_objects, and the run's limit with the given ones
+        max_objects=max(0, min(d.max_objects, spec.limits.max_objects - len(plan.spec.object_ids))),
         **({"match_iou": p.match_iou} if p.match_iou is not None else {}),
     )
     generator = MaskGenerator(model, GeneratorSettings(**d.generator)) if generates else None

@@ -7,6 +7,7 @@ the source, the prompts and the config are those of the checkpoint; a finished r
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -14,10 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic
 from ..io.prompts import TrackSpec
 from .transaction import RESUME, ResumeRefused
 
-VERSION = 1
+VERSION = 2  # 2: the spool is plain data (run lengths), no longer pickled
 # Keys that do not change what a run writes: a resumed run may set them otherwise.
 _FREE = {"resume", "resume_every", "progress", "threads", "debug", "propagation.prefetch"}
 
@@ -35,8 +37,25 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def fingerprint(plain: Mapping[str, Any], source_path: str | Path, spec: TrackSpec) -> dict[str, Any]:
-    """What a checkpoint is valid for: the source file, the prompts (masks hashed), the config."""
+def source_digest(path: str | Path) -> str:
+    """SHA-256 of the source's bytes (a frame folder: of its files' names and bytes, in order)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(
+    plain: Mapping[str, Any], source_path: str | Path, spec: TrackSpec, content: bool = True
+) -> dict[str, Any]:
+    """What a checkpoint is valid for: the source (its bytes hashed when ``content``: a later copy or
+    ``touch`` changes its time, not its bytes), the prompts (masks hashed), the config."""
     st = os.stat(source_path)
     h = hashlib.sha256()
     for p in sorted(spec.prompts, key=lambda p: (p.object_id, p.frame_index)):
@@ -46,18 +65,29 @@ def fingerprint(plain: Mapping[str, Any], source_path: str | Path, spec: TrackSp
     h.update(json.dumps(sorted((k, v) for k, v in spec.labels.items())).encode())
     config = {k: v for k, v in _flat(plain).items() if k not in _FREE and k != "output_dir"}
     return {
-        "source": {"path": os.path.abspath(source_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "source": {
+            "path": os.path.abspath(source_path),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            **({"sha256": source_digest(source_path)} if content else {}),
+        },
         "prompts": h.hexdigest(),
         "config": config,
     }
 
 
 def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """The first thing that differs, said so that a person can act on it (None: the same)."""
-    if old["source"] != new["source"]:
-        a, b = old["source"], new["source"]
-        what = "path" if a["path"] != b["path"] else "size" if a["size"] != b["size"] else "modification time"
-        return f"the source differs ({what}: {a[what]!r} then, {b[what]!r} now)"
+    """The first thing that differs, said so that a person can act on it (None: the same). A source
+    whose time changed but not its size is hashed again: the same bytes are the same source."""
+    a, b = old["source"], new["source"]
+    for key, what in (("path", "path"), ("size", "size in bytes")):
+        if a.get(key) != b.get(key):
+            return f"the source differs ({what}: {a.get(key)!r} then, {b.get(key)!r} now)"
+    if a.get("mtime_ns") != b.get("mtime_ns"):
+        then = a.get("sha256")
+        now = b.get("sha256") or source_digest(b["path"])
+        if then != now:
+            return f"the source differs (its content: SHA-256 {str(then)[:12]} then, {now[:12]} now)"
     if old["prompts"] != new["prompts"]:
         return "the prompts differ"
     for key in sorted(set(old["config"]) | set(new["config"])):
@@ -92,9 +122,16 @@ class ResumeStore:
                 f"resume=true: the checkpoint {str(self.path)!r} cannot be read ({type(e).__name__}): "
                 "run without resume=true to start over"
             ) from None
-        if ckpt.get("version") != VERSION:
+        if not isinstance(ckpt, dict) or ckpt.get("version") != VERSION:
             raise ResumeError("resume=true: the checkpoint is from another tracker version: start over")
-        why = difference(ckpt["fingerprint"], fp)
+        keys = {"fingerprint", "threads", "stage", "emitted", "engine", "sinks"}
+        old = ckpt.get("fingerprint")
+        if not keys <= set(ckpt) or not isinstance(old, dict) or not {"source", "prompts", "config"} <= set(old):
+            raise ResumeError(
+                f"resume=true: the checkpoint {str(self.path)!r} is damaged (keys missing): "
+                "run without resume=true to start over"
+            )
+        why = difference(old, fp)
         if why is not None:
             raise ResumeError(
                 f"resume=true: {why} from the checkpoint's run: run it as it was, or without resume=true to start over"
@@ -114,12 +151,9 @@ class ResumeStore:
             "engine": checkpoint.state,
             "sinks": positions,
         }
-        tmp = self.path.with_name("checkpoint.pt.tmp")
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        buf = io.BytesIO()
+        torch.save(data, buf)
+        write_atomic(self.path, buf.getvalue(), fsync=True)
         self.count += 1
         self.seconds += time.perf_counter() - t0
         self.bytes = self.path.stat().st_size

@@ -75,6 +75,13 @@ class DiscoverySpec:
 
 
 @dataclass(frozen=True)
+class LimitsSpec:
+    max_objects: int
+    max_boxes_per_frame: int
+    max_detections_mb: float
+
+
+@dataclass(frozen=True)
 class MemorySpec:
     name: str  # a policy of tracker.engine.memory.MEMORY_POLICIES
     settings: Mapping[str, Any]
@@ -125,6 +132,7 @@ class RunSpec:
     sinks: SinkSpec
     discovery: DiscoverySpec
     memory: MemorySpec
+    limits: LimitsSpec
     output: OutputSpec
     mode: str  # auto | file | online
     threads: int | str  # a count or "auto"
@@ -173,6 +181,7 @@ class RunSpec:
                 generator=dict(c.get("generator")),
             ),
             memory=_memory(plain),
+            limits=LimitsSpec(**plain["limits"]),
             output=output or OutputSpec(Path(plain["output_dir"]) if plain.get("output_dir") else None),
             mode=c.get("mode"),
             threads=checks.threads(plain),

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from ..files import links_under, write_atomic
+
 log = logging.getLogger(__name__)
 
 MANIFEST = ".outputs.json"
@@ -43,13 +45,6 @@ class ResumeRefused(ValueError):
 
 class OutputError(ValueError):
     """The output folder cannot be used for this run."""
-
-
-def _fsync_write(path: Path, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _remove(path: Path) -> None:
@@ -114,6 +109,23 @@ def check_not_in_outputs(out: Path, planned: Iterable[str], inputs: Sequence[tup
                 )
 
 
+def check_no_earlier_outputs(out: Path, planned: Iterable[str]) -> None:
+    """Refuse a folder that holds an earlier run's outputs for an online run: it writes under the final
+    names as it goes, so it would replace the earlier set at its first frame, and a run that fails would
+    leave neither."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    earlier = set(committed_set(out)) | {n for n in planned if (out / n).exists() or (out / n).is_symlink()}
+    earlier = {n for n in earlier if n != RESUME and not n.startswith(_STAGING)}
+    if earlier:
+        shown = ", ".join(sorted(earlier)[:3]) + (", ..." if len(earlier) > 3 else "")
+        raise OutputError(
+            f"output_dir {str(out)!r} holds the outputs of an earlier run ({shown}): an online run writes as "
+            "it goes and never replaces them; pick another output_dir, or remove them"
+        )
+
+
 class OutputTransaction:
     """Stage a run's outputs in ``out`` and commit them as one set (see the module docstring).
 
@@ -154,6 +166,13 @@ class OutputTransaction:
             self._recover()
             if self.resumable and not self.resuming:
                 _remove(self.out / RESUME)  # a fresh run starts over
+            if self.resuming:
+                links = links_under(self.out / RESUME)
+                if links:
+                    raise ResumeRefused(
+                        f"resume=true: {str(links[0])!r} is a link, and a run never writes through one: "
+                        f"remove it, or run without resume=true to start over"
+                    )
             self.staging.mkdir(parents=True, exist_ok=self.resumable)
         except BaseException:
             self._unlock()
@@ -183,12 +202,18 @@ class OutputTransaction:
 
     def commit(self) -> list[str]:
         """Move the staged set into place, replacing the earlier set; returns the new set's names."""
+        links = links_under(self.staging)
+        if links:
+            raise OutputError(
+                f"{str(links[0])!r} is a link, planted where this run writes: a run never commits links; "
+                "remove it and run again"
+            )
         new = sorted(p.name for p in self.staging.iterdir() if p.name not in (_JOURNAL, _OLD))
-        _fsync_write(self.staging / MANIFEST, json.dumps({"files": new}) + "\n")
+        write_atomic(self.staging / MANIFEST, json.dumps({"files": new}) + "\n", fsync=True)
         new.append(MANIFEST)
         # The earlier set, and whatever already stands under a new name (e.g. from a pre-manifest run).
         old = sorted(set(committed_set(self.out)) | {n for n in new if (self.out / n).exists()})
-        _fsync_write(self.staging / _JOURNAL, json.dumps({"new": new, "old": old}))
+        write_atomic(self.staging / _JOURNAL, json.dumps({"new": new, "old": old}), fsync=True)
         # A signal now would stop the renames half-way: hold it until the set is in place.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
         try:
@@ -226,9 +251,13 @@ class OutputTransaction:
                 stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, ResumeRefused))
                 if not self.committed and stopped and (self.out / RESUME / "checkpoint.pt").is_file():
                     log.info("kept %s: resume=true continues this run", self.out / RESUME)
+                    if exc is not None:  # the door says what the stop left
+                        exc.resume_kept = str(self.out / RESUME)  # type: ignore[attr-defined]
                     return
                 _remove(self.out / RESUME)
             _remove(self.staging)
+            if exc is not None and not self.committed:
+                exc.run_removed = True  # type: ignore[attr-defined]
             if not self.committed:
                 for d in self.created:
                     try:
@@ -248,8 +277,9 @@ class OutputTransaction:
 class LiveOutputs(OutputTransaction):
     """The outputs of a live (online) run: written under their final names while it runs, each valid up
     to the last completed frame, because they are the product while the stream lasts. Under the same
-    lock as a transaction; the earlier run's set is removed when the run starts, and the manifest names
-    the new set at once, so the next run into ``OUT`` replaces it as it would a committed one."""
+    lock as a transaction. A folder that holds an earlier run's outputs is refused (the run would replace
+    them as it starts, and a failed run would leave neither); the manifest names the new set at once, so
+    the next run into ``OUT`` replaces it as it would a committed one."""
 
     def __init__(self, out: str | Path, planned: Iterable[str], created: Sequence[Path] = ()) -> None:
         super().__init__(out, created)
@@ -260,11 +290,8 @@ class LiveOutputs(OutputTransaction):
         self._lock()
         try:
             self._recover()
-            earlier = set(committed_set(self.out)) | {n for n in self.planned if (self.out / n).exists()}
-            for name in sorted(earlier):
-                if name != RESUME and not name.startswith(_STAGING):
-                    _remove(self.out / name)
-            _fsync_write(self.out / MANIFEST, json.dumps({"files": [*self.planned, MANIFEST]}) + "\n")
+            check_no_earlier_outputs(self.out, self.planned)
+            write_atomic(self.out / MANIFEST, json.dumps({"files": [*self.planned, MANIFEST]}) + "\n", fsync=True)
         except BaseException:
             self._unlock()
             raise
@@ -277,4 +304,6 @@ class LiveOutputs(OutputTransaction):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if exc is not None:  # the door says what the stop left
+            exc.live_kept = str(self.out)  # type: ignore[attr-defined]
         self._unlock()

@@ -30,9 +30,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..io.prompts import check_label
 from ..io.source import SourceError
 from .session import Studio, StudioError
 
@@ -43,6 +44,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _label(value: str | None) -> str | None:
+    return None if value is None else check_label(value)
+
+
 class PromptBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,15 +55,21 @@ class PromptBody(BaseModel):
     box: tuple[float, float, float, float] | None = None
     label: str | None = None
 
+    @field_validator("label")
+    @classmethod
+    def _valid_label(cls, value: str | None) -> str | None:
+        return _label(value)
+
 
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = None
 
-
-class _TooLarge(Exception):
-    pass
+    @field_validator("label")
+    @classmethod
+    def _valid_label(cls, value: str | None) -> str | None:
+        return _label(value)
 
 
 class LimitBody:
@@ -75,28 +86,32 @@ class LimitBody:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _send_json(send, 413, f"request body over {self.limit} bytes")
             return
+        # The whole body is read here, before the app sees it: FastAPI turns an error raised while it reads
+        # a body into 400, so a chunked body over the limit must be refused before that.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracked)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
                 await _send_json(send, 413, f"request body over {self.limit} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:

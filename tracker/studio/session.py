@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from ..engine.propagation import points_and_labels
+from ..files import write_atomic
 from ..io.annotation import color_of
 from ..io.prompts import TrackSpec
 from ..masks import decode_rle, encode_rle, sigmoid, to_video_masks
@@ -403,9 +404,7 @@ class Studio:
             raise StudioError("nothing to save: give at least one object a prompt (click on it)")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / PROMPTS_FILE
-        tmp = path.with_name(f".{PROMPTS_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(self.prompts_yaml())
-        os.replace(tmp, path)
+        write_atomic(path, self.prompts_yaml())
         return {"path": str(path), "command": self._command(path) if self._command else None}
 
     # ---- Track --------------------------------------------------------------------------------

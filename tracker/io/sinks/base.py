@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ...files import write_atomic
 from ...records import Frame, FrameMasks, VideoInfo
 
 log = logging.getLogger("tracker.io.sinks")
@@ -161,9 +162,7 @@ def class_index(classes: list[str], labels: Mapping[int, str | None], object_id:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 @dataclass(frozen=True)
