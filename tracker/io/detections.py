@@ -219,7 +219,7 @@ def check_depth(data: object, limit: int, what: str) -> None:
             stack += [(v, depth + 1) for v in node]
 
 
-def read_detections(path: str | Path, fmt: str, max_mb: float = 64, max_per_frame: int = 256) -> list[Detection]:
+def read_detections(path: str | Path, fmt: str, max_mb: float = 16, max_per_frame: int = 256) -> list[Detection]:
     """Read and check a detections file (a folder for yolo, whose boxes stay normalised). Files over
     ``max_mb`` and frames with more than ``max_per_frame`` boxes are refused (memory stays bounded)."""
     p = Path(path)
