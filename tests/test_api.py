@@ -92,8 +92,12 @@ def test_run_writes_what_the_cli_writes_and_returns_its_record(demo, tmp_path):
     prompts = tmp_path / "p.yaml"
     objects = [{"id": k, "label": f"o{k}", "prompts": [{"frame": 0, "box": b}]} for k, b in _boxes(seq).items()]
     prompts.write_text(yaml.safe_dump({"objects": objects}))
+    import torch
+
     settings = {"sink": {"coco": True, "annotated": False}, "threads": 1, "progress": False}
+    before = torch.get_num_threads()
     record = tracker.run(clip, prompts, tmp_path / "py", **settings)
+    assert torch.get_num_threads() == before  # the run's threads=1 was the process's only while it ran
     cli = tmp_path / "cli"
     args = ["model=toy", f"source.path={clip}", f"prompts.path={prompts}", f"output_dir={cli}"]
     args += ["sink.coco=true", "sink.annotated=false", "threads=1", "progress=false"]

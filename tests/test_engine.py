@@ -152,9 +152,12 @@ class _PromptFramesOnly(Sam2Memory):
         self.refused = state["refused"]
 
 
-def test_the_engine_takes_its_memory_policy(tmp_path, model):
+def test_the_engine_takes_its_memory_policy(tmp_path):
     """The memory seam: the policy object decides what enters memory. The default (Sam2Memory) is the
     engine's behaviour when none is given; another policy changes the masks and what is kept."""
+    from tracker.api import load_model
+
+    model = load_model("toy")
     path = write_video(tmp_path / "c.mp4", moving_shapes(12, 64, 48))
     prompts = [Prompt(1, 0, box=(5, 10, 25, 30)), Prompt(2, 4, box=(30, 20, 60, 45))]
     plain = [fm.masks for _, fm in Propagator(model).run(PyAVSource(path), prompts)]

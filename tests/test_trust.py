@@ -6,7 +6,9 @@ and that nothing outside OUT changed."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import tracker
+from tracker.apps import cli
 from tracker.apps.studio import _command, build_studio
 from tracker.engine.spool import MAGIC, MaskSpool, SpoolError
 from tracker.experiments.demo import demo_sequence, write_demo_clip
@@ -68,9 +71,22 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "tracker.apps.cli", "model=toy", "progress=false", "threads=1", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``tracker ARGS`` through its real entry point, in this process (no interpreter start per case)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    argv = sys.argv
+    sys.argv = ["tracker", "model=toy", "progress=false", "threads=1", *args]
+    err, code = io.StringIO(), 0
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            cli.main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+        for s, h in saved.items():
+            signal.signal(s, h)
+    return subprocess.CompletedProcess(list(args), code, "", err.getvalue())
 
 
 def one_error(res: subprocess.CompletedProcess, *needles: str) -> str:

@@ -146,3 +146,19 @@ def apply_threads(n: int) -> None:
 
     torch.set_num_threads(n)
     cv2.setNumThreads(n)
+
+
+def current_threads() -> tuple[int, int]:
+    """(torch's, OpenCV's) thread counts now, for :func:`restore_threads`."""
+    import cv2
+    import torch
+
+    return torch.get_num_threads(), cv2.getNumThreads()
+
+
+def restore_threads(saved: tuple[int, int]) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(saved[0])
+    cv2.setNumThreads(saved[1])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..io.prompts import PromptError
-from ..threads import apply_threads, resolve_threads
+from ..threads import apply_threads, current_threads, resolve_threads, restore_threads
 from .checks import ConfigError
 from .dataset import run_dataset
 from .file import run_file
@@ -26,16 +26,20 @@ def run(spec: RunSpec, *, model: Any = None, extra_sinks: Sequence[Any] = ()) ->
     written to ``run.json``. ``model``: a loaded model for ``spec.model`` (None: built here);
     ``extra_sinks``: context managers with ``write(frame, masks)`` that see every frame too (file runs)."""
     started = time.perf_counter()
-    if spec.dataset is not None:
-        return run_dataset(spec, _threads(spec), started, model)
-    live = live_kind(spec)
-    if live is not None or spec.mode == "online":
-        if spec.mode == "file":
-            raise PromptError(
-                f"source.path {spec.source.path!r} is a live stream ({live}): use mode=online (or mode=auto)"
-            )
-        return run_online(spec, _threads(spec), started, model)
-    return run_file(spec, _threads(spec), started, model, extra_sinks)
+    live = live_kind(spec) if spec.dataset is None else None
+    if live is not None and spec.mode == "file":
+        raise PromptError(f"source.path {spec.source.path!r} is a live stream ({live}): use mode=online (or mode=auto)")
+    # The run's thread counts are the process's while it runs, and the caller's again after (a Python
+    # caller or a studio keeps its own).
+    saved = current_threads()
+    try:
+        if spec.dataset is not None:
+            return run_dataset(spec, _threads(spec), started, model)
+        if live is not None or spec.mode == "online":
+            return run_online(spec, _threads(spec), started, model)
+        return run_file(spec, _threads(spec), started, model, extra_sinks)
+    finally:
+        restore_threads(saved)
 
 
 def _threads(spec: RunSpec) -> int:
