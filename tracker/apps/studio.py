@@ -24,9 +24,8 @@ from ..run import checks
 from ..run import run as run_spine
 from ..run.checks import ConfigError
 from ..run.model import build
-from ..run.outputs import check_inputs_apart, planned, source_options
+from ..run.outputs import check_inputs_apart, planned, run_threads, source_options
 from ..run.prompts import plan_prompts, read_prompts
-from ..threads import apply_threads, resolve_threads
 from . import cli
 
 log = logging.getLogger("tracker")
@@ -126,8 +125,7 @@ def build_studio(cfg: DictConfig):
     p = spec.prompts
     given = read_prompts(spec) if p.kind != "auto" and (p.path or p.box is not None or p.points is not None) else None
     check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
-    threads = resolve_threads(spec.threads, spec.jobs)
-    apply_threads(threads)
+    threads = run_threads(spec)
     source = open_source(spec.source.kind, path, **source_options(spec, threads))
     plan = plan_prompts(spec, given, source.info) if given is not None else None
     if plan is not None:

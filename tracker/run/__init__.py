@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..io.prompts import PromptError
-from ..threads import apply_threads, current_threads, resolve_threads, restore_threads
+from ..threads import current_threads, restore_threads
 from .checks import ConfigError
 from .dataset import run_dataset
 from .file import run_file
@@ -34,18 +34,12 @@ def run(spec: RunSpec, *, model: Any = None, extra_sinks: Sequence[Any] = ()) ->
     saved = current_threads()
     try:
         if spec.dataset is not None:
-            return run_dataset(spec, _threads(spec), started, model)
+            return run_dataset(spec, started, model)
         if live is not None or spec.mode == "online":
-            return run_online(spec, _threads(spec), started, model)
-        return run_file(spec, _threads(spec), started, model, extra_sinks)
+            return run_online(spec, started, model)
+        return run_file(spec, started, model, extra_sinks)
     finally:
         restore_threads(saved)
-
-
-def _threads(spec: RunSpec) -> int:
-    n = resolve_threads(spec.threads, spec.jobs)
-    apply_threads(n)
-    return n
 
 
 __all__ = ["ConfigError", "OutputSpec", "RunSpec", "run"]

@@ -7,13 +7,13 @@ from typing import Any
 
 from ..io.sinks import write_json_atomic
 from .model import build, checkpoint_file
-from .outputs import RECORDS, logged_to, output_folder, save_config
+from .outputs import RECORDS, logged_to, output_folder, run_threads, save_config
 from .record import base_record, finished_record
 from .spec import RunSpec
 from .transaction import OutputTransaction, check_not_in_outputs
 
 
-def run_dataset(spec: RunSpec, threads: int, started: float, model: Any = None) -> dict[str, Any]:
+def run_dataset(spec: RunSpec, started: float, model: Any = None) -> dict[str, Any]:
     from ..experiments.datasets import load_sequences
     from ..experiments.vos import run_dataset as track_dataset
 
@@ -22,6 +22,7 @@ def run_dataset(spec: RunSpec, threads: int, started: float, model: Any = None) 
     out = output_folder(spec)
     names = ["predictions", "results.json", "results.csv", *RECORDS, "videos"]
     check_not_in_outputs(out, names, [("dataset.root", d.root), ("model.checkpoint", checkpoint_file(spec.model))])
+    threads = run_threads(spec)
     seqs = load_sequences(d.layout, d.root, d.split, d.resolution, d.shard, d.num_shards)
     with OutputTransaction(out, list(spec.output.created)) as tx, logged_to(tx.path("run.log")):
         save_config(spec, tx.staging)

@@ -14,7 +14,16 @@ from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from ..threads import apply_threads
 from .model import build
-from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, save_config, source_options
+from .outputs import (
+    check_inputs_apart,
+    logged_to,
+    open_sinks,
+    output_folder,
+    planned,
+    run_threads,
+    save_config,
+    source_options,
+)
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record, finished_record
 from .resume import ResumeError, ResumeStore, fingerprint
@@ -48,7 +57,7 @@ def _resumable(spec: RunSpec, given: PromptInput | None, extra_sinks: Any) -> bo
     return resumable
 
 
-def run_file(spec: RunSpec, threads: int, started: float, model: Any = None, extra_sinks: Any = ()) -> dict:
+def run_file(spec: RunSpec, started: float, model: Any = None, extra_sinks: Any = ()) -> dict:
     """Checks first (prompts, source, collisions), then the run as one output transaction."""
     out = output_folder(spec)
     path, demo = spec.source.path, spec.demo
@@ -61,6 +70,7 @@ def run_file(spec: RunSpec, threads: int, started: float, model: Any = None, ext
     names = planned(spec, *(DEMO_FILES if demo is not None else ()))
     check_inputs_apart(spec, names, given, path)
     resumable = _resumable(spec, given, extra_sinks)
+    threads = run_threads(spec)
     with OutputTransaction(out, list(spec.output.created), resumable=resumable, resuming=spec.resume) as tx:
         # A resumed run is checked against its checkpoint before anything is written: a refusal leaves
         # OUT/.resume as it was.

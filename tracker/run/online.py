@@ -20,7 +20,7 @@ from ..io.sinks import SINKS, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from .errors import one_line
 from .model import build
-from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, save_config
+from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, run_threads, save_config
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record
 from .spec import RunSpec
@@ -130,12 +130,13 @@ def _open(spec: RunSpec, path: str, keep: set[int], threads: int) -> tuple[Any, 
     return source, stamped(), source.info, arrival
 
 
-def run_online(spec: RunSpec, threads: int, started: float, model: Any = None) -> dict[str, Any]:
+def run_online(spec: RunSpec, started: float, model: Any = None) -> dict[str, Any]:
     path, live = _check(spec)
     given = read_prompts(spec)
     names = planned(spec)
     check_inputs_apart(spec, names, given, path if live in (None, "fifo") else None)
     check_no_earlier_outputs(output_folder(spec), names)
+    threads = run_threads(spec)
     keep = {p.frame_index for p in given.spec.prompts}
     if spec.prompts.kind == "auto":  # real time drops frames, never those the objects are found on
         keep |= set(spec.prompts.frames)

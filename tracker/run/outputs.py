@@ -13,6 +13,7 @@ import yaml
 
 from ..io.sinks import Sink, SinkContext, make_sinks, sink_files
 from ..records import VideoInfo
+from ..threads import apply_threads, resolve_threads
 from .model import checkpoint_file
 from .prompts import PromptInput
 from .spec import RunSpec
@@ -85,3 +86,11 @@ def source_options(spec: RunSpec, threads: int) -> dict[str, Any]:
     if spec.source.kind == "pyav" and not options.get("threads"):
         options["threads"] = threads
     return options
+
+
+def run_threads(spec: RunSpec) -> int:
+    """The run's compute threads, resolved (``auto`` samples how busy the cores are: 0.25 s) and applied;
+    called once the checks before decoding have passed."""
+    n = resolve_threads(spec.threads, spec.jobs)
+    apply_threads(n)
+    return n
