@@ -27,7 +27,7 @@ import pytest
 import yaml
 from helpers import compose_config, write_video
 from PIL import Image
-from test_live import FPS, StreamServer
+from test_live import StreamServer, mpegts
 from test_resume import _checkpoint, late_prompts
 
 from tracker.apps import cli
@@ -37,22 +37,6 @@ from tracker.experiments.synthetic import label_boxes, write_dataset
 GOLDEN = Path(__file__).with_name("golden_hashes.json")
 W, H = 320, 240
 COMMON = ["model=toy", "progress=false", "threads=1"]
-
-
-def lossless_mpegts(frames: int, seed: int = 0) -> bytes:
-    """The demo world as an H.264 MPEG-TS stream, losslessly (qp 0)."""
-    buf = io.BytesIO()
-    seq = demo_sequence(frames, W, H, seed)
-    with av.open(buf, "w", format="mpegts") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.options = {"qp": "0", "tune": "zerolatency", "g": str(FPS)}
-        for t in range(frames):
-            for p in vs.encode(av.VideoFrame.from_ndarray(seq.frame(t)[0], format="rgb24")):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return buf.getvalue()
 
 
 def _sha(data: bytes) -> str:
@@ -181,7 +165,7 @@ def case_resume(i: dict, out: Path) -> None:
 
 
 def case_online_stream(i: dict, out: Path) -> None:
-    data = lossless_mpegts(24)
+    data = mpegts(24, quality={"qp": "0"})  # lossless
     server = StreamServer(data, 24, rate=None)
     try:
         record = _run([*COMMON, f"source.path={server.url}", "prompts.box=[20,60,110,150]", f"output_dir={out}"])

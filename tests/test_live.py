@@ -28,14 +28,15 @@ from tracker.io.source import open_source
 W, H, FPS = 320, 240, 25
 
 
-def mpegts(frames: int, seed: int = 0) -> bytes:
-    """The demo world as an H.264 MPEG-TS stream (what a camera or an encoder sends)."""
+def mpegts(frames: int, seed: int = 0, quality: dict | None = None) -> bytes:
+    """The demo world as an H.264 MPEG-TS stream (what a camera or an encoder sends). ``quality``: x264's
+    rate options (default crf 18; ``{"qp": "0"}``: lossless)."""
     buf = io.BytesIO()
     seq = demo_sequence(frames, W, H, seed)
     with av.open(buf, "w", format="mpegts") as out:
         vs = out.add_stream("libx264", rate=FPS)
         vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.options = {"crf": "18", "tune": "zerolatency", "g": str(FPS)}
+        vs.options = {**(quality or {"crf": "18"}), "tune": "zerolatency", "g": str(FPS)}
         for t in range(frames):
             for p in vs.encode(av.VideoFrame.from_ndarray(seq.frame(t)[0], format="rgb24")):
                 out.mux(p)
