@@ -107,7 +107,7 @@ def as_track_spec(prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt]) 
 
 
 def _check_type(name: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
-    if not isinstance(value, types) or (isinstance(value, bool) and types in (int, (int,))):
+    if not isinstance(value, types):
         raise TypeError(f"{name} must be {what}: got {type(value).__name__} {value!r}"[:300])
 
 

@@ -125,6 +125,11 @@ class _Ready:
     ckpt: dict | None = None
 
 
+def _spool_refused(e: SpoolError) -> ResumeError:
+    """A damaged spool refuses the resume (ResumeError keeps OUT/.resume as it is)."""
+    return ResumeError(f"resume=true: {e}: run without resume=true to start over")
+
+
 def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput, threads: int) -> _Ready:
     """Open the source, plan the prompts, and for a resumed run load and check its checkpoint and spool;
     nothing is written here."""
@@ -145,7 +150,7 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
             try:
                 MaskSpool.check(str(ready.store.spool), ckpt["engine"]["spool"])
             except SpoolError as e:
-                raise ResumeError(f"resume=true: {e}: run without resume=true to start over") from None
+                raise _spool_refused(e) from None
             ready.ckpt, ready.fp = ckpt, ckpt["fingerprint"]  # later checkpoints carry the source's hash
             ready.threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
     return ready
@@ -206,7 +211,7 @@ def _track(
     try:
         timings = _pipeline(propagator, source, plan, sinks, extra_sinks, spec, store, fp, threads, ckpt)
     except SpoolError as e:
-        raise ResumeError(f"resume=true: {e}: run without resume=true to start over") from None
+        raise _spool_refused(e) from None
     sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
     sections.update(discovery_record(plan.spec, discovery, propagator))
     sections["outputs"] = sorted(s.target.name for s in sinks)
