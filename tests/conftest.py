@@ -1,9 +1,14 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Tests never read or fill the user's checkpoint cache (tracker-download): an empty home of their own, which
+# the commands they start inherit.
+os.environ["TRACKER_HOME"] = tempfile.mkdtemp(prefix="tracker-home-")
 
 from helpers import moving_shapes, write_video  # noqa: E402
 

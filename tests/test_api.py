@@ -74,8 +74,10 @@ def test_track_checks_before_returning(demo):
         tracker.load_model("sam3")
     with pytest.raises(ValueError, match="multiple of 32"):
         tracker.load_model("toy", image_size=100)
-    with pytest.warns(UserWarning, match="RANDOM weights"):
-        m = tracker.load_model("sam2.1_hiera_t", image_size=64, memory_stride=2)
+    with pytest.raises(ValueError, match="tracker-download sam2.1_hiera_t"):
+        tracker.load_model("sam2.1_hiera_t", image_size=64)  # no weights cached (TRACKER_HOME: conftest)
+    with pytest.warns(UserWarning, match="untrained weights"):
+        m = tracker.load_model("sam2.1_hiera_t", image_size=64, memory_stride=2, random_weights=True)
     assert (m.image_size, m.stride) == (64, 2)
 
 

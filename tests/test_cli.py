@@ -56,7 +56,8 @@ def videos(tmp_path_factory):
 
 
 def _run(out: Path, *overrides: str) -> dict:
-    cfg = compose_config(["model.image_size=128", f"output_dir={out}", "progress=false", *overrides])
+    base = ["model.image_size=128", "model.random_weights=true", f"output_dir={out}", "progress=false"]
+    cfg = compose_config([*base, *overrides])
     return cli.run(cfg)
 
 
@@ -207,6 +208,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         "tracker.apps.cli",
         f"output_dir={out}",
         "model.image_size=128",
+        "model.random_weights=true",
         "progress=false",
         *args,
     ]
@@ -323,6 +325,7 @@ def test_multirun_output_dir_gives_each_job_its_folder_and_paths_stay_relative_t
             "output_dir=runs/ab",
             "hydra.job.chdir=true",
             "model.image_size=128",
+            "model.random_weights=true",
             "progress=false",
             "prompts.box=[10,10,40,40]",
             "sink.annotated=false",
@@ -348,6 +351,7 @@ def test_multirun_sweeps_two_videos(videos, tmp_path):
             "-m",
             f"source.path={a},{b}",
             "model.image_size=128",
+            "model.random_weights=true",
             "progress=false",
             "prompts.box=[10,10,40,40]",
             "sink.annotated=false",

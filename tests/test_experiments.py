@@ -111,6 +111,7 @@ def _tracker(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproc
             "tracker.apps.cli",
             *(a for a in args if a.startswith("-")),
             "model.image_size=128",
+            "model.random_weights=true",
             "progress=false",
             *(a for a in args if not a.startswith("-")),
         ],

@@ -27,7 +27,7 @@ from tracker.apps import cli
 from tracker.run.transaction import OutputTransaction
 from tracker.threads import resolve_threads, usable_cores
 
-BASE = ["model.image_size=128", "progress=false"]
+BASE = ["model.image_size=128", "model.random_weights=true", "progress=false"]
 BOX = ["prompts.box=[10,10,40,40]", "prompts.frame=0"]
 
 

@@ -293,7 +293,7 @@ def _train_app(cfg: DictConfig) -> None:
     except TypeError as e:
         raise ValueError(f"train: {e}: see configs/train/default.yaml for the keys") from None
     apply_threads(resolve_threads(checks.threads(plain)))  # type: ignore[arg-type]
-    model = build(model_spec(plain), checkpoint=False)  # type: ignore[arg-type]
+    model = build(model_spec(plain, weights=False), checkpoint=False)  # type: ignore[arg-type]
     history = train(model, settings, checkpoint_from=cfg.model.checkpoint, progress=cfg.progress)
     last = [h for h in history if "loss" in h][-1]
     log.info("done: step %d, loss %.4f -> %s", last["step"], last["loss"], out)

@@ -86,8 +86,8 @@ def existing_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint {str(resolved)!r} is a folder: give the checkpoint file in it (.pt)")
     if not resolved.is_file():
         raise CheckpointError(
-            f"checkpoint {str(resolved)!r} does not exist: run scripts/download_checkpoints.sh "
-            "or pass model.checkpoint=PATH"
+            f"checkpoint {str(resolved)!r} does not exist: give the path of an existing .pt "
+            "(or leave model.checkpoint out: `tracker-download NAME` caches the checkpoint of model=NAME)"
         )
     return resolved
 

@@ -116,6 +116,33 @@ def model(cfg: Mapping[str, Any]) -> None:
     integer(cfg, "model.fill_hole_area", 0, 1 << 20, example=8)
     integer(cfg, "model.memory_stride", 1, 1000, example=1)
     text_or_null(cfg, "model.checkpoint")
+    if _get(cfg, "model.random_weights") is not None:
+        boolean(cfg, "model.random_weights")
+
+
+def weights(name: str, checkpoint: str | None, random_weights: bool) -> str | None:
+    """The checkpoint a model runs with: ``model.checkpoint``, else the one ``tracker-download`` cached for
+    ``model=NAME``; with neither, random weights (None) only when ``model.random_weights=true`` asks for
+    them."""
+    from ..weights_cache import WEIGHTS, cache_dir, cached, download_command
+
+    if checkpoint is not None:
+        return checkpoint
+    if random_weights:
+        return None
+    cached = cached(name)
+    if cached is not None:
+        return str(cached)
+    if name in WEIGHTS:
+        raise ConfigError(
+            f"model={name} has no weights here: download them once with `{download_command(name)}` "
+            f"(SHA-256 checked, into {cache_dir()}), or pass model.checkpoint=PATH "
+            "(model.random_weights=true runs untrained weights: noise, for tests and benchmarks)"
+        )
+    raise ConfigError(
+        f"model={name} has no checkpoint: pass model.checkpoint=PATH "
+        "(model.random_weights=true runs untrained weights: noise, for tests and benchmarks)"
+    )
 
 
 def common(cfg: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
 
     ckpt = m.checkpoint if checkpoint else None
     if ckpt is None and checkpoint and warn == "log":
-        log.warning("model.checkpoint is null: RANDOM weights, the masks are noise (pass model.checkpoint=PATH)")
+        log.warning("model.random_weights=true: untrained weights, the masks are noise")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # build_sam2's own warning names a config key
         model = build_model(
@@ -34,8 +34,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
     model.auto_points = m.auto_points
     if ckpt is None and checkpoint and warn == "python":
         warnings.warn(
-            f"model {m.name!r} has no checkpoint: RANDOM weights, the masks are noise "
-            "(pass checkpoint=PATH, e.g. from scripts/download_checkpoints.sh)",
+            f"model {m.name!r} runs untrained weights (random_weights=True): the masks are noise",
             stacklevel=3,
         )
     return model

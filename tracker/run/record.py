@@ -47,6 +47,7 @@ def base_record(spec: RunSpec, model: Any, mode: str, threads: int) -> dict[str,
     """What every run.json starts with."""
     return {
         "config": spec.config,
+        "checkpoint": spec.model.checkpoint,  # the one loaded (model.checkpoint, or the cached one); null: untrained
         "versions": versions(),
         "device": device_name(model),
         "mode": mode,

@@ -230,13 +230,17 @@ def _enabled_sinks(plain: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(k for k, on in plain["sink"].items() if k in SINKS and on is True)
 
 
-def model_spec(plain: Mapping[str, Any]) -> ModelSpec:
+def model_spec(plain: Mapping[str, Any], *, weights: bool = True) -> ModelSpec:
+    """``weights=False``: the checkpoint as configured, whatever is cached (training loads its own)."""
     checks.model(plain)
     m = plain["model"]
+    ckpt = m["checkpoint"]
+    if weights:
+        ckpt = checks.weights(str(m["name"]), ckpt, bool(m.get("random_weights", False)))
     return ModelSpec(
         name=str(m["name"]),
         arch=m["arch"]["model"],
-        checkpoint=m["checkpoint"],
+        checkpoint=ckpt,
         device=m["device"],
         compile=bool(m["compile"]),
         fill_hole_area=int(m["fill_hole_area"]),

@@ -1,0 +1,195 @@
+"""``tracker-download`` against a server on 127.0.0.1: checksums from a second place, resume after a cut
+connection, one line when anything fails; and a run without weights refused before any frame is decoded."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import moving_shapes, write_video
+
+from tracker import weights_cache as wc
+from tracker.apps.download import main as download_main
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several chunks
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.payload = PAYLOAD
+        self.oid = hashlib.sha256(PAYLOAD).hexdigest()
+        self.cut_after: int | None = None  # the next file request sends only this many bytes, then hangs up
+        self.ranges: list[str | None] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        s = self.server
+        if self.path == "/api/facebook/sam2.1-hiera-tiny/tree/main":
+            body = json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": {"oid": s.oid}}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path != "/files/092824/sam2.1_hiera_tiny.pt":
+            self.send_error(404)
+            return
+        rng = self.headers.get("Range")
+        s.ranges.append(rng)
+        start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
+        if start >= len(s.payload):
+            self.send_error(416)
+            return
+        body = s.payload[start:]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if s.cut_after is not None:
+            body, s.cut_after = body[: s.cut_after], None
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    srv = _Server()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRACKER_WEIGHTS_URL", f"{srv.url}/files")
+    monkeypatch.setenv("TRACKER_HF_API", f"{srv.url}/api")
+    monkeypatch.setenv("TRACKER_SHA256_FILE", str(tmp_path / "no-sums"))
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _download(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        download_main([*args, "--quiet"])
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _cached() -> list[str]:
+    folder = wc.cache_dir()
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_checks_and_caches_by_model_name(server, capsys):
+    code, out, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 0, err
+    assert wc.cached("sam2.1_hiera_t").read_bytes() == PAYLOAD
+    assert "SHA-256 checked" in out and _cached() == ["sam2.1_hiera_tiny.pt"]
+    asked = len(server.ranges)
+    code, _, _ = _download(capsys, "sam2.1_hiera_tiny")  # file stems work too; a good file is kept
+    assert code == 0 and len(server.ranges) == asked
+
+
+def test_checksum_mismatch_keeps_no_file(server, capsys):
+    server.oid = "0" * 64
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("tracker-download: error: sam2.1_hiera_tiny.pt has SHA-256")
+    assert "expected 0000" in err and "deleted" in err
+    assert _cached() == []
+
+
+def test_a_pinned_sum_wins_over_the_published_one(server, capsys, tmp_path, monkeypatch):
+    sums = tmp_path / "sums"
+    sums.write_text(f"{'1' * 64}  sam2.1_hiera_tiny.pt\n")
+    monkeypatch.setenv("TRACKER_SHA256_FILE", str(sums))
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 1 and "expected 1111" in err and _cached() == []
+
+
+def test_an_interrupted_download_resumes(server, capsys):
+    server.cut_after = 300_000
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 1 and err.count("\n") == 1
+    assert "stopped at 300000 of 1048576 bytes" in err and "run the same command again to resume" in err
+    assert _cached() == ["sam2.1_hiera_tiny.pt.partial"]
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 0, err
+    assert server.ranges[-1] == "bytes=300000-"  # only the rest was asked for
+    assert wc.cached("sam2.1_hiera_t").read_bytes() == PAYLOAD and _cached() == ["sam2.1_hiera_tiny.pt"]
+
+
+def test_offline_is_one_line(server, capsys, monkeypatch):
+    monkeypatch.setenv("TRACKER_HF_API", "http://127.0.0.1:9/api")  # port 9 (discard): nothing listens
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("tracker-download: error: cannot reach http://127.0.0.1:9/api/")
+    assert _cached() == []
+
+
+def test_unknown_name_is_refused(server, capsys):
+    code, _, err = _download(capsys, "sam3_huge")
+    assert code == 2 and "'sam3_huge'" in err and "sam2.1_hiera_t" in err
+    assert server.ranges == []
+
+
+def test_list_says_what_is_cached(server, capsys):
+    _download(capsys, "sam2.1_hiera_t")
+    code, out, _ = _download(capsys, "--list")
+    rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()}
+    assert code == 0 and rows["sam2.1_hiera_t"] == str(wc.cached("sam2.1_hiera_t")) and rows["sam2_hiera_l"] == "-"
+
+
+def test_weights_table_matches_the_model_configs():
+    configs = Path(__file__).resolve().parents[1] / "configs" / "model"
+    published = {p.stem for p in configs.glob("sam2*.yaml")}
+    assert published == set(wc.WEIGHTS)
+
+
+def _tracker(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    clip = write_video(tmp_path / "clip.mp4", moving_shapes(4, 96, 64))
+    cmd = [sys.executable, "-m", "tracker.apps.cli", f"source.path={clip}", "prompts.box=[10,10,40,40]"]
+    cmd += ["model.image_size=128", "progress=false", "sink.annotated=false", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_without_weights_is_refused_with_the_command_that_gets_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "empty-home"))
+    res = _tracker(tmp_path, "model=sam2.1_hiera_t", f"output_dir={tmp_path / 'out'}")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "model=sam2.1_hiera_t has no weights here" in res.stderr
+    assert "`tracker-download sam2.1_hiera_t`" in res.stderr and "model.random_weights=true" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cached_checkpoint_is_found_by_the_model_name(tmp_path, monkeypatch):
+    import torch
+    from helpers import model_cfg
+
+    from tracker.engine.sam import build_model
+
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "home"))
+    net = build_model(model_cfg(128, ["model=sam2.1_hiera_t"])["arch"]["model"], seed=3)
+    wc.cache_dir().mkdir(parents=True)
+    torch.save({"model": net.net.state_dict()}, wc.cache_dir() / "sam2.1_hiera_tiny.pt")
+    res = _tracker(tmp_path, "model=sam2.1_hiera_t", f"output_dir={tmp_path / 'out'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["checkpoint"] == str(wc.cache_dir() / "sam2.1_hiera_tiny.pt")
+    assert "untrained" not in (tmp_path / "out" / "run.log").read_text()

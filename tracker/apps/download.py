@@ -1,0 +1,67 @@
+"""``tracker-download``: Meta's SAM 2 / 2.1 checkpoints by model name, SHA-256 checked, into the cache
+that ``model=NAME`` reads when ``model.checkpoint`` is not given.
+
+    tracker-download sam2.1_hiera_t            # one model
+    tracker-download --all                     # the four SAM 2.1 models
+    tracker-download --list                    # names, files and what is cached
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..weights_cache import BASE_URL, WEIGHTS, DownloadError, bar, cached, download, home, lookup
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="tracker-download",
+        description="Download SAM 2 / 2.1 checkpoints (SHA-256 checked, resumable) into the tracker cache "
+        f"(TRACKER_HOME, now {home()}).",
+    )
+    ap.add_argument("models", nargs="*", help=f"model names: {', '.join(WEIGHTS)}")
+    ap.add_argument("--all", action="store_true", help="every SAM 2.1 model")
+    ap.add_argument("--list", action="store_true", help="list the models and what is cached, download nothing")
+    ap.add_argument("--folder", type=Path, help="download here instead of the cache")
+    ap.add_argument("--base-url", help=f"where the files are (default {BASE_URL}; env TRACKER_WEIGHTS_URL)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.list:
+        for w in WEIGHTS.values():
+            have = cached(w.model)
+            print(f"{w.model:16} {w.file:28} {have if have else '-'}")
+        return
+    names = list(args.models) + ([m for m in WEIGHTS if m.startswith("sam2.1_")] if args.all else [])
+    if not names:
+        print("tracker-download: error: name a model (e.g. tracker-download sam2.1_hiera_t) or --all", file=sys.stderr)
+        sys.exit(2)
+    try:
+        found = [lookup(n) for n in names]
+    except DownloadError as e:
+        print(f"tracker-download: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    for w in found:
+        try:
+            path = download(
+                w.model,
+                folder=args.folder,
+                base_url=args.base_url,
+                progress=None if args.quiet else bar(w.file),
+            )
+        except DownloadError as e:
+            print(f"tracker-download: error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print(f"tracker-download: interrupted: run the same command again to resume {w.file}", file=sys.stderr)
+            sys.exit(130)
+        print(f"{w.model}: {path} (SHA-256 checked)")
+
+
+if __name__ == "__main__":
+    main()
