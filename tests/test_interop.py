@@ -1,5 +1,5 @@
-"""Outputs as the tools that consume them read them: pycocotools' COCO, Ultralytics' YOLO polygons,
-supervision's Detections."""
+"""Outputs as the tools that consume them read them: pycocotools' COCO with the frames beside it,
+Ultralytics' own dataset check and loader on yolo/, supervision's Detections; one overlap rule in all."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def run(tmp_path_factory):
     (tmp / "p.yaml").write_text(yaml.safe_dump({"objects": objects}))
     out = tmp / "out"
     overrides = [f"source.path={clip}", f"prompts.path={tmp / 'p.yaml'}", f"output_dir={out}", "progress=false"]
-    cli.run(compose_config(["model=toy", "sink.coco=true", "sink.yolo=true", "sink.mots=true", *overrides]))
+    sinks = ["sink.coco=true", "sink.yolo=true", "sink.mots=true", "sink.frames=true"]
+    cli.run(compose_config(["model=toy", *sinks, *overrides]))
     return out
 
 
@@ -55,12 +56,97 @@ def test_coco_instances_load_in_pycocotools(run):
         assert {a["track_id"] for a in anns} >= set(np.unique(png).tolist()) - {0}
         for a in anns:
             m = coco.annToMask(a).astype(bool)
-            # the PNG shows the higher-scored object where two overlap: compare where it shows this one,
-            # and nowhere may this mask cover the PNG's background
-            assert np.all(m[png == a["track_id"]]) and not m[png == 0].any()
+            assert np.array_equal(m, png == a["track_id"])  # one overlap rule: COCO and the PNG agree
             assert a["category_id"] == (1 if a["track_id"] == 1 else 2) and a["area"] == int(m.sum())
             checked += 1
+        # file_name resolves in frames/ beside instances.json (COCO's images folder), at the image's size
+        image = cv2.imread(str(run / "frames" / img["file_name"]))
+        assert image.shape == (img["height"], img["width"], 3)
     assert checked >= FRAMES
+    assert sorted(p.name for p in (run / "frames").iterdir()) == [f"{t:05d}.jpg" for t in range(FRAMES)]
+
+
+def test_the_objects_overlap_and_every_output_gives_a_pixel_to_one(run):
+    """The demo's disc and square cross: the PNG, masks.jsonl and tracks_mots.txt hold one id per pixel."""
+    from pycocotools import mask as mask_utils
+
+    overlapped = 0
+    for line in (run / "masks.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        png = _png(run, rec["frame"])
+        ms = [
+            mask_utils.decode(dict(o["rle"], counts=o["rle"]["counts"].encode())).astype(bool) for o in rec["objects"]
+        ]
+        assert not (np.sum(ms, axis=0) > 1).any()
+        for o, m in zip(rec["objects"], ms):
+            assert np.array_equal(m, png == o["id"])
+        truth = demo_sequence(FRAMES, W, H, SEED).frame(rec["frame"])[1]
+        overlapped += int((truth == 2).any() and (truth == 1).sum() < (truth != 0).sum())
+    assert overlapped
+
+
+def test_exclusive_gives_each_pixel_to_the_higher_score():
+    masks = np.zeros((3, 4, 4), dtype=bool)
+    masks[0, :2] = masks[1, 1:3] = masks[2, 1] = True  # row 1: all three; row 2: object 1 only
+    fm = tracker.FrameMasks(0, (5, 6, 7), masks, np.array([0.9, 0.5, 0.9], dtype=np.float32), ("a", None, "b"))
+    ex = fm.exclusive()
+    assert ex.mask_of(7)[1].all() and not ex.mask_of(5)[1].any()  # a tie goes to the later object
+    assert ex.mask_of(5)[0].all() and ex.mask_of(6)[2].all() and not ex.mask_of(6)[1].any()
+    assert (ex.masks.sum(0) <= 1).all() and ex.labels == fm.labels and fm.masks[0, 1].all()  # a copy
+
+
+ULTRALYTICS_CHECK = r"""
+import json, sys
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.data.dataset import YOLODataset
+
+data = check_det_dataset(sys.argv[1])
+ds = YOLODataset(img_path=data["train"], data=data, task="segment", imgsz=160, augment=False)
+labels = ds.get_labels()
+print(json.dumps({
+    "names": data["names"], "nc": data["nc"], "train": data["train"], "val": data["val"],
+    "images": len(ds.im_files),
+    "labels": {Path(x["im_file"]).stem: [int(c) for c in x["cls"].ravel()] for x in labels},
+    "segments": sum(len(x["segments"]) for x in labels),
+    "sample": list(ds[0]["img"].shape),
+}))
+""".replace("import json, sys", "import json, sys\nfrom pathlib import Path")
+
+
+def test_ultralytics_accepts_the_yolo_dataset(run, tmp_path):
+    """Ultralytics' own check_det_dataset and YOLODataset(task="segment") on yolo/, moved elsewhere (the
+    yaml has no path key: the dataset root is its folder). Ultralytics lives apart from the venv
+    (scripts/install.sh puts it in .venv/ultralytics with --no-deps: its torchvision is a CUDA build)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = Path(sys.prefix) / "ultralytics"
+    assert (home / "ultralytics").is_dir(), f"{home} is missing: run scripts/install.sh"
+    moved = tmp_path / "somewhere" / "yolo"
+    shutil.copytree(run / "yolo", moved)
+    env = {**os.environ, "PYTHONPATH": str(home), "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1"}
+    res = subprocess.run(
+        [sys.executable, "-c", ULTRALYTICS_CHECK, str(moved / "data.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["names"] == {"0": "disc", "1": "object"} and got["nc"] == 2
+    assert got["train"] == got["val"] == str(moved / "images")
+    assert got["images"] == FRAMES and len(got["labels"]) == FRAMES
+    expected = {}
+    for t in range(FRAMES):
+        rows = (run / "yolo" / "labels" / f"{t:05d}.txt").read_text().splitlines()
+        expected[f"{t:05d}"] = [int(r.split()[0]) for r in rows]
+    assert got["labels"] == expected and got["segments"] == sum(map(len, expected.values()))
+    assert got["sample"][0] == 3
 
 
 def test_yolo_polygons_rasterise_back_to_the_masks(run):
@@ -83,7 +169,19 @@ def test_yolo_polygons_rasterise_back_to_the_masks(run):
             cv2.fillPoly(filled, [np.round(poly).astype(np.int32)], 1)
             filled = filled.astype(bool)
             ious.append((filled & m).sum() / (filled | m).sum())
-    assert len(ious) >= FRAMES and min(ious) >= 0.9, min(ious)
+    # One polygon per object (YOLO's format): a mask in several parts (here the disc cut into slivers where the
+    # square covers it) is joined by zero-width bridges, which fill a few pixels when rasterised.
+    assert len(ious) >= FRAMES and np.median(ious) >= 0.95 and min(ious) >= 0.8, sorted(ious)[:3]
+
+
+def test_prompt_labels_reach_frame_masks_and_supervision(run):
+    sv = pytest.importorskip("supervision")
+    clip = run.parent / "clip.mp4"
+    frame, masks = next(iter(tracker.track(clip, run.parent / "p.yaml", model="toy")))
+    assert masks.labels == ("disc", None) and masks.label_of(1) == "disc"
+    det = masks.to_supervision()
+    assert isinstance(det, sv.Detections) and det.data["class_name"].tolist() == ["disc", "object"]
+    assert det.class_id.tolist() == [0, 1] and det.tracker_id.tolist() == [1, 2]
 
 
 def test_frame_masks_to_supervision(run):

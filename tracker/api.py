@@ -213,7 +213,9 @@ def track(
         from .engine.memory import memory_policy
 
         memory = memory_policy(memory)
-    propagator = Propagator(net, backward=backward, discovery=discovery, memory=memory, **options)
+    propagator = Propagator(
+        net, backward=backward, discovery=discovery, memory=memory, labels=given.spec.labels, **options
+    )
     return propagator.run(src, given.spec.prompts, given.spec.object_ids)
 
 

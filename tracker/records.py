@@ -142,13 +142,15 @@ class FrameMasks:
     """The final masks of every tracked object on one frame.
 
     ``masks`` is bool [N, H, W] at video resolution, ``scores`` float32 [N] (object presence
-    probability, sigmoid of SAM 2's object score), both ordered as ``object_ids``.
+    probability, sigmoid of SAM 2's object score), ``labels`` the objects' labels from their prompts (None:
+    unnamed; empty: none given), all ordered as ``object_ids``.
     """
 
     frame_index: int
     object_ids: tuple[int, ...]
     masks: np.ndarray = field(repr=False)
     scores: np.ndarray = field(repr=False)
+    labels: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.object_ids)
@@ -156,15 +158,44 @@ class FrameMasks:
             raise ValueError(f"frame {self.frame_index}: masks must be bool [{n}, H, W], got {self.masks.shape}")
         if self.scores.shape != (n,):
             raise ValueError(f"frame {self.frame_index}: scores must be [{n}], got {self.scores.shape}")
+        if self.labels and len(self.labels) != n:
+            raise ValueError(f"frame {self.frame_index}: labels must be {n} (one per object), got {len(self.labels)}")
 
     def mask_of(self, object_id: int) -> np.ndarray:
         return self.masks[self.object_ids.index(object_id)]
 
+    def label_of(self, object_id: int) -> str | None:
+        return self.labels[self.object_ids.index(object_id)] if self.labels else None
+
+    def label_map(self) -> dict[int, str | None]:
+        """Object id -> label, for the objects of this frame."""
+        return {oid: self.label_of(oid) for oid in self.object_ids}
+
+    def exclusive(self) -> FrameMasks:
+        """One object per pixel, the rule of every output: where masks overlap, the object with the higher
+        score keeps the pixel; on equal scores, the one later in ``object_ids``. (A palette PNG can hold only
+        one id per pixel; COCO, MOTS, YOLO and the video follow it so that all outputs agree.)"""
+        n = len(self.object_ids)
+        if n < 2:
+            return self
+        overlap = self.masks.sum(axis=0, dtype=np.uint8) > 1
+        if not overlap.any():
+            return self
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.argsort(self.scores, kind="stable")] = np.arange(1, n + 1)
+        where = np.nonzero(overlap)
+        covered = self.masks[:, where[0], where[1]]  # [N, K] for the K overlapped pixels
+        winner = np.argmax(covered * rank[:, None], axis=0)  # [K]
+        masks = self.masks.copy()
+        masks[:, where[0], where[1]] = np.arange(n)[:, None] == winner[None, :]
+        return FrameMasks(self.frame_index, self.object_ids, masks, self.scores, self.labels)
+
     def to_supervision(self, labels: Mapping[int, str | None] | None = None):
         """A ``supervision.Detections`` of the objects whose mask is not empty: ``xyxy`` float32 [N, 4]
         (the mask's box, exclusive x1/y1), ``mask`` bool [N, H, W], ``confidence`` (the object score),
-        ``tracker_id`` (the object id), ``class_id`` and ``data["class_name"]`` from ``labels``
-        (id -> name; "object" when unnamed). Needs the optional ``supervision`` package."""
+        ``tracker_id`` (the object id), ``class_id`` and ``data["class_name"]`` from ``labels`` (id -> name;
+        default: the objects' own labels; "object" when unnamed; class ids number the sorted names). Needs
+        the optional ``supervision`` package."""
         try:
             import supervision as sv
         except ModuleNotFoundError:
@@ -174,7 +205,7 @@ class FrameMasks:
 
         from .masks import mask_bbox
 
-        labels = labels or {}
+        labels = self.label_map() if labels is None else labels
         names = sorted({labels.get(i) or "object" for i in self.object_ids} or {"object"})
         keep = [i for i in range(len(self.object_ids)) if self.masks[i].any()]
         boxes = np.zeros((len(keep), 4), dtype=np.float32)

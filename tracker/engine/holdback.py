@@ -38,4 +38,5 @@ class HoldBack:
         if len(keep) == len(fm.object_ids):
             return frame, fm
         ids = tuple(fm.object_ids[i] for i in keep)
-        return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep])
+        labels = tuple(fm.labels[i] for i in keep) if fm.labels else ()
+        return frame, FrameMasks(fm.frame_index, ids, fm.masks[keep], fm.scores[keep], labels)

@@ -57,8 +57,10 @@ class SinkWriter:
                 if self._error is not None:
                     continue  # drain after a failure so the producer never blocks
                 t0 = time.perf_counter()
+                frame, masks = item
+                masks = masks.exclusive()  # every output holds one object per pixel (FrameMasks.exclusive)
                 for s in self.sinks:
-                    s.write(*item)
+                    s.write(frame, masks)
                 self.timings.encode_s += time.perf_counter() - t0
             except BaseException as e:
                 self._error = e

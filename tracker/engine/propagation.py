@@ -63,6 +63,7 @@ class Propagator:
         reprompts: Mapping[int, Mapping[int, Box]] | None = None,
         reprompt_iou: float = 0.0,
         memory: MemoryPolicy | None = None,
+        labels: Mapping[int, str | None] | None = None,
     ) -> None:
         """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
         first prompt frame (empty masks there), so no backward pass is run.
@@ -77,13 +78,15 @@ class Propagator:
         box in video pixels} from a box tracker: on such a frame, an object whose mask's box has an IoU
         below ``reprompt_iou`` with its box is prompted there with the box (forward sweep only).
         Neither can be checkpointed. ``memory``: the memory policy (default :class:`Sam2Memory`, upstream's
-        own: which tracked frames enter memory and which SAM 2 reads back)."""
+        own: which tracked frames enter memory and which SAM 2 reads back). ``labels``: object id -> label,
+        carried by every :class:`FrameMasks` (read per frame: objects that join may be added to it)."""
         if (discovery is not None or reprompts) and checkpoint_every > 0:
             raise ValueError("a run that discovers or re-prompts objects keeps no checkpoints: resume_every=0")
         self.discovery = discovery
         self.holdback = HoldBack(discovery) if discovery is not None else None
         self.reprompts = RepromptPolicy.of(reprompts, reprompt_iou)
         self.memory = memory if memory is not None else Sam2Memory()
+        self.labels = labels if labels is not None else {}
         self._joined_at: dict[int, int] = {}  # object id -> frame it joined on (discovered objects)
         self.checkpoint_every = int(checkpoint_every)
         self.spool_path = spool_path
@@ -410,6 +413,7 @@ class Propagator:
             object_ids=all_ids,
             masks=np.stack([results[oid][0] for oid in all_ids]) if all_ids else np.zeros((0, h, w), dtype=bool),
             scores=np.array([results[oid][1] for oid in all_ids], dtype=np.float32),
+            labels=tuple(self.labels.get(oid) for oid in all_ids) if self.labels else (),
         )
 
     def _encode_prompt_frames(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool) -> None:

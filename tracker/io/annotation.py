@@ -26,8 +26,10 @@ def annotate(
     contour: int = 2,
     text: bool = True,
 ) -> np.ndarray:
-    """frame uint8 [H, W, 3] RGB + masks -> annotated copy: colour fill, contour, id/label text."""
+    """frame uint8 [H, W, 3] RGB + masks -> annotated copy: colour fill, contour, id/label text (``labels``:
+    id -> name; default the objects' own labels)."""
     out = frame.copy()
+    labels = masks.label_map() if labels is None else labels
     h, w = frame.shape[:2]
     if masks.masks.shape[1:] != (h, w):
         raise ValueError(f"masks are {masks.masks.shape[2]}x{masks.masks.shape[1]} but the frame is {w}x{h}")
@@ -48,7 +50,7 @@ def annotate(
             )
             cv2.drawContours(out, cs, -1, color_of(oid), contour)
         if text:
-            name = (labels or {}).get(oid)
+            name = labels.get(oid)
             caption = f"{oid}" if not name else f"{oid} {name}"
             org = (int(x0), max(int(y0) - 4, 12))
             cv2.putText(out, caption, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)

@@ -196,6 +196,7 @@ def _track(
         reprompts=plan.reprompts,
         reprompt_iou=spec.prompts.reprompt_iou,
         memory=spec.memory.policy(),
+        labels=plan.spec.labels,
     )
     log.info(
         "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",

@@ -224,6 +224,7 @@ def _track(
             reprompts=plan.reprompts,
             reprompt_iou=spec.prompts.reprompt_iou,
             memory=spec.memory.policy(),
+            labels=plan.spec.labels,
         )
         status.extra = lambda: discovery_record(plan.spec, discovery, propagator)
         state = "interrupted"  # a signal (KeyboardInterrupt): the stream did not end, the run was stopped

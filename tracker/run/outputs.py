@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..io.sinks import Sink, SinkContext, make_sinks, sink_files
+from ..io.sinks import FrameImages, Sink, SinkContext, make_sinks, sink_files
 from ..records import VideoInfo
 from ..threads import apply_threads, resolve_threads
 from .model import checkpoint_file
@@ -77,7 +77,8 @@ def open_sinks(
 ) -> list[Sink]:
     s = spec.sinks
     settings = {"crf": s.crf, "preset": s.preset, "alpha": s.alpha}
-    return make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, settings))
+    images = FrameImages() if "frames" in s.enabled else None
+    return make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, settings, images))
 
 
 def source_options(spec: RunSpec, threads: int) -> dict[str, Any]:

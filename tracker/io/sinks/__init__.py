@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from .base import SINKS, Sink, SinkContext, SinkKind, write_json_atomic
+from .base import SINKS, FrameImages, Sink, SinkContext, SinkKind, frame_name, write_json_atomic
 from .coco import CocoSink
 from .jsonl import JsonlSink
 from .mot import MotSink, MotsSink
@@ -34,6 +34,7 @@ __all__ = [
     "SINKS",
     "AnnotatedVideoSink",
     "CocoSink",
+    "FrameImages",
     "JsonlSink",
     "MotSink",
     "MotsSink",
@@ -43,6 +44,7 @@ __all__ = [
     "SinkKind",
     "YoloSink",
     "davis_palette",
+    "frame_name",
     "make_sinks",
     "mask_polygon",
     "sink_files",

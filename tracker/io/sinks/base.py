@@ -165,10 +165,52 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
+def frame_name(index: int) -> str:
+    """The file name of frame ``index`` wherever frames are written (``frames/``, ``yolo/images/``, COCO's
+    ``file_name``)."""
+    return f"{index:05d}.jpg"
+
+
+class FrameImages:
+    """JPEGs of the source frames for the sinks that write them (``sink.frames=true``): a frame is encoded
+    once; a second sink writing the same frame gets a hard link to the first file (all of them are in the
+    run's own staging folder). Sinks write one frame after another, so one frame is remembered."""
+
+    def __init__(self, quality: int = 95) -> None:
+        self.quality = int(quality)
+        self._last: tuple[int, Path] | None = None
+
+    def place(self, folder: Path, frame: Frame) -> Path:
+        target = folder / frame_name(frame.index)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        linked = False
+        if self._last is not None and self._last[0] == frame.index and self._last[1].is_file():
+            try:
+                os.link(self._last[1], tmp)
+                linked = True
+            except OSError:
+                pass
+        if not linked:
+            import cv2
+
+            bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+            ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise OSError(f"frame {frame.index} cannot be encoded as JPEG")
+            tmp.write_bytes(data.tobytes())
+        # Renamed into place: a live reader never sees half a JPEG, and a link planted at the name is
+        # replaced, not written through.
+        os.replace(tmp, target)
+        self._last = (frame.index, target)
+        return target
+
+
 @dataclass(frozen=True)
 class SinkContext:
     """What a sink is made from: the folder its files go to (the staged set), the video, the objects'
-    labels, the source's file name and audio, and the ``sink.*`` settings."""
+    labels, the source's file name and audio, the ``sink.*`` settings, and the frames' JPEGs when
+    ``sink.frames=true`` (``images``; None otherwise)."""
 
     folder: Path
     info: VideoInfo
@@ -176,6 +218,7 @@ class SinkContext:
     video_name: str
     audio_from: Path | None
     settings: Mapping[str, Any]
+    images: FrameImages | None = None
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ import numpy as np
 
 from ...masks import encode_rle, mask_bbox
 from ...records import Frame, FrameMasks, VideoInfo
-from .base import Sink, class_index, class_names, register
+from .base import Sink, class_index, class_names, frame_name, register
 
 
 class CocoSink(Sink):
     """``instances.json``: COCO with a ``videos`` entry, one ``images`` entry per frame (``video_id``,
-    ``frame_index``, ``file_name`` = the frame's index as ``00000.jpg``; frames are not written) and one
+    ``frame_index``, ``file_name`` = ``00000.jpg``, the frame's name in ``frames/``, which
+    ``sink.frames=true`` writes: the images folder beside the annotation file, as COCO has it) and one
     annotation per object per frame whose mask is not empty (COCO RLE ``segmentation``, ``bbox``
     [x, y, w, h], ``area``, ``score``, ``track_id`` = object id, ``category_id`` from its label).
     pycocotools' ``COCO`` loads it. Entries stream through temp files: the video is never held."""
@@ -57,7 +58,7 @@ class CocoSink(Sink):
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         image_id = frame.index + 1
         h, w = masks.masks.shape[1:]
-        image = {"id": image_id, "video_id": 1, "frame_index": frame.index, "file_name": f"{frame.index:05d}.jpg"}
+        image = {"id": image_id, "video_id": 1, "frame_index": frame.index, "file_name": frame_name(frame.index)}
         self._images.write(json.dumps({**image, "width": w, "height": h}) + "\n")
         for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores):
             box = mask_bbox(m)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ...records import Frame, FrameMasks
-from .base import Sink, class_index, class_names, drop_frames_from, register
+from .base import FrameImages, Sink, class_index, class_names, drop_frames_from, register
 
 
 def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
@@ -32,17 +32,22 @@ def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
 
 
 class YoloSink(Sink):
-    """``yolo/``: Ultralytics segmentation labels. ``labels/<frame>.txt`` holds one line per object whose
-    mask is not empty: the class index (from 0) and the normalised polygon (x y pairs in 0..1) of the
-    mask (:func:`mask_polygon`); ``data.yaml`` names the classes. Frames themselves are not written."""
+    """``yolo/``: an Ultralytics segmentation dataset. ``labels/<frame>.txt`` holds one line per object whose
+    mask is not empty: the class index (from 0) and the normalised polygon (x y pairs in 0..1) of the mask
+    (:func:`mask_polygon`); ``images/<frame>.jpg`` the frame itself when ``sink.frames=true``; ``data.yaml``
+    the classes and the splits (``train`` and ``val``: all frames), without a ``path`` key, so Ultralytics
+    takes the folder of ``data.yaml`` as the dataset root wherever it is moved."""
 
-    def __init__(self, target: Path, labels: Mapping[int, str | None]) -> None:
+    def __init__(self, target: Path, labels: Mapping[int, str | None], images: FrameImages | None = None) -> None:
         super().__init__(target)
         self.labels = labels
         self.classes = class_names(labels)
+        self.images = images
 
     def open(self) -> None:
         (self.partial / "labels").mkdir(parents=True)
+        if self.images is not None:
+            (self.partial / "images").mkdir()
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         h, w = masks.masks.shape[1:]
@@ -55,6 +60,8 @@ class YoloSink(Sink):
             coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
             lines.append(f"{cls} {coords}")
         (self.partial / "labels" / f"{frame.index:05d}.txt").write_text("".join(x + "\n" for x in lines))
+        if self.images is not None:
+            self.images.place(self.partial / "images", frame)
         self._next = frame.index + 1
         self.frames_written += 1
 
@@ -64,14 +71,17 @@ class YoloSink(Sink):
     def reopen(self, position: dict) -> None:
         self._next = position["next"]
         drop_frames_from(self.partial / "labels", "*.txt", self._next)
+        if self.images is not None:
+            drop_frames_from(self.partial / "images", "*.jpg", self._next)
 
     def close(self, ok: bool) -> None:
         if ok:
             names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(self.classes))
+            images = "" if self.images is not None else "# images/ is written with sink.frames=true\n"
             (self.partial / "data.yaml").write_text(
-                "# Ultralytics segmentation labels written by tracker (frames are the source video's)\n"
-                f"path: .\nnc: {len(self.classes)}\nnames:\n{names}"
+                "# Ultralytics segmentation dataset written by tracker: every frame in both splits\n"
+                f"{images}train: images\nval: images\nnc: {len(self.classes)}\nnames:\n{names}"
             )
 
 
-register("yolo", ("yolo",), lambda c: YoloSink(c.folder / "yolo", c.labels))
+register("yolo", ("yolo",), lambda c: YoloSink(c.folder / "yolo", c.labels, c.images))
