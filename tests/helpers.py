@@ -3,7 +3,10 @@ real encoded videos with PyAV."""
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import itertools
+import json
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -121,3 +124,59 @@ def faststart_copy(src: Path, dst: Path) -> Path:
                 p.stream = s
                 o.mux(p)
     return dst
+
+
+class WeightsServer(http.server.ThreadingHTTPServer):
+    """Meta's checkpoint host and Hugging Face's file list on 127.0.0.1, for ``tracker-download``: serves
+    ``payload`` as SAM 2.1 tiny under ``/files/092824/`` (HTTP ranges; ``cut_after`` drops the next
+    transfer after that many bytes) and its SHA-256 as the LFS oid under ``/api/``."""
+
+    daemon_threads = True
+
+    def __init__(self, payload: bytes) -> None:
+        super().__init__(("127.0.0.1", 0), _WeightsHandler)
+        self.payload = payload
+        self.oid = hashlib.sha256(payload).hexdigest()
+        self.cut_after: int | None = None
+        self.ranges: list[str | None] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def env(self) -> dict[str, str]:
+        """What points tracker-download here."""
+        return {"TRACKER_WEIGHTS_URL": f"{self.url}/files", "TRACKER_HF_API": f"{self.url}/api"}
+
+
+class _WeightsHandler(http.server.BaseHTTPRequestHandler):
+    server: WeightsServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        s = self.server
+        if self.path == "/api/facebook/sam2.1-hiera-tiny/tree/main":
+            body = json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": {"oid": s.oid}}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path != "/files/092824/sam2.1_hiera_tiny.pt":
+            self.send_error(404)
+            return
+        rng = self.headers.get("Range")
+        s.ranges.append(rng)
+        start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
+        if start >= len(s.payload):
+            self.send_error(416)
+            return
+        body = s.payload[start:]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if s.cut_after is not None:
+            body, s.cut_after = body[: s.cut_after], None
+        self.wfile.write(body)

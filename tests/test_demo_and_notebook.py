@@ -17,13 +17,18 @@ DEMO_MIN_JF = 0.9  # the toy model scores 0.974 on this clip (tracker/weights/MO
 
 
 def test_demo_command_writes_all_outputs(tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "tracker.apps.cli", "experiment=demo", f"output_dir={tmp_path}", "progress=false"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """The README's set-up block: its install step is what CI runs first; its demo is run here as written
+    (from another folder: the outputs land in outputs/DATE/TIME there)."""
+    from test_readme import block
+
+    setup = block("bash scripts/install.sh && .venv/bin/tracker experiment=demo").splitlines()
+    assert setup == ["bash scripts/install.sh && .venv/bin/tracker experiment=demo", ".venv/bin/python -m pytest -q"]
+    demo = setup[0].split(" && ")[1].split()
+    assert demo[0] == ".venv/bin/tracker"
+    exe = Path(sys.executable).parent / "tracker"
+    res = subprocess.run([str(exe), *demo[1:]], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
+    (tmp_path,) = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
     assert "RANDOM weights" not in res.stderr  # the toy model's weights ship in the package
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["frames"] == 24 and run["config"]["model"]["name"] == "toy"

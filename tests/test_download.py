@@ -3,8 +3,6 @@ connection, one line when anything fails; and a run without weights refused befo
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import json
 import subprocess
 import sys
@@ -12,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import moving_shapes, write_video
+from helpers import WeightsServer, moving_shapes, write_video
 
 from tracker import weights_cache as wc
 from tracker.apps.download import main as download_main
@@ -20,57 +18,9 @@ from tracker.apps.download import main as download_main
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several chunks
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.payload = PAYLOAD
-        self.oid = hashlib.sha256(PAYLOAD).hexdigest()
-        self.cut_after: int | None = None  # the next file request sends only this many bytes, then hangs up
-        self.ranges: list[str | None] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        s = self.server
-        if self.path == "/api/facebook/sam2.1-hiera-tiny/tree/main":
-            body = json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": {"oid": s.oid}}]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path != "/files/092824/sam2.1_hiera_tiny.pt":
-            self.send_error(404)
-            return
-        rng = self.headers.get("Range")
-        s.ranges.append(rng)
-        start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
-        if start >= len(s.payload):
-            self.send_error(416)
-            return
-        body = s.payload[start:]
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if s.cut_after is not None:
-            body, s.cut_after = body[: s.cut_after], None
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server(monkeypatch, tmp_path):
-    srv = _Server()
+    srv = WeightsServer(PAYLOAD)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TRACKER_WEIGHTS_URL", f"{srv.url}/files")

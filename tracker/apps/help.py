@@ -10,7 +10,7 @@ from ..api import compose_config
 from ..paths import config_dir
 
 _EXAMPLES = """\
-  tracker source.path=clip.mp4 prompts.path=prompts.yaml model=sam2.1_hiera_l model.checkpoint=ckpt.pt
+  tracker source.path=clip.mp4 prompts.path=prompts.yaml model=sam2.1_hiera_l   (after tracker-download sam2.1_hiera_l)
   tracker source.path=clip.mp4 prompts.box=[100,80,260,240] prompts.frame=0
   tracker experiment=demo
   tracker dataset=davis dataset.root=data/davis model=toy
