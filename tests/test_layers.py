@@ -1,5 +1,5 @@
 """The package's layers, read from its source (AST): no import cycle, no import from a higher layer, no use
-of another module's ``_private`` names, no function over 100 lines. The order is the README's ("How it is
+of another module's ``_private`` names, no function over 100 lines. The order is docs/design.md's ("How it is
 built"): each layer may import itself and the layers before it."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def layer_of(module: str) -> int:
                 continue
             if module == prefix or module.startswith(prefix + "."):
                 return i
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to the README's order")
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to docs/design.md's order")
 
 
 def _imports(name: str, path: Path) -> list[tuple[str, list[str], int]]:
