@@ -170,18 +170,16 @@ def test_stalled_stream_ends_cleanly_after_the_timeout(tmp_path):
     n = 60
     server = StreamServer(mpegts(n), n, stall_after=30, stall_s=30)
     try:
-        t0 = time.monotonic()
         proc = _tracker(
             [f"source.path={server.url}", f"output_dir={tmp_path / 'out'}", "source.timeout=2", *_box_args(frames=n)]
         )
         _, err = proc.communicate(timeout=300)
-        took = time.monotonic() - t0
     finally:
         server.close()
     assert proc.returncode == 0, err
     run = _check_outputs(tmp_path / "out")
+    # ended by source.timeout: after the server's 30 s of silence the rest would have come (ended "end")
     assert run["ended"] == "stalled" and 10 <= run["frames_received"] < n
-    assert took < 25  # ended by source.timeout, not by the server's 30 s silence
 
 
 def test_realtime_drops_frames_it_cannot_keep_up_with(tmp_path):

@@ -293,6 +293,38 @@ def test_track_correct_and_match_the_cli(env, tmp_path):
     # the studio's outputs went through the run transaction: the manifest names them
     committed = committed_set(out)
     assert "masks.jsonl" in committed and "prompts.yaml" not in committed
+    _check_exports(client, out, job, job2, tmp_path)
+
+
+def _check_exports(client: TestClient, out: Path, old: int, job: int, tmp_path: Path) -> None:
+    """Downloads: the latest Track's outputs, byte for byte from OUT, never through a link."""
+    import zipfile
+
+    assert client.get(f"/api/track/{old}/files", headers=AUTH).status_code == 410  # replaced by the newer one
+    names = client.get(f"/api/track/{job}/files", headers=AUTH).json()["files"]
+    assert names == ["annotated.mp4", "masks.zip", "masks.jsonl", "tracks.csv", "prompts.yaml"]
+    for name in ("annotated.mp4", "masks.jsonl", "tracks.csv", "prompts.yaml"):
+        r = client.get(f"/api/track/{job}/files/{name}", headers=AUTH)
+        assert r.status_code == 200 and r.content == (out / name).read_bytes(), name
+    z = zipfile.ZipFile(io.BytesIO(client.get(f"/api/track/{job}/files/masks.zip", headers=AUTH).content))
+    pngs = sorted((out / "masks").iterdir())
+    assert z.namelist() == [f"masks/{p.name}" for p in pngs] and len(pngs) == N
+    assert all(z.read(f"masks/{p.name}") == p.read_bytes() for p in pngs)
+    for bad in ("run.json", "instances.json", "..%2Frun.json", "masks"):
+        assert client.get(f"/api/track/{job}/files/{bad}", headers=AUTH).status_code == 404, bad
+    # Where each object is shown: runs of frames, as masks.jsonl has them
+    lanes = client.get(f"/api/track/{job}/presence", headers=AUTH).json()["objects"]
+    rows = [yaml.safe_load(x) for x in (out / "masks.jsonl").read_text().splitlines()]
+    for oid, runs in lanes.items():
+        shown = {t for a, b in runs for t in range(a, b + 1)}
+        assert shown == {r["frame"] for r in rows for o in r["objects"] if o["id"] == int(oid) and o["area"]}
+    # A link planted in OUT is not followed
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the page")
+    (out / "tracks.csv").unlink()
+    (out / "tracks.csv").symlink_to(secret)
+    assert client.get(f"/api/track/{job}/files/tracks.csv", headers=AUTH).status_code == 404
+    assert "tracks.csv" not in client.get(f"/api/track/{job}/files", headers=AUTH).json()["files"]
 
 
 def _studio_process(tmp_path: Path, *args: str) -> subprocess.Popen:

@@ -4,6 +4,7 @@ object and see its preview, box a second one, Track, scrub to the last frame and
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -16,7 +17,6 @@ import numpy as np
 import pytest
 
 from tracker.experiments.demo import demo_sequence, write_demo_clip
-from tracker.io.annotation import color_of
 
 N, W, H = 24, 320, 240
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -31,25 +31,14 @@ def _chromium() -> str:
     return path
 
 
-def _gt(t: int) -> np.ndarray:
-    return demo_sequence(N, W, H, 0).frame(t)[1]
-
-
-# Pixels of the overlay canvas painted in an object's colour (the page paints masks at alpha 128; the
-# canvas stores premultiplied colour, so what reads back is within a few levels of it).
-_PAINTED = """([r, g, b]) => {
-  const c = document.getElementById("overlay");
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  const out = new Array(c.width * c.height);
-  const near = (u, v) => Math.abs(u - v) <= 3;
-  for (let i = 0; i < out.length; i++)
-    out[i] = d[4 * i + 3] > 0 && near(d[4 * i], r) && near(d[4 * i + 1], g) && near(d[4 * i + 2], b) ? 1 : 0;
-  return out;
-}"""
+def _gt(t: int, seed: int = 0) -> np.ndarray:
+    return demo_sequence(N, W, H, seed).frame(t)[1]
 
 
 def _painted(page, oid: int) -> np.ndarray:
-    return np.array(page.evaluate(_PAINTED, list(color_of(oid))), dtype=bool).reshape(H, W)
+    """The mask the page draws for object ``oid`` now (the page exposes it: its colours adapt to the frame)."""
+    drawn = page.evaluate("(id) => window.studio.drawn(id)", oid)
+    return np.array(drawn, dtype=bool).reshape(H, W) if drawn else np.zeros((H, W), dtype=bool)
 
 
 def _open(browser, url: str, errors: list[str]):
@@ -66,9 +55,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @contextlib.contextmanager
-def _serve(tmp_path: Path, *args: str):
-    """The real ``tracker-studio`` command on the demo clip: yields (its URL, its output folder)."""
-    clip = write_demo_clip(tmp_path / "demo.mp4", N, W, H, 0)
+def _serve(tmp_path: Path, *args: str, seed: int = 0):
+    """The real ``tracker-studio`` command on a demo clip: yields (its URL, its output folder)."""
+    clip = write_demo_clip(tmp_path / "demo.mp4", N, W, H, seed)
     exe = Path(sys.executable).with_name("tracker-studio")
     proc = subprocess.Popen(
         [str(exe), "model=toy", f"source.path={clip}", f"output_dir={tmp_path / 'out'}", *args],
@@ -143,7 +132,8 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             page.focus("#scrubber")
             page.keyboard.press("End")
             page.wait_for_selector(f"body[data-shown='{N - 1}']", timeout=30_000)
-            assert page.text_content("#frame-no") == f"frame {N - 1} / {N - 1}"
+            assert page.input_value("[data-testid=frame-input]") == str(N - 1)
+            assert page.text_content("#frame-count") == f"of {N} (0–{N - 1})"
             last = _gt(N - 1)
             assert _iou(_painted(page, 1), last == 1) > 0.6
             assert _iou(_painted(page, 2), last == 2) > 0.6
@@ -175,6 +165,135 @@ def test_find_objects_in_chromium(tmp_path):
             assert len(ids) >= 2, page.text_content("#status")
             for k in (1, 2):
                 assert max(_iou(_painted(page, oid), _gt(0) == k) for oid in ids) > 0.7, k
+            # every object it made is one a person can see: a mask of one piece, not a few pixels
+            for oid in ids:
+                assert _painted(page, oid).sum() >= 16, oid
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+ABSENT_SEED = 26  # a demo world whose object 1 leaves the frame on frames 11-20 and comes back
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    """A screenshot of a state; TRACKER_UPDATE_DOCS=1 keeps it in docs/ (the README shows them)."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    if os.environ.get("TRACKER_UPDATE_DOCS"):
+        shutil.copy(shot, DOCS / name)
+
+
+def test_undo_timeline_export_play_in_chromium(tmp_path):
+    """Three clicks and Ctrl+Z; the slider's arrow keys; a Track whose timeline shows the prompt frame and
+    the gap where object 1 is out of the frame; the export links; play and pause; hide; the shortcuts."""
+    import zipfile
+
+    from playwright.sync_api import sync_playwright
+
+    gt = [_gt(t, ABSENT_SEED) for t in range(N)]
+    assert not (gt[15] == 1).any() and (gt[0] == 1).any()
+    errors: list[str] = []
+    with _serve(tmp_path, "sink.coco=true", seed=ABSENT_SEED) as (url, out), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = _open(browser, url, errors)
+            assert page.is_visible("[data-testid=first-hint]")  # what to do first, on an empty list
+            _shot(page, tmp_path, "studio_first_use.png")
+            box = page.locator("[data-testid=stage]").bounding_box()
+
+            def at(x: float, y: float) -> tuple[float, float]:
+                return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
+
+            def points() -> int:
+                r = page.request.get(f"{url.split('?')[0]}api/objects/1/prompts/0?{url.split('?')[1]}")
+                return len(r.json()["points"])
+
+            ys, xs = np.nonzero(gt[0] == 1)
+            order = np.argsort((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)
+            previews = []
+            for k, i in enumerate(order[:: len(order) // 9][:3]):
+                page.mouse.click(*at(xs[i], ys[i]))
+                page.wait_for_function(f"window.studio.state().undo === {k + 1}")
+                previews.append(_painted(page, 1))
+            assert points() == 3 and not page.is_visible("[data-testid=first-hint]")
+            page.keyboard.press("Control+z")
+            page.wait_for_function("window.studio.state().undo === 2 && window.studio.state().redo === 1")
+            assert points() == 2 and np.array_equal(_painted(page, 1), previews[1])  # the preview is back
+            page.click("[data-testid=redo]")
+            page.wait_for_function("window.studio.state().redo === 0")
+            assert points() == 3 and np.array_equal(_painted(page, 1), previews[2])
+            page.keyboard.press("Control+z")
+            page.wait_for_function("window.studio.state().undo === 2")
+
+            # The slider focused: one arrow press, one frame.
+            page.focus("[data-testid=scrubber]")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_selector("body[data-shown='1']")
+            page.wait_for_timeout(300)
+            assert page.evaluate("window.studio.state().frame") == 1
+            assert page.input_value("[data-testid=frame-input]") == "1"
+            page.fill("[data-testid=frame-input]", "0")
+            page.press("[data-testid=frame-input]", "Enter")
+            page.wait_for_selector("body[data-shown='0']")
+
+            # Track: a lane per object, its prompt frame marked, a gap where it is out of the frame.
+            page.click("[data-testid=track]")
+            page.wait_for_selector("body[data-track-state]", timeout=120_000)
+            assert page.get_attribute("body", "data-track-state") == "done", page.text_content("#track-state")
+            lane = page.locator("[data-testid=lane-1]")
+            assert lane.locator(".prompt-mark").get_attribute("data-frame") == "0"
+            runs = [
+                (int(e.get_attribute("data-first")), int(e.get_attribute("data-last")))
+                for e in lane.locator(".present").all()
+            ]
+            assert runs and runs[0][0] == 0 and not any(a <= 15 <= b for a, b in runs), runs
+            _shot(page, tmp_path, "studio_timeline.png")
+            lane_box = lane.bounding_box()
+            page.mouse.click(lane_box["x"] + lane_box["width"] * (8.5 / N), lane_box["y"] + 4)  # a click on the lane
+            page.wait_for_selector("body[data-shown='8']")
+
+            # Export links: the files as OUT has them.
+            for testid, name in (("export-video", "annotated.mp4"), ("export-coco", "instances.json")):
+                href = page.get_attribute(f"[data-testid={testid}]", "href")
+                assert page.request.get(url.split("/?")[0] + href).body() == (out / name).read_bytes(), name
+            href = page.get_attribute("[data-testid=export-masks]", "href")
+            with zipfile.ZipFile(io.BytesIO(page.request.get(url.split("/?")[0] + href).body())) as z:
+                assert all(z.read(f"masks/{p.name}") == p.read_bytes() for p in (out / "masks").iterdir())
+                assert len(z.namelist()) == N
+
+            # Play: frames advance at about the source's rate (never faster), Space pauses.
+            page.focus("body")
+            page.keyboard.press("Space")
+            page.wait_for_selector("body[data-playing='1']")
+            t0 = page.evaluate("performance.now()")
+            page.wait_for_function("window.studio.state().played >= 6", timeout=30_000)
+            played, t1 = page.evaluate("[window.studio.state().played, performance.now()]")
+            assert played <= (t1 - t0) / 1000 * 24 + 2  # 24 fps: frames are dropped, never shown early
+            _shot(page, tmp_path, "studio_playing.png")
+            page.keyboard.press("Space")
+            page.wait_for_selector("body[data-playing='0']")
+            page.wait_for_timeout(200)
+            still = page.evaluate("window.studio.state().frame")
+            page.wait_for_timeout(400)
+            assert page.evaluate("window.studio.state().frame") == still
+
+            # Hide an object, then only the selected one; the opacity slider; the shortcut list.
+            page.click("[data-testid=frame-input]")
+            page.fill("[data-testid=frame-input]", "0")
+            page.press("[data-testid=frame-input]", "Enter")
+            page.wait_for_selector("body[data-shown='0']")
+            assert _painted(page, 1).any()
+            page.click("[data-testid=eye-1]")
+            assert not _painted(page, 1).any()
+            page.click("[data-testid=eye-1]")
+            assert _painted(page, 1).any()
+            page.focus("body")
+            page.keyboard.press("?")
+            assert page.is_visible("[data-testid=help-panel]")
+            _shot(page, tmp_path, "studio_help.png")
+            page.keyboard.press("Escape")
+            assert not page.is_visible("[data-testid=help-panel]")
         finally:
             browser.close()
     assert not errors, errors

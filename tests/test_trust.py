@@ -451,7 +451,10 @@ json_values = st.recursive(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["PUT", "DELETE", "GET"]),
-    path=st.sampled_from(["/api/objects/{i}", "/api/objects/{i}/prompts/{f}", "/api/frames/{f}.jpg", "/api/track/{i}"]),
+    path=st.sampled_from(
+        ["/api/objects/{i}", "/api/objects/{i}/prompts/{f}", "/api/frames/{f}.jpg", "/api/track/{i}"]
+        + ["/api/track/{i}/presence", "/api/track/{i}/files", "/api/track/{i}/files/{f}"]
+    ),
     i=st.one_of(st.integers(-3, 300), st.text(max_size=4)),
     f=st.one_of(st.integers(-3, 40), st.text(max_size=4)),
     body=json_values,

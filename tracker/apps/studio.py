@@ -25,7 +25,7 @@ from ..run import run as run_spine
 from ..run.checks import ConfigError
 from ..run.model import build
 from ..run.outputs import check_inputs_apart, planned, run_threads, source_options
-from ..run.prompts import plan_prompts, read_prompts
+from ..run.prompts import PromptInput, plan_prompts, read_prompts
 from . import cli
 
 log = logging.getLogger("tracker")
@@ -124,6 +124,12 @@ def build_studio(cfg: DictConfig):
     check_source_path(path, spec.source.kind)
     p = spec.prompts
     given = read_prompts(spec) if p.kind != "auto" and (p.path or p.box is not None or p.points is not None) else None
+    if given is None and not spec.source.path and spec.demo is not None and p.kind != "auto":
+        # experiment=demo opens with the demo's objects, as the tracker command tracks them
+        from ..experiments.demo import demo_prompts
+
+        d = spec.demo
+        given = PromptInput(demo_prompts(d.frames, d.width, d.height, d.seed))
     check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
     threads = run_threads(spec)
     source = open_source(spec.source.kind, path, **source_options(spec, threads))

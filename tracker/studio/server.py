@@ -29,7 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -238,3 +238,16 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/track/{job}/frames/{i}")
     def track_frame(job: int, i: int) -> dict[str, Any]:
         return studio.job_frame(job, i)
+
+    @app.get("/api/track/{job}/presence")
+    def track_presence(job: int) -> dict[str, Any]:
+        return studio.job_presence(job)
+
+    @app.get("/api/track/{job}/files")
+    def track_files(job: int) -> dict[str, Any]:
+        return {"job": job, "files": studio.export_names(job)}
+
+    @app.get("/api/track/{job}/files/{name}")
+    def track_file(job: int, name: str) -> FileResponse:
+        path = studio.export_file(job, name)
+        return FileResponse(path, filename=name, headers={"Cache-Control": "no-store"})

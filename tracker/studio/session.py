@@ -35,6 +35,23 @@ from .frames import FrameStore
 log = logging.getLogger(__name__)
 
 PROMPTS_FILE = "prompts.yaml"
+# What a done Track offers for download, from its output folder (masks.zip: masks/ as one file).
+EXPORTS = ("annotated.mp4", "masks.zip", "masks.jsonl", "instances.json", "tracks.csv", PROMPTS_FILE)
+
+
+def main_part(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected part of a bool [H, W] mask (all False when it is empty)."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask.copy()
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _plain(path: Path, folder: bool) -> bool:
+    """A real file (or folder) at ``path``, not a link: what a run wrote there, never a way out."""
+    return not path.is_symlink() and (path.is_dir() if folder else path.is_file())
 
 
 class StudioError(ValueError):
@@ -80,6 +97,7 @@ class TrackResults:
         self._cancelled = cancelled
         self.frames_done = 0
         self.object_ids: set[int] = set()
+        self.presence: dict[int, list[list[int]]] = {}  # object id -> [first, last] runs of frames shown
 
     def __enter__(self) -> TrackResults:
         return self
@@ -95,12 +113,25 @@ class TrackResults:
             for oid, m, s in zip(masks.object_ids, masks.masks, masks.scores)
         ]
         self.object_ids.update(int(oid) for oid in masks.object_ids)
+        shown = [int(oid) for oid, m in zip(masks.object_ids, masks.masks) if m.any()]
         blob = json.dumps({"frame": frame.index, "objects": objects}).encode()
         with self._lock:
             self._file.seek(0, os.SEEK_END)
             self._index[frame.index] = (self._file.tell(), len(blob))
             self._file.write(blob)
             self.frames_done += 1
+            for oid in masks.object_ids:
+                self.presence.setdefault(int(oid), [])
+            for oid in shown:
+                runs = self.presence[oid]
+                if runs and runs[-1][1] == frame.index - 1:  # frames come in order
+                    runs[-1][1] = frame.index
+                else:
+                    runs.append([frame.index, frame.index])
+
+    def presence_runs(self) -> dict[int, list[list[int]]]:
+        with self._lock:
+            return {k: [list(r) for r in v] for k, v in self.presence.items()}
 
     def read(self, index: int) -> dict | None:
         with self._lock:
@@ -255,15 +286,16 @@ class Studio:
         # Hundredths of a pixel: what the prompts file shows is what the preview used.
         pts = tuple((round(float(x), 2), round(float(y), 2), int(lab)) for x, y, lab in points)
         box_t = tuple(round(float(v), 2) for v in box) if box is not None else None
-        if not pts and box_t is None:
-            raise StudioError(
-                f"object {object_id}, frame {frame}: empty prompt: give points or a box "
-                "(DELETE the prompt to remove it)"
-            )
         with self._lock:
             obj = self.objects.get(object_id)
             old = obj.prompts.get(frame) if obj is not None else None
             base = old.base if old is not None else self._tracked_mask(object_id, frame)
+        if not pts and box_t is None and (old is None or old.base is None):
+            # (a prompt with a mask keeps it without clicks: undoing the clicks on a found object)
+            raise StudioError(
+                f"object {object_id}, frame {frame}: empty prompt: give points or a box "
+                "(DELETE the prompt to remove it)"
+            )
         try:
             record = Prompt(object_id, frame, points=pts, box=box_t, mask=base)  # type: ignore[arg-type]
             record.check_against(self.info)
@@ -333,16 +365,30 @@ class Studio:
             cands = self.generator.generate(self.features(frame), known.any(0) if len(known) else None)
         new = new_candidates(cands, known, self.new_iou, self.max_covered)
         size = (self.info.height, self.info.width)
-        added = []
-        with self._lock:
-            next_id = self._next_id()
-            for c in new:
-                if next_id > self.max_object_id:
-                    break
-                self.objects[next_id] = StudioObject(prompts={frame: EditedPrompt(base=c.video_mask(size))})
-                added.append(next_id)
-                next_id += 1
-        return {"frame": frame, "found": len(cands), "objects": added}
+        # An object is made only from a mask a person can see: its largest connected part, at least the
+        # generator's minimum area at video size, and a preview from it that is not smaller (a candidate
+        # of a few scattered pixels on the low-res grid made an invisible object before).
+        min_area = max(16, int(getattr(self.generator.settings, "min_area", 0.0) * size[0] * size[1]))
+        added, dropped = [], 0
+        next_id = self._next_id()
+        for c in new:
+            if next_id > self.max_object_id:
+                break
+            mask = main_part(c.video_mask(size))
+            edited = EditedPrompt(base=mask) if mask.sum() >= min_area else None
+            if edited is not None:
+                edited.preview = self._preview(edited.as_record(next_id, frame))
+                if decode_rle(edited.preview["mask"]).sum() < min_area:
+                    edited = None
+            if edited is None:
+                dropped += 1
+                continue
+            with self._lock:
+                next_id = max(next_id, self._next_id())
+                self.objects[next_id] = StudioObject(prompts={frame: edited})
+            added.append(next_id)
+            next_id += 1
+        return {"frame": frame, "found": len(cands), "objects": added, "dropped": dropped}
 
     # ---- previews ---------------------------------------------------------------------------
     def features(self, frame: int):
@@ -464,6 +510,50 @@ class Studio:
         if row is None:
             raise StudioError(f"Track {job_id} has not reached frame {frame} yet", status=404)
         return row
+
+    def job_presence(self, job_id: int) -> dict[str, Any]:
+        """Where each object is shown in a Track: runs of frames ``[first, last]`` with a mask that is not
+        empty (the timeline's lanes; gaps are frames where the object is absent)."""
+        job = self.job(job_id)
+        objects = {str(k): v for k, v in sorted(job.results.presence_runs().items())}
+        return {"job": job.id, "num_frames": job.num_frames, "frames_done": job.results.frames_done, "objects": objects}
+
+    def _exported_job(self, job_id: int) -> TrackJob:
+        job = self.job(job_id)
+        if job.state != "done" or job.output_dir is None:
+            raise StudioError(f"Track {job_id} is {job.state}: its outputs are there once it is done", status=409)
+        latest = max(j.id for j in self.jobs.values() if j.state == "done")
+        if latest != job.id:
+            raise StudioError(f"Track {job_id}'s outputs were replaced by Track {latest}'s: take those", status=410)
+        return job
+
+    def export_names(self, job_id: int) -> list[str]:
+        """The outputs of a done Track that can be downloaded (in :data:`EXPORTS` order)."""
+        out = Path(self._exported_job(job_id).output_dir)  # type: ignore[arg-type]
+        return [n for n in EXPORTS if _plain(out / ("masks" if n == "masks.zip" else n), folder=n == "masks.zip")]
+
+    def export_file(self, job_id: int, name: str) -> Path:
+        """A done Track's output ``name`` (one of :data:`EXPORTS`), read only from its output folder and
+        never through a link; ``masks.zip`` is made from ``masks/`` on the first request."""
+        if name not in EXPORTS:
+            raise StudioError(f"no output called {name!r}: ask for one of {', '.join(EXPORTS)}", status=404)
+        job = self._exported_job(job_id)
+        if name not in self.export_names(job_id):
+            raise StudioError(f"Track {job_id} wrote no {name} (see sink.* in the studio's command)", status=404)
+        out = Path(job.output_dir)  # type: ignore[arg-type]
+        if name != "masks.zip":
+            return out / name
+        zipped = self._work / f"masks-{job.id}.zip"
+        if not zipped.exists():
+            import zipfile
+
+            tmp = zipped.with_suffix(".tmp")
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
+                for png in sorted((out / "masks").iterdir()):
+                    if _plain(png, folder=False) and png.suffix == ".png":
+                        z.write(png, f"masks/{png.name}")
+            os.replace(tmp, zipped)
+        return zipped
 
     def close(self, timeout: float = 60.0) -> None:
         """Cancel a running Track (its outputs are not committed) and free the caches."""

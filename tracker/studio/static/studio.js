@@ -13,6 +13,16 @@ const S = {
   running: null,        // the Track running now
   tracked: new Map(),   // frame -> {id: rle} of S.job (a bounded cache)
   drawn: 0,             // bumped on every frame change: late answers for another frame are dropped
+  presence: null,       // {id: [[first, last], ...]} of S.job: the timeline's lanes
+  hidden: new Set(),    // object ids not drawn
+  picked: new Set(),    // object ids whose colour was chosen here (the page does not change it)
+  alpha: 0.45,          // mask fill opacity (the outline is opaque)
+  playing: false,
+  played: 0,            // frames shown while playing
+  undo: [],             // prompt edits, each {undo: async fn, redo: async fn, what}
+  redo: [],
+  zoom: { k: 1, x: 0, y: 0 },
+  masks: new Map(),     // object id -> Uint8Array [H*W] of the mask drawn now (row-major)
 };
 
 // ---- HTTP ------------------------------------------------------------------------------------------
@@ -54,9 +64,10 @@ function rleCounts(s) {
   return counts;
 }
 
-// Paints the mask's pixels into an RGBA buffer of the video's size.
-function paintRle(rgba, rle, color, alpha) {
+// Decodes a mask into a row-major Uint8Array [H*W] (1 inside).
+function decodeRle(rle) {
   const [h, w] = rle.size;
+  const out = new Uint8Array(h * w);
   const counts = rleCounts(rle.counts);
   let idx = 0;
   for (let r = 0; r < counts.length; r++) {
@@ -64,12 +75,12 @@ function paintRle(rgba, rle, color, alpha) {
     if (r % 2 === 1) {
       for (let j = idx; j < idx + n; j++) {
         const x = Math.floor(j / h), y = j - x * h;
-        const o = (y * w + x) * 4;
-        rgba[o] = color[0]; rgba[o + 1] = color[1]; rgba[o + 2] = color[2]; rgba[o + 3] = alpha;
+        out[y * w + x] = 1;
       }
     }
     idx += n;
   }
+  return out;
 }
 
 // ---- drawing ------------------------------------------------------------------------------------
@@ -85,11 +96,75 @@ function masksOn(frame) {
   return out;
 }
 
+function visible(o) {
+  if ($("only").checked) return o.id === S.selected;
+  return !S.hidden.has(o.id);
+}
+
+// Colours that read well on video: distinct hues, not too dark or pale.
+const PALETTE = [[255, 56, 56], [255, 157, 28], [255, 230, 0], [72, 219, 72], [0, 214, 200], [40, 160, 255],
+  [120, 100, 255], [230, 80, 255], [255, 110, 180], [160, 255, 60], [255, 255, 255], [20, 20, 20]];
+const dist2 = (a, b) => (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2;
+
+// The frame's pixels (for the colour under a mask), read once per frame shown.
+let framePixels = null;
+function readFrame() {
+  const img = $("frame");
+  if (!img.naturalWidth) return null;
+  const c = document.createElement("canvas");
+  c.width = S.video.width; c.height = S.video.height;
+  const ctx = c.getContext("2d");
+  ctx.drawImage(img, 0, 0, c.width, c.height);
+  return ctx.getImageData(0, 0, c.width, c.height).data;
+}
+
+// An object's colour is chosen once, the first time its mask is drawn: the palette colour farthest from
+// the colour under the mask and from the other objects' colours (unless the user picked one).
+function chooseColour(o, mask) {
+  if (o.colourChosen || S.picked.has(o.id)) return;
+  o.colourChosen = true;
+  if (!framePixels) framePixels = readFrame();
+  if (!framePixels) return;
+  let n = 0; const mean = [0, 0, 0];
+  for (let i = 0; i < mask.length; i += 7) {
+    if (!mask[i]) continue;
+    mean[0] += framePixels[4 * i]; mean[1] += framePixels[4 * i + 1]; mean[2] += framePixels[4 * i + 2]; n++;
+  }
+  if (!n) { o.colourChosen = false; return; }
+  for (let k = 0; k < 3; k++) mean[k] /= n;
+  const others = [...S.objects.values()].filter((q) => q !== o && q.colourChosen).map((q) => q.color);
+  let best = o.color, score = -1;
+  for (const c of PALETTE) {
+    const s = Math.min(dist2(c, mean) * 1.5, ...others.map((q) => dist2(c, q)), Infinity);
+    if (s > score) { score = s; best = c; }
+  }
+  o.color = best.slice();
+  renderObjects();
+}
+
 function drawOverlay() {
   const { width: w, height: h } = S.video;
   const ctx = $("overlay").getContext("2d");
   const img = ctx.createImageData(w, h);
-  for (const [o, rle] of masksOn(S.frame)) paintRle(img.data, rle, o.color, 128);
+  const d = img.data;
+  const fill = Math.round(255 * S.alpha);
+  S.masks.clear();
+  for (const [o, rle] of masksOn(S.frame)) {
+    const m = decodeRle(rle);
+    if (!visible(o)) continue;
+    S.masks.set(o.id, m);
+    chooseColour(o, m);
+    const [r, g, b] = o.color;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0, i = y * w; x < w; x++, i++) {
+        if (!m[i]) continue;
+        // the outline: a mask pixel with a 4-neighbour outside it (or at the frame's edge)
+        const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
+        const o4 = 4 * i;
+        d[o4] = r; d[o4 + 1] = g; d[o4 + 2] = b; d[o4 + 3] = edge ? 255 : fill;
+      }
+    }
+  }
   ctx.putImageData(img, 0, 0);
   drawMarks();
 }
@@ -119,21 +194,64 @@ function drawMarks() {
   }
 }
 
+// Frames decoded ahead (playback and stepping), bounded.
+const ahead = new Map();
+function prefetch(i) {
+  if (i < 0 || i >= S.video.num_frames || ahead.has(i)) return;
+  const im = new Image();
+  im.src = frameUrl(i);
+  ahead.set(i, im);
+  while (ahead.size > 48) ahead.delete(ahead.keys().next().value);
+  loadTracked(i);
+}
+
 async function showFrame(i) {
   i = Math.max(0, Math.min(S.video.num_frames - 1, i | 0));
+  const moved = i !== S.frame;
   S.frame = i;
   const ticket = ++S.drawn;
   $("scrubber").value = i;
-  $("frame-no").textContent = `frame ${i} / ${S.video.num_frames - 1}`;
+  if (document.activeElement !== $("frame-input")) $("frame-input").value = i;
+  if (moved && !$("status").classList.contains("error")) status("");  // the status line is about this frame
+  moveCursor();
   const img = $("frame");
   const loaded = new Promise((ok) => { img.onload = ok; img.onerror = ok; });
   img.src = frameUrl(i);
-  for (const j of [i + 1, i - 1]) if (j >= 0 && j < S.video.num_frames) new Image().src = frameUrl(j);
+  for (const j of [i + 1, i - 1]) prefetch(j);
   await Promise.all([loaded, loadPreviews(i), loadTracked(i)]);
   if (ticket === S.drawn) {
+    framePixels = null;
     drawOverlay();
     document.body.dataset.shown = String(i);  // the frame and its overlay are on screen
   }
+  return ticket === S.drawn;
+}
+
+// ---- playback: at the source's rate, dropping frames rather than drifting ---------------------
+function setPlaying(on) {
+  if (on === S.playing) return;
+  S.playing = on;
+  $("play").innerHTML = on ? "&#10074;&#10074;" : "&#9654;";
+  document.body.dataset.playing = on ? "1" : "0";
+  if (!on) return;
+  const fps = S.video.fps || 25, n = S.video.num_frames;
+  const t0 = performance.now(), f0 = S.frame >= n - 1 ? 0 : S.frame;
+  let busy = false;
+  const tick = (now) => {
+    if (!S.playing) return;
+    // (a frame callback's time may be a little before t0: never a frame before the first)
+    const target = (f0 + Math.floor((Math.max(0, now - t0) / 1000) * fps)) % n;  // loops at the end
+    for (let k = 1; k <= 12; k++) prefetch((target + k) % n);
+    if (!busy && target !== S.frame) {
+      busy = true;
+      showFrame(target).then((shown) => {
+        busy = false;
+        if (shown) document.body.dataset.played = String(++S.played);
+      });
+    }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
 }
 
 async function loadPreviews(frame) {
@@ -149,27 +267,44 @@ async function loadPreviews(frame) {
   await Promise.all(jobs);
 }
 
+const loading = new Map();  // frame -> the request for its tracked masks
 async function loadTracked(frame) {
   if (S.job === null || S.tracked.has(frame)) return;
-  try {
-    const r = await api("GET", `/api/track/${S.job}/frames/${frame}`);
-    const byId = {};
-    for (const o of r.objects) byId[o.id] = o.mask;
-    S.tracked.set(frame, byId);
-    if (S.tracked.size > 256) S.tracked.delete(S.tracked.keys().next().value);
-  } catch (e) {
-    status(e.message, true);
-  }
+  if (loading.has(frame)) return loading.get(frame);
+  const job = S.job;
+  const req = (async () => {
+    try {
+      const r = await api("GET", `/api/track/${job}/frames/${frame}`);
+      if (job !== S.job) return;
+      const byId = {};
+      for (const o of r.objects) byId[o.id] = o.mask;
+      S.tracked.set(frame, byId);
+      if (S.tracked.size > 256) S.tracked.delete(S.tracked.keys().next().value);
+    } catch (e) {
+      status(e.message, true);
+    } finally {
+      loading.delete(frame);
+    }
+  })();
+  loading.set(frame, req);
+  return req;
 }
 
 // ---- objects ----------------------------------------------------------------------------------
 function renderObjects() {
   const ul = $("objects");
   ul.innerHTML = "";
+  $("first-hint").hidden = S.objects.size > 0;
   for (const o of S.objects.values()) {
     const li = document.createElement("li");
     li.dataset.id = o.id;
-    if (o.id === S.selected) li.className = "selected";
+    li.className = (o.id === S.selected ? "selected " : "") + (S.hidden.has(o.id) ? "hidden" : "");
+    const eye = document.createElement("span");
+    eye.className = "eye";
+    eye.dataset.testid = `eye-${o.id}`;
+    eye.textContent = S.hidden.has(o.id) ? "◌" : "●";
+    eye.title = "hide / show this object (H)";
+    eye.onclick = (ev) => { ev.stopPropagation(); toggleHidden(o.id); };
     const id = document.createElement("span");
     id.className = "id";
     id.textContent = "#" + o.id;
@@ -179,17 +314,18 @@ function renderObjects() {
     color.title = "overlay colour (this page only)";
     color.oninput = () => {
       o.color = [1, 3, 5].map((k) => parseInt(color.value.slice(k, k + 2), 16));
+      S.picked.add(o.id);
       drawOverlay();
+      renderTimeline();
     };
     const label = document.createElement("input");
     label.type = "text";
     label.placeholder = "label";
     label.value = o.label || "";
-    label.onchange = async () => {
-      try {
-        const r = await api("PUT", `/api/objects/${o.id}`, { label: label.value || null });
-        o.label = r.label;
-      } catch (e) { status(e.message, true); }
+    label.onchange = () => {
+      const before = o.label || null, after = label.value || null;
+      setLabel(o.id, after).then(() => remember(`label of object ${o.id}`,
+        () => setLabel(o.id, before), () => setLabel(o.id, after))).catch((e) => status(e.message, true));
     };
     const frames = document.createElement("span");
     frames.className = "frames";
@@ -197,24 +333,32 @@ function renderObjects() {
     const del = document.createElement("button");
     del.textContent = "✕";
     del.title = "delete this object";
-    del.onclick = async (ev) => {
+    del.onclick = (ev) => {
       ev.stopPropagation();
-      try {
-        await api("DELETE", `/api/objects/${o.id}`);
-        S.objects.delete(o.id);
-        if (S.selected === o.id) S.selected = null;
-        renderObjects();
-        drawOverlay();
-      } catch (e) { status(e.message, true); }
+      deleteObject(o.id).catch((e) => status(e.message, true));
     };
-    li.onclick = () => { S.selected = o.id; renderObjects(); drawMarks(); };
-    li.append(id, color, label, frames, del);
+    li.onclick = () => { S.selected = o.id; renderObjects(); drawOverlay(); };
+    li.append(eye, id, color, label, frames, del);
     ul.append(li);
   }
+  renderTimeline();
 }
 
-async function addObject() {
-  const id = Math.max(0, ...S.objects.keys()) + 1;
+function toggleHidden(id) {
+  if (S.hidden.has(id)) S.hidden.delete(id); else S.hidden.add(id);
+  renderObjects();
+  drawOverlay();
+}
+
+async function setLabel(id, label) {
+  const r = await api("PUT", `/api/objects/${id}`, { label });
+  const o = S.objects.get(id);
+  if (o) o.label = r.label;
+  renderObjects();
+}
+
+async function addObject(id) {
+  id = id || Math.max(0, ...S.objects.keys()) + 1;
   const r = await api("PUT", `/api/objects/${id}`, { label: null });
   S.objects.set(id, { id, label: r.label, color: r.color, prompts: new Map() });
   S.selected = id;
@@ -222,16 +366,92 @@ async function addObject() {
   return S.objects.get(id);
 }
 
-async function sendPrompt(o, frame, points, box) {
+// ---- undo / redo: every prompt edit is remembered with the calls that undo and redo it ------------
+function remember(what, undo, redo) {
+  S.undo.push({ what, undo, redo });
+  if (S.undo.length > 200) S.undo.shift();
+  S.redo = [];
+  undoButtons();
+}
+
+function undoButtons() {
+  $("undo").disabled = !S.undo.length;
+  $("redo").disabled = !S.redo.length;
+  $("undo").title = S.undo.length ? `undo ${S.undo[S.undo.length - 1].what} (Ctrl+Z)` : "nothing to undo";
+  $("redo").title = S.redo.length ? `redo ${S.redo[S.redo.length - 1].what} (Ctrl+Shift+Z)` : "nothing to redo";
+}
+
+let replaying = Promise.resolve();
+function step(back) {
+  // One at a time, in order, however fast the keys come.
+  replaying = replaying.then(async () => {
+    const from = back ? S.undo : S.redo, to = back ? S.redo : S.undo;
+    const e = from[from.length - 1];
+    if (!e) return;
+    try {
+      await (back ? e.undo() : e.redo());
+      from.pop();  // moved once done: the counts say what is on screen
+      to.push(e);
+      status(`${back ? "undid" : "redid"} ${e.what}`);
+    } catch (err) {
+      status(err.message, true);
+    }
+    undoButtons();
+  });
+  return replaying;
+}
+
+const copyPrompt = (p) => (p ? { points: p.points.map((q) => q.slice()), box: p.box ? p.box.slice() : null, based: !!p.based } : null);
+
+// Sets an object's prompt on a frame to ``state`` ({points, box} or null: no prompt), with its preview.
+async function applyPrompt(id, frame, state) {
+  let o = S.objects.get(id);
+  if (!o) o = await addObject(id);
+  if (state === null) {
+    if (o.prompts.has(frame)) {
+      await api("DELETE", `/api/objects/${id}/prompts/${frame}`);
+      o.prompts.delete(frame);
+    }
+  } else {
+    const r = await api("PUT", `/api/objects/${id}/prompts/${frame}`, { points: state.points, box: state.box });
+    o.prompts.set(frame, { points: state.points, box: state.box, mask: r.mask, score: r.score, based: state.based });
+  }
+  renderObjects();
+  if (frame === S.frame) drawOverlay(); else await showFrame(frame);
+}
+
+async function editPrompt(o, frame, points, box) {
+  const before = copyPrompt(o.prompts.get(frame));
   const t0 = performance.now();
   const r = await api("PUT", `/api/objects/${o.id}/prompts/${frame}`, { points, box });
-  o.prompts.set(frame, { points, box, mask: r.mask, score: r.score });
+  const based = !!(before && before.based);
+  o.prompts.set(frame, { points, box, mask: r.mask, score: r.score, based });
+  const after = { points: points.map((q) => q.slice()), box: box ? box.slice() : null, based };
+  const id = o.id;
   status(`object ${o.id}, frame ${frame}: preview in ${Math.round(performance.now() - t0)} ms (score ${r.score})`);
   renderObjects();
   if (frame === S.frame) drawOverlay();
+  remember(`the prompt of object ${id} on frame ${frame}`, () => applyPrompt(id, frame, before), () => applyPrompt(id, frame, after));
 }
 
-// ---- pointer: click = point, drag = box ---------------------------------------------------------
+async function deleteObject(id, record = true) {
+  const o = S.objects.get(id);
+  if (!o) return;
+  const saved = { label: o.label || null, prompts: [...o.prompts.entries()].map(([f, p]) => [f, copyPrompt(p)]) };
+  await api("DELETE", `/api/objects/${id}`);
+  S.objects.delete(id);
+  if (S.selected === id) S.selected = null;
+  renderObjects();
+  drawOverlay();
+  const restore = async () => {
+    await addObject(id);
+    if (saved.label) await setLabel(id, saved.label);
+    for (const [f, p] of saved.prompts) if (p.points.length || p.box) await applyPrompt(id, f, p);
+  };
+  if (record) remember(`deleting object ${id}`, restore, () => deleteObject(id, false));
+}
+
+// ---- pointer: click = point, drag = box; Alt-drag or the middle button pans a zoomed frame ---------
 function videoXY(ev) {
   const r = $("marks").getBoundingClientRect();
   const x = ((ev.clientX - r.left) / r.width) * S.video.width;
@@ -243,13 +463,23 @@ let press = null;
 function onDown(ev) {
   ev.preventDefault();
   ev.target.setPointerCapture(ev.pointerId);  // a drag that ends outside the frame still ends here
-  press = { xy: videoXY(ev), client: [ev.clientX, ev.clientY], button: ev.button, shift: ev.shiftKey };
+  const pan = ev.altKey || ev.button === 1;
+  press = { xy: videoXY(ev), client: [ev.clientX, ev.clientY], button: ev.button, shift: ev.shiftKey, pan, zoom: { ...S.zoom } };
+}
+
+function onMove(ev) {
+  if (!press || !press.pan) return;
+  S.zoom.x = press.zoom.x + (ev.clientX - press.client[0]);
+  S.zoom.y = press.zoom.y + (ev.clientY - press.client[1]);
+  applyZoom();
 }
 
 async function onUp(ev) {
   if (!press) return;
   const p = press;
   press = null;
+  if (p.pan) return;
+  setPlaying(false);
   const moved = Math.hypot(ev.clientX - p.client[0], ev.clientY - p.client[1]);
   try {
     const o = S.selected !== null && S.objects.has(S.selected) ? S.objects.get(S.selected) : await addObject();
@@ -262,16 +492,89 @@ async function onUp(ev) {
       const positive = p.button === 0 && !p.shift;
       points.push([p.xy[0], p.xy[1], positive ? 1 : 0]);
     }
-    await sendPrompt(o, S.frame, points, box);
+    await editPrompt(o, S.frame, points, box);
   } catch (e) {
     status(e.message, true);
   }
 }
 
-// ---- Track and Save ---------------------------------------------------------------------------
+// ---- zoom ---------------------------------------------------------------------------------------
+function applyZoom() {
+  const z = S.zoom, st = $("stage").getBoundingClientRect();
+  z.k = Math.max(1, Math.min(8, z.k));
+  // keep the frame covering the view
+  z.x = Math.min(0, Math.max(st.width * (1 - z.k), z.x));
+  z.y = Math.min(0, Math.max(st.height * (1 - z.k), z.y));
+  $("zoom").style.transform = `translate(${z.x}px, ${z.y}px) scale(${z.k})`;
+  drawMarks();
+}
+
+function zoomAt(factor, cx, cy) {
+  const z = S.zoom, st = $("stage").getBoundingClientRect();
+  const px = cx - st.left, py = cy - st.top;
+  const k = Math.max(1, Math.min(8, z.k * factor));
+  z.x = px - ((px - z.x) * k) / z.k;
+  z.y = py - ((py - z.y) * k) / z.k;
+  z.k = k;
+  applyZoom();
+}
+
+// ---- timeline: a lane per object, prompt frames marked, presence from the last Track -------------
+function renderTimeline() {
+  const tl = $("timeline");
+  if (!S.video) return;
+  const n = S.video.num_frames;
+  tl.innerHTML = "";
+  for (const o of S.objects.values()) {
+    const lane = document.createElement("div");
+    lane.className = "lane" + (o.id === S.selected ? " selected" : "");
+    lane.dataset.testid = `lane-${o.id}`;
+    lane.dataset.id = o.id;
+    lane.title = `object ${o.id}${o.label ? " (" + o.label + ")" : ""}: click to go to a frame`;
+    for (const [first, last] of (S.presence && S.presence[o.id]) || []) {
+      const seg = document.createElement("div");
+      seg.className = "present";
+      seg.dataset.first = first;
+      seg.dataset.last = last;
+      seg.style.left = `${(100 * first) / n}%`;
+      seg.style.width = `${(100 * (last - first + 1)) / n}%`;
+      seg.style.background = `rgb(${o.color.join(",")})`;
+      lane.append(seg);
+    }
+    for (const f of o.prompts.keys()) {
+      const mark = document.createElement("div");
+      mark.className = "prompt-mark";
+      mark.dataset.frame = f;
+      mark.style.left = `${(100 * (f + 0.5)) / n}%`;
+      lane.append(mark);
+    }
+    const cur = document.createElement("div");
+    cur.className = "cursor";
+    lane.append(cur);
+    lane.onclick = (ev) => {
+      const r = lane.getBoundingClientRect();
+      S.selected = o.id;
+      renderObjects();
+      showFrame(Math.floor(((ev.clientX - r.left) / r.width) * n));
+    };
+    tl.append(lane);
+  }
+  moveCursor();
+}
+
+function moveCursor() {
+  if (!S.video) return;
+  for (const c of document.querySelectorAll("#timeline .cursor")) {
+    c.style.left = `${(100 * (S.frame + 0.5)) / S.video.num_frames}%`;
+  }
+}
+
+// ---- Track, exports and Save --------------------------------------------------------------------
 async function track() {
+  setPlaying(false);
   $("track").disabled = true;
   $("track-state").className = "";
+  $("exports").innerHTML = "";
   try {
     const { job } = await api("POST", "/api/track");
     S.running = job;
@@ -282,7 +585,9 @@ async function track() {
       if (st.state === "done") {
         S.job = job;
         S.tracked.clear();
+        S.presence = (await api("GET", `/api/track/${job}/presence`)).objects;
         $("track-state").textContent += ` → ${st.output_dir}`;
+        await showExports(job);
         break;
       }
       if (st.state === "failed") {
@@ -304,6 +609,23 @@ async function track() {
   }
 }
 
+const EXPORT_IDS = { "annotated.mp4": "export-video", "masks.zip": "export-masks", "masks.jsonl": "export-jsonl",
+  "instances.json": "export-coco", "tracks.csv": "export-mot", "prompts.yaml": "export-prompts" };
+
+async function showExports(job) {
+  const { files } = await api("GET", `/api/track/${job}/files`);
+  const box = $("exports");
+  box.innerHTML = "";
+  for (const name of files) {
+    const a = document.createElement("a");
+    a.href = `/api/track/${job}/files/${encodeURIComponent(name)}?token=${encodeURIComponent(TOKEN)}`;
+    a.download = name;
+    a.textContent = "⤓ " + name;
+    a.dataset.testid = EXPORT_IDS[name] || `export-${name}`;
+    box.append(a);
+  }
+}
+
 async function save() {
   try {
     const r = await api("POST", "/api/save");
@@ -314,11 +636,10 @@ async function save() {
 async function clearPrompt() {
   const o = S.objects.get(S.selected);
   if (!o || !o.prompts.has(S.frame)) return;
+  const id = o.id, frame = S.frame, before = copyPrompt(o.prompts.get(frame));
   try {
-    await api("DELETE", `/api/objects/${o.id}/prompts/${S.frame}`);
-    o.prompts.delete(S.frame);
-    renderObjects();
-    drawOverlay();
+    await applyPrompt(id, frame, null);
+    remember(`clearing object ${id} on frame ${frame}`, () => applyPrompt(id, frame, before), () => applyPrompt(id, frame, null));
   } catch (e) { status(e.message, true); }
 }
 
@@ -329,8 +650,10 @@ async function loadObjects() {
   for (const o of objects) {
     seen.add(o.id);
     const old = S.objects.get(o.id);
-    const prompts = new Map(o.prompts.map((p) => [p.frame, (old && old.prompts.get(p.frame)) || { points: p.points, box: p.box, mask: null }]));
-    S.objects.set(o.id, { id: o.id, label: o.label, color: old ? old.color : o.color, prompts });
+    const prompts = new Map(o.prompts.map((p) => [p.frame, (old && old.prompts.get(p.frame)) ||
+      { points: p.points, box: p.box, mask: null, based: !!p.mask }]));
+    S.objects.set(o.id, { id: o.id, label: o.label, color: old ? old.color : o.color, prompts,
+      colourChosen: old ? old.colourChosen : false });
   }
   for (const id of [...S.objects.keys()]) if (!seen.has(id)) S.objects.delete(id);
   renderObjects();
@@ -344,12 +667,38 @@ async function findObjects() {
     await loadObjects();
     if (r.objects.length && S.selected === null) S.selected = r.objects[0];
     await showFrame(S.frame);
-    status(`frame ${r.frame}: ${r.objects.length} new object(s) of ${r.found} mask(s) found in ${Math.round(performance.now() - t0)} ms`);
+    const dropped = r.dropped ? `, ${r.dropped} too small to see left out` : "";
+    status(`frame ${r.frame}: ${r.objects.length} new object(s) of ${r.found} mask(s)${dropped}, found in ${Math.round(performance.now() - t0)} ms`);
   } catch (e) {
     status(e.message, true);
   } finally {
     $("find").disabled = false;
   }
+}
+
+// ---- keys ---------------------------------------------------------------------------------------
+function onKey(ev) {
+  const t = ev.target;
+  const typing = t.tagName === "INPUT" && (t.type === "text" || t.type === "number");
+  if (ev.key === "Escape") { $("help-panel").hidden = true; return; }
+  if (typing) return;
+  const mod = ev.ctrlKey || ev.metaKey;
+  if (mod && (ev.key === "z" || ev.key === "Z")) { ev.preventDefault(); step(!ev.shiftKey); return; }
+  if (mod && (ev.key === "y" || ev.key === "Y")) { ev.preventDefault(); step(false); return; }
+  if (mod) return;
+  // The slider moves itself on arrows and Home/End (its input event shows the frame): not twice.
+  const slider = t === $("scrubber");
+  if (ev.key === " ") { ev.preventDefault(); setPlaying(!S.playing); }
+  else if (ev.key === "?") $("help-panel").hidden = !$("help-panel").hidden;
+  else if (ev.key === "h" || ev.key === "H") { if (S.selected !== null) toggleHidden(S.selected); }
+  else if (ev.key === "+" || ev.key === "=") { const r = $("stage").getBoundingClientRect(); zoomAt(1.25, r.left + r.width / 2, r.top + r.height / 2); }
+  else if (ev.key === "-") { const r = $("stage").getBoundingClientRect(); zoomAt(0.8, r.left + r.width / 2, r.top + r.height / 2); }
+  else if (ev.key === "0") { S.zoom = { k: 1, x: 0, y: 0 }; applyZoom(); }
+  else if (slider) return;
+  else if (ev.key === "ArrowLeft") { setPlaying(false); showFrame(S.frame - 1); }
+  else if (ev.key === "ArrowRight") { setPlaying(false); showFrame(S.frame + 1); }
+  else if (ev.key === "Home") showFrame(0);
+  else if (ev.key === "End") showFrame(S.video.num_frames - 1);
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -359,27 +708,43 @@ async function start() {
   $("video-info").textContent = `${w}×${h}, ${n} frames${fps ? ", " + fps.toFixed(2) + " fps" : ""}`;
   for (const id of ["overlay", "marks"]) { $(id).width = w; $(id).height = h; }
   // The whole frame fits the window's height, whatever the video's aspect.
-  $("stage").style.maxWidth = `calc((100vh - 150px) * ${w / h})`;
+  $("stage").style.maxWidth = `calc((100vh - 210px) * ${w / h})`;
   $("scrubber").max = n - 1;
+  $("frame-input").max = n - 1;
+  $("frame-count").textContent = `of ${n} (0–${n - 1})`;
   await loadObjects();
   if (S.objects.size) S.selected = S.objects.keys().next().value;
   const m = $("marks");
   m.addEventListener("pointerdown", onDown);
+  m.addEventListener("pointermove", onMove);
   m.addEventListener("pointerup", onUp);
   m.addEventListener("contextmenu", (ev) => ev.preventDefault());
-  $("scrubber").addEventListener("input", () => showFrame(+$("scrubber").value));
-  $("prev").onclick = () => showFrame(S.frame - 1);
-  $("next").onclick = () => showFrame(S.frame + 1);
-  document.addEventListener("keydown", (ev) => {
-    if (ev.target.tagName === "INPUT" && ev.target.type === "text") return;
-    if (ev.key === "ArrowLeft") showFrame(S.frame - 1);
-    if (ev.key === "ArrowRight") showFrame(S.frame + 1);
-  });
+  $("stage").addEventListener("wheel", (ev) => {
+    if (!ev.ctrlKey) return;
+    ev.preventDefault();
+    zoomAt(ev.deltaY < 0 ? 1.2 : 1 / 1.2, ev.clientX, ev.clientY);
+  }, { passive: false });
+  $("scrubber").addEventListener("input", () => { setPlaying(false); showFrame(+$("scrubber").value); });
+  $("frame-input").addEventListener("change", () => { setPlaying(false); showFrame(+$("frame-input").value); });
+  $("prev").onclick = () => { setPlaying(false); showFrame(S.frame - 1); };
+  $("next").onclick = () => { setPlaying(false); showFrame(S.frame + 1); };
+  $("play").onclick = () => setPlaying(!S.playing);
+  $("undo").onclick = () => step(true);
+  $("redo").onclick = () => step(false);
+  $("opacity").addEventListener("input", () => { S.alpha = +$("opacity").value; drawOverlay(); });
+  $("only").addEventListener("change", drawOverlay);
+  $("zoom-reset").onclick = () => { S.zoom = { k: 1, x: 0, y: 0 }; applyZoom(); };
+  $("help").onclick = () => { $("help-panel").hidden = !$("help-panel").hidden; };
+  $("help-close").onclick = () => { $("help-panel").hidden = true; };
+  document.addEventListener("keydown", onKey);
   $("add").onclick = () => addObject().catch((e) => status(e.message, true));
   $("find").onclick = findObjects;
   $("clear").onclick = clearPrompt;
   $("track").onclick = track;
   $("save").onclick = save;
+  undoButtons();
+  // What tests and scripts read: the mask drawn now for an object (row-major 0/1), and the state.
+  window.studio = { drawn: (id) => Array.from(S.masks.get(id) || []), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
   await showFrame(0);
   document.body.dataset.ready = "1";
 }
