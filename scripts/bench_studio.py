@@ -7,7 +7,9 @@ model. Measured from this process through a keep-alive HTTP client:
   - frame fetch after a random jump;
   - the preview after the first click on a frame that was just shown (its image features not cached),
     and after each further click there (features cached);
-  - the same fetches and previews while a Track of the whole clip runs, and the Track's frames/s.
+  - the same fetches and previews while a Track of the whole clip runs, and the Track's frames/s;
+  - playback in the page (headless Chromium): frames shown per second, with the Track's masks, against
+    the clip's 25 fps.
 Run it on an otherwise quiet machine.
 
     python scripts/bench_studio.py --json benchmarks/bench_studio_cpu.json
@@ -78,6 +80,34 @@ def centre(seq, t: int, oid: int | None, k: int) -> list[list[float]]:
     return [[float(xs[i]), float(ys[i]), 1] for i in order[:: max(1, len(order) // (3 * k))][:k]]
 
 
+def play_in_chromium(url: str, seconds: float) -> dict:
+    """Open the page in headless Chromium (Debian's), press play and count the frames it shows (with the
+    last Track's masks drawn) in ``seconds``."""
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    exe = os.environ.get("TRACKER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+            page.keyboard.press("Space")
+            page.wait_for_selector("body[data-playing='1']")
+            t0, p0, f0 = page.evaluate("[performance.now(), window.studio.state().played, window.studio.state().frame]")
+            page.wait_for_timeout(seconds * 1000)
+            t1, p1, f1 = page.evaluate("[performance.now(), window.studio.state().played, window.studio.state().frame]")
+            page.keyboard.press("Space")
+        finally:
+            browser.close()
+    elapsed = (t1 - t0) / 1000
+    return {"seconds": round(elapsed, 2), "frames_shown": p1 - p0, "shown_fps": round((p1 - p0) / elapsed, 2),
+            "first_frame": f0, "last_frame": f1}
+
+
 def main() -> None:
     import httpx
 
@@ -87,6 +117,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--samples", type=int, default=30, help="random jumps and preview frames")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--play-s", type=float, default=10.0, help="seconds of playback in Chromium (0: none)")
     args = ap.parse_args()
     rng = random.Random(7)
 
@@ -155,6 +186,7 @@ def main() -> None:
             track_s = time.perf_counter() - t0
             st = c.get(f"/api/track/{job}").json()
             assert st["state"] == "done", st
+            playback = play_in_chromium(f"{base}/?token={token}", args.play_s) if args.play_s > 0 else None
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
@@ -175,6 +207,9 @@ def main() -> None:
             "track_wall_s": round(track_s, 2),
             "track_fps": round(args.frames / track_s, 2),
         },
+        "playback": {**playback, "source_fps": 25, "shown_over_source": round(playback["shown_fps"] / 25, 3)}
+        if playback
+        else None,
         "targets_ms": {
             "preview_first_click": {"p50": 300, "p95": 600},
             "preview_further_clicks": 120,

@@ -46,7 +46,7 @@ QUICK = {
     "jf_sequences": (2, 6),
     "bench_models": ["sam2.1_hiera_t"],
     "bench_size": (96, 64, 8, 128),
-    "bench_objects": [1, 2],
+    "bench_objects": [2],
     "bench_impls": ["ours", "upstream"],
     "memory_frames": (8, 24),
     "memory_size": (96, 64),

@@ -168,10 +168,14 @@ def test_yolo_polygons_rasterise_back_to_the_masks(run):
             filled = np.zeros((H, W), np.uint8)
             cv2.fillPoly(filled, [np.round(poly).astype(np.int32)], 1)
             filled = filled.astype(bool)
-            ious.append((filled & m).sum() / (filled | m).sum())
-    # One polygon per object (YOLO's format): a mask in several parts (here the disc cut into slivers where the
-    # square covers it) is joined by zero-width bridges, which fill a few pixels when rasterised.
-    assert len(ious) >= FRAMES and np.median(ious) >= 0.95 and min(ious) >= 0.8, sorted(ious)[:3]
+            parts = cv2.connectedComponents(m.astype(np.uint8))[0] - 1
+            ious.append(((filled & m).sum() / (filled | m).sum(), parts))
+    # One polygon per object (YOLO's format): a mask in one piece comes back whole; one in several parts (the
+    # disc cut into slivers where the square covers it) is joined by zero-width bridges, which fill pixels
+    # between its parts when rasterised.
+    whole = [iou for iou, parts in ious if parts == 1]
+    assert len(ious) >= FRAMES and len(whole) >= FRAMES // 2 and min(whole) >= 0.9, sorted(whole)[:3]
+    assert np.median([iou for iou, _ in ious]) >= 0.95
 
 
 def test_prompt_labels_reach_frame_masks_and_supervision(run):

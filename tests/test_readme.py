@@ -88,8 +88,8 @@ def user(tmp_path_factory):
     home = tmp_path_factory.mktemp("readme")
     folder = home / "work"
     folder.mkdir()
-    write_video(folder / "my_video.mp4", moving_shapes(3, 320, 240))
-    write_video(folder / "my_stream.ts", moving_shapes(3, 320, 240))
+    write_video(folder / "my_video.mp4", moving_shapes(2, 320, 240))
+    write_video(folder / "my_stream.ts", moving_shapes(2, 320, 240))
     server = _serve_checkpoint(home)
     env = {**os.environ, **server.env(), "TRACKER_HOME": str(home / "tracker-home")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
@@ -99,7 +99,7 @@ def user(tmp_path_factory):
     out = folder / "runs" / "my_video"
     record = json.loads((out / "run.json").read_text())
     assert record["checkpoint"] == str(home / "tracker-home" / "checkpoints" / "sam2.1_hiera_tiny.pt")
-    assert record["frames"] == 3 and len(list((out / "masks").glob("*.png"))) == 3
+    assert record["frames"] == 2 and len(list((out / "masks").glob("*.png"))) == 2
     assert {"annotated.mp4", "masks.jsonl", "tracks.csv", "run.json"} <= set(res.stdout.split())
     yield folder, env
     server.shutdown()
@@ -136,19 +136,19 @@ def test_python_block(user):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = res.stdout.strip().splitlines()
-    assert [r.split()[0] for r in rows] == ["0", "1", "2"] and "('car',)" in rows[0]
+    assert [r.split()[0] for r in rows] == ["0", "1"] and "('car',)" in rows[0]
 
 
 def test_live_block(user):
     folder, env = user
     _bash(block("cat my_stream.ts"), folder, env)
     record = json.loads((folder / "runs" / "live" / "run.json").read_text())
-    assert record["state"] == "complete" and record["frames_tracked"] == 3
+    assert record["state"] == "complete" and record["frames_tracked"] == 2
 
 
 def test_finding_and_detections_block(user):
     folder, env = user
-    rows = [f"{t + 1},7,100,80,160,160,1,-1,-1,-1" for t in range(3)]  # MOTChallenge: frames from 1
+    rows = [f"{t + 1},7,100,80,160,160,1,-1,-1,-1" for t in range(2)]  # MOTChallenge: frames from 1
     (folder / "detections.txt").write_text("\n".join(rows) + "\n")
     _bash(block("tracker experiment=demo output_dir=runs/demo_clip"), folder, env)
     found = json.loads((folder / "runs" / "found" / "run.json").read_text())

@@ -63,4 +63,4 @@ def test_shipped_toy_model_tracks_fresh_sequences(fresh, tmp_path):
 
 def test_random_toy_weights_do_not(fresh, tmp_path):
     # The same run with untrained weights: what the threshold above tells apart from tracking.
-    assert _score(fresh, tmp_path / "random", "model.checkpoint=null") < 0.3
+    assert _score(fresh, tmp_path / "random", "model.checkpoint=null", "model.random_weights=true") < 0.3

@@ -231,6 +231,10 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     def track() -> dict[str, Any]:
         return {"job": studio.start_track()}
 
+    @app.get("/api/track")
+    def tracks() -> dict[str, Any]:
+        return {"jobs": [j.status() for j in studio.jobs.values()]}
+
     @app.get("/api/track/{job}")
     def track_status(job: int) -> dict[str, Any]:
         return studio.job(job).status()

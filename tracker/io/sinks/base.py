@@ -135,6 +135,23 @@ class TrackTextSink(TextSink):
             write_class_names(self.target, self.classes)
 
 
+class FrameFilesSink(Sink):
+    """A folder with a file per frame (``<index>.<ext>``, ``pattern`` matches them): resumable by the index
+    of the next frame to write (files after a checkpoint are dropped)."""
+
+    pattern = "*"
+
+    def close(self, ok: bool) -> None:
+        pass
+
+    def position(self) -> dict:
+        return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
+
+    def reopen(self, position: dict) -> None:
+        self._next = position["next"]
+        drop_frames_from(self.partial, self.pattern, self._next)
+
+
 def drop_frames_from(folder: Path, pattern: str, first: int) -> None:
     """Remove per-frame files ``<index>.<ext>`` with an index >= ``first`` (written after a checkpoint)."""
     for f in folder.glob(pattern):

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ...records import Frame, FrameMasks
-from .base import Sink, drop_frames_from, register
+from .base import FrameFilesSink, register
 
 
 def davis_palette() -> list[int]:
@@ -26,9 +26,11 @@ def davis_palette() -> list[int]:
     return pal
 
 
-class PngMasksSink(Sink):
+class PngMasksSink(FrameFilesSink):
     """``masks/00000.png``: palette PNG per frame, pixel value = object id (DAVIS layout).
     Where masks overlap, the object with the higher score wins."""
+
+    pattern = "*.png"
 
     def open(self) -> None:
         self.partial.mkdir(parents=True, exist_ok=self.live)
@@ -52,16 +54,9 @@ class PngMasksSink(Sink):
             im.save(name, compress_level=1)
         self.frames_written += 1
 
-    def close(self, ok: bool) -> None:
-        pass
-
-    def position(self) -> dict:
-        return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
-
     def reopen(self, position: dict) -> None:
         self._palette = davis_palette()
-        self._next = position["next"]
-        drop_frames_from(self.partial, "*.png", self._next)
+        super().reopen(position)
 
 
 register("png", ("masks",), lambda c: PngMasksSink(c.folder / "masks"))

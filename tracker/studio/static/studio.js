@@ -714,6 +714,14 @@ async function start() {
   $("frame-count").textContent = `of ${n} (0–${n - 1})`;
   await loadObjects();
   if (S.objects.size) S.selected = S.objects.keys().next().value;
+  // A page opened (or reloaded) after a Track shows that Track: its masks, timeline and downloads.
+  const done = (await api("GET", "/api/track")).jobs.filter((j) => j.state === "done");
+  if (done.length) {
+    S.job = done[done.length - 1].job;
+    S.presence = (await api("GET", `/api/track/${S.job}/presence`)).objects;
+    await showExports(S.job).catch(() => {});
+    renderTimeline();
+  }
   const m = $("marks");
   m.addEventListener("pointerdown", onDown);
   m.addEventListener("pointermove", onMove);
