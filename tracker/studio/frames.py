@@ -47,6 +47,7 @@ class FrameStore:
         self._cache_lock = threading.Lock()
         self.prefetch = int(prefetch)
         self.quality = int(quality)
+        self._last = -1  # the frame asked for last (which way the page moves)
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-frames") if prefetch else None
         self._queued: set[int] = set()
 
@@ -95,8 +96,11 @@ class FrameStore:
     def _prefetch(self, index: int) -> None:
         if self._ahead is None:
             return
-        # Forward first: stepping on costs one decoded frame; the frame before costs a seek.
-        wanted = [index + k for k in range(1, self.prefetch + 1)] + [index - 1]
+        # Forward first: stepping on costs one decoded frame. The frame before costs a seek (up to a GOP
+        # of decoding): made ahead only when the page steps back one frame, never while it plays (whose
+        # look-ahead requests come before the frame it shows).
+        back, self._last = index == self._last - 1, index
+        wanted = [index + k for k in range(1, self.prefetch + 1)] + ([index - 1] if back else [])
         for i in wanted:
             if not 0 <= i < self.num_frames:
                 continue

@@ -65,21 +65,28 @@ function rleCounts(s) {
 }
 
 // Decodes a mask into a row-major Uint8Array [H*W] (1 inside).
+// (``box``: [x0, y0, x1, y1] of the pixels set, x1/y1 exclusive; [0, 0, 0, 0] when empty)
 function decodeRle(rle) {
   const [h, w] = rle.size;
   const out = new Uint8Array(h * w);
   const counts = rleCounts(rle.counts);
-  let idx = 0;
+  let idx = 0, x0 = w, y0 = h, x1 = 0, y1 = 0;
   for (let r = 0; r < counts.length; r++) {
     const n = counts[r];
-    if (r % 2 === 1) {
+    if (r % 2 === 1 && n > 0) {
       for (let j = idx; j < idx + n; j++) {
         const x = Math.floor(j / h), y = j - x * h;
         out[y * w + x] = 1;
       }
+      // a run is column-major: it spans columns idx/h .. (idx+n-1)/h, and whole columns between
+      const ca = Math.floor(idx / h), cb = Math.floor((idx + n - 1) / h);
+      x0 = Math.min(x0, ca); x1 = Math.max(x1, cb + 1);
+      if (ca === cb) { y0 = Math.min(y0, idx - ca * h); y1 = Math.max(y1, idx + n - 1 - cb * h + 1); }
+      else { y0 = 0; y1 = h; }
     }
     idx += n;
   }
+  out.box = x1 > x0 ? [x0, y0, x1, y1] : [0, 0, 0, 0];
   return out;
 }
 
@@ -121,7 +128,7 @@ function readFrame() {
 // An object's colour is chosen once, the first time its mask is drawn: the palette colour farthest from
 // the colour under the mask and from the other objects' colours (unless the user picked one).
 function chooseColour(o, mask) {
-  if (o.colourChosen || S.picked.has(o.id)) return;
+  if (o.colourChosen || S.picked.has(o.id) || mask.box[2] === 0) return;  // (an empty mask says nothing)
   o.colourChosen = true;
   if (!framePixels) framePixels = readFrame();
   if (!framePixels) return;
@@ -142,11 +149,14 @@ function chooseColour(o, mask) {
   renderObjects();
 }
 
+let overlayImage = null;  // reused: a 720p frame's RGBA is 3.7 MB
 function drawOverlay() {
   const { width: w, height: h } = S.video;
   const ctx = $("overlay").getContext("2d");
-  const img = ctx.createImageData(w, h);
+  if (!overlayImage) overlayImage = ctx.createImageData(w, h);
+  const img = overlayImage;
   const d = img.data;
+  d.fill(0);
   const fill = Math.round(255 * S.alpha);
   S.masks.clear();
   for (const [o, rle] of masksOn(S.frame)) {
@@ -155,8 +165,9 @@ function drawOverlay() {
     S.masks.set(o.id, m);
     chooseColour(o, m);
     const [r, g, b] = o.color;
-    for (let y = 0; y < h; y++) {
-      for (let x = 0, i = y * w; x < w; x++, i++) {
+    const [bx0, by0, bx1, by1] = m.box;
+    for (let y = by0; y < by1; y++) {
+      for (let x = bx0, i = y * w + bx0; x < bx1; x++, i++) {
         if (!m[i]) continue;
         // the outline: a mask pixel with a 4-neighbour outside it (or at the frame's edge)
         const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
@@ -228,6 +239,19 @@ async function showFrame(i) {
 }
 
 // ---- playback: at the source's rate, dropping frames rather than drifting ---------------------
+// The latest frame due by ``target`` that is already here (image and masks) and after the one shown
+// (in playing order: past the last frame it loops to the first); -1: none yet.
+function readyFrame(target) {
+  const n = S.video.num_frames, at = S.frame;
+  const order = (f) => (f - at + n) % n;  // 0 = the frame shown, 1 = the next one, ...
+  let best = -1;
+  for (const [f, im] of ahead) {
+    const here = im.complete && im.naturalWidth > 0 && (S.job === null || S.tracked.has(f));
+    if (here && order(f) > 0 && order(f) <= order(target) && (best < 0 || order(f) > order(best))) best = f;
+  }
+  return best;
+}
+
 function setPlaying(on) {
   if (on === S.playing) return;
   S.playing = on;
@@ -236,16 +260,24 @@ function setPlaying(on) {
   if (!on) return;
   const fps = S.video.fps || 25, n = S.video.num_frames;
   const t0 = performance.now(), f0 = S.frame >= n - 1 ? 0 : S.frame;
-  let busy = false;
+  let busy = false, took = 1 / fps;  // seconds one frame takes to show (running mean)
   const tick = (now) => {
     if (!S.playing) return;
     // (a frame callback's time may be a little before t0: never a frame before the first)
     const target = (f0 + Math.floor((Math.max(0, now - t0) / 1000) * fps)) % n;  // loops at the end
-    for (let k = 1; k <= 12; k++) prefetch((target + k) % n);
-    if (!busy && target !== S.frame) {
+    // Fetch ahead only the frames that will be due when a frame is shown: a page slower than the
+    // source skips frames, and fetching those would only slow it more.
+    const stride = Math.max(1, Math.round(took * fps));
+    for (let k = 0; k <= 4; k++) prefetch((target + k * stride) % n);
+    // Show the latest frame that is due and already here (image and masks): the page never asks the
+    // server for a frame behind the ones it fetched ahead, so the video's decoder only steps forward.
+    const show = readyFrame(target);
+    if (!busy && show >= 0) {
       busy = true;
-      showFrame(target).then((shown) => {
+      const start = performance.now();
+      showFrame(show).then((shown) => {
         busy = false;
+        took = 0.8 * took + 0.2 * ((performance.now() - start) / 1000);
         if (shown) document.body.dataset.played = String(++S.played);
       });
     }
@@ -752,7 +784,7 @@ async function start() {
   $("save").onclick = save;
   undoButtons();
   // What tests and scripts read: the mask drawn now for an object (row-major 0/1), and the state.
-  window.studio = { drawn: (id) => Array.from(S.masks.get(id) || []), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
+  window.studio = { show: showFrame, draw: drawOverlay, drawn: (id) => Array.from(S.masks.get(id) || []), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
   await showFrame(0);
   document.body.dataset.ready = "1";
 }
