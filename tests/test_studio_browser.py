@@ -124,6 +124,13 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             page.wait_for_function("document.getElementById('status').textContent.includes('object 2')")
             assert _iou(_painted(page, 2), gt2) > 0.8
             assert _iou(_painted(page, 1), gt1) > 0.8  # the first object's preview stays
+            # colours that tell the objects apart, and each apart from what lies under its mask
+            colors = {int(k): np.array(v) for k, v in page.evaluate("window.studio.colors()").items()}
+            assert np.abs(colors[1] - colors[2]).sum() > 150, colors
+            frame0 = demo_sequence(N, W, H, 0).frame(0)[0].astype(int)
+            for oid, gt in ((1, gt1), (2, gt2)):
+                under = frame0[gt].mean(axis=0)
+                assert np.abs(colors[oid] - under).sum() > 150, (oid, colors[oid], under)
 
             # Track, then scrub to the last frame: both tracked masks overlay it.
             page.click("#track")

@@ -125,8 +125,9 @@ function readFrame() {
   return ctx.getImageData(0, 0, c.width, c.height).data;
 }
 
-// An object's colour is chosen once, the first time its mask is drawn: the palette colour farthest from
-// the colour under the mask and from the other objects' colours (unless the user picked one).
+// An object's colour is chosen when its mask is first drawn after each of its prompt edits: the palette
+// colour farthest from the colour under the mask and from the other objects' colours (unless the user
+// picked one).
 function chooseColour(o, mask) {
   if (o.colourChosen || S.picked.has(o.id) || mask.box[2] === 0) return;  // (an empty mask says nothing)
   o.colourChosen = true;
@@ -458,6 +459,7 @@ async function editPrompt(o, frame, points, box) {
   const r = await api("PUT", `/api/objects/${o.id}/prompts/${frame}`, { points, box });
   const based = !!(before && before.based);
   o.prompts.set(frame, { points, box, mask: r.mask, score: r.score, based });
+  o.colourChosen = false;  // chosen again against what the new mask covers (the first click's may be wrong)
   const after = { points: points.map((q) => q.slice()), box: box ? box.slice() : null, based };
   const id = o.id;
   status(`object ${o.id}, frame ${frame}: preview in ${Math.round(performance.now() - t0)} ms (score ${r.score})`);
@@ -784,7 +786,7 @@ async function start() {
   $("save").onclick = save;
   undoButtons();
   // What tests and scripts read: the mask drawn now for an object (row-major 0/1), and the state.
-  window.studio = { show: showFrame, draw: drawOverlay, drawn: (id) => Array.from(S.masks.get(id) || []), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
+  window.studio = { show: showFrame, draw: drawOverlay, drawn: (id) => Array.from(S.masks.get(id) || []), colors: () => Object.fromEntries([...S.objects.values()].map((o) => [o.id, o.color])), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
   await showFrame(0);
   document.body.dataset.ready = "1";
 }
