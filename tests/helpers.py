@@ -180,3 +180,26 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
         if s.cut_after is not None:
             body, s.cut_after = body[: s.cut_after], None
         self.wfile.write(body)
+
+
+def cli_main(*args: str) -> int:
+    """``tracker ARGS`` through the CLI's real entry point in this process (no interpreter start per case):
+    its exit code. The caller captures stderr its own way; the signal handlers and ``sys.argv`` the CLI
+    sets are restored."""
+    import signal
+    import sys
+
+    from tracker.apps import cli
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    argv = sys.argv
+    sys.argv = ["tracker", *args]
+    try:
+        cli.main()
+        return 0
+    except SystemExit as e:
+        return int(e.code or 0)
+    finally:
+        sys.argv = argv
+        for s, h in saved.items():
+            signal.signal(s, h)

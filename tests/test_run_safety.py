@@ -20,10 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import encode_audio, faststart_copy, moving_shapes, write_video
+from helpers import cli_main, encode_audio, faststart_copy, moving_shapes, write_video
 from PIL import Image
 
-from tracker.apps import cli
 from tracker.run.transaction import OutputTransaction
 from tracker.threads import resolve_threads, usable_cores
 
@@ -457,19 +456,8 @@ def test_train_with_a_bad_last_checkpoint(tmp_path):
 
 def run_in_process(capfd, *args: str) -> tuple[int, list[str]]:
     """``tracker ARGS`` in this process (fast: no torch import per case); (exit code, stderr lines)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    argv = sys.argv
-    sys.argv = ["tracker", *BASE, *args]
     capfd.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = argv
-        for s, h in saved.items():
-            signal.signal(s, h)
+    code = cli_main(*BASE, *args)
     err = capfd.readouterr().err
     return code, [x for x in err.splitlines() if x.strip()]
 

@@ -23,13 +23,12 @@ import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from helpers import compose_config
+from helpers import cli_main, compose_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import tracker
-from tracker.apps import cli
 from tracker.apps.studio import _command, build_studio
 from tracker.engine.spool import MAGIC, MaskSpool, SpoolError
 from tracker.experiments.demo import demo_sequence, write_demo_clip
@@ -73,19 +72,9 @@ class Payload:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """``tracker ARGS`` through its real entry point, in this process (no interpreter start per case)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    argv = sys.argv
-    sys.argv = ["tracker", "model=toy", "progress=false", "threads=1", *args]
-    err, code = io.StringIO(), 0
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            cli.main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = argv
-        for s, h in saved.items():
-            signal.signal(s, h)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli_main("model=toy", "progress=false", "threads=1", *args)
     return subprocess.CompletedProcess(list(args), code, "", err.getvalue())
 
 
