@@ -54,6 +54,11 @@ def _plain(path: Path, folder: bool) -> bool:
     return not path.is_symlink() and (path.is_dir() if folder else path.is_file())
 
 
+def _exported(out: Path, name: str) -> bool:
+    """Whether the output folder ``out`` has the export ``name`` (``masks.zip``: a ``masks/`` folder)."""
+    return _plain(out / "masks", folder=True) if name == "masks.zip" else _plain(out / name, folder=False)
+
+
 class StudioError(ValueError):
     """A request the studio cannot carry out; the message names the value and the fix."""
 
@@ -530,7 +535,7 @@ class Studio:
     def export_names(self, job_id: int) -> list[str]:
         """The outputs of a done Track that can be downloaded (in :data:`EXPORTS` order)."""
         out = Path(self._exported_job(job_id).output_dir)  # type: ignore[arg-type]
-        return [n for n in EXPORTS if _plain(out / ("masks" if n == "masks.zip" else n), folder=n == "masks.zip")]
+        return [n for n in EXPORTS if _exported(out, n)]
 
     def export_file(self, job_id: int, name: str) -> Path:
         """A done Track's output ``name`` (one of :data:`EXPORTS`), read only from its output folder and
@@ -538,16 +543,18 @@ class Studio:
         if name not in EXPORTS:
             raise StudioError(f"no output called {name!r}: ask for one of {', '.join(EXPORTS)}", status=404)
         job = self._exported_job(job_id)
-        if name not in self.export_names(job_id):
-            raise StudioError(f"Track {job_id} wrote no {name} (see sink.* in the studio's command)", status=404)
         out = Path(job.output_dir)  # type: ignore[arg-type]
+        if not _exported(out, name):
+            raise StudioError(f"Track {job_id} wrote no {name} (see sink.* in the studio's command)", status=404)
         if name != "masks.zip":
             return out / name
         zipped = self._work / f"masks-{job.id}.zip"
         if not zipped.exists():
             import zipfile
 
-            tmp = zipped.with_suffix(".tmp")
+            # a private temp name: two requests at once each write their own, the last rename wins
+            fd, tmp = tempfile.mkstemp(prefix=zipped.name, suffix=".tmp", dir=self._work)
+            os.close(fd)
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
                 for png in sorted((out / "masks").iterdir()):
                     if _plain(png, folder=False) and png.suffix == ".png":
