@@ -106,8 +106,13 @@ def play_in_chromium(url: str, seconds: float) -> dict:
         finally:
             browser.close()
     elapsed = (t1 - t0) / 1000
-    return {"seconds": round(elapsed, 2), "frames_shown": p1 - p0, "shown_fps": round((p1 - p0) / elapsed, 2),
-            "first_frame": f0, "last_frame": f1}
+    return {
+        "seconds": round(elapsed, 2),
+        "frames_shown": p1 - p0,
+        "shown_fps": round((p1 - p0) / elapsed, 2),
+        "first_frame": f0,
+        "last_frame": f1,
+    }
 
 
 def main() -> None:

@@ -111,8 +111,7 @@ def jf_fp32_vs_bf16(plan: dict, device: str, tmp: Path) -> dict:
     seqs = load_sequences("davis", root)
     result = {}
     for bf16 in (False, True):
-        model = load_model("toy", device=device)
-        model.mixed_precision = bf16
+        model = load_model("toy", device=device, dtype="bfloat16" if bf16 else "float32")
         res, _ = run_dataset(model, seqs, tmp / f"jf_{bf16}", "davis", prefetch=0)
         result["bf16" if bf16 else "fp32"] = round(res["dataset"]["J&F-Mean"], 4)
     result["diff"] = round(abs(result["bf16"] - result["fp32"]), 4)

@@ -22,10 +22,12 @@ from tracker.records import Prompt
 Logits = dict[tuple[int, int], torch.Tensor]  # (object id, frame) -> float32 [1, S/4, S/4] on the CPU
 
 
-def ours(cfg: dict, path, prompts: list[Prompt], device: str = "cpu", bf16: bool = False):
-    """(model, logits, emitted frame indices) of our engine."""
+def ours(cfg: dict, path, prompts: list[Prompt], device: str = "cpu", bf16: bool = False, on_model=None):
+    """(model, logits, emitted frame indices) of our engine. ``on_model(model)`` runs before the run."""
     model = build_model(cfg["arch"]["model"], seed=0, fill_hole_area=0, device=device)
-    model.mixed_precision = bf16
+    model.dtype = torch.bfloat16 if bf16 else torch.float32
+    if on_model is not None:
+        on_model(model)
     got: Logits = {}
 
     def hook(frame, reverse, ids, low_res):

@@ -13,8 +13,17 @@ ROOT = Path(__file__).resolve().parents[1] / "tracker"
 
 # Lowest first. A module belongs to the first entry that is its name or a package above it.
 LAYERS = [
-    ("base", ["tracker.version", "tracker.paths", "tracker.files", "tracker.threads", "tracker.masks",
-              "tracker.weights_cache"]),
+    (
+        "base",
+        [
+            "tracker.version",
+            "tracker.paths",
+            "tracker.files",
+            "tracker.threads",
+            "tracker.masks",
+            "tracker.weights_cache",
+        ],
+    ),
     ("records", ["tracker.records"]),
     ("io", ["tracker.io"]),
     ("engine", ["tracker.engine"]),

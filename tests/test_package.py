@@ -108,7 +108,11 @@ def test_installed_help_and_the_python_quick_start(installed, tmp_path):
     env = {**os.environ, "TRACKER_HOME": str(tmp_path / "home")}
     res = subprocess.run(
         [str(installed / "python"), "-c", block("import tracker")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r.split()[0] for r in res.stdout.strip().splitlines()] == ["0", "1"]

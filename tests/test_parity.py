@@ -16,9 +16,9 @@ from parity import ours, upstream
 from tracker.records import Prompt
 
 
-def _check(path, prompts, extra=None, n=32):
+def _check(path, prompts, extra=None, n=32, on_model=None):
     cfg = model_cfg(128, extra)
-    model, got, emitted = ours(cfg, path, prompts)
+    model, got, emitted = ours(cfg, path, prompts, on_model=on_model)
     ref = upstream(model, cfg, path, prompts)
     ids = sorted({p.object_id for p in prompts})
     assert emitted == list(range(n))
@@ -28,6 +28,7 @@ def _check(path, prompts, extra=None, n=32):
         assert torch.allclose(got[k], ref[k], rtol=1e-4, atol=1e-4), f"object/frame {k}: max diff {worst}"
     # the masks are not trivially equal (e.g. all background): they vary across frames
     assert len({round(float(ref[k].mean()), 4) for k in ref}) > n // 2
+    return model
 
 
 def test_a_one_object_box_frame0(clip32):
@@ -85,3 +86,43 @@ def test_g_memory_stride_2(clip32, first):
         [Prompt(1, first, box=(20, 30, 60, 70)), Prompt(2, first, points=((100, 80, 1),))],
         extra=["model.memory_stride=2"],
     )
+
+
+def test_h_staggered_prompt_frames_one_batch_and_shared_work(clip32):
+    """Objects prompted on frames 0, 2 and 4 (three groups): each still equals upstream run on it alone,
+    and once their memories have the same layout (from frame 4 + 16 on: as many pointers, as many
+    memories) they are tracked as one batch. The work that is the same for every object is done once
+    per frame: the memory encoder's projection of the frame and the first self-attention, on batch 1."""
+    events: list[tuple[str, int]] = []
+
+    def count(model):
+        net = model.net
+
+        def hook(name):
+            return lambda mod, args, out: events.append((name, int(args[0].shape[0])))
+
+        net.image_encoder.register_forward_hook(hook("image"))
+        net.memory_encoder.pix_feat_proj.register_forward_hook(hook("proj"))
+        net.memory_encoder.mask_downsampler.register_forward_hook(hook("masks"))
+        net.memory_attention.layers[0].self_attn.register_forward_hook(hook("sa0"))
+
+    prompts = [
+        Prompt(1, 0, box=(20, 30, 60, 70)),
+        Prompt(2, 2, points=((100, 80, 1),)),
+        Prompt(3, 4, box=(70, 60, 120, 100)),
+    ]
+    model = _check(clip32, prompts, on_model=count)
+    # each group tracks 31 frames (forward after its prompt frame, backward before it): 93 group-steps
+    assert model.batches < 93 - 2 * 10
+    frames, current = [], None
+    for name, batch in events:
+        if name == "image":
+            current = {"proj": [], "masks": [], "sa0": []}
+            frames.append(current)
+        else:
+            current[name].append(batch)
+    tracked = [f for f in frames if f["sa0"]]
+    assert len(tracked) > 40
+    for f in tracked:
+        assert f["proj"] == [1] and f["sa0"] == [1]  # once per frame, batch 1, whatever the objects
+    assert any(f["masks"] == [3] for f in tracked)  # three objects (three groups) in one batch

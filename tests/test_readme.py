@@ -161,8 +161,12 @@ def test_studio_block(user):
     folder, env = user
     command = block("tracker-studio experiment=demo").split("#")[0].strip()
     proc = subprocess.Popen(
-        ["bash", "-c", f"exec {command}"], cwd=folder, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        ["bash", "-c", f"exec {command}"],
+        cwd=folder,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         line = proc.stdout.readline()

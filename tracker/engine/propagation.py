@@ -266,16 +266,13 @@ class Propagator:
                 pts, labels = points_and_labels(p)
                 entries[p.object_id] = self.model.encode_prompt(feats, t, self._video_size, pts, labels, p.mask)
             live = []
-            for g in list(self.groups):
-                if t < g.first:
-                    continue
+            tracked = [g for g in self.groups if g.first < t and t not in g.prompt_frames]
+            for g in self.groups:
                 if t in g.prompt_frames:
-                    low_res, score = self._as_prompt_frame(
-                        g, t, MemoryEntry.cat([entries[oid] for oid in g.object_ids])
-                    )
-                else:
-                    low_res, score = self._step(g, feats, t, False, None)
-                live.append((g, *self._emit(t, False, g, low_res, score, None)))
+                    e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
+                    live.append((g, *self._emit(t, False, g, *self._as_prompt_frame(g, t, e), None)))
+            for g, result in zip(tracked, self._step(tracked, feats, t, False)):
+                live.append((g, *self._emit(t, False, g, *result, None)))
             live = self._after_tracking(t, feats, live, {})
             yield frame, self._frame_masks(t, self._ids_at(t, live, empty_before_first=True), {}, live)
         if by_frame:
@@ -459,14 +456,22 @@ class Propagator:
         for frame, small in items:
             yield frame, (self.model.image_features(self.model.to_input(small)) if small is not None else None)
 
-    def _step(self, g: Group, feats, t: int, reverse: bool, spool: MaskSpool | None):
-        """Track g on frame t: SAM 2 reads what the memory policy gives it; the policy keeps what it writes."""
-        read = self.memory.read(g, t, reverse)
-        e = self.model.track(feats, t, reverse, len(g.object_ids), g.cond, read, self._num_frames)
-        low_res = e.low_res
-        e.low_res = None
-        self.memory.write(g, t, reverse, e, low_res, e.score)
-        return low_res, e.score
+    def _step(self, groups: Sequence[Group], feats, t: int, reverse: bool) -> list[tuple[Any, Any]]:
+        """Track ``groups`` on frame t, all in one call (SAM 2 batches those whose memory layouts agree):
+        SAM 2 reads what the memory policy gives it; the policy keeps what it writes. Returns each group's
+        (low-res logits, score logits)."""
+        from .sam import TrackRequest
+
+        if not groups:
+            return []
+        requests = [TrackRequest(len(g.object_ids), g.cond, self.memory.read(g, t, reverse)) for g in groups]
+        out = []
+        for g, e in zip(groups, self.model.track_many(feats, t, reverse, requests, self._num_frames)):
+            low_res = e.low_res
+            e.low_res = None
+            self.memory.write(g, t, reverse, e, low_res, e.score)
+            out.append((low_res, e.score))
+        return out
 
     def _warm_up(self, source: FrameSource, spool: MaskSpool, resume_at: int = -1):
         """Resumable: ``resume_at`` >= 0 continues at that frame (groups restored by the caller)."""
@@ -489,12 +494,13 @@ class Propagator:
             t = frame.index
             yield from self._marker("warmup", t, 0, spool)
             self._since += 1
-            for g, seed_mem, seed_ptr, _ in active(t):
+            warming = active(t)
+            for g, *_ in warming:
                 g.warm_end = t
-                if t in g.prompt_frames:
-                    continue
-                low_res, score = self._step(g, feats, t, False, spool)
-                self._emit(t, False, g, low_res, score, spool)
+            warming = [w for w in warming if t not in w[0].prompt_frames]
+            results = self._step([w[0] for w in warming], feats, t, False)
+            for (g, seed_mem, seed_ptr, _), result in zip(warming, results):
+                self._emit(t, False, g, *result, spool)
                 if (t in seed_mem or t in seed_ptr) and t in g.fwd:  # what the policy wrote
                     e = g.fwd[t]
                     g.bwd[t] = replace(e, maskmem=e.maskmem if t in seed_mem else None)
@@ -516,9 +522,8 @@ class Propagator:
                 t = frame.index
                 self._since += 1
                 active = [g for g in self.groups if g.first > t]
-                for g in active:
-                    low_res, score = self._step(g, feats, t, True, spool)
-                    self._emit(t, True, g, low_res, score, spool)
+                for g, result in zip(active, self._step(active, feats, t, True)):
+                    self._emit(t, True, g, *result, spool)
             hi = lo - 1
         for g in self.groups:
             g.bwd.clear()
@@ -548,10 +553,9 @@ class Propagator:
                     yield from self._marker("forward", t, t, spool)
                 self._since += 1
                 count += 1
-                live = []
-                for g in self._live(t):
-                    low_res, score = self._step(g, feats, t, False, None)
-                    live.append((g, *self._emit(t, False, g, low_res, score, None)))
+                groups = self._live(t)
+                results = self._step(groups, feats, t, False)
+                live = [(g, *self._emit(t, False, g, *r, None)) for g, r in zip(groups, results)]
                 spooled = spool.pop(t)
                 live = self._after_tracking(t, feats, live, spooled)
                 pending.append((frame, pool.submit(self._frame_masks, t, self._ids_at(t, live), spooled, live)))

@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,11 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sam2.modeling.sam.transformer import RoPEAttention
+from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from ..masks import fill_holes
+from .memory import memory_reads
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +161,39 @@ class MemoryEntry:
         )
 
 
+@dataclass(frozen=True)
+class TrackRequest:
+    """One group to track on a frame: ``batch`` objects sharing one memory layout, with their prompt-frame
+    entries and the tracked-frame entries the memory policy gives SAM 2 to read (frame -> entry)."""
+
+    batch: int
+    cond: Mapping[int, MemoryEntry]
+    recent: Mapping[int, MemoryEntry]
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def compute_dtype(name: str) -> torch.dtype:
+    """``model.dtype``: float32 (exact), bfloat16 or float16 (autocast)."""
+    if name not in DTYPES:
+        raise ValueError(f"model.dtype={name!r} is unknown: use one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
 @dataclass
 class ImageFeatures:
-    """Backbone output of one frame (batch 1), computed once and shared by every object group."""
+    """Backbone output of one frame (batch 1), computed once and shared by every object group, with the
+    per-frame work that is the same for every object, made once on first use (batch 1):
+
+    ``vision``: SAM 2's flattened features / positions / sizes (``_prepare_backbone_features``);
+    ``proj``: the memory encoder's projection of the top-level features, float [1, C, H, W];
+    ``sa0``: the first memory-attention layer's self-attention output, float [1, HW, C]."""
 
     backbone_out: dict[str, Any]
+    vision: tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[int, int]]] | None = None
+    proj: torch.Tensor | None = None
+    sa0: torch.Tensor | None = None
 
     def expand(self, batch: int) -> dict[str, list[torch.Tensor]]:
         return {
@@ -195,9 +226,11 @@ class SamModel:
         device: torch.device,
         fill_hole_area: int = 0,
         compile: bool = False,
+        dtype: str = "float32",
     ) -> None:
         self.net = net
         self.device = device
+        self.dtype = compute_dtype(dtype)
         # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
         # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
@@ -209,19 +242,25 @@ class SamModel:
         self._std = torch.tensor(_IMG_STD, device=device)[:, None, None]
         self._maskmem_pos: torch.Tensor | None = None
         self.seconds = 0.0  # time spent in SAM 2 (image encoder, prompts, tracking, upsampling)
+        self.batches = 0  # tracking calls to SAM 2's heads (one per bucket of objects per frame)
         if compile:
             net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
-            net.memory_attention.forward = torch.compile(net.memory_attention.forward, dynamic=True)
+            self._attend = torch.compile(self._attend, dynamic=True)  # type: ignore[method-assign]
 
-    # bf16 autocast on CUDA, as upstream's demos run SAM 2; False gives fp32 (parity checks on the GPU).
-    mixed_precision: bool = True
     # Points per automatic prompt (model.auto_points): SAM 2 segments from one; the toy needs three.
     auto_points: int = 1
 
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        # Upstream stores memories in bfloat16 whatever it computes in; float16 keeps its own (a bfloat16
+        # memory next to float16 pointers is upstream's dtype crash).
+        return torch.float16 if self.dtype == torch.float16 else torch.bfloat16
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda" and self.mixed_precision:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """float32: nothing; bfloat16 / float16: autocast on the model's device (CPU, CUDA, MPS)."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     # ---- images -------------------------------------------------------------------------
     def resize(self, rgb: np.ndarray) -> np.ndarray:
@@ -250,10 +289,19 @@ class SamModel:
             return ImageFeatures(self.net.forward_image(image.unsqueeze(0)))
 
     def backbone_features(self, feats: ImageFeatures, batch: int):
-        """SAM 2's flattened vision features, their positions and sizes for a batch of ``batch`` objects."""
-        expanded = feats.expand(batch)
-        _, vision_feats, vision_pos, sizes = self.net._prepare_backbone_features(expanded)
-        return vision_feats, vision_pos, sizes
+        """SAM 2's flattened vision features [HW, B, C] per level, their positions and sizes, for a batch of
+        ``batch`` objects (views of the frame's batch-1 features)."""
+        if feats.vision is None:
+            _, vision_feats, vision_pos, sizes = self.net._prepare_backbone_features(feats.expand(1))
+            feats.vision = (vision_feats, vision_pos, sizes)
+        vision_feats, vision_pos, sizes = feats.vision
+        if batch == 1:
+            return list(vision_feats), list(vision_pos), list(sizes)
+        return (
+            [x.expand(-1, batch, -1) for x in vision_feats],
+            [x.expand(-1, batch, -1) for x in vision_pos],
+            list(sizes),
+        )
 
     # ---- prompt frames --------------------------------------------------------------------
     def _prompt_outputs(
@@ -348,7 +396,7 @@ class SamModel:
             )
         self._remember_pos(pos)
         return MemoryEntry(
-            maskmem=maskmem.to(torch.bfloat16),
+            maskmem=maskmem.to(self.memory_dtype),
             obj_ptr=out["obj_ptr"],
             low_res=low_res,
             score=out["object_score_logits"].float(),
@@ -386,8 +434,6 @@ class SamModel:
         )
 
     # ---- tracking -------------------------------------------------------------------------
-    @_timed
-    @torch.inference_mode()
     def track(
         self,
         feats: ImageFeatures,
@@ -398,33 +444,197 @@ class SamModel:
         recent: Mapping[int, MemoryEntry],
         num_frames: int,
     ) -> MemoryEntry:
-        """Track a batch of objects that share one memory layout on a non-prompt frame.
+        """Track one group (``batch`` objects sharing one memory layout) on a non-prompt frame."""
+        return self.track_many(feats, frame_index, reverse, [TrackRequest(batch, cond, recent)], num_frames)[0]
 
-        ``cond``/``recent`` hold the group's prompt-frame and non-prompt-frame entries (batch B);
-        SAM 2 reads from them exactly what upstream reads from its per-object output dict.
+    @_timed
+    @torch.inference_mode()
+    def track_many(
+        self,
+        feats: ImageFeatures,
+        frame_index: int,
+        reverse: bool,
+        requests: Sequence[TrackRequest],
+        num_frames: int,
+    ) -> list[MemoryEntry]:
+        """Track every group of a frame on it (a non-prompt frame); one entry per request, in order.
+
+        Each request's memory is read exactly as upstream's ``_prepare_memory_conditioned_features``
+        reads the output dict of one of its objects. Requests whose memories have the same layout (token
+        count and object-pointer tokens, whatever their frames: objects with other prompt frames too) run
+        through memory attention, the heads and the memory encoder as one batch; the work that is the same
+        for every object (the frame's features, the memory encoder's projection of them, the first layer's
+        self-attention) is done once per frame.
         """
-        vision_feats, vision_pos, sizes = self.backbone_features(feats, batch)
-        output_dict = {
-            "cond_frame_outputs": {t: self._view(e, batch) for t, e in cond.items()},
-            "non_cond_frame_outputs": {t: self._view(e, batch) for t, e in recent.items()},
-        }
+        prepared = [self._memory_of(frame_index, reverse, r, num_frames) for r in requests]
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for i, (memory, _, n_ptr) in enumerate(prepared):
+            buckets.setdefault((memory.shape[0], n_ptr), []).append(i)
+        results: list[MemoryEntry | None] = [None] * len(requests)
         with self.autocast():
-            out = self._track(
-                frame_index,
-                vision_feats,
-                vision_pos,
-                sizes,
-                output_dict=output_dict,
-                num_frames=num_frames,
-                reverse=reverse,
-            )
-        self._remember_pos(out["maskmem_pos_enc"])
-        return MemoryEntry(
-            maskmem=out["maskmem_features"].to(torch.bfloat16),
-            obj_ptr=out["obj_ptr"],
-            low_res=out["pred_masks"].float(),
-            score=out["object_score_logits"].float(),
+            for (_, n_ptr), idx in buckets.items():
+                memory = torch.cat([prepared[i][0] for i in idx], dim=1)
+                memory_pos = torch.cat([prepared[i][1] for i in idx], dim=1)
+                entry = self._track_batch(feats, memory, memory_pos, n_ptr)
+                start = 0
+                for i in idx:
+                    rows = slice(start, start + requests[i].batch)
+                    start = rows.stop
+                    results[i] = MemoryEntry(
+                        maskmem=entry.maskmem[rows],  # type: ignore[index]
+                        obj_ptr=entry.obj_ptr[rows],
+                        low_res=entry.low_res[rows],  # type: ignore[index]
+                        score=entry.score[rows],
+                    )
+        return results  # type: ignore[return-value]
+
+    def _memory_of(
+        self, t: int, reverse: bool, r: TrackRequest, num_frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One request's memory tokens and their positions, float32 [N, B, C_mem] each, and how many of
+        the last tokens are object pointers: what SAM2Base._prepare_memory_conditioned_features builds."""
+        net, b = self.net, r.batch
+        selected, unselected = select_closest_cond_frames(t, r.cond, net.max_cond_frames_in_attn)
+        chosen: list[tuple[int, MemoryEntry | None]] = [(0, e) for e in selected.values()]
+        for t_pos, prev in zip(range(1, self.num_maskmem), memory_reads(t, reverse, self.num_maskmem, self.stride)):
+            chosen.append((t_pos, r.recent.get(prev, unselected.get(prev))))
+        assert self._maskmem_pos is not None
+        spatial_pos = self._maskmem_pos.flatten(2).permute(2, 0, 1).float()  # [HW, 1, C_mem]
+        memory, memory_pos = [], []
+        for t_pos, e in chosen:
+            if e is None:
+                continue
+            assert e.maskmem is not None, f"frame {t}: a memory it reads was dropped (memory policy error)"
+            memory.append(e.maskmem.float().flatten(2).permute(2, 0, 1))
+            pos = spatial_pos + net.maskmem_tpos_enc[self.num_maskmem - t_pos - 1].float()
+            memory_pos.append(pos.expand(-1, b, -1))
+        n_ptr = 0
+        if net.use_obj_ptrs_in_encoder:
+            max_ptrs = min(num_frames, net.max_obj_ptrs_in_encoder)
+            sign = -1 if reverse else 1
+            past = {s: e for s, e in selected.items() if (s >= t if reverse else s <= t)}
+            ptr_cond = past if net.only_obj_ptrs_in_the_past_for_eval else selected
+            pos_and_ptrs = [
+                ((t - s) * sign if net.use_signed_tpos_enc_to_obj_ptrs else abs(t - s), e.obj_ptr)
+                for s, e in ptr_cond.items()
+            ]
+            for t_diff in range(1, max_ptrs):
+                s = t + t_diff if reverse else t - t_diff
+                if s < 0 or s >= num_frames:
+                    break
+                e = r.recent.get(s, unselected.get(s))
+                if e is not None:
+                    pos_and_ptrs.append((t_diff, e.obj_ptr))
+            if pos_and_ptrs:
+                pos_list, ptrs = zip(*pos_and_ptrs)
+                obj_ptrs = torch.stack(ptrs, dim=0).float()  # [P, B, C]
+                c, mem_dim = net.hidden_dim, net.mem_dim
+                if net.add_tpos_enc_to_obj_ptrs:
+                    tpos_dim = c if net.proj_tpos_enc_in_obj_ptrs else mem_dim
+                    obj_pos = torch.tensor(pos_list, device=self.device)
+                    obj_pos = get_1d_sine_pe(obj_pos / (max_ptrs - 1), dim=tpos_dim)
+                    obj_pos = net.obj_ptr_tpos_proj(obj_pos).float().unsqueeze(1).expand(-1, b, mem_dim)
+                else:
+                    obj_pos = obj_ptrs.new_zeros(len(pos_list), b, mem_dim)
+                if mem_dim < c:  # a pointer becomes C // mem_dim tokens
+                    obj_ptrs = obj_ptrs.reshape(-1, b, c // mem_dim, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+                    obj_pos = obj_pos.repeat_interleave(c // mem_dim, dim=0)
+                memory.append(obj_ptrs)
+                memory_pos.append(obj_pos)
+                n_ptr = obj_ptrs.shape[0]
+        return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr
+
+    def _track_batch(
+        self, feats: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, n_ptr: int
+    ) -> MemoryEntry:
+        """SAM2Base.track_step on a tracked frame for B objects whose memories are ``memory`` [N, B, C_mem]."""
+        net = self.net
+        self.batches += 1
+        batch = memory.shape[1]
+        vision_feats, vision_pos, sizes = self.backbone_features(feats, 1)
+        h, w = sizes[-1]
+        fused = self._attend(feats, vision_feats[-1], vision_pos[-1], memory, memory_pos, n_ptr)
+        pix_feat = fused.permute(1, 2, 0).reshape(batch, net.hidden_dim, h, w)
+        high_res = [
+            x.permute(1, 2, 0).view(1, x.size(2), *s).expand(batch, -1, -1, -1)
+            for x, s in zip(vision_feats[:-1], sizes[:-1])
+        ]
+        _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
+            backbone_features=pix_feat,
+            point_inputs=None,
+            mask_inputs=None,
+            high_res_features=high_res or None,
+            multimask_output=net._use_multimask(False, None),
         )
+        maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
+        return MemoryEntry(
+            maskmem=maskmem.to(self.memory_dtype),
+            obj_ptr=obj_ptr,
+            low_res=low_res.float(),
+            score=score.float(),
+        )
+
+    def _attend(
+        self,
+        feats: ImageFeatures,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        n_ptr: int,
+    ) -> torch.Tensor:
+        """SAM 2's MemoryAttention.forward for B objects of one frame: curr / curr_pos [HW, 1, C] (the
+        frame's, shared), memory / memory_pos [N, B, C_mem] -> [HW, B, C]. The first layer's self-attention
+        sees the same tokens for every object: it runs once per frame, on batch 1."""
+        att = self.net.memory_attention
+        batch = memory.shape[1]
+        out = curr + 0.1 * curr_pos if att.pos_enc_at_input else curr
+        if att.batch_first:
+            out, query_pos = out.transpose(0, 1), curr_pos.transpose(0, 1)
+            memory, memory_pos = memory.transpose(0, 1), memory_pos.transpose(0, 1)
+        else:
+            query_pos = curr_pos
+        for i, layer in enumerate(att.layers):
+            if i == 0:
+                if feats.sa0 is None:
+                    feats.sa0 = layer._forward_sa(out, query_pos)
+                out = feats.sa0.expand(batch, -1, -1) if att.batch_first else feats.sa0.expand(-1, batch, -1)
+            else:
+                out = layer._forward_sa(out, query_pos)
+            rope = isinstance(layer.cross_attn_image, RoPEAttention)
+            out = layer._forward_ca(out, memory, query_pos, memory_pos, n_ptr if rope else 0)
+            out = out + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(out))))))
+        out = att.norm(out)
+        return out.transpose(0, 1) if att.batch_first else out
+
+    def _encode_memory(
+        self,
+        feats: ImageFeatures,
+        top: torch.Tensor,
+        h: int,
+        w: int,
+        high_res_masks: torch.Tensor,
+        score: torch.Tensor,
+    ) -> torch.Tensor:
+        """SAM2Base._encode_new_memory for a tracked frame's B masks (not from points), with the memory
+        encoder's projection of the frame's features (``pix_feat_proj``) made once per frame:
+        top [HW, 1, C], high_res_masks [B, 1, S, S] logits -> memory features [B, C_mem, H/?, W/?]."""
+        net = self.net
+        enc = net.memory_encoder
+        mask = torch.sigmoid(high_res_masks)
+        if net.sigmoid_scale_for_mem_enc != 1.0:
+            mask = mask * net.sigmoid_scale_for_mem_enc
+        if net.sigmoid_bias_for_mem_enc != 0.0:
+            mask = mask + net.sigmoid_bias_for_mem_enc
+        if feats.proj is None:
+            feats.proj = enc.pix_feat_proj(top.permute(1, 2, 0).view(1, net.hidden_dim, h, w))
+        x = enc.out_proj(enc.fuser(feats.proj + enc.mask_downsampler(mask)))
+        pos = enc.position_encoding(x).to(x.dtype)
+        self._remember_pos([pos])
+        if net.no_obj_embed_spatial is not None:
+            appearing = (score > 0).float()
+            x = x + (1 - appearing[..., None, None]) * net.no_obj_embed_spatial[..., None, None].expand(*x.shape)
+        return x
 
     def _remember_pos(self, pos: list[torch.Tensor]) -> None:
         # maskmem_pos_enc depends only on the feature size: keep one copy, as upstream does.
@@ -438,14 +648,6 @@ class SamModel:
     def restore_memory_pos(self, pos: torch.Tensor | None) -> None:
         self._maskmem_pos = None if pos is None else pos.to(self.device)
 
-    def _view(self, e: MemoryEntry, batch: int) -> dict[str, Any]:
-        assert self._maskmem_pos is not None
-        return {
-            "maskmem_features": e.maskmem,
-            "maskmem_pos_enc": [self._maskmem_pos.expand(batch, -1, -1, -1)],
-            "obj_ptr": e.obj_ptr,
-        }
-
 
 def build_model(
     arch: Mapping[str, Any],
@@ -454,13 +656,15 @@ def build_model(
     compile: bool = False,
     fill_hole_area: int = 0,
     seed: int | None = None,
+    dtype: str = "float32",
 ) -> SamModel:
     """Build a :class:`SamModel` from SAM 2's ``model:`` node (``cfg.model.arch.model`` as a dict).
 
     ``seed`` seeds the random initialisation (used when ``checkpoint`` is None).
     """
+    compute_dtype(dtype)  # a bad name fails before the model is built
     dev = pick_device(device)
     if seed is not None:
         torch.manual_seed(seed)
     net = build_sam2(arch, checkpoint, dev)
-    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile)
+    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype)

@@ -113,6 +113,8 @@ def model(cfg: Mapping[str, Any]) -> None:
     image_size(cfg)
     device(cfg)
     boolean(cfg, "model.compile")
+    if _get(cfg, "model.dtype") is not None:
+        choice(cfg, "model.dtype", ("float32", "bfloat16", "float16"))
     integer(cfg, "model.fill_hole_area", 0, 1 << 20, example=8)
     integer(cfg, "model.memory_stride", 1, 1000, example=1)
     text_or_null(cfg, "model.checkpoint")

@@ -28,6 +28,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
             checkpoint=ckpt,
             device=m.device,
             compile=m.compile,
+            dtype=m.dtype,
             fill_hole_area=m.fill_hole_area,
             seed=m.seed,
         )

@@ -28,6 +28,7 @@ class ModelSpec:
     device: str
     compile: bool
     fill_hole_area: int
+    dtype: str  # float32 | bfloat16 | float16
     auto_points: int
     seed: int
 
@@ -243,6 +244,7 @@ def model_spec(plain: Mapping[str, Any], *, weights: bool = True) -> ModelSpec:
         checkpoint=ckpt,
         device=m["device"],
         compile=bool(m["compile"]),
+        dtype=str(m.get("dtype", "float32")),
         fill_hole_area=int(m["fill_hole_area"]),
         auto_points=int(m["auto_points"]),
         seed=int(plain["seed"]),
