@@ -53,6 +53,9 @@ def _child(args: argparse.Namespace) -> dict:
     boxes = _boxes(args.objects, w, h)
     model = build_model(cfg["arch"]["model"], seed=0, device=args.device, fill_hole_area=cfg["fill_hole_area"])
     device = model.device
+    # auto: as upstream runs here (bfloat16 autocast on CUDA, float32 on the CPU)
+    dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
+    model.dtype = getattr(torch, dtype)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -62,7 +65,8 @@ def _child(args: argparse.Namespace) -> dict:
         from tracker.engine.propagation import Propagator
         from tracker.records import Prompt
 
-        prompts = [Prompt(i + 1, 0, box=b) for i, b in enumerate(boxes)]
+        # --stagger k: object i is prompted on frame k*i (upstream cannot run that on one state: ours only)
+        prompts = [Prompt(i + 1, min(n - 1, args.stagger * i), box=b) for i, b in enumerate(boxes)]
         for _, fm in Propagator(model).run(src, prompts):
             frames += 1
             assert fm.masks.shape == (args.objects, h, w)
@@ -104,6 +108,8 @@ def _child(args: argparse.Namespace) -> dict:
         "impl": args.impl,
         "frames": n,
         "objects": args.objects,
+        "stagger": args.stagger,
+        "dtype": dtype if args.impl == "ours" else ("bfloat16" if device.type == "cuda" else "float32"),
         "image_size": args.image_size,
         "model": args.model,
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(),
@@ -129,6 +135,8 @@ def main() -> None:
     ap.add_argument("--impl", nargs="+", default=["ours", "upstream"], choices=["ours", "upstream", "upstream_vos"])
     ap.add_argument("--model", default="sam2.1_hiera_t")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="ours")
+    ap.add_argument("--stagger", type=int, default=0, help="ours: object i prompted on frame stagger*i")
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--json", type=Path, default=Path("bench_propagation.json"))

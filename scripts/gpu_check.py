@@ -8,7 +8,8 @@ Sections, in order of importance (a section that would not fit the budget is rec
   2. bf16 autocast: the toy model's J&F on the synthetic test set, fp32 vs bf16 (within 0.01), and ours vs
      upstream both under bf16 (mask agreement >= 0.99);
   3. propagation benchmark: SAM 2.1 tiny and large (random weights), 1 / 5 / 20 objects, ours vs upstream
-     vs upstream_vos (vos_optimized; compile time apart), fps and peak GPU memory;
+     vs upstream_vos (vos_optimized; compile time apart), fps and peak GPU memory; then ours alone: 8
+     objects prompted on 8 different frames against 1 object, and float32 against bfloat16 at 20 objects;
   4. memory: ours at 300 and at 3000 frames (peak GPU memory must stay within 1.1x);
   5. end to end: the tracker CLI on a 1080p clip with all sinks vs propagation alone on that clip.
 Writes OUT/gpu_check.json (benchmark records, as scripts/bench_propagation.py writes them) and
@@ -37,6 +38,7 @@ FULL = {
     "bench_size": (1280, 720, 300, 1024),  # width, height, frames, image_size
     "bench_objects": [1, 5, 20],
     "bench_impls": ["ours", "upstream", "upstream_vos"],
+    "objects_cases": [(1, 0, "bfloat16"), (8, 10, "bfloat16"), (20, 0, "float32"), (20, 0, "bfloat16")],
     "memory_frames": (300, 3000),
     "memory_size": (640, 360),  # the frame count is what matters; a smaller clip encodes faster
     "e2e": (1920, 1080, 120),
@@ -48,6 +50,7 @@ QUICK = {
     "bench_size": (96, 64, 8, 128),
     "bench_objects": [2],
     "bench_impls": ["ours", "upstream"],
+    "objects_cases": [(2, 3, "float32")],
     "memory_frames": (8, 24),
     "memory_size": (96, 64),
     "e2e": (96, 64, 8),
@@ -120,13 +123,23 @@ def jf_fp32_vs_bf16(plan: dict, device: str, tmp: Path) -> dict:
 
 
 def bench(
-    model: str, impl: str, objects: int, frames: int, size: tuple, device: str, budget: Budget, video: Path | None
+    model: str,
+    impl: str,
+    objects: int,
+    frames: int,
+    size: tuple,
+    device: str,
+    budget: Budget,
+    video: Path | None,
+    stagger: int = 0,
+    dtype: str = "auto",
 ) -> dict:
     width, height, _, image_size = size
     cmd = [sys.executable, str(ROOT / "scripts" / "bench_propagation.py"), "--child", "--video", str(video)]
     cmd += ["--impl", impl, "--objects", str(objects), "--image-size", str(image_size), "--model", model]
-    cmd += ["--device", device]
+    cmd += ["--device", device, "--stagger", str(stagger), "--dtype", dtype]
     record = {"impl": impl, "model": model, "objects": objects, "frames": frames, "image_size": image_size}
+    record.update(stagger=stagger, dtype=dtype)
     if budget.left() < 20:
         return {**record, "skipped": "time budget"}
     try:
@@ -173,13 +186,13 @@ def end_to_end(plan: dict, device: str, tmp: Path, budget: Budget) -> dict:
 
 def table(records: list[dict], summary: dict) -> str:
     lines = [f"device: {summary['device']}   torch {summary['torch']}   ({summary['elapsed_s']} s)"]
-    head = f"{'section':8} {'model':16} {'impl':13} {'obj':>4} {'frames':>6} {'px':>5} {'fps':>9}"
+    head = f"{'section':8} {'model':16} {'impl':13} {'obj':>4} {'frames':>6} {'px':>5} {'dtype':>8} {'fps':>9}"
     lines.append(f"{head} {'peak GPU MiB':>12} {'compile s':>9}")
     for r in records:
         fps = r.get("fps", r.get("skipped", r.get("error", "?")))
         lines.append(
             f"{r['section']:8} {r['model']:16} {r['impl']:13} {r['objects']:>4} {r['frames']:>6} {r['image_size']:>5} "
-            f"{fps!s:>9} {r.get('peak_gpu_mib', ''):>12} {r.get('compile_s', ''):>9}"
+            f"{r.get('dtype', ''):>8} {fps!s:>9} {r.get('peak_gpu_mib', ''):>12} {r.get('compile_s', ''):>9}"
         )
     for name, value in summary["checks"].items():
         lines.append(f"check {name}: {value}")
@@ -234,6 +247,20 @@ def main() -> None:
                     records.append({"section": "speed", **rec})
                     print(json.dumps(rec), flush=True)
         checks.update(speedups(records))
+        by_case = {}
+        for k, stagger, dtype in plan["objects_cases"]:
+            model = plan["bench_models"][0]
+            rec = bench(model, "ours", k, frames, plan["bench_size"], args.device, budget, clip, stagger, dtype)
+            records.append({"section": "objects", **rec})
+            by_case[(k, stagger, dtype)] = rec.get("fps")
+            print(json.dumps(rec), flush=True)
+        one = by_case.get((1, 0, "bfloat16"))
+        if one and by_case.get((8, 10, "bfloat16")):
+            checks["8 objects on 8 prompt frames / 1 object, time (<= 2)"] = round(
+                one / by_case[(8, 10, "bfloat16")], 2
+            )
+        if by_case.get((20, 0, "float32")) and by_case.get((20, 0, "bfloat16")):
+            checks["20 objects bf16 / fp32 fps"] = round(by_case[(20, 0, "bfloat16")] / by_case[(20, 0, "float32")], 2)
         mem = {}
         mw, mh = plan["memory_size"]
         for n in plan["memory_frames"]:

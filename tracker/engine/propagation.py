@@ -28,6 +28,7 @@ import numpy as np
 from ..masks import fill_holes, sigmoid, to_grid, to_video_masks
 from ..records import Frame, FrameMasks, FrameSource, Prompt, VideoInfo
 from ..threads import in_background
+from .features import FeatureCache
 from .holdback import HoldBack
 from .memory import Geometry, Group, MemoryPolicy, Sam2Memory
 from .reprompt import RepromptPolicy
@@ -100,6 +101,7 @@ class Propagator:
         self.step_hook = step_hook
         self.groups: list[Group] = []
         self._num_frames = 0
+        self._features: FeatureCache | None = None  # a run's features for the forward sweep (run())
 
     # ---- set-up -----------------------------------------------------------------------------
     @staticmethod
@@ -180,6 +182,7 @@ class Propagator:
         yield from self._held(self._passes(source, prompts, spool, stage, position))
 
     def _passes(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool, stage: str, position: int):
+        self._features = FeatureCache()
         try:
             if stage == "prompts":
                 self._encode_prompt_frames(source, prompts, spool)
@@ -194,6 +197,7 @@ class Propagator:
             yield from self._forward(source, spool, position if stage == "forward" else 0)
         finally:
             spool.close()
+            self._features.close()
 
     def _marker(self, stage: str, position: int, emitted: int, spool: MaskSpool, force: bool = False):
         """Yield a Checkpoint when ``checkpoint_every`` frames went by since the last one (or ``force``)."""
@@ -427,6 +431,8 @@ class Propagator:
                     "re-encode or repair it, or prompt an earlier frame"
                 )
             feats = self.model.image_features(self.model.preprocess(frame.rgb))
+            if self._features is not None and any(f not in g.prompt_frames for g in self.groups):
+                self._features.put(f, feats.backbone_out)  # another group tracks this frame in a later pass
             entries = {}
             for p in by_frame[f]:
                 pts, labels = points_and_labels(p)
@@ -436,8 +442,13 @@ class Propagator:
                     e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
                     self._emit(f, False, g, *self._as_prompt_frame(g, f, e), spool)
 
-    def _with_features(self, frames: Iterable[Frame], needed: Callable[[int], bool]) -> Iterator[tuple[Frame, Any]]:
+    def _with_features(
+        self, frames: Iterable[Frame], needed: Callable[[int], bool], keep: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[Frame, Any]]:
         """Yield (frame, image features or None when no group tracks that frame).
+
+        Features an earlier pass kept for the frame are read back instead of running the encoder again;
+        ``keep(t)``: frame t's features are kept for a later pass (the forward sweep).
 
         Decoding and resizing (OpenCV) run ``prefetch`` frames ahead in a worker thread; torch work stays
         in this thread. The image encoder runs once per frame, whatever the number of groups. (Running it
@@ -453,8 +464,30 @@ class Propagator:
             self.decode_seconds += seconds
 
         items = in_background(decoded(), self.prefetch, "tracker-decode", count) if self.prefetch else decoded()
+        cache = self._features
         for frame, small in items:
-            yield frame, (self.model.image_features(self.model.to_input(small)) if small is not None else None)
+            if small is None:
+                yield frame, None
+                continue
+            kept = cache.pop(frame.index, keep is not None and keep(frame.index)) if cache is not None else None
+            if kept is not None:
+                from .sam import ImageFeatures
+
+                yield frame, ImageFeatures(kept)
+                continue
+            feats = self.model.image_features(self.model.to_input(small))
+            if cache is not None and keep is not None and keep(frame.index):
+                cache.put(frame.index, feats.backbone_out)
+            yield frame, feats
+
+    def _tracked_forward(self, t: int, warm_end: Mapping[int, int] | None = None) -> bool:
+        """Whether the forward sweep will track some group on frame t (so its features are worth keeping);
+        ``warm_end``: id(group) -> the frame its warm-up will end on, while that pass runs."""
+        for g in self.groups:
+            end = g.warm_end if warm_end is None else warm_end.get(id(g), g.warm_end)
+            if g.first <= t and t > end and t not in g.prompt_frames:
+                return True
+        return False
 
     def _step(self, groups: Sequence[Group], feats, t: int, reverse: bool) -> list[tuple[Any, Any]]:
         """Track ``groups`` on frame t, all in one call (SAM 2 batches those whose memory layouts agree):
@@ -490,7 +523,9 @@ class Propagator:
         def active(t: int) -> list:
             return [s for s in spans.values() if s[0].first < t <= s[3]]
 
-        for frame, feats in self._with_features(source.frames(start, stop), lambda t: bool(active(t))):
+        ends = {key: min(end, stop - 1) for key, (_, _, _, end) in spans.items()}
+        keep = lambda t: self._tracked_forward(t, ends)  # noqa: E731
+        for frame, feats in self._with_features(source.frames(start, stop), lambda t: bool(active(t)), keep):
             t = frame.index
             yield from self._marker("warmup", t, 0, spool)
             self._since += 1
@@ -518,7 +553,7 @@ class Propagator:
                     f"the video gave {len(chunk)} frames for {lo}..{hi}: it is truncated or damaged; "
                     "re-encode or repair it"
                 )
-            for frame, feats in self._with_features(reversed(chunk), lambda t: True):
+            for frame, feats in self._with_features(reversed(chunk), lambda t: True, self._tracked_forward):
                 t = frame.index
                 self._since += 1
                 active = [g for g in self.groups if g.first > t]
