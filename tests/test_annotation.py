@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracker.io.annotation import annotate, color_of
 from tracker.records import FrameMasks
@@ -37,3 +39,33 @@ def test_contour_and_text_are_drawn():
     plain = annotate(frame, _masks(), contour=0, text=False)
     full = annotate(frame, _masks(), {4: "car"}, contour=2, text=True)
     assert (full != plain).any(axis=2).sum() > 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_exclusive_gives_each_pixel_to_the_higher_score_and_the_later_object_on_ties(n, seed):
+    rng = np.random.default_rng(seed)
+    masks = rng.random((n, 7, 9)) < 0.5
+    scores = rng.choice(np.array([0.1, 0.5, 0.9], dtype=np.float32), size=n)  # ties on purpose
+    ex = FrameMasks(3, tuple(range(10, 10 + n)), masks, scores).exclusive()
+    for y in range(7):
+        for x in range(9):
+            covering = [i for i in range(n) if masks[i, y, x]]
+            want = np.zeros(n, dtype=bool)
+            if covering:
+                want[max(covering, key=lambda i: (scores[i], i))] = True
+            assert np.array_equal(ex.masks[:, y, x], want)
+
+
+def test_overlapping_masks_show_the_later_objects_colour():
+    m = np.zeros((2, 20, 20), dtype=bool)
+    m[0, 2:12, 2:12] = True
+    m[1, 8:18, 8:18] = True
+    out = annotate(
+        np.zeros((20, 20, 3), np.uint8),
+        FrameMasks(0, (1, 2), m, np.ones(2, np.float32)),
+        alpha=1.0,
+        contour=0,
+        text=False,
+    )
+    assert tuple(out[10, 10]) == color_of(2) and tuple(out[4, 4]) == color_of(1) and not out[0, 0].any()

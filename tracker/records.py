@@ -178,17 +178,24 @@ class FrameMasks:
         n = len(self.object_ids)
         if n < 2:
             return self
-        overlap = self.masks.sum(axis=0, dtype=np.uint8) > 1
-        if not overlap.any():
-            return self
-        rank = np.empty(n, dtype=np.int64)
-        rank[np.argsort(self.scores, kind="stable")] = np.arange(1, n + 1)
-        where = np.nonzero(overlap)
-        covered = self.masks[:, where[0], where[1]]  # [N, K] for the K overlapped pixels
-        winner = np.argmax(covered * rank[:, None], axis=0)  # [K]
-        masks = self.masks.copy()
-        masks[:, where[0], where[1]] = np.arange(n)[:, None] == winner[None, :]
+        # Painting the masks in ascending score order (stable: equal scores in id order) leaves each pixel
+        # to its winner; a mask then keeps the pixels it won (one pass per object, no [N, H, W] temporaries).
+        label = self.label_image(by_score=True)
+        masks = np.empty_like(self.masks)
+        for i in range(n):
+            np.equal(label, i + 1, out=masks[i])
         return FrameMasks(self.frame_index, self.object_ids, masks, self.scores, self.labels)
+
+    def label_image(self, by_score: bool = False) -> np.ndarray:
+        """uint8 (uint16 past 254 objects) [H, W]: 0 background, i + 1 where object ``object_ids[i]`` is.
+        Where masks overlap the later object is shown, or with ``by_score`` the one with the higher score
+        (equal scores: the later one), the rule of :meth:`exclusive`."""
+        n = len(self.object_ids)
+        label = np.zeros(self.masks.shape[1:], dtype=np.uint8 if n < 255 else np.uint16)
+        order = np.argsort(self.scores, kind="stable") if by_score else range(n)
+        for i in order:
+            label[self.masks[i]] = i + 1
+        return label
 
     def to_supervision(self, labels: Mapping[int, str | None] | None = None):
         """A ``supervision.Detections`` of the objects whose mask is not empty: ``xyxy`` float32 [N, 4]

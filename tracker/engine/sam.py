@@ -251,6 +251,10 @@ class SamModel:
     auto_points: int = 1
 
     @property
+    def _heads_in_float32(self) -> bool:
+        return self.device.type == "cpu" and self.dtype != torch.float32
+
+    @property
     def memory_dtype(self) -> torch.dtype:
         # Upstream stores memories in bfloat16 whatever it computes in; float16 keeps its own (a bfloat16
         # memory next to float16 pointers is upstream's dtype crash).
@@ -559,14 +563,21 @@ class SamModel:
             x.permute(1, 2, 0).view(1, x.size(2), *s).expand(batch, -1, -1, -1)
             for x, s in zip(vision_feats[:-1], sizes[:-1])
         ]
-        _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
-            backbone_features=pix_feat,
-            point_inputs=None,
-            mask_inputs=None,
-            high_res_features=high_res or None,
-            multimask_output=net._use_multimask(False, None),
-        )
-        maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
+        heads = contextlib.nullcontext()
+        if self._heads_in_float32:
+            # On a CPU the heads and the memory encoder gain nothing from bfloat16 (the fuser's depthwise
+            # convolutions run 3x slower in it, measured with AMX): they run in float32 there.
+            heads = torch.autocast("cpu", enabled=False)
+            pix_feat, high_res = pix_feat.float(), [x.float() for x in high_res]
+        with heads:
+            _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
+                backbone_features=pix_feat,
+                point_inputs=None,
+                mask_inputs=None,
+                high_res_features=high_res or None,
+                multimask_output=net._use_multimask(False, None),
+            )
+            maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
         return MemoryEntry(
             maskmem=maskmem.to(self.memory_dtype),
             obj_ptr=obj_ptr,
@@ -628,7 +639,8 @@ class SamModel:
             mask = mask + net.sigmoid_bias_for_mem_enc
         if feats.proj is None:
             feats.proj = enc.pix_feat_proj(top.permute(1, 2, 0).view(1, net.hidden_dim, h, w))
-        x = enc.out_proj(enc.fuser(feats.proj + enc.mask_downsampler(mask)))
+        proj = feats.proj.float() if self._heads_in_float32 else feats.proj
+        x = enc.out_proj(enc.fuser(proj + enc.mask_downsampler(mask)))
         pos = enc.position_encoding(x).to(x.dtype)
         self._remember_pos([pos])
         if net.no_obj_embed_spatial is not None:

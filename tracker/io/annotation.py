@@ -33,26 +33,45 @@ def annotate(
     h, w = frame.shape[:2]
     if masks.masks.shape[1:] != (h, w):
         raise ValueError(f"masks are {masks.masks.shape[2]}x{masks.masks.shape[1]} but the frame is {w}x{h}")
-    for oid, m in zip(masks.object_ids, masks.masks):
+    boxes = []
+    for m in masks.masks:
         rows = np.flatnonzero(m.any(axis=1))
         if rows.size == 0:
+            boxes.append(None)
             continue
         cols = np.flatnonzero(m.any(axis=0))
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        # Blend only inside the mask's bounding box: whole-frame float maths is the slow part at 4K.
-        crop, mc = out[y0:y1, x0:x1], m[y0:y1, x0:x1]
-        tinted = crop.copy()
-        tinted[mc] = color_of(oid)
-        cv2.addWeighted(tinted, alpha, crop, 1 - alpha, 0, dst=crop)
+        boxes.append((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+    drawn = [b for b in boxes if b is not None]
+    if not drawn:
+        return out
+    # One blend for all objects, inside the box around them (whole-frame float maths is the slow part at
+    # 4K); where masks overlap, the later object's colour shows.
+    y0, y1 = min(b[0] for b in drawn), max(b[1] for b in drawn)
+    x0, x1 = min(b[2] for b in drawn), max(b[3] for b in drawn)
+    full = masks.label_image()
+    label = np.ascontiguousarray(full[y0:y1, x0:x1])
+    if full.dtype == np.uint8:  # OpenCV's table lookup and masked copy: 10x NumPy's fancy indexing
+        lut = np.zeros((256, 1, 3), dtype=np.uint8)
+        lut[1 : len(masks.object_ids) + 1, 0] = [color_of(oid) for oid in masks.object_ids]
+        tinted = cv2.LUT(cv2.merge([label, label, label]), lut)
+    else:
+        tinted = np.array([(0, 0, 0), *(color_of(oid) for oid in masks.object_ids)], dtype=np.uint8)[label]
+    crop = np.ascontiguousarray(out[y0:y1, x0:x1])
+    blended = cv2.addWeighted(tinted, alpha, crop, 1 - alpha, 0)
+    out[y0:y1, x0:x1] = cv2.copyTo(blended, (label > 0).view(np.uint8), crop)
+    for oid, m, box in zip(masks.object_ids, masks.masks, boxes):
+        if box is None:
+            continue
+        by0, by1, bx0, bx1 = box
         if contour > 0:
             cs, _ = cv2.findContours(
-                mc.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(int(x0), int(y0))
+                m[by0:by1, bx0:bx1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(bx0, by0)
             )
             cv2.drawContours(out, cs, -1, color_of(oid), contour)
         if text:
             name = labels.get(oid)
             caption = f"{oid}" if not name else f"{oid} {name}"
-            org = (int(x0), max(int(y0) - 4, 12))
+            org = (bx0, max(by0 - 4, 12))
             cv2.putText(out, caption, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(out, caption, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color_of(oid), 1, cv2.LINE_AA)
     return out
