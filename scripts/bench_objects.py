@@ -256,8 +256,14 @@ def main() -> None:
         if "staggered" in args.cases:
             one = run_child("ours", clip, tmp / "one", boxes(1, w, h), [0], s)
             eight = run_child("ours", clip, tmp / "eight", boxes(8, w, h), [10 * i for i in range(8)], s)
-            report["staggered"] = {"1_object": one, "8_objects_frames_0_10_70": eight}
-            report["staggered"]["time_ratio"] = round(eight["wall_s"] / one["wall_s"], 3)
+            rec = report["staggered"] = {"1_object": one, "8_objects_frames_0_10_70": eight}
+            rec["time_ratio"] = round(eight["wall_s"] / one["wall_s"], 3)
+            one16 = run_child("ours", clip, tmp / "one16", boxes(1, w, h), [0], s, dtype="bfloat16")
+            staggered = [10 * i for i in range(8)]
+            eight16 = run_child("ours", clip, tmp / "eight16", boxes(8, w, h), staggered, s, "bfloat16")
+            rec.update({"1_object_bfloat16": one16, "8_objects_frames_0_10_70_bfloat16": eight16})
+            rec["time_ratio_bfloat16"] = round(eight16["wall_s"] / one16["wall_s"], 3)
+            rec["time_ratio_8_bfloat16_to_1_float32"] = round(eight16["wall_s"] / one["wall_s"], 3)
         if "bf16" in args.cases:
             b = boxes(5, w, h)
             fp32 = report.get("e2e", {}).get("5_objects", {}).get("ours")
@@ -269,7 +275,9 @@ def main() -> None:
             up = report.get("e2e", {}).get("5_objects", {}).get("upstream")
             if up is not None:
                 rec["speedup_vs_upstream_float32"] = round(up["wall_s"] / bf16["wall_s"], 3)
-            rec["masks_vs_float32"] = png_agreement(tmp / "ours5" / "masks", tmp / "bf16" / "masks")
+            # random weights: a chaotic tracker, whose masks drift apart at any rounding change; the trained
+            # toy model's J&F below is the measure of what bfloat16 costs
+            rec["masks_vs_float32_random_weights"] = png_agreement(tmp / "ours5" / "masks", tmp / "bf16" / "masks")
             report["bf16"]["toy_synthetic"] = jf_dtypes(tmp, 24, 24)
         if "rss" in args.cases:
             long = write_video(tmp / "long.mp4", moving_shapes(3 * n, w, h))

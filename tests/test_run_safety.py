@@ -628,6 +628,7 @@ BAD_OVERRIDES = [
     ["model.memory_stride=0"],
     ["model.fill_hole_area=-3"],
     ["model.compile=maybe"],
+    ["model.dtype=half"],
     ["threads=0"],
     ["threads=abc"],
     ["sink.crf=99"],
