@@ -3,8 +3,9 @@
 Cases (each a fresh child process: its wall time is process start to outputs on disk, its RSS its own):
   e2e       `tracker` on a 1280x720 H.264 clip (masks/*.png + annotated.mp4) against what a user writes with
             upstream SAM2VideoPredictor: init_state on the mp4, boxes on frame 0, propagate_in_video, a
-            palette PNG per frame and an mp4v overlay video (OpenCV). 1 and 5 objects, fp32; the two runs'
-            PNGs are compared pixel by pixel.
+            palette PNG per frame and an mp4v overlay video (OpenCV). 1 and 5 objects, fp32. The masks are
+            compared pixel by pixel (upstream's put through our overlap rule), and once more with upstream
+            given our decoded frames (its loader resizes otherwise: other inputs).
   staggered 8 objects prompted on frames 0, 10, ..., 70 against 1 object, ours, same clip.
   bf16      the 5-object e2e run with model.dtype=bfloat16 (speed), and J&F of the shipped toy model on the
             synthetic set in float32 and bfloat16 (accuracy).
@@ -62,6 +63,17 @@ def upstream_child(args: argparse.Namespace) -> dict:
     writer = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
     n = 0
     packed = []  # each frame's masks, for the comparison with ours after the timed part
+    if args.our_frames:
+        # The check of identity: upstream given the very frames our engine sees (its own loader resizes
+        # with FFmpeg's scaler, ours with OpenCV's area filter: other inputs, other masks)
+        import sam2.sam2_video_predictor as svp
+
+        from tracker.engine.sam import build_model
+        from tracker.io.source import PyAVSource
+
+        ours = build_model(cfg["arch"]["model"], seed=0, device="cpu")
+        images = torch.stack([ours.preprocess(f.rgb) for f in PyAVSource(args.video).frames()])
+        svp.load_video_frames = lambda **kw: (images, h, w)
     with torch.inference_mode():
         state = pred.init_state(video_path=args.video)
         for i, b in enumerate(json.loads(args.boxes)):
@@ -162,9 +174,19 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def run_child(
-    impl: str, video: Path, out: Path, box_list, frames_of, image_size: int, dtype="float32", compare=None
+    impl: str,
+    video: Path,
+    out: Path,
+    box_list,
+    frames_of,
+    image_size: int,
+    dtype="float32",
+    compare=None,
+    our_frames: bool = False,
 ) -> dict:
     cmd = [sys.executable, __file__, "--child", "--impl", impl, "--video", str(video), "--out", str(out)]
+    if our_frames:
+        cmd.append("--our-frames")
     if compare is not None:
         cmd += ["--compare", str(compare)]
     cmd += ["--boxes", json.dumps(box_list), "--frames-of", json.dumps(frames_of)]
@@ -230,6 +252,7 @@ def main() -> None:
     ap.add_argument("--frames-of", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     ap.add_argument("--compare", help=argparse.SUPPRESS)
+    ap.add_argument("--our-frames", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -253,6 +276,17 @@ def main() -> None:
                     "ours": ours,
                     "speedup": round(up["wall_s"] / ours["wall_s"], 3),
                 }
+            same = run_child(
+                "upstream",
+                clip,
+                tmp / "up_same",
+                boxes(5, w, h),
+                [0] * 5,
+                s,
+                compare=tmp / "ours5" / "masks",
+                our_frames=True,
+            )
+            e2e["5_objects"]["upstream_on_our_frames"] = same["masks_vs_ours"]
         if "staggered" in args.cases:
             one = run_child("ours", clip, tmp / "one", boxes(1, w, h), [0], s)
             eight = run_child("ours", clip, tmp / "eight", boxes(8, w, h), [10 * i for i in range(8)], s)

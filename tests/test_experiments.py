@@ -13,7 +13,16 @@ import pytest
 from PIL import Image
 
 from tracker.experiments.datasets import first_frame_prompts, load_sequences
-from tracker.experiments.metrics import ObjectScores, boundary_f, decay, iou, score_sequence, summarize
+from tracker.experiments.metrics import (
+    ObjectScores,
+    boundary_f,
+    decay,
+    iou,
+    longterm,
+    score_sequence,
+    summarize,
+    summarize_longterm,
+)
 from tracker.experiments.synthetic import write_dataset
 
 # ---- metrics ----------------------------------------------------------------------------------------
@@ -66,6 +75,68 @@ def test_recall_and_decay_on_a_crafted_sequence():
     # 4 bins as DAVIS splits 10 frames: [0:3], [2:6], [5:8], [7:10] -> 1.0 - mean(0.2, 0.2, 0.0)
     assert s["J-Decay"] == pytest.approx(1.0 - 0.4 / 3)
     assert decay([1.0] * 10) == 0.0
+
+
+def _labels(spec: str, oid: int = 1, other: int = 0) -> list[np.ndarray]:
+    """One label map per character: '#' the object at (10, 10), '.' absent, 'x' drawn elsewhere (no overlap),
+    'o' the object's place taken by id ``other``, '_' nothing there."""
+    out = []
+    for c in spec:
+        lab = np.zeros((100, 100), dtype=np.uint8)
+        if c == "#":
+            lab[_square(10, 10)] = oid
+        elif c == "x":
+            lab[_square(55, 55)] = oid
+        elif c == "o":
+            lab[_square(10, 10)] = other
+        out.append(lab)
+    return out
+
+
+def test_longterm_counts_each_kind_of_frame():
+    # frame 0 (the prompt) is not counted; then T T F M H N N
+    gt = _labels("###" + "#" + "#" + "." + "..")
+    pred = _labels("###" + "x" + "_" + "#" + "__")
+    (t, f, m, h, n), reappear, switches = longterm(gt, pred, 1)
+    assert (t, f, m, h, n) == (2, 1, 1, 1, 2)
+    stats = ObjectScores("s", 1, (1.0,), (1.0,), (t, f, m, h, n)).stats()
+    assert stats["Robustness"] == pytest.approx(2 / 4) and stats["NRE"] == pytest.approx(1 / 4)
+    assert stats["DRE"] == pytest.approx(1 / 4) and np.isnan(stats["ADQ"])  # absent on 3 frames: no ADQ
+    assert reappear == () and switches == 0
+
+
+def test_adq_needs_more_than_ten_absent_frames():
+    gt = _labels("#" + "." * 11)
+    pred = _labels("#" + "_" * 8 + "###")
+    counts, _, _ = longterm(gt, pred, 1)
+    assert counts == (0, 0, 0, 3, 8)
+    assert ObjectScores("s", 1, (), (), counts).stats()["ADQ"] == pytest.approx(8 / 11)
+
+
+def test_reappearance_jf_covers_20_frames_after_an_absence_of_5():
+    # absent 4 frames: not a re-appearance; absent 5: the next 20 visible frames count
+    gt = _labels("##" + "...." + "##" + "....." + "#" * 25)
+    pred = _labels("##" + "____" + "##" + "_____" + "_" * 3 + "#" * 22)
+    _, reappear, _ = longterm(gt, pred, 1)
+    assert len(reappear) == 20
+    assert reappear[:3] == (0.0, 0.0, 0.0) and all(v == 1.0 for v in reappear[3:])
+
+
+def test_id_switches_count_changes_of_the_covering_id():
+    gt = [np.zeros((100, 100), np.uint8) for _ in range(6)]
+    for g in gt:
+        g[_square(10, 10)] = 1
+    owners = [1, 1, 2, 2, 0, 1]  # covered by 1, then by 2 (a switch), nobody, then 1 again (a switch)
+    pred = []
+    for o in owners:
+        lab = np.zeros((100, 100), np.uint8)
+        if o:
+            lab[_square(10, 10)] = o
+        pred.append(lab)
+    _, _, switches = longterm(gt, pred, 1)
+    assert switches == 2
+    objs = score_sequence("s", gt, pred)
+    assert summarize_longterm(objs)["ID-Switches"] == 2.0
 
 
 def test_summary_averages_objects_not_sequences():
@@ -268,3 +339,73 @@ def test_submitit_local_shards_merge_in_the_report(synth, tmp_path):
     rows = (sweep / "report.csv").read_text().splitlines()
     assert len(rows) == 2, rows  # two shards -> one merged configuration
     assert ",2,2," in rows[1]  # jobs = 2, sequences = 2
+
+
+# ---- long-video families ------------------------------------------------------------------------------
+
+
+def _presence(seq, oid: int) -> list[bool]:
+    return [bool((seq.frame(t)[1] == oid).any()) for t in range(seq.frames)]
+
+
+def _longest_absence(present: list[bool]) -> int:
+    best = run = 0
+    for v in present:
+        run = 0 if v else run + 1
+        best = max(best, run)
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_long_video_families_make_what_they_promise(seed):
+    from tracker.experiments.hard import HardSequence
+
+    look = HardSequence("lookalike", seed, 120)
+    target = look.movers[0]
+    present = _presence(look, 1)
+    assert present[0] and _longest_absence(present) >= 20 and present[-1]
+    # while the target is hidden, something of its colour and size is in view: the look-alike
+    hidden = [t for t, p in enumerate(present) if not p]
+    t = hidden[len(hidden) // 2]
+    rgb, lab = look.frame(t)
+    same = (rgb == np.array(target.color, dtype=np.uint8)).all(axis=2)
+    assert same.sum() > 0.5 * np.pi * target.size**2 and not lab[same].any()  # background in the truth
+
+    cross = HardSequence("crossing", seed, 120)
+    a, b = cross.movers
+    assert (a.color, a.shape, a.size) == (b.color, b.shape, b.size) and (a.tracked, b.tracked) == (1, 2)
+
+    back = HardSequence("reentry", seed, 120)
+    present = _presence(back, 1)
+    assert _longest_absence(present) >= 20 and present[-1]
+    gone = present.index(False)
+    came = gone + present[gone:].index(True)
+    xs = lambda t: np.nonzero(back.frame(t)[1] == 1)[1].mean()  # noqa: E731
+    assert xs(gone - 1) > back.width / 2 > xs(came)  # left on the right, came back on the left
+
+    occl = HardSequence("occlusion", seed, 300)
+    assert _longest_absence(_presence(occl, 1)) >= 60
+
+    mixed = HardSequence("mixed", seed, 150)
+    assert sorted({m.tracked for m in mixed.movers} - {0}) == [1, 2, 3, 4]
+
+
+def test_long_video_dataset_is_seeded_and_scores_long_term_figures(tmp_path):
+    from tracker.experiments.hard import write_hard_dataset
+
+    names = write_hard_dataset(tmp_path / "a", "reentry", sequences=1, seed=5, frames=100)
+    write_hard_dataset(tmp_path / "b", "reentry", sequences=1, seed=5, frames=100)
+    ann = f"Annotations/480p/{names[0]}/00050.png"
+    assert (tmp_path / "a" / ann).read_bytes() == (tmp_path / "b" / ann).read_bytes()
+    seqs = load_sequences("davis", tmp_path / "a")
+    assert [s.name for s in seqs] == names and len(seqs[0].annotated) == 100
+    # perfect predictions: robust, absences reported as absences, re-appearance J&F 1
+    ev = _eval(
+        f"pred={tmp_path / 'a' / 'Annotations' / '480p'}",
+        f"gt={tmp_path / 'a' / 'Annotations' / '480p'}",
+        f"output_dir={tmp_path / 'ev'}",
+    )
+    assert ev.returncode == 0, ev.stderr
+    lt = json.loads((tmp_path / "ev" / "results.json").read_text())["longterm"]["dataset"]
+    assert lt["Robustness"] == 1.0 and lt["ADQ"] == 1.0 and lt["J&F-Reappear"] == 1.0 and lt["ID-Switches"] == 0
+    assert "J&F-Reappear" in ev.stdout

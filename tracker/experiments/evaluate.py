@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DatasetError, VosSequence, read_png
-from .metrics import METRICS, ObjectScores, score_sequence, summarize
+from .metrics import LONGTERM, METRICS, ObjectScores, score_sequence, summarize, summarize_longterm
 
 
 def read_prediction(pred_root: Path, seq: VosSequence, t: int) -> np.ndarray:
@@ -61,12 +61,42 @@ def results_dict(objects: Sequence[ObjectScores]) -> dict:
     return {
         "dataset": summarize(objects),
         "sequences": {n: summarize([o for o in objects if o.sequence == n]) for n in names},
-        "objects": [{"sequence": o.sequence, "id": o.object_id, "J": list(o.j), "F": list(o.f)} for o in objects],
+        "longterm": {
+            "dataset": summarize_longterm(objects),
+            "sequences": {n: summarize_longterm([o for o in objects if o.sequence == n]) for n in names},
+        },
+        "objects": [
+            {
+                "sequence": o.sequence,
+                "id": o.object_id,
+                "J": list(o.j),
+                "F": list(o.f),
+                "presence": dict(zip("TFMHN", o.presence)),
+                "reappear": list(o.reappear),
+                "switches": o.switches,
+            }
+            for o in objects
+        ],
     }
 
 
 def objects_from_results(data: dict) -> list[ObjectScores]:
-    return [ObjectScores(o["sequence"], int(o["id"]), tuple(o["J"]), tuple(o["F"])) for o in data["objects"]]
+    """The per-object scores of a results.json (one written before the long-term figures has none)."""
+    out = []
+    for o in data["objects"]:
+        presence = tuple(int(o.get("presence", {}).get(k, 0)) for k in "TFMHN")
+        out.append(
+            ObjectScores(
+                o["sequence"],
+                int(o["id"]),
+                tuple(o["J"]),
+                tuple(o["F"]),
+                presence,  # type: ignore[arg-type]
+                tuple(o.get("reappear", ())),
+                int(o.get("switches", 0)),
+            )
+        )
+    return out
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -77,6 +107,18 @@ def format_table(results: dict) -> str:
     head = ["sequence", *METRICS]
     rows = [[n, *(_fmt(v[m], 3) for m in METRICS)] for n, v in results["sequences"].items()]
     rows.append(["ALL", *(_fmt(results["dataset"][m], 3) for m in METRICS)])
+    table = _table(head, rows)
+    lt = results.get("longterm")
+    if lt and any(v["ADQ"] is not None or v["J&F-Reappear"] is not None for v in lt["sequences"].values()):
+        # objects that leave and come back: the long-term figures too
+        head = ["sequence", *LONGTERM]
+        rows = [[n, *(_fmt(v[m], 3) for m in LONGTERM)] for n, v in lt["sequences"].items()]
+        rows.append(["ALL", *(_fmt(lt["dataset"][m], 3) for m in LONGTERM)])
+        table += "\n\n" + _table(head, rows)
+    return table
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
@@ -91,8 +133,13 @@ def write_results(out_dir: Path, results: dict) -> None:
     tmp = out_dir / "results.csv.partial"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["sequence", *METRICS])
+        lt = results.get("longterm") or {"dataset": {}, "sequences": {}}
+        w.writerow(["sequence", *METRICS, *LONGTERM])
         for n, v in results["sequences"].items():
-            w.writerow([n, *(_fmt(v[m], 5) for m in METRICS)])
-        w.writerow(["ALL", *(_fmt(results["dataset"][m], 5) for m in METRICS)])
+            extra = lt["sequences"].get(n, {})
+            w.writerow([n, *(_fmt(v[m], 5) for m in METRICS), *(_fmt(extra.get(m), 5) for m in LONGTERM)])
+        extra = lt["dataset"]
+        w.writerow(
+            ["ALL", *(_fmt(results["dataset"][m], 5) for m in METRICS), *(_fmt(extra.get(m), 5) for m in LONGTERM)]
+        )
     os.replace(tmp, out_dir / "results.csv")

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from .evaluate import objects_from_results
-from .metrics import summarize
+from .metrics import summarize, summarize_longterm
 
 _SHARD_KEYS = ("dataset.shard=",)
 
@@ -40,7 +40,7 @@ def collect(root: Path) -> list[dict]:
     common = set.intersection(*(set(k) for k in groups)) if len(groups) > 1 else set()
     rows = []
     for key, g in groups.items():
-        s = summarize(g["objects"])
+        s = {**summarize(g["objects"]), **summarize_longterm(g["objects"])}
         rows.append(
             {
                 "config": " ".join(o for o in key if o not in common) or "(defaults)",
@@ -56,7 +56,10 @@ def collect(root: Path) -> list[dict]:
 
 
 def _markdown(rows: list[dict]) -> str:
-    cols = ["config", "jobs", "sequences", "objects", "J&F-Mean", "J-Mean", "F-Mean", "J-Decay", "F-Decay", "fps"]
+    cols = ["config", "jobs", "sequences", "objects", "J&F-Mean", "J-Mean", "F-Mean", "J-Decay", "F-Decay"]
+    if any(r["J&F-Reappear"] is not None or r["ADQ"] is not None for r in rows):  # objects left and came back
+        cols += ["J&F-Reappear", "Robustness", "DRE", "ADQ", "ID-Switches"]
+    cols.append("fps")
     lines = [f"All runs: `{rows[0]['common']}`", ""] if rows[0]["common"] else []
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join("n/a" if r[c] is None else str(r[c]) for c in cols) + " |" for r in rows]
