@@ -25,7 +25,7 @@ from sam2.modeling.sam.transformer import RoPEAttention
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from ..masks import fill_holes
-from .memory import memory_reads
+from .reads import memory_reads
 
 log = logging.getLogger(__name__)
 
