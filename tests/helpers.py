@@ -184,13 +184,15 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
 
 def cli_main(*args: str) -> int:
     """``tracker ARGS`` through the CLI's real entry point in this process (no interpreter start per case):
-    its exit code. The caller captures stderr its own way; the signal handlers and ``sys.argv`` the CLI
-    sets are restored."""
+    its exit code. The caller captures stderr its own way; the signal handlers, thread counts and
+    ``sys.argv`` the CLI sets are restored."""
     import signal
     import sys
 
     from tracker.apps import cli
+    from tracker.threads import current_threads, restore_threads
 
+    threads = current_threads()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     argv = sys.argv
     sys.argv = ["tracker", *args]
@@ -201,5 +203,6 @@ def cli_main(*args: str) -> int:
         return int(e.code or 0)
     finally:
         sys.argv = argv
+        restore_threads(threads)
         for s, h in saved.items():
             signal.signal(s, h)

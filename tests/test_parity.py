@@ -50,17 +50,6 @@ def test_c_middle_frame_forward_then_backward(clip32):
     _check(clip32, [Prompt(3, 17, points=((80, 50, 1), (30, 90, 0)))])
 
 
-def test_d_objects_with_different_first_prompt_frames(clip32):
-    _check(
-        clip32,
-        [
-            Prompt(1, 0, box=(20, 30, 60, 70)),
-            Prompt(2, 11, points=((100, 80, 1),)),
-            Prompt(4, 25, box=(70, 60, 120, 100)),
-        ],
-    )
-
-
 def test_e_correction_on_frames_0_and_20(clip32):
     _check(
         clip32,
@@ -88,11 +77,12 @@ def test_g_memory_stride_2(clip32, first):
     )
 
 
-def test_h_staggered_prompt_frames_one_batch_and_shared_work(clip32):
-    """Objects prompted on frames 0, 2 and 4 (three groups): each still equals upstream run on it alone,
-    and once their memories have the same layout (from frame 4 + 16 on: as many pointers, as many
-    memories) they are tracked as one batch. The work that is the same for every object is done once
-    per frame: the memory encoder's projection of the frame and the first self-attention, on batch 1."""
+def test_d_objects_with_different_first_prompt_frames(clip32):
+    """Objects prompted on frames 0, 11 and 25 (three groups): each equals upstream run on it alone, and
+    once two have memories of the same layout (frame 11 + 16 on: as many pointers, as many memories) they
+    are tracked as one batch. The work that is the same for every object is done once per frame: the
+    memory encoder's projection of the frame and the first self-attention, on batch 1; and each frame goes
+    through the image encoder once, though several passes visit it."""
     events: list[tuple[str, int]] = []
 
     def count(model):
@@ -115,15 +105,15 @@ def test_h_staggered_prompt_frames_one_batch_and_shared_work(clip32):
 
     prompts = [
         Prompt(1, 0, box=(20, 30, 60, 70)),
-        Prompt(2, 2, points=((100, 80, 1),)),
-        Prompt(3, 4, box=(70, 60, 120, 100)),
+        Prompt(2, 11, points=((100, 80, 1),)),
+        Prompt(4, 25, box=(70, 60, 120, 100)),
     ]
     model = _check(clip32, prompts, on_model=count)
     # every frame through the image encoder once, though the prompt, warm-up, backward and forward passes
     # all visit some frames (features kept on disk between passes)
     assert sum(name == "image" for name, _ in events) == 32
     # each group tracks 31 frames (forward after its prompt frame, backward before it): 93 group-steps
-    assert model.batches < 93 - 2 * 10
+    assert model.batches <= 93 - 5
     frames, current = [], None
     for name, batch in events:
         if name == "frame":
@@ -135,4 +125,4 @@ def test_h_staggered_prompt_frames_one_batch_and_shared_work(clip32):
     assert len(tracked) > 40
     for f in tracked:
         assert f["proj"] == [1] and f["sa0"] == [1]  # once per frame, batch 1, whatever the objects
-    assert any(f["masks"] == [3] for f in tracked)  # three objects (three groups) in one batch
+    assert any(f["masks"] == [2] for f in tracked)  # two objects of two groups in one batch

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from helpers import cli_main
 from PIL import Image
 
 from tracker.engine.propagation import Checkpoint, Propagator
@@ -193,7 +194,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_outputs(long_run, tmp_path,
     assert not (out / ".resume").exists()
 
 
-def test_resume_refuses_other_inputs_and_keeps_the_checkpoint(long_run, tmp_path):
+def test_resume_refuses_other_inputs_and_keeps_the_checkpoint(long_run, tmp_path, capfd):
     clip, prompts, ref = long_run
     out = tmp_path / "out"
     _kill_at(clip, prompts, out, "forward", 40)
@@ -206,12 +207,13 @@ def test_resume_refuses_other_inputs_and_keeps_the_checkpoint(long_run, tmp_path
         (("sink.crf=30",), "the config differs (sink.crf=20 then, 30 now)"),
         (("model.fill_hole_area=3",), "model.fill_hole_area"),
     ]:
-        args = [a for a in _args(clip, prompts, out, "resume=true", *extra)]
+        args = _args(clip, prompts, out, "resume=true", *extra)[3:]  # in process: the CLI's own entry point
         if extra[0].startswith("prompts.path="):
             args = [a for a in args if a != f"prompts.path={prompts}"]
-        res = subprocess.run(args, capture_output=True, text=True, timeout=300)
-        lines = res.stderr.strip().splitlines()
-        assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+        capfd.readouterr()
+        code = cli_main(*args)
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and needle in lines[0], lines
         assert (out / ".resume" / "checkpoint.pt").is_file()  # a refusal keeps it
     res = _cli(clip, prompts, out, "resume=true")
     assert res.returncode == 0, res.stderr

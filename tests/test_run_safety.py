@@ -340,8 +340,7 @@ def test_threads_setting(clip, tmp_path):
     if n < 2:
         pytest.skip("needs two cores")
     assert beside == n - 1 and pinned == 1 and pinned_auto == 1
-    for bad in ("threads=0", "threads=lots"):
-        assert_one_error(tracker(f"source.path={clip}", f"output_dir={tmp_path / 'o2'}", *BOX, bad), "threads=")
+    # bad values (threads=0, threads=abc): test_generated_bad_input_gets_one_line_and_no_output
 
 
 # ---- sources and tools that used to end in a traceback ----------------------------------------------------
@@ -688,7 +687,7 @@ BAD_OVERRIDES = [
 
 
 def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
-    """Every malformed prompts file mutation once, ten random stacks of them, and every bad config value,
+    """A third of the malformed prompts file mutations, ten random stacks of them, and every bad config value,
     through the real CLI entry point (the prompts parser has its own property tests, in process)."""
     import yaml
 
@@ -699,7 +698,9 @@ def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
     (tmp_path / "FILE").write_text("a file where a folder should be")
     out = tmp_path / "out"
     cases = []
-    for i, doc in enumerate(generated_cases(10)):
+    docs = generated_cases(10)
+    # a third of the single mutations (each parser rule has its property test in process) and the stacks
+    for i, doc in enumerate(docs[:-10:3] + docs[-10:]):
         (tmp_path / f"p{i}.yaml").write_text(yaml.safe_dump(doc))
         cases.append([f"prompts.path={tmp_path / f'p{i}.yaml'}"])
     for o in BAD_OVERRIDES:
@@ -707,7 +708,7 @@ def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
         cases.append(
             [*BOX, *o] if not any(x.startswith(("prompts.box", "prompts.points", "prompts=")) for x in o) else o
         )
-    assert len(cases) > 150
+    assert len(cases) > 100
     for args in cases:
         base = [f"source.path={clip}"] if not any(a.startswith("source.path") for a in args) else []
         dest = [] if any(a.startswith("output_dir") for a in args) else [f"output_dir={out}"]
