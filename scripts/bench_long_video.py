@@ -92,10 +92,10 @@ def main() -> None:
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
     report = {"frames": args.frames, "seed": args.seed, "model": "toy", "records": records}
+    from tracker.io.sinks.base import write_json_atomic
+
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(args.json.suffix + ".tmp")
-    tmp_json.write_text(json.dumps(report, indent=1) + "\n")
-    tmp_json.replace(args.json)
+    write_json_atomic(args.json, report)
     print(f"wrote {args.json}")
 
 

@@ -319,10 +319,10 @@ def main() -> None:
             longer = run_child("ours", long, tmp / "rss3", boxes(1, w, h), [0], s)
             report["rss"] = {f"{n}_frames_mib": short["peak_rss_mib"], f"{3 * n}_frames_mib": longer["peak_rss_mib"]}
             report["rss"]["ratio"] = round(longer["peak_rss_mib"] / short["peak_rss_mib"], 3)
+    from tracker.io.sinks.base import write_json_atomic
+
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(args.json.suffix + ".tmp")
-    tmp_json.write_text(json.dumps(report, indent=1) + "\n")
-    tmp_json.replace(args.json)
+    write_json_atomic(args.json, report)
     print(f"wrote {args.json}")
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..io.sinks import davis_palette
+from .synthetic import write_sequence, write_split
 
 FAMILIES = ("lookalike", "crossing", "reentry", "occlusion", "mixed")
 _COLORS = ((230, 50, 50), (50, 200, 60), (60, 90, 240), (240, 220, 40), (200, 60, 220), (40, 220, 220))
@@ -282,19 +282,7 @@ def write_hard_dataset(
     for i in range(sequences):
         name = f"{family}{seed:03d}_{i:03d}"
         seq = HardSequence(family, int(rng.integers(1 << 31)), frames, width, height)
-        img_dir = root / "JPEGImages" / "480p" / name
-        ann_dir = root / "Annotations" / "480p" / name
-        img_dir.mkdir(parents=True, exist_ok=True)
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        for t in range(frames):
-            rgb, lab = seq.frame(t)
-            Image.fromarray(rgb).save(img_dir / f"{t:05d}.jpg", quality=95)
-            im = Image.fromarray(lab, mode="P")
-            im.putpalette(pal)
-            im.save(ann_dir / f"{t:05d}.png")
+        write_sequence(root, "480p", name, (seq.frame(t) for t in range(frames)), pal)
         names.append(name)
-    sets = root / "ImageSets" / "2017"
-    sets.mkdir(parents=True, exist_ok=True)
-    listed = (sets / f"{split}.txt").read_text().split() if (sets / f"{split}.txt").is_file() else []
-    (sets / f"{split}.txt").write_text("".join(n + "\n" for n in dict.fromkeys(listed + names)))
+    write_split(root, split, names, append=True)  # several families may share one root
     return names

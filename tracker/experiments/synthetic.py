@@ -11,6 +11,7 @@ another (fixed depth order), leave the frame and come back. Written as::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,20 +157,33 @@ def write_dataset(
         name = f"synth{seed:03d}_{i:03d}"
         k = int(rng.integers(objects[0], objects[1] + 1))
         rgbs, labels = make_sequence(int(rng.integers(1 << 31)), frames, width, height, k)
-        img_dir = root / "JPEGImages" / resolution / name
-        ann_dir = root / "Annotations" / resolution / name
-        img_dir.mkdir(parents=True, exist_ok=True)
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        for t, (rgb, lab) in enumerate(zip(rgbs, labels)):
-            Image.fromarray(rgb).save(img_dir / f"{t:05d}.jpg", quality=95)
-            im = Image.fromarray(lab, mode="P")
-            im.putpalette(pal)
-            im.save(ann_dir / f"{t:05d}.png")
+        write_sequence(root, resolution, name, zip(rgbs, labels), pal)
         names.append(name)
+    write_split(root, split, names)
+    return names
+
+
+def write_sequence(
+    root: Path, resolution: str, name: str, frames: Iterable[tuple[np.ndarray, np.ndarray]], palette: list[int]
+) -> None:
+    """One sequence's (RGB, label map) frames as DAVIS JPEGs and palette PNGs under ``root``."""
+    img_dir = root / "JPEGImages" / resolution / name
+    ann_dir = root / "Annotations" / resolution / name
+    img_dir.mkdir(parents=True, exist_ok=True)
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    for t, (rgb, lab) in enumerate(frames):
+        Image.fromarray(rgb).save(img_dir / f"{t:05d}.jpg", quality=95)
+        im = Image.fromarray(lab, mode="P")
+        im.putpalette(palette)
+        im.save(ann_dir / f"{t:05d}.png")
+
+
+def write_split(root: Path, split: str, names: list[str], append: bool = False) -> None:
+    """``ImageSets/2017/<split>.txt``: the sequence names (``append``: after those already listed)."""
     sets = root / "ImageSets" / "2017"
     sets.mkdir(parents=True, exist_ok=True)
-    (sets / f"{split}.txt").write_text("".join(n + "\n" for n in names))
-    return names
+    listed = (sets / f"{split}.txt").read_text().split() if append and (sets / f"{split}.txt").is_file() else []
+    (sets / f"{split}.txt").write_text("".join(n + "\n" for n in dict.fromkeys(listed + names)))
 
 
 def label_boxes(lab: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
