@@ -331,8 +331,8 @@ def test_threads_setting(clip, tmp_path):
     out = tmp_path / "out"
     complete_run(out, clip, "threads=1")
     assert json.loads((out / "run.json").read_text())["threads"] == 1
-    complete_run(out, clip, "threads=auto")
-    assert 1 <= json.loads((out / "run.json").read_text())["threads"] <= usable_cores()
+    # threads=auto is the default of every other run here; what it resolves to:
+    assert 1 <= resolve_threads("auto") <= usable_cores()
     assert resolve_threads("auto", jobs=64) == 1 and resolve_threads(3) == 3
     # auto leaves out a core that another process keeps busy, and follows the CPU affinity it is given
     res = subprocess.run([sys.executable, "-c", AFFINITY_CHECK], capture_output=True, text=True, timeout=60)
@@ -687,7 +687,7 @@ BAD_OVERRIDES = [
 
 
 def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
-    """A third of the malformed prompts file mutations, ten random stacks of them, and every bad config value,
+    """A sixth of the malformed prompts file mutations, ten random stacks of them, and every bad config value,
     through the real CLI entry point (the prompts parser has its own property tests, in process)."""
     import yaml
 
@@ -699,8 +699,8 @@ def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
     out = tmp_path / "out"
     cases = []
     docs = generated_cases(10)
-    # a third of the single mutations (each parser rule has its property test in process) and the stacks
-    for i, doc in enumerate(docs[:-10:3] + docs[-10:]):
+    # a sixth of the single mutations (each parser rule has its property test in process) and the stacks
+    for i, doc in enumerate(docs[:-10:6] + docs[-10:]):
         (tmp_path / f"p{i}.yaml").write_text(yaml.safe_dump(doc))
         cases.append([f"prompts.path={tmp_path / f'p{i}.yaml'}"])
     for o in BAD_OVERRIDES:
@@ -708,7 +708,7 @@ def test_generated_bad_input_gets_one_line_and_no_output(clip, tmp_path, capfd):
         cases.append(
             [*BOX, *o] if not any(x.startswith(("prompts.box", "prompts.points", "prompts=")) for x in o) else o
         )
-    assert len(cases) > 100
+    assert len(cases) > 90
     for args in cases:
         base = [f"source.path={clip}"] if not any(a.startswith("source.path") for a in args) else []
         dest = [] if any(a.startswith("output_dir") for a in args) else [f"output_dir={out}"]

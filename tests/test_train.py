@@ -44,7 +44,7 @@ def _history(out: Path) -> list[dict]:
 
 
 def test_overfit_one_clip_halves_the_loss(one_clip, tmp_path):
-    res = _train(tmp_path, one_clip, "train=overfit", "train.steps=60")
+    res = _train(tmp_path, one_clip, "train=overfit", "train.steps=40")
     assert res.returncode == 0, res.stderr[-3000:]
     losses = [h["loss"] for h in _history(tmp_path) if "loss" in h]
     assert losses[-1] <= 0.5 * losses[0], losses
