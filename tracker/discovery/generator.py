@@ -149,7 +149,7 @@ class MaskGenerator:
         """Point prompts (default: the whole grid) through the prompt encoder and mask decoder: (low-res
         logits float32 [N, h, w], predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
         m, net = self.model, self.model.net
-        vision_feats, _, sizes = m.backbone_features(feats, 1)
+        vision_feats, _, sizes = m.backbone_features(feats)
         feat = vision_feats[-1]
         if net.directly_add_no_mem_embed:
             feat = feat + net.no_mem_embed

@@ -469,14 +469,15 @@ class Propagator:
             if small is None:
                 yield frame, None
                 continue
-            kept = cache.pop(frame.index, keep is not None and keep(frame.index)) if cache is not None else None
+            later = keep is not None and keep(frame.index)
+            kept = cache.pop(frame.index, later) if cache is not None else None
             if kept is not None:
                 from .sam import ImageFeatures
 
                 yield frame, ImageFeatures(kept)
                 continue
             feats = self.model.image_features(self.model.to_input(small))
-            if cache is not None and keep is not None and keep(frame.index):
+            if cache is not None and later:
                 cache.put(frame.index, feats.backbone_out)
             yield frame, feats
 

@@ -292,20 +292,14 @@ class SamModel:
         with self.autocast():
             return ImageFeatures(self.net.forward_image(image.unsqueeze(0)))
 
-    def backbone_features(self, feats: ImageFeatures, batch: int):
-        """SAM 2's flattened vision features [HW, B, C] per level, their positions and sizes, for a batch of
-        ``batch`` objects (views of the frame's batch-1 features)."""
+    def backbone_features(self, feats: ImageFeatures):
+        """SAM 2's flattened vision features [HW, 1, C] per level, their positions and sizes, made once per
+        frame (a batch of objects broadcasts them)."""
         if feats.vision is None:
             _, vision_feats, vision_pos, sizes = self.net._prepare_backbone_features(feats.expand(1))
             feats.vision = (vision_feats, vision_pos, sizes)
         vision_feats, vision_pos, sizes = feats.vision
-        if batch == 1:
-            return list(vision_feats), list(vision_pos), list(sizes)
-        return (
-            [x.expand(-1, batch, -1) for x in vision_feats],
-            [x.expand(-1, batch, -1) for x in vision_pos],
-            list(sizes),
-        )
+        return list(vision_feats), list(vision_pos), list(sizes)
 
     # ---- prompt frames --------------------------------------------------------------------
     def _prompt_outputs(
@@ -320,7 +314,7 @@ class SamModel:
         """SAM 2's outputs for one object's prompt on a frame, without memory (upstream's add_new_mask
         and/or add_new_points_or_box): returns (vision features, track_step output, low-res logits
         float32 [1, 1, S/4, S/4], hole-filled as upstream stores them)."""
-        vision_feats, vision_pos, sizes = self.backbone_features(feats, 1)
+        vision_feats, vision_pos, sizes = self.backbone_features(feats)
         s = self.image_size
         video_h, video_w = video_size
         out: dict[str, Any] | None = None
@@ -438,19 +432,6 @@ class SamModel:
         )
 
     # ---- tracking -------------------------------------------------------------------------
-    def track(
-        self,
-        feats: ImageFeatures,
-        frame_index: int,
-        reverse: bool,
-        batch: int,
-        cond: Mapping[int, MemoryEntry],
-        recent: Mapping[int, MemoryEntry],
-        num_frames: int,
-    ) -> MemoryEntry:
-        """Track one group (``batch`` objects sharing one memory layout) on a non-prompt frame."""
-        return self.track_many(feats, frame_index, reverse, [TrackRequest(batch, cond, recent)], num_frames)[0]
-
     @_timed
     @torch.inference_mode()
     def track_many(
@@ -555,7 +536,7 @@ class SamModel:
         net = self.net
         self.batches += 1
         batch = memory.shape[1]
-        vision_feats, vision_pos, sizes = self.backbone_features(feats, 1)
+        vision_feats, vision_pos, sizes = self.backbone_features(feats)
         h, w = sizes[-1]
         fused = self._attend(feats, vision_feats[-1], vision_pos[-1], memory, memory_pos, n_ptr)
         pix_feat = fused.permute(1, 2, 0).reshape(batch, net.hidden_dim, h, w)
