@@ -134,7 +134,7 @@ def _check_model(model: Any) -> None:
         if model not in model_names():
             raise ValueError(f"model={model!r} is unknown: use one of {', '.join(model_names())}")
         return
-    if not (callable(getattr(model, "track", None)) and callable(getattr(model, "image_features", None))):
+    if not (callable(getattr(model, "track_many", None)) and callable(getattr(model, "image_features", None))):
         raise TypeError(
             f"model must be a name ({', '.join(model_names())}) or a model from tracker.load_model(): "
             f"got {type(model).__name__}"
