@@ -1,10 +1,13 @@
 """Benchmark: memory policies on the long-video families (tracker/experiments/hard.py), with the toy model.
 
 Per family x policy: J&F, J-Mean, J&F over the 20 frames after each re-appearance, VOTS robustness / NRE /
-DRE / ADQ, identity switches, fps and peak RSS. Each (family, policy) runs in a child process of its own
-(its peak RSS its own). Sequences come from seeds the policies were never tuned on (--seed).
+DRE / ADQ, identity switches, fps and peak RSS. Per policy, besides: J&F on the standard 24-frame synthetic
+set (what a policy must not lose), peak RSS on a 1000-frame and a 200-frame clip (memory flat in video
+length), and seconds per frame with 1 and with 5 objects (a policy's own cost per extra object). Each
+measurement runs in a child process of its own (its peak RSS its own). Sequences come from seeds the
+policies were never tuned on (--seed; they were tuned on seed 0).
 
-    python scripts/bench_long_video.py --sequences 20 --frames 200 --json benchmarks/bench_long_video_cpu.json
+    python scripts/bench_long_video.py --sequences 20 --frames 150 --json benchmarks/bench_long_video_cpu.json
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child(args: argparse.Namespace) -> dict:
     from tracker.api import load_model
     from tracker.engine.memory import memory_policy
@@ -31,25 +38,66 @@ def child(args: argparse.Namespace) -> dict:
     from tracker.threads import apply_threads, usable_cores
 
     apply_threads(usable_cores())
-    seqs = load_sequences("davis", Path(args.root))
     model = load_model("toy", device="cpu")
+    if args.mode == "timing":
+        return timing(model, args)
+    seqs = load_sequences("davis", Path(args.root))
     t0 = time.perf_counter()
     results, timings = run_dataset(
         model, seqs, Path(args.out), "davis", memory=lambda: memory_policy(args.policy), prefetch=4
     )
     wall = time.perf_counter() - t0
-    lt = results["longterm"]["dataset"]
     ds = results["dataset"]
     pick = ("J&F-Mean", "J-Mean", "F-Mean")
-    return {
+    rec = {
         "family": args.family,
         "policy": args.policy,
         "sequences": len(seqs),
         **{k: None if ds[k] is None else round(ds[k], 4) for k in pick},
-        **{k: None if v is None else round(v, 4) for k, v in lt.items()},
-        "fps": round(timings.frames / wall, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if args.mode == "family":
+        lt = results["longterm"]["dataset"]
+        rec.update({k: None if v is None else round(v, 4) for k, v in lt.items()})
+    return {**rec, "fps": round(timings.frames / wall, 2), "peak_rss_mib": _peak_rss_mib()}
+
+
+def timing(model, args: argparse.Namespace) -> dict:
+    """Track the first sequence under --root with its first ``--objects`` objects: model seconds per frame,
+    peak RSS."""
+    from tracker.engine.memory import memory_policy
+    from tracker.engine.propagation import Propagator
+    from tracker.experiments.datasets import first_frame_prompts, load_sequences
+    from tracker.io.source import ImageFolderSource
+
+    seq = load_sequences("davis", Path(args.root))[0]
+    prompts = [p for p in first_frame_prompts(seq, "mask")]
+    ids = sorted({p.object_id for p in prompts})[: args.objects]
+    prompts = [p for p in prompts if p.object_id in ids]
+    source = ImageFolderSource(seq.frame_files[0].parent)
+    prop = Propagator(model, prefetch=4, backward=False, memory=memory_policy(args.policy))
+    model.seconds = 0.0
+    t0 = time.perf_counter()
+    frames = sum(1 for _ in prop.run(source, prompts, ids))
+    wall = time.perf_counter() - t0
+    return {
+        "policy": args.policy,
+        "objects": len(ids),
+        "frames": frames,
+        "model_s_per_frame": round(model.seconds / frames, 5),
+        "wall_s_per_frame": round(wall / frames, 5),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def run_child(args: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "--child", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr[-3000:])
+        raise SystemExit(f"benchmark child failed: {' '.join(cmd)}")
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    print(json.dumps(rec), flush=True)
+    return rec
 
 
 def main() -> None:
@@ -57,45 +105,78 @@ def main() -> None:
     from tracker.experiments.hard import FAMILIES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    ap.add_argument("--families", nargs="*", default=list(FAMILIES), choices=FAMILIES)
     ap.add_argument("--policies", nargs="+", default=sorted(MEMORY_POLICIES))
     ap.add_argument("--sequences", type=int, default=20)
-    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--seed", type=int, default=9001)
+    ap.add_argument("--no-extras", action="store_true", help="only the families (no standard set, RSS, timing)")
     ap.add_argument("--json", type=Path, default=Path("bench_long_video.json"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="family", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--family", help=argparse.SUPPRESS)
     ap.add_argument("--policy", help=argparse.SUPPRESS)
+    ap.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
 
     from tracker.experiments.hard import write_hard_dataset
+    from tracker.experiments.synthetic import write_dataset
+    from tracker.io.sinks.base import write_json_atomic
 
-    records = []
+    report: dict = {"frames": args.frames, "seed": args.seed, "model": "toy", "records": []}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every measurement: a long run that stops keeps what it measured
+        write_json_atomic(args.json, report)
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        if not args.no_extras:
+            std = tmp / "standard"
+            write_dataset(std, 24, seed=4242, frames=24)  # the set bench_objects.py scores the dtypes on
+            report["standard"] = []
+            for p in args.policies:
+                out = str(tmp / f"std_{p}")
+                rec = run_child(["--mode", "standard", "--root", str(std), "--out", out, "--policy", p])
+                report["standard"].append(rec)
+                save()
+            clips = {}
+            for n in (200, 1000):
+                clips[n] = tmp / f"clip{n}"
+                write_dataset(clips[n], 1, seed=77, frames=n, objects=(5, 5))
+            report["rss"], report["timing"] = [], []
+            for p in args.policies:
+                rss = {
+                    n: run_child(["--mode", "timing", "--root", str(clips[n]), "--policy", p, "--objects", "2"])
+                    for n in clips
+                }
+                report["rss"].append(
+                    {
+                        "policy": p,
+                        "rss_200_mib": rss[200]["peak_rss_mib"],
+                        "rss_1000_mib": rss[1000]["peak_rss_mib"],
+                        "ratio": round(rss[1000]["peak_rss_mib"] / rss[200]["peak_rss_mib"], 3),
+                    }
+                )
+                for k in (1, 5):
+                    report["timing"].append(
+                        run_child(["--mode", "timing", "--root", str(clips[200]), "--policy", p, "--objects", str(k)])
+                    )
+                save()
         for fam in args.families:
             root = tmp / fam
             write_hard_dataset(root, fam, args.sequences, args.seed, args.frames)
             for policy in args.policies:
-                cmd = [sys.executable, __file__, "--child", "--root", str(root), "--out", str(tmp / f"{fam}_{policy}")]
-                cmd += ["--family", fam, "--policy", policy]
-                res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
-                if res.returncode != 0:
-                    sys.stderr.write(res.stderr[-3000:])
-                    raise SystemExit(f"benchmark child failed: {' '.join(cmd)}")
-                rec = json.loads(res.stdout.strip().splitlines()[-1])
-                records.append(rec)
-                print(json.dumps(rec), flush=True)
-    report = {"frames": args.frames, "seed": args.seed, "model": "toy", "records": records}
-    from tracker.io.sinks.base import write_json_atomic
-
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.json, report)
+                out = str(tmp / f"{fam}_{policy}")
+                rec = run_child(["--root", str(root), "--out", out, "--family", fam, "--policy", policy])
+                report["records"].append(rec)
+                save()
+    save()
     print(f"wrote {args.json}")
 
 

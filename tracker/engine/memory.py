@@ -9,7 +9,7 @@ takes a policy object; ``memory=sam2`` (:class:`Sam2Memory`) is exactly upstream
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -127,6 +127,8 @@ class MemoryPolicy:
     own state through a checkpoint."""
 
     name: ClassVar[str]
+    per_object: ClassVar[bool] = False  # one group per object (else one per set of prompt frames)
+    judges: ClassVar[bool] = False  # it sees SAM 2's candidates before the memory encoder (decide)
 
     def bind(self, geometry: Geometry) -> None:
         self.geometry = geometry
@@ -138,6 +140,22 @@ class MemoryPolicy:
         raise NotImplementedError
 
     def seed_frames(self, g: Group) -> tuple[set[int], set[int]]:
+        raise NotImplementedError
+
+    def pointers(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry] | None:
+        """The entries SAM 2 reads object pointers from, if not those of :meth:`read`."""
+        return None
+
+    def cond(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        """The entries SAM 2 reads as prompt frames (default: the group's prompt frames)."""
+        return g.cond
+
+    def prompted(self, g: Group, t: int, low_res: Any) -> None:
+        """Frame t is a prompt frame of g's objects, with these outputs (low-res logits float32 [B, h, w])."""
+
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Any, retry: bool) -> Any:
+        """(``judges`` policies) The :class:`tracker.engine.sam.Verdict` on SAM 2's candidates ``c`` for
+        ``rows`` (group, row within it) on frame t; ``retry``: the box-prompted second decode."""
         raise NotImplementedError
 
     def state(self) -> dict:
@@ -191,6 +209,8 @@ class Sam2Memory(MemoryPolicy):
 
 
 MEMORY_POLICIES: dict[str, Callable[..., MemoryPolicy]] = {"sam2": Sam2Memory}
+
+from . import policies as _policies  # noqa: E402,F401  (registers samurai, dam4sam, gated)
 
 
 def memory_policy(name: str, **settings: Any) -> MemoryPolicy:

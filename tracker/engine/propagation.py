@@ -130,6 +130,9 @@ class Propagator:
         frames_of: dict[int, set[int]] = {}
         for p in prompts:
             frames_of.setdefault(p.object_id, set()).add(p.frame_index)
+        if self.memory.per_object:
+            self.groups = [Group((oid,), tuple(sorted(frames_of[oid]))) for oid in sorted(frames_of)]
+            return
         by_layout: dict[tuple[int, ...], list[int]] = {}
         for oid in sorted(frames_of):
             by_layout.setdefault(tuple(sorted(frames_of[oid])), []).append(oid)
@@ -286,13 +289,13 @@ class Propagator:
                 "received; prompt an earlier frame"
             )
 
-    @staticmethod
-    def _as_prompt_frame(g: Group, t: int, e) -> tuple:
+    def _as_prompt_frame(self, g: Group, t: int, e) -> tuple:
         """Keep entry e (a prompt's encoding, batch = g's objects) as g's prompt frame t; returns its
         result there (low-res logits, score logits), which the entry no longer holds."""
         low_res, score = e.low_res, e.score
         e.low_res = None
         g.cond[t] = e
+        self.memory.prompted(g, t, low_res[:, 0].float().cpu().numpy())
         return low_res, score
 
     # ---- objects joining, re-prompts, holding frames back -----------------------------------------
@@ -498,9 +501,19 @@ class Propagator:
 
         if not groups:
             return []
-        requests = [TrackRequest(len(g.object_ids), g.cond, self.memory.read(g, t, reverse)) for g in groups]
+        memory = self.memory
+        requests = [
+            TrackRequest(
+                len(g.object_ids),
+                memory.cond(g, t, reverse),
+                memory.read(g, t, reverse),
+                memory.pointers(g, t, reverse),
+            )
+            for g in groups
+        ]
+        judge = _PolicyJudge(memory, groups, t, reverse) if memory.judges else None
         out = []
-        for g, e in zip(groups, self.model.track_many(feats, t, reverse, requests, self._num_frames)):
+        for g, e in zip(groups, self.model.track_many(feats, t, reverse, requests, self._num_frames, judge)):
             low_res = e.low_res
             e.low_res = None
             self.memory.write(g, t, reverse, e, low_res, e.score)
@@ -606,6 +619,17 @@ class Propagator:
                 f"the video decoded to {count} frames but its index announces {self._num_frames}: "
                 "it is truncated or damaged; re-encode or repair it"
             )
+
+
+class _PolicyJudge:
+    """A memory policy's verdicts on one frame's batches (rows named by request index -> group)."""
+
+    def __init__(self, memory: MemoryPolicy, groups: Sequence[Group], t: int, reverse: bool) -> None:
+        self.memory, self.groups, self.t, self.reverse = memory, groups, t, reverse
+
+    def choose(self, owners: Sequence[tuple[int, int]], c, retry: bool):
+        rows = [(self.groups[i], lane) for i, lane in owners]
+        return self.memory.decide(rows, self.t, self.reverse, c, retry)
 
 
 def points_and_labels(p: Prompt) -> tuple[np.ndarray | None, np.ndarray | None]:

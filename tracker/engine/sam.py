@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -164,11 +164,55 @@ class MemoryEntry:
 @dataclass(frozen=True)
 class TrackRequest:
     """One group to track on a frame: ``batch`` objects sharing one memory layout, with their prompt-frame
-    entries and the tracked-frame entries the memory policy gives SAM 2 to read (frame -> entry)."""
+    entries and the tracked-frame entries the memory policy gives SAM 2 to read (frame -> entry); a policy
+    may give the object pointers' entries apart (``pointers``)."""
 
     batch: int
     cond: Mapping[int, MemoryEntry]
     recent: Mapping[int, MemoryEntry]
+    pointers: Mapping[int, MemoryEntry] | None = None  # frame -> entry for object pointers (None: recent)
+
+
+NO_OBJ_SCORE = -1024.0  # SAM 2's logits of a mask whose object is absent (sam2_base.NO_OBJ_SCORE)
+
+
+@dataclass
+class Candidates:
+    """What SAM 2's mask decoder proposes for B objects on a tracked frame, as NumPy for a memory policy.
+
+    ``masks``: float32 [B, 4, h, w] low-res logits of the decoder's four output tokens (0: the single-mask
+    output; 1-3: the multimask outputs), NO_OBJ_SCORE everywhere where the object score logit is <= 0;
+    ``ious``: float32 [B, 4] predicted IoU; ``score``: float32 [B] object score logits; ``chosen``: int64 [B]
+    the token SAM 2 itself uses; ``options``: the tokens SAM 2 chooses among (1-3 for a model that tracks
+    with multimask outputs, SAM 2.1's checkpoints; 0 for one that tracks with a single mask)."""
+
+    masks: np.ndarray
+    ious: np.ndarray
+    score: np.ndarray
+    chosen: np.ndarray
+    options: tuple[int, ...]
+
+
+@dataclass
+class Verdict:
+    """A memory policy's answer for the B objects of :class:`Candidates`: ``choice`` int [B] the token
+    used (its object pointer; one of ``options``), ``mask`` float32 [B, h, w] the low-res logits shown and
+    encoded into memory, ``absent`` bool [B] objects shown empty (score logit made negative), and
+    ``retry`` float32 [B, 4] boxes (x0, y0, x1, y1 in low-res pixels; NaN rows: none) where the decoder is
+    run again, prompted with the box, and the policy asked once more."""
+
+    choice: np.ndarray
+    mask: np.ndarray
+    absent: np.ndarray
+    retry: np.ndarray | None = None
+
+
+class Judge(Protocol):
+    """Decides, for the objects of a batch, from SAM 2's candidates (a memory policy's hook): ``owners``
+    gives each row's (request index, row within that request); ``retry`` is true for the decoder's second
+    run on the boxes a first verdict asked for (only those rows; their ``retry`` is ignored)."""
+
+    def choose(self, owners: Sequence[tuple[int, int]], c: Candidates, retry: bool) -> Verdict: ...
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -441,6 +485,7 @@ class SamModel:
         reverse: bool,
         requests: Sequence[TrackRequest],
         num_frames: int,
+        judge: Judge | None = None,
     ) -> list[MemoryEntry]:
         """Track every group of a frame on it (a non-prompt frame); one entry per request, in order.
 
@@ -449,7 +494,9 @@ class SamModel:
         count and object-pointer tokens, whatever their frames: objects with other prompt frames too) run
         through memory attention, the heads and the memory encoder as one batch; the work that is the same
         for every object (the frame's features, the memory encoder's projection of them, the first layer's
-        self-attention) is done once per frame.
+        self-attention) is done once per frame. ``judge``: a memory policy that picks among SAM 2's
+        candidates (and may mark objects absent or ask for a box-prompted retry) before the memory encoder;
+        without one, SAM 2's own choice, exactly as upstream.
         """
         prepared = [self._memory_of(frame_index, reverse, r, num_frames) for r in requests]
         buckets: dict[tuple[int, int], list[int]] = {}
@@ -460,7 +507,8 @@ class SamModel:
             for (_, n_ptr), idx in buckets.items():
                 memory = torch.cat([prepared[i][0] for i in idx], dim=1)
                 memory_pos = torch.cat([prepared[i][1] for i in idx], dim=1)
-                entry = self._track_batch(feats, memory, memory_pos, n_ptr)
+                owners = [(i, lane) for i in idx for lane in range(requests[i].batch)]
+                entry = self._track_batch(feats, memory, memory_pos, n_ptr, judge, owners)
                 start = 0
                 for i in idx:
                     rows = slice(start, start + requests[i].batch)
@@ -507,7 +555,7 @@ class SamModel:
                 s = t + t_diff if reverse else t - t_diff
                 if s < 0 or s >= num_frames:
                     break
-                e = r.recent.get(s, unselected.get(s))
+                e = (r.recent if r.pointers is None else r.pointers).get(s, unselected.get(s))
                 if e is not None:
                     pos_and_ptrs.append((t_diff, e.obj_ptr))
             if pos_and_ptrs:
@@ -530,7 +578,13 @@ class SamModel:
         return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr
 
     def _track_batch(
-        self, feats: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, n_ptr: int
+        self,
+        feats: ImageFeatures,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        n_ptr: int,
+        judge: Judge | None = None,
+        owners: Sequence[tuple[int, int]] = (),
     ) -> MemoryEntry:
         """SAM2Base.track_step on a tracked frame for B objects whose memories are ``memory`` [N, B, C_mem]."""
         net = self.net
@@ -551,13 +605,23 @@ class SamModel:
             heads = torch.autocast("cpu", enabled=False)
             pix_feat, high_res = pix_feat.float(), [x.float() for x in high_res]
         with heads:
-            _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
-                backbone_features=pix_feat,
-                point_inputs=None,
-                mask_inputs=None,
-                high_res_features=high_res or None,
-                multimask_output=net._use_multimask(False, None),
-            )
+            if judge is None:
+                _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
+                    backbone_features=pix_feat,
+                    point_inputs=None,
+                    mask_inputs=None,
+                    high_res_features=high_res or None,
+                    multimask_output=net._use_multimask(False, None),
+                )
+            else:
+                # a box-prompted retry reads the frame as a prompt frame does, without memory: it
+                # segments what is in the box, whatever the memory holds
+                bare = pix_feat
+                if net.directly_add_no_mem_embed:
+                    top = vision_feats[-1] + net.no_mem_embed
+                    bare = top.permute(1, 2, 0).reshape(1, net.hidden_dim, h, w).to(pix_feat.dtype)
+                    bare = bare.expand(batch, -1, -1, -1)
+                low_res, high_res_masks, obj_ptr, score = self._judged_heads(pix_feat, high_res, judge, owners, bare)
             maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
         return MemoryEntry(
             maskmem=maskmem.to(self.memory_dtype),
@@ -565,6 +629,102 @@ class SamModel:
             low_res=low_res.float(),
             score=score.float(),
         )
+
+    def _decode(
+        self, pix_feat: torch.Tensor, high_res: list[torch.Tensor], boxes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, ...]]:
+        """SAM 2's prompt encoder and mask decoder on B memory-conditioned frames (``_forward_sam_heads``
+        up to the decoder), keeping all four output tokens: masks float32 [B, 4, h, w] (NO_OBJ_SCORE where
+        the object is absent), ious [B, 4], tokens [B, 4, C], score logits float32 [B, 1], SAM 2's choice
+        int64 [B], and the tokens it chooses among. ``boxes``: float [B, 4] in input pixels: a box prompt
+        on each frame (as a click on a tracked frame in upstream's predictor)."""
+        net, dec = self.net, self.net.sam_mask_decoder
+        b, dev = pix_feat.shape[0], pix_feat.device
+        if boxes is None:
+            coords = torch.zeros(b, 1, 2, device=dev)
+            labels = -torch.ones(b, 1, dtype=torch.int32, device=dev)
+        else:
+            coords = boxes.reshape(b, 2, 2).float()
+            labels = torch.tensor([[2, 3]], dtype=torch.int32, device=dev).expand(b, 2)
+        sparse, dense = net.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        masks, ious, tokens, score = dec.predict_masks(
+            image_embeddings=pix_feat,
+            image_pe=net.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            repeat_image=False,
+            high_res_features=high_res or None,
+        )
+        npts = 0 if boxes is None else 2
+        multi = net.multimask_output_in_sam and net.multimask_output_for_tracking
+        multi = multi and net.multimask_min_pt_num <= npts <= net.multimask_max_pt_num
+        best = 1 + ious[:, 1:].argmax(dim=-1)
+        if multi:
+            chosen, options = best, (1, 2, 3)
+        else:
+            chosen, options = torch.zeros_like(best), (0,)
+            if dec.dynamic_multimask_via_stability:  # as MaskDecoder.forward in single-mask mode
+                stable = dec._get_stability_scores(masks[:, 0]) >= dec.dynamic_multimask_stability_thresh
+                chosen = torch.where(stable, chosen, best)
+        if net.pred_obj_scores:
+            masks = torch.where(score[:, :, None, None] > 0, masks, NO_OBJ_SCORE)
+        return masks.float(), ious.float(), tokens, score.float(), chosen, options
+
+    def _judged_heads(
+        self,
+        pix_feat: torch.Tensor,
+        high_res: list[torch.Tensor],
+        judge: Judge,
+        owners: Sequence[tuple[int, int]],
+        bare: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The SAM heads with a policy's verdict between the decoder and the memory encoder: returns low-res
+        logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1].
+        ``bare``: the frame's features without memory [B, C, H, W], which box-prompted retries decode."""
+        net = self.net
+
+        def candidates(out: tuple) -> Candidates:
+            masks, ious, _, score, chosen, options = out
+            return Candidates(
+                masks.cpu().numpy(), ious.cpu().numpy(), score[:, 0].cpu().numpy(), chosen.cpu().numpy(), options
+            )
+
+        def pointer_tokens(choice: np.ndarray, options: tuple[int, ...]) -> np.ndarray:
+            # upstream's object pointer comes from the chosen multimask token only with this flag set
+            multi = options != (0,) and net.use_multimask_token_for_obj_ptr
+            return choice if multi else np.zeros_like(choice)
+
+        first = self._decode(pix_feat, high_res)
+        v = judge.choose(owners, candidates(first), retry=False)
+        mask, absent = v.mask.copy(), v.absent.copy()
+        tokens, score = first[2].clone(), first[3].clone()
+        token = pointer_tokens(np.asarray(v.choice), first[5])
+        rows = np.flatnonzero(np.isfinite(v.retry).all(axis=1)) if v.retry is not None else np.zeros(0, dtype=int)
+        if len(rows):
+            scale = self.image_size / mask.shape[-1]
+            r = torch.from_numpy(rows).to(pix_feat.device)
+            boxes = torch.from_numpy(v.retry[rows] * scale).to(pix_feat.device)
+            again = self._decode(bare[r], [x[r] for x in high_res], boxes)
+            v2 = judge.choose([owners[i] for i in rows], candidates(again), retry=True)
+            taken = ~np.asarray(v2.absent)
+            for j, row in enumerate(rows):
+                if taken[j]:
+                    mask[row], absent[row] = v2.mask[j], False
+                    tokens[row], score[row] = again[2][j], again[3][j]
+            token[rows[taken]] = pointer_tokens(np.asarray(v2.choice), again[5])[taken]
+        dev = pix_feat.device
+        gone = torch.from_numpy(absent).to(dev)
+        low_res = torch.from_numpy(mask).to(dev)[:, None].float()
+        low_res = torch.where(gone[:, None, None, None], torch.full_like(low_res, NO_OBJ_SCORE), low_res)
+        score = torch.where(gone[:, None], score.clamp(max=-1.0), score)
+        high_res_masks = F.interpolate(low_res, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        obj_ptr = net.obj_ptr_proj(tokens[torch.arange(len(token), device=dev), torch.from_numpy(token).to(dev)])
+        if net.pred_obj_scores:
+            seen = score.sigmoid() if net.soft_no_obj_ptr else (score > 0).float()
+            if net.fixed_no_obj_ptr:
+                obj_ptr = seen * obj_ptr
+            obj_ptr = obj_ptr + (1 - seen) * net.no_obj_ptr
+        return low_res, high_res_masks, obj_ptr, score
 
     def _attend(
         self,

@@ -1,0 +1,736 @@
+"""Memory policies beyond SAM 2's own for long videos: ``samurai``, ``dam4sam`` and ``gated`` (ours).
+
+Each keeps one group per object (SAM 2 still runs them as one batch whenever their memories have the same
+size: :meth:`tracker.engine.sam.SamModel.track_many`), its per-object numbers as arrays indexed by a row
+per (object, pass direction), and a bounded memory: a few remembered frames per object, whatever the video
+length. They see SAM 2's decoder candidates before the memory encoder (:class:`~tracker.engine.sam.Judge`),
+so a policy can pick a candidate, show an object as absent, and keep a frame out of memory.
+
+Memory slots. SAM 2 reads its non-prompt memories at fixed relative positions (t-1, t-2, ... for stride 1)
+and its object pointers from the frames t-1 .. t-15. These policies fill those positions with the frames
+*they* chose, most recent first (SAMURAI's own trick): the k-th most recent remembered frame is read as
+frame t-k. Frames a policy adds as anchors are read as prompt frames (no temporal position), as DAM4SAM does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .memory import MEMORY_POLICIES, Group, MemoryPolicy
+from .motion import BoxFilter, box_iou, components, mask_boxes
+from .reads import memory_reads, pointer_reads
+
+if TYPE_CHECKING:
+    from .sam import Candidates, MemoryEntry, Verdict
+
+Key = tuple[int, bool]  # (object id, reverse)
+
+
+@dataclass
+class _Bank:
+    """The frames one object remembers in one pass direction, oldest first (frame indices of its store)."""
+
+    mem: list[int] = field(default_factory=list)  # read as memories (and pointers)
+    ptr: list[int] = field(default_factory=list)  # read as object pointers
+    anchors: list[int] = field(default_factory=list)  # read as prompt frames
+    last: int = -1  # the frame tracked last (SAMURAI reads it whatever its quality)
+    recent: int = -1  # the last frame with a mask (DAM4SAM always reads it)
+
+
+@dataclass
+class _Pending:
+    """What a verdict decided for one object on one frame, for :meth:`SlotMemory.write`."""
+
+    mem: bool
+    ptr: bool
+    anchor: bool = False
+    present: bool = True
+
+
+class SlotMemory(MemoryPolicy):
+    """Base of the policies here: one group per object; per-object banks of remembered frames mapped onto
+    SAM 2's memory slots; per-object rows of numbers (``self.rows``); prompt-frame boxes to (re)start from."""
+
+    per_object = True
+    judges = True
+    history = 10  # mask areas kept per object (for size checks)
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, int] = {}
+        self.banks: dict[Key, _Bank] = {}
+        self.prompt_boxes: dict[tuple[int, int], list[float]] = {}  # (object id, frame) -> low-res box, area
+        self.started: np.ndarray = np.full(0, -1, dtype=np.int64)  # prompt frame each row started from
+        self.last: np.ndarray = np.full(0, -1, dtype=np.int64)  # frame each row last tracked
+        self.areas: np.ndarray = np.full((0, self.history), np.nan)  # recent non-empty mask areas
+        self.filter = BoxFilter()
+        self._pending: dict[tuple[int, bool, int], _Pending] = {}
+        self._size: tuple[int, int] = (0, 0)
+
+    # ---- rows --------------------------------------------------------------------------------------
+    def _row(self, key: Key) -> int:
+        if key not in self.rows:
+            self.rows[key] = len(self.rows)
+            self.banks[key] = _Bank()
+            self._grow(len(self.rows))
+        return self.rows[key]
+
+    def _grow(self, n: int) -> None:
+        if n <= len(self.started):
+            return
+        extra = max(n, 2 * len(self.started), 4) - len(self.started)
+        self.started = np.concatenate([self.started, np.full(extra, -1, dtype=np.int64)])
+        self.last = np.concatenate([self.last, np.full(extra, -1, dtype=np.int64)])
+        self.areas = np.concatenate([self.areas, np.full((extra, self.history), np.nan)])
+        self._grow_more(len(self.started))
+
+    def _grow_more(self, n: int) -> None:
+        """Subclasses grow their own per-row arrays to n rows."""
+
+    def _reset_row(self, r: int) -> None:
+        """Subclasses clear their per-row numbers when a row (re)starts from a prompt frame."""
+
+    def prompted(self, g: Group, t: int, low_res: np.ndarray) -> None:
+        boxes = mask_boxes(low_res > 0)
+        areas = (low_res > 0).sum(axis=(1, 2))
+        self._size = low_res.shape[-2:]
+        for oid, box, area in zip(g.object_ids, boxes, areas):
+            self.prompt_boxes[(oid, t)] = [*box.tolist(), float(area)]
+
+    def _start(self, keys: Sequence[Key], groups: Sequence[Group], t: int) -> np.ndarray:
+        """Rows of ``keys`` on frame t; a row whose last prompt frame before t (in its direction) is not
+        the one it started from restarts there: its filter at the prompt's box, its counters cleared."""
+        rows = np.array([self._row(k) for k in keys], dtype=np.int64)
+        for r, (oid, reverse), g in zip(rows, keys, groups):
+            behind = [f for f in g.prompt_frames if (f >= t if reverse else f <= t)]
+            p = (min(behind) if reverse else max(behind)) if behind else (g.first)
+            if self.started[r] != p:
+                self.started[r], self.last[r] = p, p
+                self.areas[r] = np.nan
+                box = np.asarray(self.prompt_boxes.get((oid, p), [np.nan] * 5), dtype=np.float64)
+                if np.isfinite(box).all():
+                    self.filter.start(np.array([r]), box[None, :4])
+                    self.areas[r, 0] = box[4]
+                self._reset_row(int(r))
+        return rows
+
+    def _predict(self, rows: np.ndarray, t: int, damping: np.ndarray | float = 1.0) -> np.ndarray:
+        """Predicted boxes [N, 4] on frame t (the filter stepped over the frames since each row's last)."""
+        steps = np.abs(t - self.last[rows])
+        out = self.filter.boxes(rows)
+        for k in range(1, int(steps.max(initial=0)) + 1):
+            sel = rows[steps >= k]
+            d = damping if np.isscalar(damping) else np.asarray(damping)[steps >= k]
+            out[steps >= k] = self.filter.predict(sel, d)
+        self.last[rows] = t
+        return out
+
+    def _median_area(self, rows: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.nanmedian(np.where(np.isfinite(self.areas[rows]), self.areas[rows], np.nan), axis=1)
+
+    def _push_area(self, rows: np.ndarray, areas: np.ndarray) -> None:
+        for r, a in zip(rows, areas):
+            if a > 0:
+                self.areas[r] = np.roll(self.areas[r], 1)
+                self.areas[r, 0] = a
+
+    # ---- memory ------------------------------------------------------------------------------------
+    def seed_frames(self, g: Group) -> tuple[set[int], set[int]]:
+        return set(), set()  # the backward pass starts from the prompt frames alone
+
+    def cond(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        bank = self.banks.get((g.object_ids[0], reverse))
+        if bank is None or not bank.anchors:
+            return g.cond
+        store = g.store(reverse)
+        return {**g.cond, **{f: store[f] for f in bank.anchors}}
+
+    def _slots(self, bank: _Bank) -> tuple[list[int], list[int]]:
+        """(memory frames, pointer frames) to read, most recent first."""
+        return bank.mem[::-1], bank.ptr[::-1]
+
+    def read(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        bank = self.banks.get((g.object_ids[0], reverse))
+        if bank is None:
+            return {}
+        geo, store = self.geometry, g.store(reverse)
+        slots = memory_reads(t, reverse, geo.num_maskmem, geo.stride)[::-1]  # most recent slot first
+        return {s: store[f] for s, f in zip(slots, self._slots(bank)[0]) if 0 <= s < geo.num_frames}
+
+    def pointers(self, g: Group, t: int, reverse: bool) -> Mapping[int, MemoryEntry]:
+        bank = self.banks.get((g.object_ids[0], reverse))
+        if bank is None:
+            return {}
+        geo, store = self.geometry, g.store(reverse)
+        slots = pointer_reads(t, reverse, geo.max_ptrs)
+        return {s: store[f] for s, f in zip(slots, self._slots(bank)[1]) if 0 <= s < geo.num_frames}
+
+    def _capacity(self, bank: _Bank) -> tuple[int, int]:
+        """How many memory / pointer frames a bank keeps."""
+        return self.geometry.num_maskmem - 1, self.geometry.max_ptrs - 1
+
+    def write(self, g: Group, t: int, reverse: bool, entry: MemoryEntry, low_res: Any, score: Any) -> None:
+        key = (g.object_ids[0], reverse)
+        bank = self.banks[key]
+        p = self._pending.pop((key[0], reverse, t), _Pending(True, True))
+        store = g.store(reverse)
+        store[t] = entry
+        bank.last = t
+        if p.present:
+            bank.recent = t
+        if p.anchor:
+            bank.anchors.append(t)
+            if len(bank.anchors) > self.max_anchors:
+                bank.anchors.pop(0)
+        if p.mem:
+            bank.mem.append(t)
+        if p.ptr:
+            bank.ptr.append(t)
+        n_mem, n_ptr = self._capacity(bank)
+        del bank.mem[: max(0, len(bank.mem) - n_mem)]
+        del bank.ptr[: max(0, len(bank.ptr) - n_ptr)]
+        self._trim(store, bank)
+
+    max_anchors = 0
+
+    def _trim(self, store: dict[int, MemoryEntry], bank: _Bank) -> None:
+        """Drop what no slot reads: whole entries, or the memory of pointer-only frames."""
+        keep_mem = set(bank.mem) | set(bank.anchors) | self._extra_mem(bank)
+        keep = keep_mem | set(bank.ptr)
+        for f in list(store):
+            if f not in keep:
+                del store[f]
+            elif f not in keep_mem and store[f].maskmem is not None:
+                store[f].maskmem = None
+
+    def _extra_mem(self, bank: _Bank) -> set[int]:
+        return set()
+
+    # ---- state ---------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "rows": [[oid, rev, r] for (oid, rev), r in self.rows.items()],
+            "banks": [[oid, rev, b.mem, b.ptr, b.anchors, b.last, b.recent] for (oid, rev), b in self.banks.items()],
+            "prompt_boxes": [[oid, f, box] for (oid, f), box in self.prompt_boxes.items()],
+            "started": self.started.tolist(),
+            "last": self.last.tolist(),
+            "areas": np.nan_to_num(self.areas, nan=-1.0).tolist(),
+            "filter": self.filter.state(),
+            "size": list(self._size),
+            **self._own_state(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        if not state:
+            return
+        self.rows = {(oid, bool(rev)): r for oid, rev, r in state["rows"]}
+        self.banks = {(oid, bool(rev)): _Bank(*rest) for oid, rev, *rest in state["banks"]}
+        self.prompt_boxes = {(oid, f): box for oid, f, box in state["prompt_boxes"]}
+        self.started = np.asarray(state["started"], dtype=np.int64)
+        self.last = np.asarray(state["last"], dtype=np.int64)
+        areas = np.asarray(state["areas"], dtype=np.float64).reshape(-1, self.history)
+        self.areas = np.where(areas < 0, np.nan, areas)
+        self.filter.load_state(state["filter"])
+        self._size = tuple(state["size"])  # type: ignore[assignment]
+        self._load_own_state(state)
+
+    def _own_state(self) -> dict:
+        return {}
+
+    def _load_own_state(self, state: dict) -> None:
+        pass
+
+    # ---- verdicts ------------------------------------------------------------------------------------
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
+        raise NotImplementedError
+
+    @staticmethod
+    def _masks_of(c: Candidates, choice: np.ndarray) -> np.ndarray:
+        return c.masks[np.arange(len(choice)), choice]
+
+
+def _solid(box: np.ndarray, size: float) -> bool:
+    """A part that can be (some of) the object of typical side ``size``, not a sliver: its shorter side at
+    least a fifth of the object's, its longer one 0.3."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    return bool(min(w, h) >= 0.2 * size and max(w, h) >= 0.3 * size)
+
+
+def _inside_of(box: np.ndarray, outer: np.ndarray) -> float:
+    """The fraction of ``box`` [4] that lies inside ``outer`` [4]."""
+    w = max(0.0, min(box[2], outer[2]) - max(box[0], outer[0]))
+    h = max(0.0, min(box[3], outer[3]) - max(box[1], outer[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return float(w * h / area) if area > 0 else 0.0
+
+
+def _best_of(c: Candidates, weights: np.ndarray) -> np.ndarray:
+    """The option token with the highest weight per row: weights [N, len(options)]."""
+    return np.asarray(c.options)[np.argmax(weights, axis=1)]
+
+
+class SamuraiMemory(SlotMemory):
+    """SAMURAI (Yang et al. 2024): a Kalman filter on the box scores SAM 2's candidate masks,
+    ``alpha * IoU(predicted box, mask box) + (1 - alpha) * predicted IoU``, once the track has been stable
+    (predicted IoU > ``stable_iou``) for ``stable_frames`` frames; a frame is remembered when its predicted
+    IoU > ``memory_iou``, object score > ``memory_score`` and motion score > ``memory_motion``; SAM 2 reads
+    the frame before (whatever its quality) and the most recent remembered ones; pointers as SAM 2."""
+
+    name = "samurai"
+
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        stable_frames: int = 15,
+        stable_iou: float = 0.3,
+        memory_iou: float = 0.5,
+        memory_score: float = 0.0,
+        memory_motion: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.alpha, self.stable_frames, self.stable_iou = float(alpha), int(stable_frames), float(stable_iou)
+        self.memory_iou, self.memory_score = float(memory_iou), float(memory_score)
+        self.memory_motion = float(memory_motion)
+        self.stable = np.zeros(0, dtype=np.int64)
+
+    def _grow_more(self, n: int) -> None:
+        self.stable = np.concatenate([self.stable, np.zeros(n - len(self.stable), dtype=np.int64)])
+
+    def _reset_row(self, r: int) -> None:
+        self.stable[r] = 0
+
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
+        from .sam import Verdict
+
+        groups = [g for g, _ in rows]
+        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        r = self._start(keys, groups, t)
+        pred = self._predict(r, t)
+        opts = list(c.options)
+        boxes = [mask_boxes(c.masks[:, k] > 0) for k in opts]
+        motion = np.stack([box_iou(pred, b) for b in boxes], axis=1)  # [N, options]
+        ious = c.ious[:, opts]
+        stable = self.stable[r] >= self.stable_frames
+        weighted = _best_of(c, self.alpha * motion + (1 - self.alpha) * ious)
+        choice = np.where(stable, weighted, c.chosen)
+        pick = np.array([opts.index(k) for k in choice])
+        n = np.arange(len(r))
+        box, iou, kf = np.stack(boxes, axis=1)[n, pick], ious[n, pick], motion[n, pick]
+        found = np.isfinite(box).all(axis=1)
+        self.filter.update(r[found], box[found])
+        self.stable[r] = np.where(iou > self.stable_iou, self.stable[r] + 1, 0)
+        valid = (iou > self.memory_iou) & (c.score > self.memory_score) & (~stable | (kf > self.memory_motion))
+        for (oid, rev), ok in zip(keys, valid):
+            self._pending[(oid, rev, t)] = _Pending(mem=bool(ok), ptr=True)
+        return Verdict(choice, self._masks_of(c, choice), np.zeros(len(r), dtype=bool))
+
+    def _slots(self, bank: _Bank) -> tuple[list[int], list[int]]:
+        # the frame before t always, then the most recent remembered ones (SAMURAI's valid frames)
+        mem = [bank.last] + [f for f in bank.mem[::-1] if f != bank.last]
+        return mem[: self.geometry.num_maskmem - 1], bank.ptr[::-1]
+
+    def _extra_mem(self, bank: _Bank) -> set[int]:
+        return {bank.last}
+
+    def _own_state(self) -> dict:
+        return {"stable": self.stable.tolist()}
+
+    def _load_own_state(self, state: dict) -> None:
+        self.stable = np.asarray(state["stable"], dtype=np.int64)
+
+
+class Dam4samMemory(SlotMemory):
+    """DAM4SAM (Videnovic et al. 2025): recent-appearance memory (every ``every``-th frame and the most
+    recent, empty masks skipped) and up to ``max_anchors`` distractor-resolving anchors read as prompt
+    frames. A frame becomes an anchor when the chosen mask's predicted IoU > ``anchor_iou``, its area is
+    within ``area_range`` of the recent median, more than ``anchor_gap`` frames passed since the last anchor,
+    and SAM 2's other masks point elsewhere: the box of (alternative minus chosen, largest part) united with
+    the chosen mask has box IoU <= ``alternative_iou`` with the chosen mask's box for some alternative."""
+
+    name = "dam4sam"
+
+    def __init__(
+        self,
+        every: int = 5,
+        max_anchors: int = 3,
+        anchor_iou: float = 0.8,
+        area_range: tuple[float, float] = (0.8, 1.2),
+        anchor_gap: int = 5,
+        alternative_iou: float = 0.7,
+    ) -> None:
+        super().__init__()
+        self.every, self.max_anchors, self.anchor_iou = int(every), int(max_anchors), float(anchor_iou)
+        self.area_range = (float(area_range[0]), float(area_range[1]))
+        self.anchor_gap, self.alternative_iou = int(anchor_gap), float(alternative_iou)
+
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
+        from .sam import Verdict
+
+        groups = [g for g, _ in rows]
+        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        r = self._start(keys, groups, t)
+        self.last[r] = t
+        choice = c.chosen
+        masks = self._masks_of(c, choice) > 0
+        area = masks.sum(axis=(1, 2)).astype(np.float64)
+        median = self._median_area(r)
+        present = (c.score > 0) & (area > 0)
+        n = np.arange(len(r))
+        for i, key in enumerate(keys):
+            bank = self.banks[key]
+            since = abs(t - (bank.anchors[-1] if bank.anchors else self.started[r[i]]))
+            ratio = area[i] / median[i] if np.isfinite(median[i]) and median[i] > 0 else np.nan
+            anchor = bool(
+                present[i]
+                and c.ious[i, choice[i]] > self.anchor_iou
+                and self.area_range[0] <= ratio <= self.area_range[1]
+                and since > self.anchor_gap
+                and self._elsewhere(c, i, choice[i], masks[i])
+            )
+            ram = bool(present[i]) and (abs(t - self.started[r[i]]) % self.every == 0)
+            self._pending[(key[0], reverse, t)] = _Pending(mem=ram, ptr=True, anchor=anchor, present=bool(present[i]))
+        self._push_area(r, np.where(present, area, 0))
+        return Verdict(choice, c.masks[n, choice], np.zeros(len(r), dtype=bool))
+
+    def _elsewhere(self, c: Candidates, i: int, chosen: int, mask: np.ndarray) -> bool:
+        box = mask_boxes(mask[None])
+        others = [k for k in (c.options if len(c.options) > 1 else (1, 2, 3)) if k != chosen]
+        worst = 1.0
+        for k in others:
+            rest = (c.masks[i, k] > 0) & ~mask
+            if not rest.any():
+                continue
+            united = components(rest, keep=1)[0] | mask
+            worst = min(worst, float(box_iou(box, mask_boxes(united[None]))[0]))
+        return worst <= self.alternative_iou
+
+    def _slots(self, bank: _Bank) -> tuple[list[int], list[int]]:
+        # the most recent frame with a mask always, then every `every`-th frame
+        newest = [bank.recent] if bank.recent >= 0 else []
+        mem = newest + [f for f in bank.mem[::-1] if f not in newest]
+        size = max(0, self.geometry.num_maskmem - 1 - len(bank.anchors))
+        return mem[:size], bank.ptr[::-1]
+
+    def _capacity(self, bank: _Bank) -> tuple[int, int]:
+        return max(0, self.geometry.num_maskmem - 1 - len(bank.anchors)), self.geometry.max_ptrs - 1
+
+    def _extra_mem(self, bank: _Bank) -> set[int]:
+        return {bank.recent} if bank.recent >= 0 else set()
+
+
+class GatedMemory(SlotMemory):
+    """Ours: motion-gated presence and memory, for every object at once.
+
+    - Once an object's track is stable (``stable_frames`` confident frames), each of SAM 2's candidate masks
+      is split into its connected parts and the part that agrees best with the object's Kalman prediction
+      is shown; if none agrees (box IoU < ``gate_iou``) or its size is off the recent median by more than
+      ``size_range``, the object is shown absent and the frame is not remembered.
+    - On such a frame, and for ``coast`` frames after it, the decoder is prompted with the predicted box;
+      the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
+      within ``retry_size`` of the object's (two objects merged into one mask are not it).
+    - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
+      ``lane`` sizes of it) when it was hidden in view, at the frame's border (or half a size inside it) when
+      it left the frame. Parts
+      there too weak to take (too small) make the decoder be prompted with a box of the object's size
+      around them, and the result is taken when it is where the object can be and of its size.
+    - Only confident frames enter memory (object score > 0, predicted IoU > ``memory_iou``, size within
+      ``memory_size`` of the median), and not while two tracked objects are close (their boxes, grown by
+      ``overlap`` of their size, meet; SAM 3 keeps the older of two overlapping masks out of memory): SAM 2
+      reads the most recent remembered frames. Such frames, and oversized or shrunk masks, do not move
+      the Kalman filter either: the object coasts on its velocity.
+    """
+
+    name = "gated"
+
+    def __init__(
+        self,
+        stable_frames: int = 3,
+        gate_iou: float = 0.3,
+        size_range: tuple[float, float] = (0.4, 2.5),
+        retry_iou: float = 0.5,
+        lane: float = 0.6,
+        memory_iou: float = 0.5,
+        memory_size: tuple[float, float] = (0.6, 1.6),
+        overlap: float = 0.25,
+        velocity_noise: float = 0.05,
+        coast: int = 8,
+        retry_size: tuple[float, float] = (0.7, 1.3),
+    ) -> None:
+        super().__init__()
+        self.filter = BoxFilter(velocity_noise=velocity_noise)
+        self.coast = int(coast)
+        self.retry_size = (float(retry_size[0]), float(retry_size[1]))
+        self.stable_frames, self.gate_iou = int(stable_frames), float(gate_iou)
+        self.size_range = (float(size_range[0]), float(size_range[1]))
+        self.retry_iou, self.lane = float(retry_iou), float(lane)
+        self.memory_iou, self.overlap = float(memory_iou), float(overlap)
+        self.memory_size = (float(memory_size[0]), float(memory_size[1]))
+        self.stable = np.zeros(0, dtype=np.int64)
+        self.lost = np.zeros(0, dtype=np.int64)  # frames shown absent since the last accepted one
+        self.exited = np.zeros(0, dtype=bool)  # it was lost at the frame's border
+        self.seen = np.zeros((0, 4))  # (centre x, centre y, velocity x, velocity y) when last accepted
+        self._pred: dict[Key, np.ndarray] = {}  # predicted box of this frame (for a retry's verdict)
+        self._why: dict[Key, str] = {}  # why a retry was asked for: "jump" or "recover"
+        self._t = -1
+
+    def _grow_more(self, n: int) -> None:
+        k = n - len(self.stable)
+        self.stable = np.concatenate([self.stable, np.zeros(k, dtype=np.int64)])
+        self.lost = np.concatenate([self.lost, np.zeros(k, dtype=np.int64)])
+        self.exited = np.concatenate([self.exited, np.zeros(k, dtype=bool)])
+        self.seen = np.concatenate([self.seen, np.zeros((k, 4))])
+
+    def _reset_row(self, r: int) -> None:
+        self.stable[r], self.lost[r], self.exited[r] = 0, 0, False
+
+    def _parts(self, c: Candidates, i: int) -> list[tuple[int, np.ndarray]]:
+        """(token, part mask) for every connected part of every option's mask of row i."""
+        out = []
+        for k in c.options:
+            m = c.masks[i, k] > 0
+            if m.any():
+                out += [(k, p) for p in components(m, keep=4)]
+        return out
+
+    def _at_edge(self, box: np.ndarray, margin: float = 1.0) -> bool:
+        h, w = self._size
+        return bool(box[0] <= margin or box[1] <= margin or box[2] >= w - margin or box[3] >= h - margin)
+
+    def _where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
+        """Whether a part with box ``box`` is where lost row r can come back."""
+        if self.exited[r]:  # it comes back in: at an edge, or just inside one (SAM 2 may see it late)
+            return self._at_edge(box, margin=0.5 * size)
+        cx, cy, vx, vy = self.seen[r]
+        d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
+        speed = float(np.hypot(vx, vy))
+        if speed * 10 < 0.5 * size:  # it was (nearly) still: it comes back where it was
+            return bool(np.hypot(*d) <= size * (1 + 0.02 * self.lost[r]))
+        u = np.array([vx, vy]) / speed
+        along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
+        return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
+
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
+        from .sam import NO_OBJ_SCORE, Verdict
+
+        groups = [g for g, _ in rows]
+        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        self._size = c.masks.shape[-2:]
+        n = len(keys)
+        if retry:
+            return self._judge_retry(keys, c)
+        self._t = t
+        r = self._start(keys, groups, t)
+        pred = self._predict(r, t, np.where(self.lost[r] > 0, 0.8, 1.0))
+        median = self._median_area(r)
+        busy = self._close(pred)  # another tracked object is predicted next to it
+        choice = c.chosen.copy()
+        mask = self._masks_of(c, choice).copy()
+        absent = np.zeros(n, dtype=bool)
+        retry_at = np.full((n, 4), np.nan, dtype=np.float32)
+        taken = np.full((n, 4), np.nan)  # boxes of what is shown
+        pixels = np.zeros(n)  # and its area
+        sure = np.zeros(n, dtype=bool)  # confident enough to remember
+        for i in range(n):
+            ri = r[i]
+            size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
+            parts = self._parts(c, i)
+            if self.stable[ri] < self.stable_frames or not np.isfinite(size):
+                # a young track: SAM 2's own mask
+                m = mask[i] > 0
+                if m.any() and c.score[i] > 0:
+                    taken[i], pixels[i] = mask_boxes(m[None])[0], m.sum()
+                    sure[i] = c.ious[i, choice[i]] > self.memory_iou
+                continue
+            best, best_key = None, -1.0
+            h, w = self._size
+            seen_part = np.clip(pred[i], 0, [w, h, w, h])  # what of the predicted box is in the frame
+            for k, p in parts:
+                pb = mask_boxes(p[None])[0]
+                ratio = p.sum() / median[i]
+                # a part at the frame's edge may be cut by it, one inside the predicted box of a tracked object
+                # with no other nearby may be partly hidden: a tenth of the object's size is enough there
+                edge = self._at_edge(pb)
+                cut = edge or (self.lost[ri] == 0 and not busy[i] and _inside_of(pb, pred[i]) >= 0.8)
+                fits = (0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
+                if not (fits and (cut or _solid(pb, size))):
+                    continue
+                if self.lost[ri] == 0:
+                    agree = float(box_iou((seen_part if edge else pred[i])[None], pb[None])[0])
+                    if agree < self.gate_iou:
+                        continue
+                    rank = agree + 0.1 * c.ious[i, k]
+                elif self._where_it_can_be(ri, pb, size):
+                    rank = float(c.ious[i, k]) + p.sum() / median[i] * 1e-3
+                else:
+                    continue
+                if rank > best_key:
+                    best, best_key = (k, p, pb, ratio), rank
+            if best is None:
+                absent[i] = True
+                if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred[i]):
+                    retry_at[i] = pred[i]  # it jumped away (or just went): is it where it should be?
+                    self._why[keys[i]] = "jump"
+                elif self.lost[ri] > 0:
+                    # weak parts where it can be: ask the decoder with a box of its size there
+                    boxes = [mask_boxes(p[None])[0] for _, p in parts]
+                    near = [b for b in boxes if _solid(b, size) and self._where_it_can_be(ri, b, size)]
+                    if near:
+                        retry_at[i] = self._grown(np.array(near), median[i])
+                        self._why[keys[i]] = "recover"
+                continue
+            k, p, pb, ratio = best
+            choice[i] = k
+            mask[i] = np.where(p, c.masks[i, k], NO_OBJ_SCORE)
+            taken[i], pixels[i] = pb, p.sum()
+            lo, hi = self.memory_size
+            sure[i] = c.score[i] > 0 and c.ious[i, k] > self.memory_iou and lo <= ratio <= hi
+        # Two tracked objects close together: neither is remembered nor moves its filter (one may hide
+        # part of the other, or both masks be on one).
+        crowded = self._close(taken)
+        self._settle(keys, r, t, taken, pixels, sure & ~crowded, crowded)
+        for i, key in enumerate(keys):
+            self._pred[key] = pred[i]
+        return Verdict(choice, mask, absent, retry_at)
+
+    def _close(self, boxes: np.ndarray) -> np.ndarray:
+        """bool [N]: rows whose box [N, 4], grown by ``overlap`` of its size, meets another's (NaN: none)."""
+        grown = boxes.copy()
+        pad = self.overlap * (boxes[:, 2:] - boxes[:, :2])
+        grown[:, :2] -= pad
+        grown[:, 2:] += pad
+        n = len(boxes)
+        close = np.zeros(n, dtype=bool)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if box_iou(grown[i : i + 1], grown[j : j + 1])[0] > 0:
+                    close[i] = close[j] = True
+        return close
+
+    @staticmethod
+    def _grown(boxes: np.ndarray, area: float) -> np.ndarray:
+        """The union of ``boxes`` [K, 4], grown about its centre to the side of a box of ``area`` pixels."""
+        x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+        x1, y1 = boxes[:, 2].max(), boxes[:, 3].max()
+        half = max(x1 - x0, y1 - y0, np.sqrt(area) * 1.2) / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
+
+    def _inside(self, box: np.ndarray) -> bool:
+        h, w = self._size
+        x0, y0, x1, y1 = np.clip(box, 0, [w, h, w, h])
+        full = (box[2] - box[0]) * (box[3] - box[1])
+        return bool(full > 0 and (x1 - x0) * (y1 - y0) >= 0.5 * full)
+
+    def _settle(
+        self,
+        keys: Sequence[Key],
+        r: np.ndarray,
+        t: int,
+        taken: np.ndarray,
+        areas: np.ndarray,
+        sure: np.ndarray,
+        crowded: np.ndarray,
+    ) -> None:
+        """Counters, filters and what enters memory, once the verdict is known."""
+        h, w = self._size
+        shown = np.isfinite(taken).all(axis=1)
+        median = self._median_area(r)
+        # a merged or partly hidden mask is no measurement of where the object is
+        whole = ~np.isfinite(median) | ((areas <= self.memory_size[1] * median) & (areas >= 0.5 * median))
+        update = shown & ~crowded & whole
+        # back after an absence: the filter restarts at the part taken (its old velocity is stale)
+        back = shown & (self.lost[r] > 0) & ((whole & ~crowded) | self.exited[r])  # (coming in at an edge: cut by it)
+        self.filter.start(r[back], taken[back])
+        self.filter.update(r[update & ~back], taken[update & ~back])
+        for i, ri in enumerate(r):
+            if shown[i]:
+                if self.lost[ri] > 0:
+                    self.stable[ri] = self.stable_frames  # taken back under the gate: trusted at once
+                self.lost[ri] = 0
+                self.exited[ri] = False
+                self.stable[ri] += int(sure[i])
+                b = taken[i]
+                v = self.filter.velocity(np.array([ri]))[0]
+                self.seen[ri] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2, v[0], v[1])
+            else:
+                if self.lost[ri] == 0 and self.stable[ri] >= self.stable_frames:
+                    cx, cy = self.seen[ri, :2]
+                    vx, vy = self.seen[ri, 2:]
+                    last = self.filter.boxes(np.array([ri]))[0]
+                    near = last[0] <= 2 or last[1] <= 2 or last[2] >= w - 2 or last[3] >= h - 2
+                    outward = (cx < w / 2 and vx < 0) or (cx >= w / 2 and vx > 0) or (cy < h / 2 and vy < 0)
+                    self.exited[ri] = bool(near and (outward or (cy >= h / 2 and vy > 0)))
+                if self.stable[ri] >= self.stable_frames:
+                    self.lost[ri] += 1
+                else:
+                    self.stable[ri] = 0
+        # only the pixel areas of remembered frames set the object's size
+        masks_area = np.array([a if s else 0 for a, s in zip(areas, sure)])
+        self._push_area(r, masks_area)
+        for i, key in enumerate(keys):
+            self._pending[(key[0], key[1], t)] = _Pending(mem=bool(sure[i]), ptr=bool(sure[i]))
+
+    def _judge_retry(self, keys: Sequence[Key], c: Candidates) -> Verdict:
+        from .sam import NO_OBJ_SCORE, Verdict
+
+        n = len(keys)
+        r = np.array([self.rows[k] for k in keys], dtype=np.int64)
+        median = self._median_area(r)
+        choice = c.chosen.copy()
+        mask = self._masks_of(c, choice).copy()
+        absent = np.ones(n, dtype=bool)
+        boxes = np.full((n, 4), np.nan, dtype=np.float32)
+        for i, key in enumerate(keys):
+            pred, why = self._pred.get(key), self._why.pop(key, "jump")
+            if pred is None or c.score[i] <= 0 or not (mask[i] > 0).any():
+                continue
+            ri = r[i]
+            size = float(np.sqrt(median[i]))
+            lo, hi = self.retry_size
+            for part in components(mask[i] > 0, keep=4):
+                pb = mask_boxes(part[None])[0]
+                if not (lo <= part.sum() / median[i] <= hi and _solid(pb, size)):
+                    continue
+                if why == "jump":
+                    ok = float(box_iou(pred[None], pb[None])[0]) >= self.retry_iou
+                else:
+                    ok = self._where_it_can_be(ri, pb, size)
+                if ok:
+                    mask[i] = np.where(part, mask[i], NO_OBJ_SCORE)
+                    boxes[i] = pb
+                    break
+            if np.isfinite(boxes[i]).all():
+                absent[i] = False
+                # as a click on a tracked frame in upstream's predictor: shown and remembered
+                if why == "recover":
+                    self.filter.start(np.array([ri]), boxes[i : i + 1])
+                else:
+                    self.filter.update(np.array([ri]), boxes[i : i + 1])
+                self.lost[ri], self.exited[ri] = 0, False
+                self.stable[ri] = max(self.stable[ri], self.stable_frames)
+                self._pending[(key[0], key[1], self._t)] = _Pending(mem=True, ptr=True)
+                b = boxes[i]
+                v = self.filter.velocity(np.array([ri]))[0]
+                self.seen[ri] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2, v[0], v[1])
+        return Verdict(choice, mask, absent)
+
+    def _own_state(self) -> dict:
+        return {
+            "stable": self.stable.tolist(),
+            "lost": self.lost.tolist(),
+            "exited": self.exited.tolist(),
+            "seen": self.seen.tolist(),
+        }
+
+    def _load_own_state(self, state: dict) -> None:
+        self.stable = np.asarray(state["stable"], dtype=np.int64)
+        self.lost = np.asarray(state["lost"], dtype=np.int64)
+        self.exited = np.asarray(state["exited"], dtype=bool)
+        self.seen = np.asarray(state["seen"], dtype=np.float64).reshape(-1, 4)
+
+
+MEMORY_POLICIES.update({"samurai": SamuraiMemory, "dam4sam": Dam4samMemory, "gated": GatedMemory})
