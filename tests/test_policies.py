@@ -274,25 +274,28 @@ def test_gated_object_that_left_the_frame_comes_back_at_a_border():
     assert not entering.absent[0]
 
 
-def test_gated_two_objects_close_together_are_not_remembered_and_coast():
+def test_gated_two_objects_on_one_place_are_not_remembered_and_coast_while_close():
     p = GatedMemory()
     p.bind(Geometry(7, 1, 16, 400))
     a, b = Group((1,), (0,)), Group((2,), (0,))
     p.prompted(a, 0, logits(disc(30, 10))[None])
     p.prompted(b, 0, logits(disc(30, 50))[None])
     both = [(a, 0), (b, 0)]
-    for t in range(1, 16):  # towards each other, 1 px / frame each
-        c1 = cands([logits(disc(30, 10 + t))], [0.95])
-        c2 = cands([logits(disc(30, 50 - t))], [0.95])
+    seen = []
+    for t in range(1, 20):  # towards each other, 1 px / frame each, until they overlap
+        m1, m2 = disc(30, 10 + t), disc(30, 50 - t)
+        c1, c2 = cands([logits(m1)], [0.95]), cands([logits(m2)], [0.95])
         parts = [
             np.concatenate([x, y])
             for x, y in zip((c1.masks, c1.ious, c1.score, c1.chosen), (c2.masks, c2.ious, c2.score, c2.chosen))
         ]
         v = p.decide(both, t, False, Candidates(*parts, (0,)), retry=False)
         assert not v.absent.any()
-        # 11 px boxes grown by a quarter of their size on each side meet when the centres are <= 16.5 apart
-        close = 40 - 2 * t <= 16.5
-        assert remembered(p, t, 1).mem == (not close) and remembered(p, t, 2).mem == (not close)
+        shared = (m1 & m2).sum() >= 0.5 * min(m1.sum(), m2.sum())  # SAM 3's rule: both on one place
+        seen.append(shared)
+        assert remembered(p, t, 1).mem == (not shared) and remembered(p, t, 2).mem == (not shared)
+    assert any(seen) and not all(seen)
+    # close together the filters were not moved: they coast at the velocity learnt before
     assert p.filter.velocity(np.array([0, 1]))[:, 1] == pytest.approx([1.0, -1.0], abs=0.25)
 
 
@@ -352,3 +355,65 @@ def test_judged_heads_equal_sam2s_own_when_the_judge_agrees(name):
         picked = model.track_many(f1, 1, False, req, 32, Echo(pick=other))[0]
         assert np.allclose(picked.low_res[0, 0].numpy(), c.masks[0, other], atol=1e-5)
         assert not torch.allclose(picked.obj_ptr, plain.obj_ptr)
+
+
+# ---- whole runs on a generated look-alike clip ------------------------------------------------------
+# lookalike seed 123, sequence 0, 100 frames: the target hides behind a bar while its look-alike comes out
+# of it. Measured (scripts: DRE = share of visible frames with the mask on something else):
+# sam2 0.763, samurai 0.763, dam4sam 0.763, gated 0.0.
+class _Counting:
+    """Counts what a policy decided over a whole run."""
+
+    def __init__(self, policy):
+        self.policy, self.refused, self.anchors = policy, 0, 0
+        real = policy.write
+
+        def write(g, t, reverse, entry, low_res, score):
+            p = policy._pending.get((g.object_ids[0], reverse, t))
+            if p is not None:
+                self.refused += int(not p.mem and p.present)
+                self.anchors += int(p.anchor)
+            real(g, t, reverse, entry, low_res, score)
+
+        policy.write = write
+
+
+@pytest.fixture(scope="module")
+def lookalike(tmp_path_factory):
+    from tracker.api import load_model
+    from tracker.experiments.datasets import load_sequences
+    from tracker.experiments.hard import write_hard_dataset
+    from tracker.experiments.vos import run_dataset
+
+    root = tmp_path_factory.mktemp("lookalike")
+    write_hard_dataset(root, "lookalike", 1, 123, 100)
+    seqs = load_sequences("davis", root)
+    model = load_model("toy", device="cpu")
+
+    def run(name: str) -> tuple[dict, _Counting | None]:
+        counting = _Counting(memory_policy(name)) if name != "sam2" else None
+        make = (lambda: counting.policy) if counting else (lambda: memory_policy("sam2"))
+        res, _ = run_dataset(model, seqs, root.parent / f"out_{name}", "davis", memory=make, prefetch=0)
+        return res["longterm"]["sequences"][seqs[0].name], counting
+
+    return run
+
+
+def test_whole_run_gated_stays_off_the_lookalike_where_sam2_swaps(lookalike):
+    sam2, _ = lookalike("sam2")
+    gated, counted = lookalike("gated")
+    assert sam2["DRE"] > 0.5  # SAM 2 follows the look-alike for most of the clip
+    assert gated["DRE"] == 0.0 and gated["Robustness"] > 0.85
+    assert counted.refused > 0  # the hidden frames were kept out of memory
+
+
+@pytest.mark.parametrize("name", ["samurai", "dam4sam"])
+def test_whole_run_samurai_and_dam4sam_apply_their_rules(lookalike, name):
+    """On the toy model their rules act (frames refused, anchors added) but do not stop the swap: it is
+    measured, not assumed (README, Long videos)."""
+    res, counted = lookalike(name)
+    if name == "samurai":
+        assert counted.refused > 0
+    else:
+        assert counted.anchors > 0
+    assert res["DRE"] is not None

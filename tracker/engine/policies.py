@@ -268,6 +268,14 @@ def _inside_of(box: np.ndarray, outer: np.ndarray) -> float:
     return float(w * h / area) if area > 0 else 0.0
 
 
+def _only(logits: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Low-res ``logits`` [h, w] with every foreground pixel outside ``part`` (bool [h, w]) made background.
+    The background keeps SAM 2's own logits: replacing all of it would move the upsampled edge inward."""
+    from .sam import NO_OBJ_SCORE
+
+    return np.where((logits > 0) & ~part, NO_OBJ_SCORE, logits).astype(np.float32)
+
+
 def _best_of(c: Candidates, weights: np.ndarray) -> np.ndarray:
     """The option token with the highest weight per row: weights [N, len(options)]."""
     return np.asarray(c.options)[np.argmax(weights, axis=1)]
@@ -427,8 +435,9 @@ class GatedMemory(SlotMemory):
 
     - Once an object's track is stable (``stable_frames`` confident frames), each of SAM 2's candidate masks
       is split into its connected parts and the part that agrees best with the object's Kalman prediction
-      is shown; if none agrees (box IoU < ``gate_iou``) or its size is off the recent median by more than
-      ``size_range``, the object is shown absent and the frame is not remembered.
+      is shown; if none agrees (box IoU < ``gate_iou``) or its area is off the recent median by more than
+      ``size_range`` (one inside the predicted box, with no other tracked object near, may be down to a
+      tenth: partly hidden), the object is shown absent and the frame is not remembered.
     - On such a frame, and for ``coast`` frames after it, the decoder is prompted with the predicted box;
       the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
       within ``retry_size`` of the object's (two objects merged into one mask are not it).
@@ -438,10 +447,11 @@ class GatedMemory(SlotMemory):
       there too weak to take (too small) make the decoder be prompted with a box of the object's size
       around them, and the result is taken when it is where the object can be and of its size.
     - Only confident frames enter memory (object score > 0, predicted IoU > ``memory_iou``, size within
-      ``memory_size`` of the median), and not while two tracked objects are close (their boxes, grown by
-      ``overlap`` of their size, meet; SAM 3 keeps the older of two overlapping masks out of memory): SAM 2
-      reads the most recent remembered frames. Such frames, and oversized or shrunk masks, do not move
-      the Kalman filter either: the object coasts on its velocity.
+      ``memory_size`` of the median), and not while two tracked objects' masks share half of the smaller
+      one (SAM 3 keeps the older of two overlapping masks out of memory): SAM 2 reads the most recent
+      remembered frames. While two stable tracks are close (their boxes, grown by ``overlap`` of their
+      size, meet), and on oversized or shrunk masks, the Kalman filter is not moved: the object coasts on
+      its velocity.
     """
 
     name = "gated"
@@ -514,7 +524,7 @@ class GatedMemory(SlotMemory):
         return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
-        from .sam import NO_OBJ_SCORE, Verdict
+        from .sam import Verdict
 
         groups = [g for g, _ in rows]
         keys = [(g.object_ids[lane], reverse) for g, lane in rows]
@@ -584,14 +594,22 @@ class GatedMemory(SlotMemory):
                 continue
             k, p, pb, ratio = best
             choice[i] = k
-            mask[i] = np.where(p, c.masks[i, k], NO_OBJ_SCORE)
+            mask[i] = _only(c.masks[i, k], p)
             taken[i], pixels[i] = pb, p.sum()
             lo, hi = self.memory_size
             sure[i] = c.score[i] > 0 and c.ious[i, k] > self.memory_iou and lo <= ratio <= hi
-        # Two tracked objects close together: neither is remembered nor moves its filter (one may hide
-        # part of the other, or both masks be on one).
+        # Two tracked objects close together: neither moves its filter (one may hide part of the other);
+        # two masks on one place (half the smaller one shared, SAM 3's rule): neither is remembered.
         crowded = self._close(taken)
-        self._settle(keys, r, t, taken, pixels, sure & ~crowded, crowded)
+        shown = [mask[i] > 0 if np.isfinite(taken[i]).all() else None for i in range(n)]
+        shared = np.zeros(n, dtype=bool)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if crowded[i] and crowded[j] and shown[i] is not None and shown[j] is not None:
+                    inter = np.logical_and(shown[i], shown[j]).sum()
+                    if inter >= 0.5 * min(shown[i].sum(), shown[j].sum()):
+                        shared[i] = shared[j] = True
+        self._settle(keys, r, t, taken, pixels, sure & ~shared, crowded & (self.stable[r] >= self.stable_frames))
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
@@ -675,7 +693,7 @@ class GatedMemory(SlotMemory):
             self._pending[(key[0], key[1], t)] = _Pending(mem=bool(sure[i]), ptr=bool(sure[i]))
 
     def _judge_retry(self, keys: Sequence[Key], c: Candidates) -> Verdict:
-        from .sam import NO_OBJ_SCORE, Verdict
+        from .sam import Verdict
 
         n = len(keys)
         r = np.array([self.rows[k] for k in keys], dtype=np.int64)
@@ -700,7 +718,7 @@ class GatedMemory(SlotMemory):
                 else:
                     ok = self._where_it_can_be(ri, pb, size)
                 if ok:
-                    mask[i] = np.where(part, mask[i], NO_OBJ_SCORE)
+                    mask[i] = _only(mask[i], part)
                     boxes[i] = pb
                     break
             if np.isfinite(boxes[i]).all():
