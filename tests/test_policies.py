@@ -4,6 +4,8 @@ runs on a generated look-alike clip."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -417,3 +419,49 @@ def test_whole_run_samurai_and_dam4sam_apply_their_rules(lookalike, name):
     else:
         assert counted.anchors > 0
     assert res["DRE"] is not None
+
+
+@pytest.mark.parametrize(
+    "name, settings, words",
+    [
+        ("gated", {"gate_iou": 2}, "memory.gate_iou=2 is out of range"),
+        ("gated", {"coast": "x"}, "memory.coast='x' is not a number"),
+        ("gated", {"coast": 2.5}, "memory.coast=2.5 is not a number"),
+        ("gated", {"size_range": [2, 1]}, "memory.size_range=[2, 1]: the first must be below"),
+        ("gated", {"memory_size": 3}, "memory.memory_size=3 must be two numbers"),
+        ("samurai", {"alpha": -0.1}, "memory.alpha=-0.1 is out of range: memory=samurai takes 0 to 1"),
+        ("dam4sam", {"max_anchors": 9}, "memory.max_anchors=9 is out of range"),
+        ("dam4sam", {"every": 0}, "memory.every=0 is out of range"),
+    ],
+)
+def test_bad_policy_settings_are_one_error_naming_them(name, settings, words):
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        memory_policy(name, **settings)
+
+
+def _cli(capfd, *args: str) -> tuple[int, list[str]]:
+    from helpers import cli_main
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()  # the model configs composed above leave Hydra initialised
+    capfd.readouterr()
+    code = cli_main("progress=false", *args)
+    return code, [x for x in capfd.readouterr().err.splitlines() if x.strip()]
+
+
+def test_the_cli_takes_a_policy_and_names_a_bad_setting(tmp_path, capfd):
+    from helpers import write_video
+
+    from tracker.experiments.synthetic import make_sequence
+
+    rgbs, _ = make_sequence(3, 8, 96, 64, 1)
+    clip = write_video(tmp_path / "c.mp4", rgbs)
+    out = tmp_path / "out"
+    run = [f"source.path={clip}", f"output_dir={out}", "model=toy", "prompts.box=[10,10,40,40]", "prompts.frame=0"]
+    code, err = _cli(capfd, *run, "memory=gated", "memory.gate_iou=1.5")
+    assert code == 2 and len(err) == 1 and "memory.gate_iou=1.5 is out of range" in err[0], err
+    assert not out.exists()
+    code, err = _cli(capfd, *run, "memory=gated")
+    assert code == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert "gated" in json.dumps(record)

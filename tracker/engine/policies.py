@@ -253,6 +253,29 @@ class SlotMemory(MemoryPolicy):
         return c.masks[np.arange(len(choice)), choice]
 
 
+def _num(policy: str, key: str, value: Any, lo: float, hi: float, kind: type = float) -> Any:
+    """A setting as ``kind`` within [lo, hi], else one error naming it and its range."""
+    try:
+        v = kind(value)
+        if kind is int and v != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"memory.{key}={value!r} is not a number: memory={policy} takes {lo} to {hi}") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"memory.{key}={value!r} is out of range: memory={policy} takes {lo} to {hi}")
+    return v
+
+
+def _span(policy: str, key: str, value: Any, lo: float, hi: float) -> tuple[float, float]:
+    """A [low, high] setting within [lo, hi], low < high."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"memory.{key}={value!r} must be two numbers [low, high] (memory={policy})")
+    a, b = (_num(policy, key, x, lo, hi) for x in value)
+    if a >= b:
+        raise ValueError(f"memory.{key}={list(value)!r}: the first must be below the second (memory={policy})")
+    return a, b
+
+
 def _solid(box: np.ndarray, size: float) -> bool:
     """A part that can be (some of) the object of typical side ``size``, not a sliver: its shorter side at
     least a fifth of the object's, its longer one 0.3."""
@@ -300,9 +323,13 @@ class SamuraiMemory(SlotMemory):
         memory_motion: float = 0.0,
     ) -> None:
         super().__init__()
-        self.alpha, self.stable_frames, self.stable_iou = float(alpha), int(stable_frames), float(stable_iou)
-        self.memory_iou, self.memory_score = float(memory_iou), float(memory_score)
-        self.memory_motion = float(memory_motion)
+        n = self.name
+        self.alpha = _num(n, "alpha", alpha, 0, 1)
+        self.stable_frames = _num(n, "stable_frames", stable_frames, 0, 10_000, int)
+        self.stable_iou = _num(n, "stable_iou", stable_iou, 0, 1)
+        self.memory_iou = _num(n, "memory_iou", memory_iou, 0, 1)
+        self.memory_score = _num(n, "memory_score", memory_score, -100, 100)
+        self.memory_motion = _num(n, "memory_motion", memory_motion, 0, 1)
         self.stable = np.zeros(0, dtype=np.int64)
 
     def _grow_more(self, n: int) -> None:
@@ -371,9 +398,13 @@ class Dam4samMemory(SlotMemory):
         alternative_iou: float = 0.7,
     ) -> None:
         super().__init__()
-        self.every, self.max_anchors, self.anchor_iou = int(every), int(max_anchors), float(anchor_iou)
-        self.area_range = (float(area_range[0]), float(area_range[1]))
-        self.anchor_gap, self.alternative_iou = int(anchor_gap), float(alternative_iou)
+        n = self.name
+        self.every = _num(n, "every", every, 1, 10_000, int)
+        self.max_anchors = _num(n, "max_anchors", max_anchors, 0, 5, int)  # SAM 2 reads 7 memories in all
+        self.anchor_iou = _num(n, "anchor_iou", anchor_iou, 0, 1)
+        self.area_range = _span(n, "area_range", area_range, 0, 100)
+        self.anchor_gap = _num(n, "anchor_gap", anchor_gap, 0, 10_000, int)
+        self.alternative_iou = _num(n, "alternative_iou", alternative_iou, 0, 1)
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
@@ -471,14 +502,18 @@ class GatedMemory(SlotMemory):
         retry_size: tuple[float, float] = (0.7, 1.3),
     ) -> None:
         super().__init__()
-        self.filter = BoxFilter(velocity_noise=velocity_noise)
-        self.coast = int(coast)
-        self.retry_size = (float(retry_size[0]), float(retry_size[1]))
-        self.stable_frames, self.gate_iou = int(stable_frames), float(gate_iou)
-        self.size_range = (float(size_range[0]), float(size_range[1]))
-        self.retry_iou, self.lane = float(retry_iou), float(lane)
-        self.memory_iou, self.overlap = float(memory_iou), float(overlap)
-        self.memory_size = (float(memory_size[0]), float(memory_size[1]))
+        n = self.name
+        self.filter = BoxFilter(velocity_noise=_num(n, "velocity_noise", velocity_noise, 0, 10))
+        self.coast = _num(n, "coast", coast, 0, 10_000, int)
+        self.retry_size = _span(n, "retry_size", retry_size, 0, 100)
+        self.stable_frames = _num(n, "stable_frames", stable_frames, 0, 10_000, int)
+        self.gate_iou = _num(n, "gate_iou", gate_iou, 0, 1)
+        self.size_range = _span(n, "size_range", size_range, 0, 100)
+        self.retry_iou = _num(n, "retry_iou", retry_iou, 0, 1)
+        self.lane = _num(n, "lane", lane, 0, 100)
+        self.memory_iou = _num(n, "memory_iou", memory_iou, 0, 1)
+        self.overlap = _num(n, "overlap", overlap, 0, 10)
+        self.memory_size = _span(n, "memory_size", memory_size, 0, 100)
         self.stable = np.zeros(0, dtype=np.int64)
         self.lost = np.zeros(0, dtype=np.int64)  # frames shown absent since the last accepted one
         self.exited = np.zeros(0, dtype=bool)  # it was lost at the frame's border
