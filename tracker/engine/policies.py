@@ -584,10 +584,11 @@ class GatedMemory(SlotMemory):
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
             parts = self._parts(c, i)
             if self.stable[ri] < self.stable_frames or not np.isfinite(size):
-                # a young track: SAM 2's own mask
+                # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
                 m = mask[i] > 0
                 if m.any() and c.score[i] > 0:
-                    taken[i], pixels[i] = mask_boxes(m[None])[0], m.sum()
+                    main = components(m, keep=1)[0]
+                    taken[i], pixels[i] = mask_boxes(main[None])[0], main.sum()
                     sure[i] = c.ious[i, choice[i]] > self.memory_iou
                 continue
             best, best_key = None, -1.0
@@ -605,6 +606,8 @@ class GatedMemory(SlotMemory):
                     continue
                 if self.lost[ri] == 0:
                     agree = float(box_iou((seen_part if edge else pred[i])[None], pb[None])[0])
+                    if edge and agree > 0:  # cut by the frame's edge: any overlap with what is left of it
+                        agree = max(agree, self.gate_iou)
                     if agree < self.gate_iou:
                         continue
                     rank = agree + 0.1 * c.ious[i, k]
@@ -694,6 +697,7 @@ class GatedMemory(SlotMemory):
         median = self._median_area(r)
         # a merged or partly hidden mask is no measurement of where the object is
         whole = ~np.isfinite(median) | ((areas <= self.memory_size[1] * median) & (areas >= 0.5 * median))
+        whole &= ~np.array([shown[i] and self._at_edge(taken[i]) for i in range(len(r))], dtype=bool)
         update = shown & ~crowded & whole
         # back after an absence: the filter restarts at the part taken (its old velocity is stale)
         back = shown & (self.lost[r] > 0) & ((whole & ~crowded) | self.exited[r])  # (coming in at an edge: cut by it)
