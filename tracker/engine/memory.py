@@ -210,8 +210,6 @@ class Sam2Memory(MemoryPolicy):
 
 MEMORY_POLICIES: dict[str, Callable[..., MemoryPolicy]] = {"sam2": Sam2Memory}
 
-from . import policies as _policies  # noqa: E402,F401  (registers samurai, dam4sam, gated)
-
 
 def memory_policy(name: str, **settings: Any) -> MemoryPolicy:
     """A new policy of the registered ``name`` (``memory=<name>``) with its settings."""
