@@ -150,10 +150,7 @@ class MaskGenerator:
         logits float32 [N, h, w], predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
         m, net = self.model, self.model.net
         vision_feats, _, sizes = m.backbone_features(feats)
-        feat = vision_feats[-1]
-        if net.directly_add_no_mem_embed:
-            feat = feat + net.no_mem_embed
-        pix = feat.permute(1, 2, 0).view(1, -1, *sizes[-1])
+        pix = m.prompt_frame_features(feats)
         high_res = None
         if net.use_high_res_features_in_sam:
             high_res = [x.permute(1, 2, 0).view(1, -1, *sz) for x, sz in zip(vision_feats[:-1], sizes[:-1])]

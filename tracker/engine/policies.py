@@ -249,6 +249,11 @@ class SlotMemory(MemoryPolicy):
         raise NotImplementedError
 
     @staticmethod
+    def _keys(rows: Sequence[tuple[Group, int]], reverse: bool) -> tuple[list[Group], list[Key]]:
+        """The groups of ``rows`` and their rows' keys (object id, direction)."""
+        return [g for g, _ in rows], [(g.object_ids[lane], reverse) for g, lane in rows]
+
+    @staticmethod
     def _masks_of(c: Candidates, choice: np.ndarray) -> np.ndarray:
         return c.masks[np.arange(len(choice)), choice]
 
@@ -341,8 +346,7 @@ class SamuraiMemory(SlotMemory):
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
 
-        groups = [g for g, _ in rows]
-        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        groups, keys = self._keys(rows, reverse)
         r = self._start(keys, groups, t)
         pred = self._predict(r, t)
         opts = list(c.options)
@@ -409,8 +413,7 @@ class Dam4samMemory(SlotMemory):
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
 
-        groups = [g for g, _ in rows]
-        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        groups, keys = self._keys(rows, reverse)
         r = self._start(keys, groups, t)
         self.last[r] = t
         choice = c.chosen
@@ -451,8 +454,7 @@ class Dam4samMemory(SlotMemory):
         # the most recent frame with a mask always, then every `every`-th frame
         newest = [bank.recent] if bank.recent >= 0 else []
         mem = newest + [f for f in bank.mem[::-1] if f not in newest]
-        size = max(0, self.geometry.num_maskmem - 1 - len(bank.anchors))
-        return mem[:size], bank.ptr[::-1]
+        return mem[: self._capacity(bank)[0]], bank.ptr[::-1]
 
     def _capacity(self, bank: _Bank) -> tuple[int, int]:
         return max(0, self.geometry.num_maskmem - 1 - len(bank.anchors)), self.geometry.max_ptrs - 1
@@ -561,8 +563,7 @@ class GatedMemory(SlotMemory):
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
 
-        groups = [g for g, _ in rows]
-        keys = [(g.object_ids[lane], reverse) for g, lane in rows]
+        groups, keys = self._keys(rows, reverse)
         self._size = c.masks.shape[-2:]
         n = len(keys)
         if retry:
@@ -582,7 +583,6 @@ class GatedMemory(SlotMemory):
         for i in range(n):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
-            parts = self._parts(c, i)
             if self.stable[ri] < self.stable_frames or not np.isfinite(size):
                 # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
                 m = mask[i] > 0
@@ -591,6 +591,7 @@ class GatedMemory(SlotMemory):
                     taken[i], pixels[i] = mask_boxes(main[None])[0], main.sum()
                     sure[i] = c.ious[i, choice[i]] > self.memory_iou
                 continue
+            parts = self._parts(c, i)
             best, best_key = None, -1.0
             h, w = self._size
             seen_part = np.clip(pred[i], 0, [w, h, w, h])  # what of the predicted box is in the frame
@@ -710,15 +711,12 @@ class GatedMemory(SlotMemory):
                 self.lost[ri] = 0
                 self.exited[ri] = False
                 self.stable[ri] += int(sure[i])
-                b = taken[i]
-                v = self.filter.velocity(np.array([ri]))[0]
-                self.seen[ri] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2, v[0], v[1])
+                self._saw(ri, taken[i])
             else:
                 if self.lost[ri] == 0 and self.stable[ri] >= self.stable_frames:
                     cx, cy = self.seen[ri, :2]
                     vx, vy = self.seen[ri, 2:]
-                    last = self.filter.boxes(np.array([ri]))[0]
-                    near = last[0] <= 2 or last[1] <= 2 or last[2] >= w - 2 or last[3] >= h - 2
+                    near = self._at_edge(self.filter.boxes(np.array([ri]))[0], margin=2)
                     outward = (cx < w / 2 and vx < 0) or (cx >= w / 2 and vx > 0) or (cy < h / 2 and vy < 0)
                     self.exited[ri] = bool(near and (outward or (cy >= h / 2 and vy > 0)))
                 if self.stable[ri] >= self.stable_frames:
@@ -730,6 +728,11 @@ class GatedMemory(SlotMemory):
         self._push_area(r, masks_area)
         for i, key in enumerate(keys):
             self._pending[(key[0], key[1], t)] = _Pending(mem=bool(sure[i]), ptr=bool(sure[i]))
+
+    def _saw(self, r: int, box: np.ndarray) -> None:
+        """Row r was shown at ``box``: where and how fast it was last seen."""
+        v = self.filter.velocity(np.array([r]))[0]
+        self.seen[r] = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, v[0], v[1])
 
     def _judge_retry(self, keys: Sequence[Key], c: Candidates) -> Verdict:
         from .sam import Verdict
@@ -770,9 +773,7 @@ class GatedMemory(SlotMemory):
                 self.lost[ri], self.exited[ri] = 0, False
                 self.stable[ri] = max(self.stable[ri], self.stable_frames)
                 self._pending[(key[0], key[1], self._t)] = _Pending(mem=True, ptr=True)
-                b = boxes[i]
-                v = self.filter.velocity(np.array([ri]))[0]
-                self.seen[ri] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2, v[0], v[1])
+                self._saw(ri, boxes[i])
         return Verdict(choice, mask, absent)
 
     def _own_state(self) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sam2.modeling.sam.transformer import RoPEAttention
+from sam2.modeling.sam2_base import NO_OBJ_SCORE  # the logits of a mask whose object is absent
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from ..masks import fill_holes
@@ -171,9 +172,6 @@ class TrackRequest:
     cond: Mapping[int, MemoryEntry]
     recent: Mapping[int, MemoryEntry]
     pointers: Mapping[int, MemoryEntry] | None = None  # frame -> entry for object pointers (None: recent)
-
-
-NO_OBJ_SCORE = -1024.0  # SAM 2's logits of a mask whose object is absent (sam2_base.NO_OBJ_SCORE)
 
 
 @dataclass
@@ -344,6 +342,15 @@ class SamModel:
             feats.vision = (vision_feats, vision_pos, sizes)
         vision_feats, vision_pos, sizes = feats.vision
         return list(vision_feats), list(vision_pos), list(sizes)
+
+    def prompt_frame_features(self, feats: ImageFeatures) -> torch.Tensor:
+        """The frame's top-level features as a prompt frame reads them, without memory (``no_mem_embed``
+        added when the model adds it): [1, C, H, W]."""
+        vision_feats, _, sizes = self.backbone_features(feats)
+        top = vision_feats[-1]
+        if self.net.directly_add_no_mem_embed:
+            top = top + self.net.no_mem_embed
+        return top.permute(1, 2, 0).reshape(1, -1, *sizes[-1])
 
     # ---- prompt frames --------------------------------------------------------------------
     def _prompt_outputs(
@@ -614,14 +621,7 @@ class SamModel:
                     multimask_output=net._use_multimask(False, None),
                 )
             else:
-                # a box-prompted retry reads the frame as a prompt frame does, without memory: it
-                # segments what is in the box, whatever the memory holds
-                bare = pix_feat
-                if net.directly_add_no_mem_embed:
-                    top = vision_feats[-1] + net.no_mem_embed
-                    bare = top.permute(1, 2, 0).reshape(1, net.hidden_dim, h, w).to(pix_feat.dtype)
-                    bare = bare.expand(batch, -1, -1, -1)
-                low_res, high_res_masks, obj_ptr, score = self._judged_heads(pix_feat, high_res, judge, owners, bare)
+                low_res, high_res_masks, obj_ptr, score = self._judged_heads(feats, pix_feat, high_res, judge, owners)
             maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
         return MemoryEntry(
             maskmem=maskmem.to(self.memory_dtype),
@@ -672,15 +672,14 @@ class SamModel:
 
     def _judged_heads(
         self,
+        feats: ImageFeatures,
         pix_feat: torch.Tensor,
         high_res: list[torch.Tensor],
         judge: Judge,
         owners: Sequence[tuple[int, int]],
-        bare: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The SAM heads with a policy's verdict between the decoder and the memory encoder: returns low-res
-        logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1].
-        ``bare``: the frame's features without memory [B, C, H, W], which box-prompted retries decode."""
+        logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1]."""
         net = self.net
 
         def candidates(out: tuple) -> Candidates:
@@ -704,7 +703,13 @@ class SamModel:
             scale = self.image_size / mask.shape[-1]
             r = torch.from_numpy(rows).to(pix_feat.device)
             boxes = torch.from_numpy(v.retry[rows] * scale).to(pix_feat.device)
-            again = self._decode(bare[r], [x[r] for x in high_res], boxes)
+            # a box-prompted retry reads the frame as a prompt frame does, without memory: it segments what
+            # is in the box, whatever the memory holds
+            if self.net.directly_add_no_mem_embed:
+                bare = self.prompt_frame_features(feats).to(pix_feat.dtype).expand(len(rows), -1, -1, -1)
+            else:
+                bare = pix_feat[r]
+            again = self._decode(bare, [x[r] for x in high_res], boxes)
             v2 = judge.choose([owners[i] for i in rows], candidates(again), retry=True)
             taken = ~np.asarray(v2.absent)
             for j, row in enumerate(rows):
