@@ -301,6 +301,46 @@ def test_gated_two_objects_on_one_place_are_not_remembered_and_coast_while_close
     assert p.filter.velocity(np.array([0, 1]))[:, 1] == pytest.approx([1.0, -1.0], abs=0.25)
 
 
+def test_gated_follows_an_object_sliding_along_the_border():
+    p, g = bound(GatedMemory())
+    prompt(p, g, disc(10, 3))  # cut by the top border: about 0.85 of it is in view
+    for t in range(1, 30):
+        v = step(p, g, t, cands([logits(disc(10 + t, 3))], [0.95]))
+        remembered(p, t)
+        assert not v.absent[0], t
+    box = p.filter.boxes(np.array([0]))[0]
+    assert (box[0] + box[2]) / 2 == pytest.approx(10 + 29, abs=2.0)  # the filter moved along with it
+
+
+def _pair(a: Candidates, b: Candidates, looks: np.ndarray) -> Candidates:
+    fields = [
+        np.concatenate([x, y])
+        for x, y in zip((a.masks, a.ious, a.score, a.chosen), (b.masks, b.ious, b.score, b.chosen))
+    ]
+    return Candidates(*fields, (0,), looks.astype(np.float32))
+
+
+@pytest.mark.parametrize("alike", [False, True])
+def test_gated_trusts_sam2_next_to_a_different_looking_object_but_not_next_to_a_lookalike(alike):
+    p = GatedMemory()
+    p.bind(Geometry(7, 1, 16, 400))
+    a, b = Group((1,), (0,)), Group((2,), (0,))
+    p.prompted(a, 0, logits(disc(10, 30))[None])
+    p.prompted(b, 0, logits(disc(10, 42))[None])
+    both = [(a, 0), (b, 0)]
+    looks = np.eye(2, 8) if not alike else np.eye(2, 8)[[0, 0]]
+    for t in range(1, 20):  # side by side, close (their grown boxes meet), moving right together
+        c = _pair(cands([logits(disc(10 + t, 30))], [0.95]), cands([logits(disc(10 + t, 42))], [0.95]), looks)
+        assert not p.decide(both, t, False, c, retry=False).absent.any()
+        remembered(p, t, 1), remembered(p, t, 2)
+    assert (p.look[0] @ p.look[1] > 0.99) == alike  # learnt from the frames
+    # SAM 2 moves object 1 away from where motion predicts it
+    c = _pair(cands([logits(disc(45, 10))], [0.95]), cands([logits(disc(30, 42))], [0.95]), looks)
+    v = p.decide(both, 20, False, c, retry=False)
+    assert v.absent[0] == alike  # next to a look-alike the jump is refused; else SAM 2 is trusted
+    assert not v.absent[1]
+
+
 def test_policies_are_registered_and_check_their_settings():
     for name in ("sam2", "samurai", "dam4sam", "gated"):
         assert memory_policy(name).name == name
@@ -312,7 +352,7 @@ def test_policy_state_round_trips():
     p, g, _ = _tracking()
     q = GatedMemory()
     q.load_state(p.state())
-    assert q.rows == p.rows and (q.stable == p.stable).all()
+    assert q.rows == p.rows and (q.stable == p.stable).all() and (q.seen == p.seen).all()
     assert np.allclose(q.filter.mean[: len(p.rows)], p.filter.mean[: len(p.rows)])
 
 
@@ -347,6 +387,9 @@ def test_judged_heads_equal_sam2s_own_when_the_judge_agrees(name):
     judged = model.track_many(f1, 1, False, req, 32, judge)[0]
     c = judge.seen[0]
     assert c.options == ((1, 2, 3) if name.startswith("sam2.1") else (0,))
+    # what the object looks like: unit length where SAM 2 shows a mask, zeros where it shows none
+    shown = (c.masks[0, c.chosen[0]] > 0).any()
+    assert np.linalg.norm(c.appearance[0]) == pytest.approx(1.0 if shown else 0.0, abs=1e-4)
     for a, b in [(plain.low_res, judged.low_res), (plain.obj_ptr, judged.obj_ptr), (plain.score, judged.score)]:
         assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
     assert torch.allclose(plain.maskmem.float(), judged.maskmem.float(), atol=1e-2)

@@ -502,6 +502,7 @@ class GatedMemory(SlotMemory):
         velocity_noise: float = 0.05,
         coast: int = 8,
         retry_size: tuple[float, float] = (0.7, 1.3),
+        alike: float = 0.99,
     ) -> None:
         super().__init__()
         n = self.name
@@ -516,10 +517,12 @@ class GatedMemory(SlotMemory):
         self.memory_iou = _num(n, "memory_iou", memory_iou, 0, 1)
         self.overlap = _num(n, "overlap", overlap, 0, 10)
         self.memory_size = _span(n, "memory_size", memory_size, 0, 100)
+        self.alike = _num(n, "alike", alike, -1, 1)
         self.stable = np.zeros(0, dtype=np.int64)
         self.lost = np.zeros(0, dtype=np.int64)  # frames shown absent since the last accepted one
         self.exited = np.zeros(0, dtype=bool)  # it was lost at the frame's border
-        self.seen = np.zeros((0, 4))  # (centre x, centre y, velocity x, velocity y) when last accepted
+        self.seen = np.zeros((0, 8))  # (centre x, centre y, velocity x, velocity y, box) when last accepted
+        self.look = np.zeros((0, 0))  # unit appearance vector per row (zeros: not seen yet)
         self._pred: dict[Key, np.ndarray] = {}  # predicted box of this frame (for a retry's verdict)
         self._why: dict[Key, str] = {}  # why a retry was asked for: "jump" or "recover"
         self._t = -1
@@ -529,7 +532,8 @@ class GatedMemory(SlotMemory):
         self.stable = np.concatenate([self.stable, np.zeros(k, dtype=np.int64)])
         self.lost = np.concatenate([self.lost, np.zeros(k, dtype=np.int64)])
         self.exited = np.concatenate([self.exited, np.zeros(k, dtype=bool)])
-        self.seen = np.concatenate([self.seen, np.zeros((k, 4))])
+        self.seen = np.concatenate([self.seen, np.zeros((k, 8))])
+        self.look = np.concatenate([self.look, np.zeros((k, self.look.shape[1]))])
 
     def _reset_row(self, r: int) -> None:
         self.stable[r], self.lost[r], self.exited[r] = 0, 0, False
@@ -551,7 +555,7 @@ class GatedMemory(SlotMemory):
         """Whether a part with box ``box`` is where lost row r can come back."""
         if self.exited[r]:  # it comes back in: at an edge, or just inside one (SAM 2 may see it late)
             return self._at_edge(box, margin=0.5 * size)
-        cx, cy, vx, vy = self.seen[r]
+        cx, cy, vx, vy = self.seen[r, :4]
         d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
         speed = float(np.hypot(vx, vy))
         if speed * 10 < 0.5 * size:  # it was (nearly) still: it comes back where it was
@@ -572,7 +576,16 @@ class GatedMemory(SlotMemory):
         r = self._start(keys, groups, t)
         pred = self._predict(r, t, np.where(self.lost[r] > 0, 0.8, 1.0))
         median = self._median_area(r)
-        busy = self._close(pred)  # another tracked object is predicted next to it
+        near_pairs = self._close_pairs(pred)
+        busy = near_pairs.any(axis=1)  # another tracked object is predicted next to it
+        if c.appearance is not None and self.look.shape[1] != c.appearance.shape[1]:
+            self.look = np.zeros((len(self.look), c.appearance.shape[1]))
+        ref = self.look[r]
+        known = np.abs(ref).sum(axis=1) > 0
+        similar = ref @ ref.T
+        alike = near_pairs & ((similar >= self.alike) | ~known[:, None] | ~known[None, :])
+        # next to a different-looking tracked object, SAM 2 tells them apart by itself: its mask is shown
+        trust = busy & ~alike.any(axis=1)
         choice = c.chosen.copy()
         mask = self._masks_of(c, choice).copy()
         absent = np.zeros(n, dtype=bool)
@@ -583,7 +596,7 @@ class GatedMemory(SlotMemory):
         for i in range(n):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
-            if self.stable[ri] < self.stable_frames or not np.isfinite(size):
+            if self.stable[ri] < self.stable_frames or not np.isfinite(size) or trust[i]:
                 # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
                 m = mask[i] > 0
                 if m.any() and c.score[i] > 0:
@@ -601,12 +614,15 @@ class GatedMemory(SlotMemory):
                 # a part at the frame's edge may be cut by it, one inside the predicted box of a tracked object
                 # with no other nearby may be partly hidden: a tenth of the object's size is enough there
                 edge = self._at_edge(pb)
-                cut = edge or (self.lost[ri] == 0 and not busy[i] and _inside_of(pb, pred[i]) >= 0.8)
-                fits = (0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
+                near = pred[i] + np.array([-1, -1, 1, 1]) * 0.5 * size
+                cut = edge or (self.lost[ri] == 0 and _inside_of(pb, near) >= 0.8)
+                fits = (0.02 if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
                 if not (fits and (cut or _solid(pb, size))):
                     continue
                 if self.lost[ri] == 0:
                     agree = float(box_iou((seen_part if edge else pred[i])[None], pb[None])[0])
+                    if not busy[i]:  # or it moved on from where it was shown last
+                        agree = max(agree, float(box_iou(self.seen[ri, 4:][None], pb[None])[0]) - 0.2)
                     if edge and agree > 0:  # cut by the frame's edge: any overlap with what is left of it
                         agree = max(agree, self.gate_iou)
                     if agree < self.gate_iou:
@@ -649,23 +665,31 @@ class GatedMemory(SlotMemory):
                     if inter >= 0.5 * min(shown[i].sum(), shown[j].sum()):
                         shared[i] = shared[j] = True
         self._settle(keys, r, t, taken, pixels, sure & ~shared, crowded & (self.stable[r] >= self.stable_frames))
+        if c.appearance is not None:
+            # what it looks like: learnt from confident frames where it is alone and SAM 2's own mask is shown
+            own = np.array([bool(((mask[i] > 0) == (c.masks[i, c.chosen[i]] > 0)).all()) for i in range(n)])
+            learn = sure & ~shared & own & (np.abs(c.appearance).sum(axis=1) > 0)
+            for i in np.flatnonzero(learn):
+                old = self.look[r[i]]
+                new = c.appearance[i] if not np.abs(old).any() else 0.9 * old + 0.1 * c.appearance[i]
+                self.look[r[i]] = new / max(float(np.linalg.norm(new)), 1e-12)
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
 
-    def _close(self, boxes: np.ndarray) -> np.ndarray:
-        """bool [N]: rows whose box [N, 4], grown by ``overlap`` of its size, meets another's (NaN: none)."""
-        grown = boxes.copy()
+    def _close_pairs(self, boxes: np.ndarray) -> np.ndarray:
+        """bool [N, N]: pairs of rows whose boxes [N, 4], grown by ``overlap`` of their size, meet (NaN rows:
+        none; a row is not close to itself)."""
         pad = self.overlap * (boxes[:, 2:] - boxes[:, :2])
-        grown[:, :2] -= pad
-        grown[:, 2:] += pad
-        n = len(boxes)
-        close = np.zeros(n, dtype=bool)
-        for i in range(n):
-            for j in range(i + 1, n):
-                if box_iou(grown[i : i + 1], grown[j : j + 1])[0] > 0:
-                    close[i] = close[j] = True
-        return close
+        lo, hi = boxes[:, :2] - pad, boxes[:, 2:] + pad
+        with np.errstate(invalid="ignore"):
+            meet = (np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]) > 0).all(axis=2)
+        np.fill_diagonal(meet, False)
+        return meet
+
+    def _close(self, boxes: np.ndarray) -> np.ndarray:
+        """bool [N]: rows whose box [N, 4] is close to another's (:meth:`_close_pairs`)."""
+        return self._close_pairs(boxes).any(axis=1)
 
     @staticmethod
     def _grown(boxes: np.ndarray, area: float) -> np.ndarray:
@@ -698,7 +722,10 @@ class GatedMemory(SlotMemory):
         median = self._median_area(r)
         # a merged or partly hidden mask is no measurement of where the object is
         whole = ~np.isfinite(median) | ((areas <= self.memory_size[1] * median) & (areas >= 0.5 * median))
-        whole &= ~np.array([shown[i] and self._at_edge(taken[i]) for i in range(len(r))], dtype=bool)
+        # one touching the frame's border is measured while most of it is in view (else the filter would stay
+        # behind an object sliding along the border); less of it: its box is the border's, not its own
+        edge = np.array([shown[i] and self._at_edge(taken[i]) for i in range(len(r))], dtype=bool)
+        whole &= ~edge | (areas >= 0.8 * median)
         update = shown & ~crowded & whole
         # back after an absence: the filter restarts at the part taken (its old velocity is stale)
         back = shown & (self.lost[r] > 0) & ((whole & ~crowded) | self.exited[r])  # (coming in at an edge: cut by it)
@@ -715,7 +742,7 @@ class GatedMemory(SlotMemory):
             else:
                 if self.lost[ri] == 0 and self.stable[ri] >= self.stable_frames:
                     cx, cy = self.seen[ri, :2]
-                    vx, vy = self.seen[ri, 2:]
+                    vx, vy = self.seen[ri, 2:4]
                     near = self._at_edge(self.filter.boxes(np.array([ri]))[0], margin=2)
                     outward = (cx < w / 2 and vx < 0) or (cx >= w / 2 and vx > 0) or (cy < h / 2 and vy < 0)
                     self.exited[ri] = bool(near and (outward or (cy >= h / 2 and vy > 0)))
@@ -732,7 +759,7 @@ class GatedMemory(SlotMemory):
     def _saw(self, r: int, box: np.ndarray) -> None:
         """Row r was shown at ``box``: where and how fast it was last seen."""
         v = self.filter.velocity(np.array([r]))[0]
-        self.seen[r] = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, v[0], v[1])
+        self.seen[r] = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, v[0], v[1], *box)
 
     def _judge_retry(self, keys: Sequence[Key], c: Candidates) -> Verdict:
         from .sam import Verdict
@@ -782,13 +809,15 @@ class GatedMemory(SlotMemory):
             "lost": self.lost.tolist(),
             "exited": self.exited.tolist(),
             "seen": self.seen.tolist(),
+            "look": self.look.tolist(),
         }
 
     def _load_own_state(self, state: dict) -> None:
         self.stable = np.asarray(state["stable"], dtype=np.int64)
         self.lost = np.asarray(state["lost"], dtype=np.int64)
         self.exited = np.asarray(state["exited"], dtype=bool)
-        self.seen = np.asarray(state["seen"], dtype=np.float64).reshape(-1, 4)
+        self.seen = np.asarray(state["seen"], dtype=np.float64).reshape(-1, 8)
+        self.look = np.asarray(state["look"], dtype=np.float64).reshape(len(self.seen), -1)
 
 
 MEMORY_POLICIES.update({"samurai": SamuraiMemory, "dam4sam": Dam4samMemory, "gated": GatedMemory})

@@ -182,13 +182,17 @@ class Candidates:
     output; 1-3: the multimask outputs), NO_OBJ_SCORE everywhere where the object score logit is <= 0;
     ``ious``: float32 [B, 4] predicted IoU; ``score``: float32 [B] object score logits; ``chosen``: int64 [B]
     the token SAM 2 itself uses; ``options``: the tokens SAM 2 chooses among (1-3 for a model that tracks
-    with multimask outputs, SAM 2.1's checkpoints; 0 for one that tracks with a single mask)."""
+    with multimask outputs, SAM 2.1's checkpoints; 0 for one that tracks with a single mask);
+    ``appearance``: float32 [B, C] the frame's top-level backbone features (before memory) averaged under
+    SAM 2's chosen mask less their mean over the frame, unit length (zeros where the mask is empty): what
+    the object looks like, for telling look-alikes from different-looking objects."""
 
     masks: np.ndarray
     ious: np.ndarray
     score: np.ndarray
     chosen: np.ndarray
     options: tuple[int, ...]
+    appearance: np.ndarray | None = None
 
 
 @dataclass
@@ -682,10 +686,22 @@ class SamModel:
         logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1]."""
         net = self.net
 
+        top = feats.backbone_out["backbone_fpn"][-1][0].float()  # [C, H, W]
+
         def candidates(out: tuple) -> Candidates:
             masks, ious, _, score, chosen, options = out
+            shown = (masks[torch.arange(len(chosen), device=masks.device), chosen] > 0).float()[:, None]
+            weight = F.adaptive_avg_pool2d(shown, top.shape[-2:]).flatten(1)  # [B, HW]
+            pooled = weight @ top.flatten(1).T / weight.sum(1, keepdim=True).clamp(min=1e-6)  # [B, C]
+            # less the frame's mean: what every region shares would make all objects look alike
+            look = F.normalize(pooled - top.flatten(1).mean(1), dim=1) * (weight.sum(1, keepdim=True) > 0)
             return Candidates(
-                masks.cpu().numpy(), ious.cpu().numpy(), score[:, 0].cpu().numpy(), chosen.cpu().numpy(), options
+                masks.cpu().numpy(),
+                ious.cpu().numpy(),
+                score[:, 0].cpu().numpy(),
+                chosen.cpu().numpy(),
+                options,
+                look.cpu().numpy(),
             )
 
         def pointer_tokens(choice: np.ndarray, options: tuple[int, ...]) -> np.ndarray:
