@@ -129,8 +129,13 @@ class SlotMemory(MemoryPolicy):
         return out
 
     def _median_area(self, rows: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return np.nanmedian(np.where(np.isfinite(self.areas[rows]), self.areas[rows], np.nan), axis=1)
+        """float [N]: the median of each row's remembered areas (NaN: none yet); np.nanmedian is 10x slower."""
+        a = np.sort(np.where(np.isfinite(self.areas[rows]), self.areas[rows], np.inf), axis=1)
+        count = np.isfinite(a).sum(axis=1)
+        i = np.arange(len(rows))
+        lo, hi = a[i, np.maximum(count - 1, 0) // 2], a[i, np.minimum(count // 2, a.shape[1] - 1)]
+        with np.errstate(invalid="ignore"):
+            return np.where(count > 0, (lo + hi) / 2, np.nan)
 
     def _push_area(self, rows: np.ndarray, areas: np.ndarray) -> None:
         for r, a in zip(rows, areas):
@@ -475,10 +480,13 @@ class GatedMemory(SlotMemory):
       the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
       within ``retry_size`` of the object's (two objects merged into one mask are not it).
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
-      ``lane`` sizes of it) when it was hidden in view, at the frame's border (or half a size inside it) when
-      it left the frame. Parts
-      there too weak to take (too small) make the decoder be prompted with a box of the object's size
-      around them, and the result is taken when it is where the object can be and of its size.
+      ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
+      when it left the frame. Parts there too weak to take (too small) make the decoder be prompted with a
+      box of the object's size around them, and the result is taken when it is where the object can be and
+      of its size.
+    - Next to another tracked object that looks different (appearance vectors, learnt from confident frames,
+      agreeing less than ``alike``), SAM 2 tells the two apart by itself: its own mask is shown. Next to a
+      look-alike, motion decides as above.
     - Only confident frames enter memory (object score > 0, predicted IoU > ``memory_iou``, size within
       ``memory_size`` of the median), and not while two tracked objects' masks share half of the smaller
       one (SAM 3 keeps the older of two overlapping masks out of memory): SAM 2 reads the most recent
@@ -503,6 +511,7 @@ class GatedMemory(SlotMemory):
         coast: int = 8,
         retry_size: tuple[float, float] = (0.7, 1.3),
         alike: float = 0.99,
+        entry: float = 0.5,
     ) -> None:
         super().__init__()
         n = self.name
@@ -518,6 +527,7 @@ class GatedMemory(SlotMemory):
         self.overlap = _num(n, "overlap", overlap, 0, 10)
         self.memory_size = _span(n, "memory_size", memory_size, 0, 100)
         self.alike = _num(n, "alike", alike, -1, 1)
+        self.entry = _num(n, "entry", entry, 0, 100)
         self.stable = np.zeros(0, dtype=np.int64)
         self.lost = np.zeros(0, dtype=np.int64)  # frames shown absent since the last accepted one
         self.exited = np.zeros(0, dtype=bool)  # it was lost at the frame's border
@@ -554,7 +564,7 @@ class GatedMemory(SlotMemory):
     def _where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
         """Whether a part with box ``box`` is where lost row r can come back."""
         if self.exited[r]:  # it comes back in: at an edge, or just inside one (SAM 2 may see it late)
-            return self._at_edge(box, margin=0.5 * size)
+            return self._at_edge(box, margin=self.entry * size)
         cx, cy, vx, vy = self.seen[r, :4]
         d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
         speed = float(np.hypot(vx, vy))
@@ -780,7 +790,8 @@ class GatedMemory(SlotMemory):
             lo, hi = self.retry_size
             for part in components(mask[i] > 0, keep=4):
                 pb = mask_boxes(part[None])[0]
-                if not (lo <= part.sum() / median[i] <= hi and _solid(pb, size)):
+                edge = self._at_edge(pb)  # cut by the frame's border: any part of it
+                if not ((0.02 if edge else lo) <= part.sum() / median[i] <= hi and (edge or _solid(pb, size))):
                     continue
                 if why == "jump":
                     ok = float(box_iou(pred[None], pb[None])[0]) >= self.retry_iou
