@@ -276,22 +276,31 @@ def test_gated_object_that_left_the_frame_comes_back_at_a_border():
     assert not entering.absent[0]
 
 
-def test_gated_two_objects_on_one_place_are_not_remembered_and_coast_while_close():
+def two_objects(first: np.ndarray, second: np.ndarray) -> tuple[GatedMemory, list]:
+    """A gated policy with objects 1 and 2 prompted on frame 0 with masks ``first`` and ``second``."""
     p = GatedMemory()
     p.bind(Geometry(7, 1, 16, 400))
     a, b = Group((1,), (0,)), Group((2,), (0,))
-    p.prompted(a, 0, logits(disc(30, 10))[None])
-    p.prompted(b, 0, logits(disc(30, 50))[None])
-    both = [(a, 0), (b, 0)]
+    p.prompted(a, 0, logits(first)[None])
+    p.prompted(b, 0, logits(second)[None])
+    return p, [(a, 0), (b, 0)]
+
+
+def pair(a: Candidates, b: Candidates, looks: np.ndarray | None = None) -> Candidates:
+    """Two objects' candidates as one batch (``looks``: their appearance vectors [2, C])."""
+    fields = [
+        np.concatenate([x, y])
+        for x, y in zip((a.masks, a.ious, a.score, a.chosen), (b.masks, b.ious, b.score, b.chosen))
+    ]
+    return Candidates(*fields, (0,), None if looks is None else looks.astype(np.float32))
+
+
+def test_gated_two_objects_on_one_place_are_not_remembered_and_coast_while_close():
+    p, both = two_objects(disc(30, 10), disc(30, 50))
     seen = []
     for t in range(1, 20):  # towards each other, 1 px / frame each, until they overlap
         m1, m2 = disc(30, 10 + t), disc(30, 50 - t)
-        c1, c2 = cands([logits(m1)], [0.95]), cands([logits(m2)], [0.95])
-        parts = [
-            np.concatenate([x, y])
-            for x, y in zip((c1.masks, c1.ious, c1.score, c1.chosen), (c2.masks, c2.ious, c2.score, c2.chosen))
-        ]
-        v = p.decide(both, t, False, Candidates(*parts, (0,)), retry=False)
+        v = p.decide(both, t, False, pair(cands([logits(m1)], [0.95]), cands([logits(m2)], [0.95])), retry=False)
         assert not v.absent.any()
         shared = (m1 & m2).sum() >= 0.5 * min(m1.sum(), m2.sum())  # SAM 3's rule: both on one place
         seen.append(shared)
@@ -312,30 +321,17 @@ def test_gated_follows_an_object_sliding_along_the_border():
     assert (box[0] + box[2]) / 2 == pytest.approx(10 + 29, abs=2.0)  # the filter moved along with it
 
 
-def _pair(a: Candidates, b: Candidates, looks: np.ndarray) -> Candidates:
-    fields = [
-        np.concatenate([x, y])
-        for x, y in zip((a.masks, a.ious, a.score, a.chosen), (b.masks, b.ious, b.score, b.chosen))
-    ]
-    return Candidates(*fields, (0,), looks.astype(np.float32))
-
-
 @pytest.mark.parametrize("alike", [False, True])
 def test_gated_trusts_sam2_next_to_a_different_looking_object_but_not_next_to_a_lookalike(alike):
-    p = GatedMemory()
-    p.bind(Geometry(7, 1, 16, 400))
-    a, b = Group((1,), (0,)), Group((2,), (0,))
-    p.prompted(a, 0, logits(disc(10, 30))[None])
-    p.prompted(b, 0, logits(disc(10, 42))[None])
-    both = [(a, 0), (b, 0)]
+    p, both = two_objects(disc(10, 30), disc(10, 42))
     looks = np.eye(2, 8) if not alike else np.eye(2, 8)[[0, 0]]
     for t in range(1, 20):  # side by side, close (their grown boxes meet), moving right together
-        c = _pair(cands([logits(disc(10 + t, 30))], [0.95]), cands([logits(disc(10 + t, 42))], [0.95]), looks)
+        c = pair(cands([logits(disc(10 + t, 30))], [0.95]), cands([logits(disc(10 + t, 42))], [0.95]), looks)
         assert not p.decide(both, t, False, c, retry=False).absent.any()
         remembered(p, t, 1), remembered(p, t, 2)
     assert (p.look[0] @ p.look[1] > 0.99) == alike  # learnt from the frames
     # SAM 2 moves object 1 away from where motion predicts it
-    c = _pair(cands([logits(disc(45, 10))], [0.95]), cands([logits(disc(30, 42))], [0.95]), looks)
+    c = pair(cands([logits(disc(45, 10))], [0.95]), cands([logits(disc(30, 42))], [0.95]), looks)
     v = p.decide(both, 20, False, c, retry=False)
     assert v.absent[0] == alike  # next to a look-alike the jump is refused; else SAM 2 is trusted
     assert not v.absent[1]
