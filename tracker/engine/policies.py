@@ -586,16 +586,7 @@ class GatedMemory(SlotMemory):
         r = self._start(keys, groups, t)
         pred = self._predict(r, t, np.where(self.lost[r] > 0, 0.8, 1.0))
         median = self._median_area(r)
-        near_pairs = self._close_pairs(pred)
-        busy = near_pairs.any(axis=1)  # another tracked object is predicted next to it
-        if c.appearance is not None and self.look.shape[1] != c.appearance.shape[1]:
-            self.look = np.zeros((len(self.look), c.appearance.shape[1]))
-        ref = self.look[r]
-        known = np.abs(ref).sum(axis=1) > 0
-        similar = ref @ ref.T
-        alike = near_pairs & ((similar >= self.alike) | ~known[:, None] | ~known[None, :])
-        # next to a different-looking tracked object, SAM 2 tells them apart by itself: its mask is shown
-        trust = busy & ~alike.any(axis=1)
+        busy, trust = self._neighbours(r, pred, c)
         choice = c.chosen.copy()
         mask = self._masks_of(c, choice).copy()
         absent = np.zeros(n, dtype=bool)
@@ -615,35 +606,7 @@ class GatedMemory(SlotMemory):
                     sure[i] = c.ious[i, choice[i]] > self.memory_iou
                 continue
             parts = self._parts(c, i)
-            best, best_key = None, -1.0
-            h, w = self._size
-            seen_part = np.clip(pred[i], 0, [w, h, w, h])  # what of the predicted box is in the frame
-            for k, p in parts:
-                pb = mask_boxes(p[None])[0]
-                ratio = p.sum() / median[i]
-                # a part at the frame's edge may be cut by it, one inside the predicted box of a tracked object
-                # with no other nearby may be partly hidden: a tenth of the object's size is enough there
-                edge = self._at_edge(pb)
-                near = pred[i] + np.array([-1, -1, 1, 1]) * 0.5 * size
-                cut = edge or (self.lost[ri] == 0 and _inside_of(pb, near) >= 0.8)
-                fits = (0.02 if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
-                if not (fits and (cut or _solid(pb, size))):
-                    continue
-                if self.lost[ri] == 0:
-                    agree = float(box_iou((seen_part if edge else pred[i])[None], pb[None])[0])
-                    if not busy[i]:  # or it moved on from where it was shown last
-                        agree = max(agree, float(box_iou(self.seen[ri, 4:][None], pb[None])[0]) - 0.2)
-                    if edge and agree > 0:  # cut by the frame's edge: any overlap with what is left of it
-                        agree = max(agree, self.gate_iou)
-                    if agree < self.gate_iou:
-                        continue
-                    rank = agree + 0.1 * c.ious[i, k]
-                elif self._where_it_can_be(ri, pb, size):
-                    rank = float(c.ious[i, k]) + p.sum() / median[i] * 1e-3
-                else:
-                    continue
-                if rank > best_key:
-                    best, best_key = (k, p, pb, ratio), rank
+            best = self._best_part(parts, c, i, ri, pred[i], bool(busy[i]), float(median[i]))
             if best is None:
                 absent[i] = True
                 if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred[i]):
@@ -675,17 +638,78 @@ class GatedMemory(SlotMemory):
                     if inter >= 0.5 * min(shown[i].sum(), shown[j].sum()):
                         shared[i] = shared[j] = True
         self._settle(keys, r, t, taken, pixels, sure & ~shared, crowded & (self.stable[r] >= self.stable_frames))
-        if c.appearance is not None:
-            # what it looks like: learnt from confident frames where it is alone and SAM 2's own mask is shown
-            own = np.array([bool(((mask[i] > 0) == (c.masks[i, c.chosen[i]] > 0)).all()) for i in range(n)])
-            learn = sure & ~shared & own & (np.abs(c.appearance).sum(axis=1) > 0)
-            for i in np.flatnonzero(learn):
-                old = self.look[r[i]]
-                new = c.appearance[i] if not np.abs(old).any() else 0.9 * old + 0.1 * c.appearance[i]
-                self.look[r[i]] = new / max(float(np.linalg.norm(new)), 1e-12)
+        self._learn_looks(r, c, mask, sure & ~shared)
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
+
+    def _neighbours(self, r: np.ndarray, pred: np.ndarray, c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        """bool [N] twice: rows with another tracked object predicted next to them, and those of them whose
+        neighbours all look different (appearance vectors agreeing less than ``alike``; one not learnt yet
+        counts as alike)."""
+        near_pairs = self._close_pairs(pred)
+        if c.appearance is not None and self.look.shape[1] != c.appearance.shape[1]:
+            self.look = np.zeros((len(self.look), c.appearance.shape[1]))
+        ref = self.look[r]
+        known = np.abs(ref).sum(axis=1) > 0
+        alike = near_pairs & ((ref @ ref.T >= self.alike) | ~known[:, None] | ~known[None, :])
+        busy = near_pairs.any(axis=1)
+        # next to a different-looking tracked object, SAM 2 tells them apart by itself: its mask is shown
+        return busy, busy & ~alike.any(axis=1)
+
+    def _learn_looks(self, r: np.ndarray, c: Candidates, mask: np.ndarray, sure: np.ndarray) -> None:
+        """What each object looks like, learnt from confident frames where SAM 2's own mask is shown."""
+        if c.appearance is None:
+            return
+        own = np.array([bool(((mask[i] > 0) == (c.masks[i, c.chosen[i]] > 0)).all()) for i in range(len(r))])
+        for i in np.flatnonzero(sure & own & (np.abs(c.appearance).sum(axis=1) > 0)):
+            old = self.look[r[i]]
+            new = c.appearance[i] if not np.abs(old).any() else 0.9 * old + 0.1 * c.appearance[i]
+            self.look[r[i]] = new / max(float(np.linalg.norm(new)), 1e-12)
+
+    def _best_part(
+        self,
+        parts: list[tuple[int, np.ndarray]],
+        c: Candidates,
+        i: int,
+        ri: int,
+        pred: np.ndarray,
+        busy: bool,
+        median: float,
+    ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
+        """The part of row i's candidates (token, mask, box, area ratio) that is the object of stable row
+        ``ri`` predicted at ``pred`` [4], or None."""
+        size = float(np.sqrt(median))
+        best, best_key = None, -1.0
+        h, w = self._size
+        seen_part = np.clip(pred, 0, [w, h, w, h])  # what of the predicted box is in the frame
+        for k, p in parts:
+            pb = mask_boxes(p[None])[0]
+            ratio = p.sum() / median
+            # a part at the frame's edge may be cut by it, one inside (or half a size around) the predicted box
+            # of a tracked object may be partly hidden: a tenth of the object's size is enough there
+            edge = self._at_edge(pb)
+            near = pred + np.array([-1, -1, 1, 1]) * 0.5 * size
+            cut = edge or (self.lost[ri] == 0 and _inside_of(pb, near) >= 0.8)
+            fits = (0.02 if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
+            if not (fits and (cut or _solid(pb, size))):
+                continue
+            if self.lost[ri] == 0:
+                agree = float(box_iou((seen_part if edge else pred)[None], pb[None])[0])
+                if not busy:  # or it moved on from where it was shown last
+                    agree = max(agree, float(box_iou(self.seen[ri, 4:][None], pb[None])[0]) - 0.2)
+                if edge and agree > 0:  # cut by the frame's edge: any overlap with what is left of it
+                    agree = max(agree, self.gate_iou)
+                if agree < self.gate_iou:
+                    continue
+                rank = agree + 0.1 * c.ious[i, k]
+            elif self._where_it_can_be(ri, pb, size):
+                rank = float(c.ious[i, k]) + ratio * 1e-3
+            else:
+                continue
+            if rank > best_key:
+                best, best_key = (k, p, pb, ratio), rank
+        return best
 
     def _close_pairs(self, boxes: np.ndarray) -> np.ndarray:
         """bool [N, N]: pairs of rows whose boxes [N, 4], grown by ``overlap`` of their size, meet (NaN rows:
