@@ -687,14 +687,17 @@ class SamModel:
         net = self.net
 
         top = feats.backbone_out["backbone_fpn"][-1][0].float()  # [C, H, W]
+        grid, flat = top.shape[-2:], top.flatten(1)  # [C, HW]
+        # less the frame's mean: what every region shares would make all objects look alike
+        centre = flat.mean(1)
 
         def candidates(out: tuple) -> Candidates:
             masks, ious, _, score, chosen, options = out
             shown = (masks[torch.arange(len(chosen), device=masks.device), chosen] > 0).float()[:, None]
-            weight = F.adaptive_avg_pool2d(shown, top.shape[-2:]).flatten(1)  # [B, HW]
-            pooled = weight @ top.flatten(1).T / weight.sum(1, keepdim=True).clamp(min=1e-6)  # [B, C]
-            # less the frame's mean: what every region shares would make all objects look alike
-            look = F.normalize(pooled - top.flatten(1).mean(1), dim=1) * (weight.sum(1, keepdim=True) > 0)
+            weight = F.adaptive_avg_pool2d(shown, grid).flatten(1)  # [B, HW]
+            total = weight.sum(1, keepdim=True)
+            pooled = weight @ flat.T / total.clamp(min=1e-6)  # [B, C]
+            look = F.normalize(pooled - centre, dim=1) * (total > 0)
             return Candidates(
                 masks.cpu().numpy(),
                 ious.cpu().numpy(),
