@@ -321,6 +321,24 @@ def test_gated_follows_an_object_sliding_along_the_border():
     assert (box[0] + box[2]) / 2 == pytest.approx(10 + 29, abs=2.0)  # the filter moved along with it
 
 
+def test_gated_does_not_take_a_lost_object_back_on_another_tracked_one():
+    p, both = two_objects(disc(20, 15), disc(5, 45))
+    for t in range(1, 31):  # object 1 goes out through the left border; object 2 stays at it, in view
+        m1 = disc(20 - t, 15)
+        first = cands([logits(m1)] if m1.any() else [np.full((S, S), NO_OBJ_SCORE, np.float32)], [0.95])
+        p.decide(both, t, False, pair(first, cands([logits(disc(5, 45))], [0.95])), retry=False)
+        remembered(p, t, 1), remembered(p, t, 2)
+    assert p.exited[0] and p.lost[0] > 0
+    # SAM 2 puts object 1 on object 2, at the border it left by: that is object 2, not object 1 coming back
+    on_other = pair(cands([logits(disc(5, 45))], [0.95]), cands([logits(disc(5, 45))], [0.95]))
+    v = p.decide(both, 31, False, on_other, retry=False)
+    assert v.absent[0] and not v.absent[1]
+    assert not remembered(p, 31, 1).mem
+    # at the same border away from object 2 it is taken back
+    back = pair(cands([logits(disc(3, 20))], [0.95]), cands([logits(disc(5, 45))], [0.95]))
+    assert not p.decide(both, 32, False, back, retry=False).absent[0]
+
+
 @pytest.mark.parametrize("alike", [False, True])
 def test_gated_trusts_sam2_next_to_a_different_looking_object_but_not_next_to_a_lookalike(alike):
     p, both = two_objects(disc(10, 30), disc(10, 42))

@@ -534,6 +534,7 @@ class GatedMemory(SlotMemory):
         self.seen = np.zeros((0, 8))  # (centre x, centre y, velocity x, velocity y, box) when last accepted
         self.look = np.zeros((0, 0))  # unit appearance vector per row (zeros: not seen yet)
         self._pred: dict[Key, np.ndarray] = {}  # predicted box of this frame (for a retry's verdict)
+        self._mates = np.zeros(0, dtype=np.int64)  # rows of this frame's direction
         self._why: dict[Key, str] = {}  # why a retry was asked for: "jump" or "recover"
         self._t = -1
 
@@ -574,6 +575,21 @@ class GatedMemory(SlotMemory):
         along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
         return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
+    def _held_by_other(self, r: int, box: np.ndarray) -> bool:
+        """Whether ``box`` [4] is where another object of this pass was shown on its last frame (box IoU >=
+        0.5; or 0.8 of ``box`` inside the box of one that looks different): a lost object is not taken back
+        on a tracked one (of two masks on one place, SAM 3 suppresses the one hidden more recently). A part
+        inside a look-alike's box may be the lost object coming out from behind it: motion decides there."""
+        m = self._mates[(self._mates != r) & (self.lost[self._mates] == 0)]
+        m = m[np.abs(self._t - self.last[m]) <= 1]
+        if not len(m):
+            return False
+        if (box_iou(self.seen[m, 4:], box[None].astype(np.float64)) >= 0.5).any():
+            return True
+        ref, others = self.look[r], self.look[m]
+        differ = (np.abs(others).sum(axis=1) > 0) & bool(np.abs(ref).any()) & (others @ ref < self.alike)
+        return any(_inside_of(box, self.seen[j, 4:]) >= 0.8 for j in m[differ])
+
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
 
@@ -583,6 +599,7 @@ class GatedMemory(SlotMemory):
         if retry:
             return self._judge_retry(keys, c)
         self._t = t
+        self._mates = np.array([row for (_, rev), row in self.rows.items() if rev == reverse], dtype=np.int64)
         r = self._start(keys, groups, t)
         pred = self._predict(r, t, np.where(self.lost[r] > 0, 0.8, 1.0))
         median = self._median_area(r)
@@ -615,7 +632,11 @@ class GatedMemory(SlotMemory):
                 elif self.lost[ri] > 0:
                     # weak parts where it can be: ask the decoder with a box of its size there
                     boxes = [mask_boxes(p[None])[0] for _, p in parts]
-                    near = [b for b in boxes if _solid(b, size) and self._where_it_can_be(ri, b, size)]
+                    near = [
+                        b
+                        for b in boxes
+                        if _solid(b, size) and self._where_it_can_be(ri, b, size) and not self._held_by_other(ri, b)
+                    ]
                     if near:
                         retry_at[i] = self._grown(np.array(near), median[i])
                         self._why[keys[i]] = "recover"
@@ -703,7 +724,7 @@ class GatedMemory(SlotMemory):
                 if agree < self.gate_iou:
                     continue
                 rank = agree + 0.1 * c.ious[i, k]
-            elif self._where_it_can_be(ri, pb, size):
+            elif self._where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb):
                 rank = float(c.ious[i, k]) + ratio * 1e-3
             else:
                 continue
@@ -820,7 +841,7 @@ class GatedMemory(SlotMemory):
                 if why == "jump":
                     ok = float(box_iou(pred[None], pb[None])[0]) >= self.retry_iou
                 else:
-                    ok = self._where_it_can_be(ri, pb, size)
+                    ok = self._where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb)
                 if ok:
                     mask[i] = _only(mask[i], part)
                     boxes[i] = pb
