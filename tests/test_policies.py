@@ -272,7 +272,11 @@ def test_gated_object_that_left_the_frame_comes_back_at_a_border():
     inside = step(p, g, 30, cands([logits(disc(30, 30))], [0.9]))  # in the middle: a look-alike
     assert inside.absent[0]
     remembered(p, 30)
-    entering = step(p, g, 31, cands([logits(disc(2, 50))], [0.9]))  # at the left border: it
+    sliver = np.zeros((S, S), dtype=bool)
+    sliver[49:52, 0] = True  # three pixels at the left border: not enough to take it back on
+    assert step(p, g, 31, cands([logits(sliver)], [0.9])).absent[0]
+    remembered(p, 31)
+    entering = step(p, g, 32, cands([logits(disc(2, 50))], [0.9]))  # at the left border: it
     assert not entering.absent[0]
 
 

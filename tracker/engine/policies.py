@@ -712,7 +712,9 @@ class GatedMemory(SlotMemory):
             edge = self._at_edge(pb)
             near = pred + np.array([-1, -1, 1, 1]) * 0.5 * size
             cut = edge or (self.lost[ri] == 0 and _inside_of(pb, near) >= 0.8)
-            fits = (0.02 if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
+            # (a sliver at the edge is kept for a tracked object going out; one coming back needs more)
+            sliver = 0.02 if self.lost[ri] == 0 else 0.1
+            fits = (sliver if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
             if not (fits and (cut or _solid(pb, size))):
                 continue
             if self.lost[ri] == 0:
