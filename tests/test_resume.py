@@ -75,10 +75,11 @@ def test_resuming_from_any_checkpoint_gives_the_same_frames(toy, tmp_path):
             assert np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores), (mark.stage, a.frame_index)
 
 
-def _resumed(toy, src, prompts, mark, tmp_path):
-    """Run with a named spool up to ``mark`` again, then continue in a new Propagator from its state."""
+def _resumed(toy, src, prompts, mark, tmp_path, memory=lambda: None):
+    """Run with a named spool up to ``mark`` again, then continue in a new Propagator from its state
+    (``memory``: makes each Propagator's memory policy)."""
     spool = str(tmp_path / f"spool-{mark.stage}-{mark.position}.bin")
-    first = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool)
+    first = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool, memory=memory())
     it = first.run(src, prompts)
     state = None
     for item in it:
@@ -87,10 +88,34 @@ def _resumed(toy, src, prompts, mark, tmp_path):
             break
     it.close()  # the first process dies here
     assert state is not None
-    second = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool)
+    second = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool, memory=memory())
     for item in second.run(src, prompts, resume=state):
         if not isinstance(item, Checkpoint):
             yield item[1]
+
+
+def test_a_policys_state_resumes_with_the_run(toy, tmp_path):
+    """A memory policy other than SAM 2's (filters, counters, chosen frames) continues from a checkpoint as
+    if never stopped."""
+    from tracker.engine.memory import memory_policy
+
+    n = 48
+    src = open_source("pyav", write_demo_clip(tmp_path / "c.mp4", n, W, H, 0))
+    prompts = late_prompts(n)
+    gated = lambda: memory_policy("gated")  # noqa: E731
+    frames, marks = [], []
+    for item in Propagator(toy, reverse_chunk=4, checkpoint_every=6, memory=gated()).run(src, prompts):
+        if isinstance(item, Checkpoint):
+            marks.append(item)
+        else:
+            frames.append(item[1])
+    forward = [m for m in marks if m.stage == "forward"]
+    mark = forward[len(forward) // 2]
+    assert mark.state["memory"]["rows"], "the checkpoint carries the policy's rows"
+    rest = list(_resumed(toy, src, prompts, mark, tmp_path, gated))
+    assert [m.frame_index for m in rest] == list(range(mark.emitted, n))
+    for a, b in zip(rest, frames[mark.emitted :]):
+        assert np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores), a.frame_index
 
 
 # ---- the CLI: SIGKILL, then resume=true -------------------------------------------------------------
