@@ -499,7 +499,7 @@ class GatedMemory(SlotMemory):
 
     def __init__(
         self,
-        stable_frames: int = 3,
+        stable_frames: int = 5,
         gate_iou: float = 0.3,
         size_range: tuple[float, float] = (0.4, 2.5),
         retry_iou: float = 0.5,
@@ -535,6 +535,7 @@ class GatedMemory(SlotMemory):
         self.look = np.zeros((0, 0))  # unit appearance vector per row (zeros: not seen yet)
         self._pred: dict[Key, np.ndarray] = {}  # predicted box of this frame (for a retry's verdict)
         self._mates = np.zeros(0, dtype=np.int64)  # rows of this frame's direction
+        self._now: dict[int, np.ndarray] = {}  # row -> box shown on this frame
         self._why: dict[Key, str] = {}  # why a retry was asked for: "jump" or "recover"
         self._t = -1
 
@@ -576,19 +577,22 @@ class GatedMemory(SlotMemory):
         return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
     def _held_by_other(self, r: int, box: np.ndarray) -> bool:
-        """Whether ``box`` [4] is where another object of this pass was shown on its last frame (box IoU >=
-        0.5; or 0.8 of ``box`` inside the box of one that looks different): a lost object is not taken back
-        on a tracked one (of two masks on one place, SAM 3 suppresses the one hidden more recently). A part
-        inside a look-alike's box may be the lost object coming out from behind it: motion decides there."""
-        m = self._mates[(self._mates != r) & (self.lost[self._mates] == 0)]
+        """Whether ``box`` [4] is where another object of this pass is shown (on this frame if decided, else
+        on its last) (box IoU >= 0.5; or 0.8 of ``box`` inside the box of one that looks different): a lost
+        object is not taken back on a tracked one (of two masks on one place, SAM 3 suppresses the one
+        hidden more recently). A part inside a look-alike's box may be the lost object coming out from
+        behind it: motion decides there."""
+        now = np.isin(self._mates, list(self._now))
+        m = self._mates[(self._mates != r) & ((self.lost[self._mates] == 0) | now)]
         m = m[np.abs(self._t - self.last[m]) <= 1]
         if not len(m):
             return False
-        if (box_iou(self.seen[m, 4:], box[None].astype(np.float64)) >= 0.5).any():
+        boxes = np.array([self._now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64)
+        if (box_iou(boxes, box[None].astype(np.float64)) >= 0.5).any():
             return True
         ref, others = self.look[r], self.look[m]
         differ = (np.abs(others).sum(axis=1) > 0) & bool(np.abs(ref).any()) & (others @ ref < self.alike)
-        return any(_inside_of(box, self.seen[j, 4:]) >= 0.8 for j in m[differ])
+        return any(_inside_of(box, b) >= 0.8 for b in boxes[differ])
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
         from .sam import Verdict
@@ -611,7 +615,9 @@ class GatedMemory(SlotMemory):
         taken = np.full((n, 4), np.nan)  # boxes of what is shown
         pixels = np.zeros(n)  # and its area
         sure = np.zeros(n, dtype=bool)  # confident enough to remember
-        for i in range(n):
+        self._now = {}  # row -> box shown on this frame
+        # tracked objects first: a lost one is then checked against where they are now
+        for i in sorted(range(n), key=lambda i: bool(self.lost[r[i]] > 0)):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
             if self.stable[ri] < self.stable_frames or not np.isfinite(size) or trust[i]:
@@ -621,6 +627,7 @@ class GatedMemory(SlotMemory):
                     main = components(m, keep=1)[0]
                     taken[i], pixels[i] = mask_boxes(main[None])[0], main.sum()
                     sure[i] = c.ious[i, choice[i]] > self.memory_iou
+                    self._now[int(ri)] = taken[i]
                 continue
             parts = self._parts(c, i)
             best = self._best_part(parts, c, i, ri, pred[i], bool(busy[i]), float(median[i]))
@@ -645,6 +652,7 @@ class GatedMemory(SlotMemory):
             choice[i] = k
             mask[i] = _only(c.masks[i, k], p)
             taken[i], pixels[i] = pb, p.sum()
+            self._now[int(ri)] = pb
             lo, hi = self.memory_size
             sure[i] = c.score[i] > 0 and c.ious[i, k] > self.memory_iou and lo <= ratio <= hi
         # Two tracked objects close together: neither moves its filter (one may hide part of the other);

@@ -515,11 +515,19 @@ class SamModel:
             buckets.setdefault((memory.shape[0], n_ptr), []).append(i)
         results: list[MemoryEntry | None] = [None] * len(requests)
         with self.autocast():
+            fused = []
             for (_, n_ptr), idx in buckets.items():
                 memory = torch.cat([prepared[i][0] for i in idx], dim=1)
                 memory_pos = torch.cat([prepared[i][1] for i in idx], dim=1)
+                fused.append((idx, self._fused(feats, memory, memory_pos, n_ptr)))
+            if judge is not None and len(fused) > 1:
+                # Only memory attention needs one memory layout per batch: with a policy (whose refused frames
+                # give objects memories of different lengths) the heads, the verdict and the memory encoder
+                # run once for all objects. Upstream's default keeps its exact per-layout batches.
+                fused = [([i for idx, _ in fused for i in idx], torch.cat([f for _, f in fused]))]
+            for idx, pix_feat in fused:
                 owners = [(i, lane) for i in idx for lane in range(requests[i].batch)]
-                entry = self._track_batch(feats, memory, memory_pos, n_ptr, judge, owners)
+                entry = self._heads(feats, pix_feat, judge, owners)
                 start = 0
                 for i in idx:
                     rows = slice(start, start + requests[i].batch)
@@ -588,23 +596,28 @@ class SamModel:
                 n_ptr = obj_ptrs.shape[0]
         return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr
 
-    def _track_batch(
-        self,
-        feats: ImageFeatures,
-        memory: torch.Tensor,
-        memory_pos: torch.Tensor,
-        n_ptr: int,
-        judge: Judge | None = None,
-        owners: Sequence[tuple[int, int]] = (),
-    ) -> MemoryEntry:
-        """SAM2Base.track_step on a tracked frame for B objects whose memories are ``memory`` [N, B, C_mem]."""
-        net = self.net
-        self.batches += 1
-        batch = memory.shape[1]
+    def _fused(self, feats: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, n_ptr: int) -> torch.Tensor:
+        """The frame's features conditioned on B objects' memories ``memory`` [N, B, C_mem] (all of one
+        layout): [B, C, h, w], what SAM2Base.track_step gives its heads."""
         vision_feats, vision_pos, sizes = self.backbone_features(feats)
         h, w = sizes[-1]
         fused = self._attend(feats, vision_feats[-1], vision_pos[-1], memory, memory_pos, n_ptr)
-        pix_feat = fused.permute(1, 2, 0).reshape(batch, net.hidden_dim, h, w)
+        return fused.permute(1, 2, 0).reshape(memory.shape[1], self.net.hidden_dim, h, w)
+
+    def _heads(
+        self,
+        feats: ImageFeatures,
+        pix_feat: torch.Tensor,
+        judge: Judge | None = None,
+        owners: Sequence[tuple[int, int]] = (),
+    ) -> MemoryEntry:
+        """The rest of SAM2Base.track_step for B objects' memory-conditioned features ``pix_feat``
+        [B, C, h, w]: the SAM heads (and a policy's verdict) and the memory encoder."""
+        net = self.net
+        self.batches += 1
+        batch = pix_feat.shape[0]
+        vision_feats, _, sizes = self.backbone_features(feats)
+        h, w = sizes[-1]
         high_res = [
             x.permute(1, 2, 0).view(1, x.size(2), *s).expand(batch, -1, -1, -1)
             for x, s in zip(vision_feats[:-1], sizes[:-1])
