@@ -420,6 +420,33 @@ def test_judged_heads_equal_sam2s_own_when_the_judge_agrees(name):
         assert not torch.allclose(picked.obj_ptr, plain.obj_ptr)
 
 
+def test_a_policy_decides_objects_with_memories_of_different_lengths_in_one_call():
+    """Memory attention runs per memory layout; the heads, the verdict and the memory encoder once for all,
+    with the same outputs as one call per layout."""
+    cfg = model_cfg(128, ["model=toy", "model.image_size=128"])
+    model = build_model(cfg["arch"]["model"], None, "cpu", seed=0)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    feats = [model.image_features(model.preprocess(f)) for f in frames]
+    box = np.array([[40, 40], [100, 90]], np.float32)
+    e = model.encode_prompt(feats[0], 0, (120, 160), box, np.array([2, 3]), None)
+    e.low_res = None
+    tracked = model.track_many(feats[1], 1, False, [TrackRequest(1, {0: e}, {})], 32)[0]
+    short = TrackRequest(1, {0: e}, {})  # one object remembers only its prompt frame, one frame 1 as well
+    long = TrackRequest(1, {0: e}, {1: tracked})
+    model.batches = 0
+    judge = Echo()
+    both = model.track_many(feats[2], 2, False, [short, long], 32, judge)
+    assert len(judge.seen) == 1 and len(judge.seen[0].chosen) == 2 and model.batches == 1
+    for req, got in zip((short, long), both):
+        alone = model.track_many(feats[2], 2, False, [req], 32, Echo())[0]
+        for a, b in [(alone.low_res, got.low_res), (alone.obj_ptr, got.obj_ptr), (alone.score, got.score)]:
+            assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+        assert torch.allclose(alone.maskmem.float(), got.maskmem.float(), atol=1e-2)
+    plain = model.track_many(feats[2], 2, False, [short, long], 32)  # upstream's default: a batch per layout
+    assert model.batches == 1 + 2 + 2 and torch.allclose(plain[1].low_res, both[1].low_res, atol=1e-4)
+
+
 # ---- whole runs on a generated look-alike clip ------------------------------------------------------
 # lookalike seed 123, sequence 0, 100 frames: the target hides behind a bar while its look-alike comes out
 # of it. Measured (scripts: DRE = share of visible frames with the mask on something else):
