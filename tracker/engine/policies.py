@@ -590,8 +590,7 @@ class GatedMemory(SlotMemory):
         boxes = np.array([self._now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64)
         if (box_iou(boxes, box[None].astype(np.float64)) >= 0.5).any():
             return True
-        ref, others = self.look[r], self.look[m]
-        differ = (np.abs(others).sum(axis=1) > 0) & bool(np.abs(ref).any()) & (others @ ref < self.alike)
+        differ = self._look_different(np.array([r]), m)[0]
         return any(_inside_of(box, b) >= 0.8 for b in boxes[differ])
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates, retry: bool) -> Verdict:
@@ -679,12 +678,17 @@ class GatedMemory(SlotMemory):
         near_pairs = self._close_pairs(pred)
         if c.appearance is not None and self.look.shape[1] != c.appearance.shape[1]:
             self.look = np.zeros((len(self.look), c.appearance.shape[1]))
-        ref = self.look[r]
-        known = np.abs(ref).sum(axis=1) > 0
-        alike = near_pairs & ((ref @ ref.T >= self.alike) | ~known[:, None] | ~known[None, :])
+        alike = near_pairs & ~self._look_different(r, r)
         busy = near_pairs.any(axis=1)
         # next to a different-looking tracked object, SAM 2 tells them apart by itself: its mask is shown
         return busy, busy & ~alike.any(axis=1)
+
+    def _look_different(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """bool [len(a), len(b)]: pairs of rows whose appearance vectors agree less than ``alike`` (a row
+        whose look is not learnt yet counts as alike to every other)."""
+        la, lb = self.look[a], self.look[b]
+        known = (np.abs(la).sum(axis=1) > 0)[:, None] & (np.abs(lb).sum(axis=1) > 0)[None, :]
+        return known & (la @ lb.T < self.alike)
 
     def _learn_looks(self, r: np.ndarray, c: Candidates, mask: np.ndarray, sure: np.ndarray) -> None:
         """What each object looks like, learnt from confident frames where SAM 2's own mask is shown."""
