@@ -2,6 +2,7 @@
 
     bash scripts/gpu_check.sh OUT                      # on the GPU machine (installs the carried wheels)
     python scripts/gpu_check.py --out OUT --device cpu --quick   # the CPU dry run (tests/test_gpu_check.py)
+    bash scripts/gpu_check.sh OUT --sections speed memory --models sam2.1_hiera_t --objects 1 20   # a rerun
 
 Sections, in order of importance (a section that would not fit the budget is recorded as skipped):
   1. parity in fp32 (TF32 off): ours vs upstream SAM2VideoPredictor, the CPU suite's scenarios and tolerance;
@@ -44,6 +45,7 @@ FULL = {
     "memory_size": (640, 360),  # the frame count is what matters; a smaller clip encodes faster
     "e2e": (1920, 1080, 120),
 }
+SECTIONS = ("parity", "bf16", "speed", "objects", "memory", "e2e")
 QUICK = {
     "parity_cases": ["d_different_first_frames"],
     "jf_sequences": (2, 6),
@@ -219,10 +221,19 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: the CPU dry run")
     ap.add_argument("--budget-s", type=float, default=450.0, help="stop starting new work after this long (0: never)")
+    # a second, shorter call can rerun what the first one's budget cut (the full check does not fit one call)
+    ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    ap.add_argument("--models", nargs="+", help="speed section: these models only")
+    ap.add_argument("--objects", nargs="+", type=int, help="speed section: these object counts only")
+    ap.add_argument("--impls", nargs="+", choices=FULL["bench_impls"], help="speed section: these only")
     args = ap.parse_args()
     import torch
 
-    plan = QUICK if args.quick else FULL
+    plan = dict(QUICK if args.quick else FULL)
+    plan["bench_models"] = args.models or plan["bench_models"]
+    plan["bench_objects"] = args.objects or plan["bench_objects"]
+    plan["bench_impls"] = args.impls or plan["bench_impls"]
+    wanted = set(args.sections)
     budget = Budget(args.budget_s)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -231,18 +242,19 @@ def main() -> None:
     records: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        p32 = parity(plan, args.device, tmp)
-        checks["parity fp32 (all within 1e-4)"] = all(r["allclose_1e-4"] and r["frames_in_order"] for r in p32)
-        checks["parity fp32 max abs diff"] = max(r["max_abs_diff"] for r in p32)
-        if budget.left() > 60:
+        p32 = parity(plan, args.device, tmp) if "parity" in wanted else []
+        if p32:
+            checks["parity fp32 (all within 1e-4)"] = all(r["allclose_1e-4"] and r["frames_in_order"] for r in p32)
+            checks["parity fp32 max abs diff"] = max(r["max_abs_diff"] for r in p32)
+        if "bf16" in wanted and budget.left() > 60:
             jf = jf_fp32_vs_bf16(plan, args.device, tmp)
             checks["toy J&F fp32 / bf16 / |diff| <= 0.01"] = f"{jf['fp32']} / {jf['bf16']} / {jf['ok']}"
             pbf = parity(plan, args.device, tmp, bf16=True, names=plan["bf16_parity_cases"])
             checks["ours vs upstream under bf16: min mask agreement (>= 0.99)"] = min(r["mask_agreement"] for r in pbf)
         width, height, frames, image_size = plan["bench_size"]
-        clip = make_clip(tmp / "bench.mp4", width, height, frames)
+        clip = make_clip(tmp / "bench.mp4", width, height, frames) if wanted & {"speed", "objects"} else None
         # upstream_vos last: its compilation may take minutes; what the budget cuts is recorded as skipped
-        for impl in plan["bench_impls"]:
+        for impl in plan["bench_impls"] if "speed" in wanted else []:
             for model in plan["bench_models"]:
                 for k in plan["bench_objects"]:
                     rec = bench(model, impl, k, frames, plan["bench_size"], args.device, budget, clip)
@@ -250,7 +262,7 @@ def main() -> None:
                     print(json.dumps(rec), flush=True)
         checks.update(speedups(records))
         by_case = {}
-        for k, stagger, dtype in plan["objects_cases"]:
+        for k, stagger, dtype in plan["objects_cases"] if "objects" in wanted else []:
             model = plan["bench_models"][0]
             rec = bench(model, "ours", k, frames, plan["bench_size"], args.device, budget, clip, stagger, dtype)
             records.append({"section": "objects", **rec})
@@ -265,7 +277,7 @@ def main() -> None:
             checks["20 objects bf16 / fp32 fps"] = round(by_case[(20, 0, "bfloat16")] / by_case[(20, 0, "float32")], 2)
         mem = {}
         mw, mh = plan["memory_size"]
-        for n in plan["memory_frames"]:
+        for n in plan["memory_frames"] if "memory" in wanted else ():
             video = make_clip(tmp / f"mem_{n}.mp4", mw, mh, n)
             rec = bench("sam2.1_hiera_t", "ours", 1, n, (mw, mh, n, image_size), args.device, budget, video)
             records.append({"section": "memory", **rec})
@@ -273,11 +285,12 @@ def main() -> None:
         a, b = plan["memory_frames"] or (0, 0)
         if mem.get(a) and mem.get(b):
             checks[f"peak memory {b} / {a} frames (<= 1.1)"] = round(mem[b] / mem[a], 3)
-        e2e = end_to_end(plan, args.device, tmp, budget)
-        checks["end to end / propagation only fps (>= 0.9)"] = e2e.get("ratio", e2e)
-        checks["end to end split (decode / model / encode s)"] = (
-            f"{e2e.get('decode_s')} / {e2e.get('model_s')} / {e2e.get('encode_s')}"
-        )
+        if "e2e" in wanted:
+            e2e = end_to_end(plan, args.device, tmp, budget)
+            checks["end to end / propagation only fps (>= 0.9)"] = e2e.get("ratio", e2e)
+            checks["end to end split (decode / model / encode s)"] = (
+                f"{e2e.get('decode_s')} / {e2e.get('model_s')} / {e2e.get('encode_s')}"
+            )
     summary = {
         "device": device_name,
         "torch": torch.__version__,
