@@ -232,6 +232,21 @@ def test_gated_shows_absent_and_forgets_a_jump_to_a_lookalike_and_retries_at_the
     assert remembered(p, 20).mem
 
 
+def test_gated_remembers_as_sam2_until_stable_then_confident_frames_and_sam2s_own_absent_ones():
+    p, g = bound(GatedMemory())
+    prompt(p, g, disc(10, 30))
+    step(p, g, 1, cands([logits(disc(11, 30))], [0.2]))  # young: a weak frame enters, as in SAM 2
+    assert remembered(p, 1).mem
+    walk(p, g, range(2, 20))
+    v = step(p, g, 20, cands([logits(disc(30, 30))], [0.2]))  # stable: a weak frame is shown, not remembered
+    assert not v.absent[0] and not remembered(p, 20).mem
+    empty = np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)
+    v = step(p, g, 21, cands([empty], [0.1], score=-2.0))  # SAM 2 calls it absent: that memory is kept
+    assert v.absent[0] and remembered(p, 21).mem
+    v = step(p, g, 22, cands([logits(disc(50, 10))], [0.95]))  # SAM 2 says present, the policy overrules it
+    assert v.absent[0] and not remembered(p, 22).mem
+
+
 def test_gated_keeps_the_part_that_agrees_with_motion():
     p, g, x = _tracking()
     v = step(p, g, 20, cands([logits(disc(30, 30), disc(50, 10))], [0.9]))  # the object and a look-alike
@@ -244,7 +259,7 @@ def test_gated_takes_back_a_hidden_object_only_ahead_on_its_line():
     p, g, x = _tracking()
     for t in range(20, 30):  # hidden (behind something): nothing
         v = step(p, g, t, cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0))
-        assert v.absent[0] and not remembered(p, t).mem
+        assert v.absent[0] and remembered(p, t).mem  # SAM 2 calls it absent too: its absent memory is kept
     # a look-alike off its line (12 px across) is not it; one ahead on the line is
     off = step(p, g, 30, cands([logits(disc(28, 42))], [0.9]))
     assert off.absent[0]

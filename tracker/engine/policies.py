@@ -487,9 +487,11 @@ class GatedMemory(SlotMemory):
     - Next to another tracked object that looks different (appearance vectors, learnt from confident frames,
       agreeing less than ``alike``), SAM 2 tells the two apart by itself: its own mask is shown. Next to a
       look-alike, motion decides as above.
-    - Only confident frames enter memory (object score > 0, predicted IoU > ``memory_iou``, size within
-      ``memory_size`` of the median), and not while two tracked objects' masks share half of the smaller
-      one (SAM 3 keeps the older of two overlapping masks out of memory): SAM 2 reads the most recent
+    - A young track's frames all enter memory, as SAM 2's do. Then only confident frames enter (object score
+      > 0, predicted IoU > ``memory_iou``, size within ``memory_size`` of the median), and not while two
+      tracked objects' masks share half of the smaller one (SAM 3 keeps the older of two overlapping masks
+      out of memory), and frames SAM 2 itself calls absent, as the absent memory it writes (so an object
+      that left is not searched for with its last frames in view alone): SAM 2 reads the most recent
       remembered frames. While two stable tracks are close (their boxes, grown by ``overlap`` of their
       size, meet), and on oversized or shrunk masks, the Kalman filter is not moved: the object coasts on
       its velocity.
@@ -665,7 +667,8 @@ class GatedMemory(SlotMemory):
                     inter = np.logical_and(shown[i], shown[j]).sum()
                     if inter >= 0.5 * min(shown[i].sum(), shown[j].sum()):
                         shared[i] = shared[j] = True
-        self._settle(keys, r, t, taken, pixels, sure & ~shared, crowded & (self.stable[r] >= self.stable_frames))
+        coasting = crowded & (self.stable[r] >= self.stable_frames)
+        self._settle(keys, r, t, taken, pixels, c.score, sure & ~shared, coasting)
         self._learn_looks(r, c, mask, sure & ~shared)
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
@@ -782,12 +785,15 @@ class GatedMemory(SlotMemory):
         t: int,
         taken: np.ndarray,
         areas: np.ndarray,
+        score: np.ndarray,
         sure: np.ndarray,
         crowded: np.ndarray,
     ) -> None:
-        """Counters, filters and what enters memory, once the verdict is known."""
+        """Counters, filters and what enters memory, once the verdict is known. ``score``: SAM 2's object
+        score logits [N]."""
         h, w = self._size
         shown = np.isfinite(taken).all(axis=1)
+        young = self.stable[r] < self.stable_frames
         median = self._median_area(r)
         # a merged or partly hidden mask is no measurement of where the object is
         whole = ~np.isfinite(median) | ((areas <= self.memory_size[1] * median) & (areas >= 0.5 * median))
@@ -822,8 +828,12 @@ class GatedMemory(SlotMemory):
         # only the pixel areas of remembered frames set the object's size
         masks_area = np.array([a if s else 0 for a, s in zip(areas, sure)])
         self._push_area(r, masks_area)
+        # A young track's frames all enter memory, as SAM 2's do (motion is not known yet); so does a frame that
+        # SAM 2 itself calls absent, as the absent memory SAM 2 writes: without those, an object that left is
+        # searched for with its last frames in view alone. A frame the policy overrules stays out.
+        remember = sure | young | (~shown & (score <= 0))
         for i, key in enumerate(keys):
-            self._pending[(key[0], key[1], t)] = _Pending(mem=bool(sure[i]), ptr=bool(sure[i]))
+            self._pending[(key[0], key[1], t)] = _Pending(mem=bool(remember[i]), ptr=bool(remember[i]))
 
     def _saw(self, r: int, box: np.ndarray) -> None:
         """Row r was shown at ``box``: where and how fast it was last seen."""
