@@ -62,8 +62,9 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def timing(model, args: argparse.Namespace) -> dict:
-    """Track the first sequence under --root with its first ``--objects`` objects, three times: the best
-    model seconds per frame, peak RSS."""
+    """Track the first sequence under --root with its first ``--objects`` objects, three times per policy of
+    ``--policy`` (comma-separated), the policies taking turns: the best model seconds per frame of each, and
+    the peak RSS of the process."""
     from tracker.engine.memory import memory_policy
     from tracker.engine.propagation import Propagator
     from tracker.experiments.datasets import first_frame_prompts, load_sequences
@@ -74,22 +75,29 @@ def timing(model, args: argparse.Namespace) -> dict:
     ids = sorted({p.object_id for p in prompts})[: args.objects]
     prompts = [p for p in prompts if p.object_id in ids]
     source = ImageFolderSource(seq.frame_files[0].parent)
-    runs = []
-    # the best of 3: a policy's own cost per frame is a few ms, less than one run's spread on this machine
+    policies = args.policy.split(",")
+    runs: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
+    frames = 0
+    # the best of 3, the policies taking turns in one process: a policy's own cost per frame is a few ms,
+    # less than this machine's drift between runs minutes apart
     for _ in range(3):
-        prop = Propagator(model, prefetch=4, backward=False, memory=memory_policy(args.policy))
-        model.seconds = 0.0
-        t0 = time.perf_counter()
-        frames = sum(1 for _ in prop.run(source, prompts, ids))
-        runs.append((model.seconds / frames, (time.perf_counter() - t0) / frames))
-    return {
-        "policy": args.policy,
-        "objects": len(ids),
-        "frames": frames,
-        "model_s_per_frame": round(min(r[0] for r in runs), 5),
-        "wall_s_per_frame": round(min(r[1] for r in runs), 5),
-        "peak_rss_mib": _peak_rss_mib(),
-    }
+        for policy in policies:
+            prop = Propagator(model, prefetch=4, backward=False, memory=memory_policy(policy))
+            model.seconds = 0.0
+            t0 = time.perf_counter()
+            frames = sum(1 for _ in prop.run(source, prompts, ids))
+            runs[policy].append((model.seconds / frames, (time.perf_counter() - t0) / frames))
+    records = [
+        {
+            "policy": policy,
+            "objects": len(ids),
+            "frames": frames,
+            "model_s_per_frame": round(min(r[0] for r in runs[policy]), 5),
+            "wall_s_per_frame": round(min(r[1] for r in runs[policy]), 5),
+        }
+        for policy in policies
+    ]
+    return {"timing": records, "peak_rss_mib": _peak_rss_mib()}
 
 
 def run_child(args: list[str]) -> dict:
@@ -101,6 +109,21 @@ def run_child(args: list[str]) -> dict:
     rec = json.loads(res.stdout.strip().splitlines()[-1])
     print(json.dumps(rec), flush=True)
     return rec
+
+
+def _timings(tmp: Path, policies: list[str], clip: Path | None = None) -> list[dict]:
+    """Each policy's model seconds per frame on a 200-frame clip with 1 and with 5 objects (one child per
+    object count, the policies taking turns in it)."""
+    from tracker.experiments.synthetic import write_dataset
+
+    if clip is None:
+        clip = tmp / "clip200"
+        write_dataset(clip, 1, seed=77, frames=200, objects=(5, 5))
+    out = []
+    for k in (1, 5):
+        res = run_child(["--mode", "timing", "--root", str(clip), "--policy", ",".join(policies), "--objects", str(k)])
+        out += res["timing"]
+    return out
 
 
 def main() -> None:
@@ -122,6 +145,7 @@ def main() -> None:
         help="seeds of the standard 24-frame sets (4242: the one bench_objects.py scores; more: its spread)",
     )
     ap.add_argument("--standard-only", action="store_true", help="only the standard sets")
+    ap.add_argument("--timing-only", action="store_true", help="only the policies' cost per frame")
     ap.add_argument("--json", type=Path, default=Path("bench_long_video.json"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="family", help=argparse.SUPPRESS)
@@ -147,6 +171,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        if args.timing_only:
+            args.no_extras, args.families = True, []
+            report["timing"] = _timings(tmp, args.policies)
         if not args.no_extras:
             report["standard"] = []
             for seed in args.standard_seeds:
@@ -164,7 +191,7 @@ def main() -> None:
             for n in (200, 1000):
                 clips[n] = tmp / f"clip{n}"
                 write_dataset(clips[n], 1, seed=77, frames=n, objects=(5, 5))
-            report["rss"], report["timing"] = [], []
+            report["rss"] = []
             for p in args.policies:
                 rss = {
                     n: run_child(["--mode", "timing", "--root", str(clips[n]), "--policy", p, "--objects", "2"])
@@ -178,11 +205,9 @@ def main() -> None:
                         "ratio": round(rss[1000]["peak_rss_mib"] / rss[200]["peak_rss_mib"], 3),
                     }
                 )
-                for k in (1, 5):
-                    report["timing"].append(
-                        run_child(["--mode", "timing", "--root", str(clips[200]), "--policy", p, "--objects", str(k)])
-                    )
                 save()
+            report["timing"] = _timings(tmp, args.policies, clips[200])
+            save()
         for fam in args.families:
             root = tmp / fam
             write_hard_dataset(root, fam, args.sequences, args.seed, args.frames)
