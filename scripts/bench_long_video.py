@@ -111,14 +111,20 @@ def run_child(args: list[str]) -> dict:
     return rec
 
 
-def _timings(tmp: Path, policies: list[str], clip: Path | None = None) -> list[dict]:
-    """Each policy's model seconds per frame on a 200-frame clip with 1 and with 5 objects (one child per
-    object count, the policies taking turns in it)."""
+def _clip(tmp: Path, frames: int) -> Path:
+    """The RSS and timing clip: one synthetic sequence of ``frames`` frames with 5 objects (seed 77)."""
     from tracker.experiments.synthetic import write_dataset
 
-    if clip is None:
-        clip = tmp / "clip200"
-        write_dataset(clip, 1, seed=77, frames=200, objects=(5, 5))
+    root = tmp / f"clip{frames}"
+    if not root.exists():
+        write_dataset(root, 1, seed=77, frames=frames, objects=(5, 5))
+    return root
+
+
+def _timings(tmp: Path, policies: list[str]) -> list[dict]:
+    """Each policy's model seconds per frame on a 200-frame clip with 1 and with 5 objects (one child per
+    object count, the policies taking turns in it)."""
+    clip = _clip(tmp, 200)
     out = []
     for k in (1, 5):
         res = run_child(["--mode", "timing", "--root", str(clip), "--policy", ",".join(policies), "--objects", str(k)])
@@ -187,10 +193,7 @@ def main() -> None:
         if args.standard_only:
             args.no_extras, args.families = True, []
         if not args.no_extras:
-            clips = {}
-            for n in (200, 1000):
-                clips[n] = tmp / f"clip{n}"
-                write_dataset(clips[n], 1, seed=77, frames=n, objects=(5, 5))
+            clips = {n: _clip(tmp, n) for n in (200, 1000)}
             report["rss"] = []
             for p in args.policies:
                 rss = {
@@ -206,7 +209,7 @@ def main() -> None:
                     }
                 )
                 save()
-            report["timing"] = _timings(tmp, args.policies, clips[200])
+            report["timing"] = _timings(tmp, args.policies)
             save()
         for fam in args.families:
             root = tmp / fam

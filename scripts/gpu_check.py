@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=450.0, help="stop starting new work after this long (0: never)")
     # a second, shorter call can rerun what the first one's budget cut (the full check does not fit one call)
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    ap.add_argument("--models", nargs="+", help="speed section: these models only")
+    ap.add_argument("--models", nargs="+", help="speed section: these models only (objects section: the first)")
     ap.add_argument("--objects", nargs="+", type=int, help="speed section: these object counts only")
     ap.add_argument("--impls", nargs="+", choices=FULL["bench_impls"], help="speed section: these only")
     args = ap.parse_args()
