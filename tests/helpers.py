@@ -189,6 +189,8 @@ def cli_main(*args: str) -> int:
     import signal
     import sys
 
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
     from tracker.apps import cli
     from tracker.threads import current_threads, restore_threads
 
@@ -196,12 +198,17 @@ def cli_main(*args: str) -> int:
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     argv = sys.argv
     sys.argv = ["tracker", *args]
+    # The tracker command starts in a process where nothing initialised Hydra; here, importing sam2 (a test
+    # before this one) does, and @hydra.main would refuse to start.
+    hydra_state = get_gh_backup()
+    GlobalHydra.instance().clear()
     try:
         cli.main()
         return 0
     except SystemExit as e:
         return int(e.code or 0)
     finally:
+        restore_gh_from_backup(hydra_state)
         sys.argv = argv
         restore_threads(threads)
         for s, h in saved.items():
