@@ -22,7 +22,10 @@ def test_demo_command_writes_all_outputs(tmp_path):
     from test_readme import block
 
     setup = block("bash scripts/install.sh && .venv/bin/tracker experiment=demo").splitlines()
-    assert setup == ["bash scripts/install.sh && .venv/bin/tracker experiment=demo", ".venv/bin/python -m pytest -q"]
+    tests = ".venv/bin/python -m pytest -q -n auto --dist loadfile"
+    assert setup == ["bash scripts/install.sh && .venv/bin/tracker experiment=demo", tests]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/install.sh" in ci and tests in ci.replace(" -p no:cacheprovider", "")
     demo = setup[0].split(" && ")[1].split()
     assert demo[0] == ".venv/bin/tracker"
     exe = Path(sys.executable).parent / "tracker"
