@@ -275,6 +275,48 @@ def test_gated_takes_back_a_hidden_object_only_ahead_on_its_line():
     assert back.absent[0]
 
 
+def test_gated_slow_hidden_object_comes_back_on_its_line_not_anywhere_near_where_it_went():
+    """A slow object (0.4 px/frame) hidden for long is found again ahead on its line, not on what comes out a
+    size and a half across from it (a radius growing with the time hidden took the other object there)."""
+    p, g = bound(GatedMemory())
+    prompt(p, g, disc(10, 30))
+    x = walk(p, g, range(1, 30), v=0.4)
+    for t in range(30, 90):
+        step(p, g, t, cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0))
+        remembered(p, t)
+    across = step(p, g, 90, cands([logits(disc(x + 3, 43))], [0.9]))
+    assert across.absent[0]
+    remembered(p, 90)
+    ahead = step(p, g, 91, cands([logits(disc(x + 14, 30))], [0.9]))
+    assert not ahead.absent[0]
+
+
+@pytest.mark.parametrize("found", ["itself", "the_other"])
+def test_gated_recovery_takes_what_looks_like_the_object_not_another_one(found):
+    p, both = two_objects(disc(10, 15), disc(10, 45))
+    looks = np.array([[1.0, 0, 0], [0.9, 0.436, 0]])  # they agree 0.9: they look different
+    empty = cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0)
+    for t in range(1, 40):  # both move right; object 1 is hidden from frame 20
+        one = cands([logits(disc(10 + t, 15))], [0.95]) if t < 20 else empty
+        p.decide(both, t, False, pair(one, cands([logits(disc(10 + t, 45))], [0.95]), looks), retry=False)
+        remembered(p, t, 1), remembered(p, t, 2)
+    assert p.lost[0] > 0 and p.look[0] @ p.look[1] < p.alike
+    # a weak part ahead on object 1's line (too small to take): the decoder is asked with a box there ...
+    weak = cands([logits(disc(42, 15, r=2.0))], [0.5])
+    v = p.decide(both, 40, False, pair(weak, cands([logits(disc(50, 45))], [0.95]), looks), retry=False)
+    assert v.absent[0] and np.isfinite(v.retry[0]).all()
+    # ... and what it finds is taken when it looks like object 1, not when it looks like object 2
+    look = looks[[0 if found == "itself" else 1]]
+    again = Candidates(
+        *[getattr(cands([logits(disc(42, 15))], [0.9]), f) for f in ("masks", "ious", "score")],
+        np.array([0]),
+        (0,),
+        look.astype(np.float32),
+    )
+    back = p.decide(both[:1], 40, False, again, retry=True)
+    assert back.absent[0] == (found == "the_other")
+
+
 def test_gated_object_that_left_the_frame_comes_back_at_a_border():
     p, g = bound(GatedMemory())
     prompt(p, g, disc(40, 30))

@@ -482,8 +482,9 @@ class GatedMemory(SlotMemory):
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
       ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
       when it left the frame. Parts there too weak to take (too small) make the decoder be prompted with a
-      box of the object's size around them, and the result is taken when it is where the object can be and
-      of its size.
+      box of the object's size around them, and the result is taken when it is where the object can be, of
+      its size, and does not look unlike it and more like another tracked object. Even a slow object is
+      looked for on its line of motion; only a still one comes back where it was.
     - Next to another tracked object that looks different (appearance vectors, learnt from confident frames,
       agreeing less than ``alike``), SAM 2 tells the two apart by itself: its own mask is shown. Next to a
       look-alike, motion decides as above.
@@ -572,8 +573,10 @@ class GatedMemory(SlotMemory):
         cx, cy, vx, vy = self.seen[r, :4]
         d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
         speed = float(np.hypot(vx, vy))
-        if speed * 10 < 0.5 * size:  # it was (nearly) still: it comes back where it was
-            return bool(np.hypot(*d) <= size * (1 + 0.02 * self.lost[r]))
+        if speed < 0.02 * size:  # it was still: it comes back where it was
+            return bool(np.hypot(*d) <= size * min(1.5, 1 + 0.02 * self.lost[r]))
+        # Even a slow one comes back on its line: the velocity measured as it went behind is often too low
+        # (its visible part shrinks there), so a radius growing with the time hidden took other objects.
         u = np.array([vx, vy]) / speed
         along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
         return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
@@ -692,6 +695,16 @@ class GatedMemory(SlotMemory):
         la, lb = self.look[a], self.look[b]
         known = (np.abs(la).sum(axis=1) > 0)[:, None] & (np.abs(lb).sum(axis=1) > 0)[None, :]
         return known & (la @ lb.T < self.alike)
+
+    def _looks_like_another(self, r: int, c: Candidates, i: int) -> bool:
+        """Whether candidate i (what a retry found for lost row r) looks unlike r (agreeing less than
+        ``alike``) and more like another object of this pass: that one coming out, not r."""
+        if c.appearance is None or not np.abs(self.look[r]).any() or not np.abs(c.appearance[i]).any():
+            return False
+        sim = self.look @ c.appearance[i]
+        own = float(sim[r])
+        others = self._mates[(self._mates != r) & (np.abs(self.look[self._mates]).sum(axis=1) > 0)]
+        return own < self.alike and bool(len(others)) and float(sim[others].max()) > own
 
     def _learn_looks(self, r: np.ndarray, c: Candidates, mask: np.ndarray, sure: np.ndarray) -> None:
         """What each object looks like, learnt from confident frames where SAM 2's own mask is shown."""
@@ -866,6 +879,7 @@ class GatedMemory(SlotMemory):
                     ok = float(box_iou(pred[None], pb[None])[0]) >= self.retry_iou
                 else:
                     ok = self._where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb)
+                    ok = ok and not self._looks_like_another(ri, c, i)
                 if ok:
                     mask[i] = _only(mask[i], part)
                     boxes[i] = pb
