@@ -291,25 +291,6 @@ def test_gated_slow_hidden_object_comes_back_on_its_line_not_anywhere_near_where
     assert not ahead.absent[0]
 
 
-def test_gated_hidden_object_far_along_its_line_may_be_off_it_by_its_direction_error():
-    """The direction measured before an object hides is known to some degrees only: the farther along its
-    line it comes back, the farther across the line it may be (the lane widens: a cone)."""
-    p, g = bound(GatedMemory())
-    prompt(p, g, disc(10, 20))
-    for t in range(1, 20):  # right and a little down: measured about 19 degrees off the horizontal
-        step(p, g, t, cands([logits(disc(10 + t, 20 + 0.35 * t))], [0.95]))
-        remembered(p, t)
-    for t in range(20, 50):
-        step(p, g, t, cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0))
-        remembered(p, t)
-    y = 20 + 0.35 * 19
-    near_across = step(p, g, 50, cands([logits(disc(29 + 2, y + 10))], [0.9]))  # close by, across: not it
-    assert near_across.absent[0]
-    remembered(p, 50)
-    far_along = step(p, g, 51, cands([logits(disc(29 + 30, y))], [0.9]))  # 30 px on, level: 10 px off the line
-    assert not far_along.absent[0]
-
-
 @pytest.mark.parametrize("found", ["itself", "the_other"])
 def test_gated_recovery_takes_what_looks_like_the_object_not_another_one(found):
     p, both = two_objects(disc(10, 15), disc(10, 45))

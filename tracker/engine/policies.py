@@ -480,8 +480,7 @@ class GatedMemory(SlotMemory):
       the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
       within ``retry_size`` of the object's (two objects merged into one mask are not it).
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
-      ``lane`` sizes of it, and 0.3 of the distance along it: the direction is known to some degrees) when it
-      was hidden in view, at the frame's border (or ``entry`` sizes inside it)
+      ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
       when it left the frame. Parts there too weak to take (too small) make the decoder be prompted with a
       box of the object's size around them, and the result is taken when it is where the object can be, of
       its size, and does not look unlike it and more like another tracked object. Even a slow object is
@@ -580,11 +579,7 @@ class GatedMemory(SlotMemory):
         # (its visible part shrinks there), so a radius growing with the time hidden took other objects.
         u = np.array([vx, vy]) / speed
         along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
-        # the direction is known to some degrees only (boxes of a few pixels): the lane widens with distance
-        return (
-            across <= self.lane * size + 0.3 * max(along, 0.0)
-            and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
-        )
+        return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
     def _held_by_other(self, r: int, box: np.ndarray) -> bool:
         """Whether ``box`` [4] is where another object of this pass is shown (on this frame if decided, else
