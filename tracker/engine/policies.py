@@ -689,21 +689,24 @@ class GatedMemory(SlotMemory):
         # next to a different-looking tracked object, SAM 2 tells them apart by itself: its mask is shown
         return busy, busy & ~alike.any(axis=1)
 
+    def _learnt(self, rows: np.ndarray) -> np.ndarray:
+        """bool [len(rows)]: rows whose appearance vector is learnt (not zeros)."""
+        return np.abs(self.look[rows]).sum(axis=1) > 0
+
     def _look_different(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """bool [len(a), len(b)]: pairs of rows whose appearance vectors agree less than ``alike`` (a row
         whose look is not learnt yet counts as alike to every other)."""
-        la, lb = self.look[a], self.look[b]
-        known = (np.abs(la).sum(axis=1) > 0)[:, None] & (np.abs(lb).sum(axis=1) > 0)[None, :]
-        return known & (la @ lb.T < self.alike)
+        known = self._learnt(a)[:, None] & self._learnt(b)[None, :]
+        return known & (self.look[a] @ self.look[b].T < self.alike)
 
     def _looks_like_another(self, r: int, c: Candidates, i: int) -> bool:
         """Whether candidate i (what a retry found for lost row r) looks unlike r (agreeing less than
         ``alike``) and more like another object of this pass: that one coming out, not r."""
-        if c.appearance is None or not np.abs(self.look[r]).any() or not np.abs(c.appearance[i]).any():
+        if c.appearance is None or not self._learnt(np.array([r]))[0] or not np.abs(c.appearance[i]).any():
             return False
         sim = self.look @ c.appearance[i]
         own = float(sim[r])
-        others = self._mates[(self._mates != r) & (np.abs(self.look[self._mates]).sum(axis=1) > 0)]
+        others = self._mates[(self._mates != r) & self._learnt(self._mates)]
         return own < self.alike and bool(len(others)) and float(sim[others].max()) > own
 
     def _learn_looks(self, r: np.ndarray, c: Candidates, mask: np.ndarray, sure: np.ndarray) -> None:
