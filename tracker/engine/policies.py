@@ -481,7 +481,8 @@ class GatedMemory(SlotMemory):
       within ``retry_size`` of the object's (two objects merged into one mask are not it).
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
       ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
-      when it left the frame. Parts there too weak to take (too small) make the decoder be prompted with a
+      when it left the frame. Parts there too weak to take (too small; in view down to slivers of a pixel or
+      two, as SAM 2 often sees an object coming out from behind another) make the decoder be prompted with a
       box of the object's size around them, and the result is taken when it is where the object can be, of
       its size, and does not look unlike it and more like another tracked object. Even a slow object is
       looked for on its line of motion; only a still one comes back where it was.
@@ -643,10 +644,14 @@ class GatedMemory(SlotMemory):
                 elif self.lost[ri] > 0:
                     # weak parts where it can be: ask the decoder with a box of its size there
                     boxes = [mask_boxes(p[None])[0] for _, p in parts]
+                    # a sliver will do in view (coming out from behind something), not at the border, where a
+                    # look-alike in view is cut to a sliver too
                     near = [
                         b
                         for b in boxes
-                        if _solid(b, size) and self._where_it_can_be(ri, b, size) and not self._held_by_other(ri, b)
+                        if (_solid(b, size) or not self.exited[ri])
+                        and self._where_it_can_be(ri, b, size)
+                        and not self._held_by_other(ri, b)
                     ]
                     if near:
                         retry_at[i] = self._grown(np.array(near), median[i])
