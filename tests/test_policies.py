@@ -311,7 +311,7 @@ def test_gated_asks_the_decoder_at_a_sliver_ahead_of_a_hidden_object(where):
         assert not np.isfinite(v.retry[0]).any()
         return
     x0, y0, x1, y1 = v.retry[0]
-    assert x0 <= col < x1 and y0 <= 27 and 34 <= y1 and x1 - x0 >= 10  # a box of the object's size (r 5)
+    assert x0 <= col < x1 and y0 <= 27 and y1 >= 34 and x1 - x0 >= 10  # a box of the object's size (r 5)
 
 
 @pytest.mark.parametrize("found", ["itself", "the_other"])
