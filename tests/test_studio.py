@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from fastapi.testclient import TestClient
 from helpers import compose_config
@@ -278,7 +279,8 @@ def test_track_correct_and_match_the_cli(env, tmp_path):
     on12 = decode_rle(yaml.safe_load(studio_lines.decode().splitlines()[12])["objects"][0]["rle"])
     assert np.array_equal(on12, corrected)  # the correction's preview is what the Track gives there
 
-    # The CLI fed the studio's prompts.yaml writes the same masks.jsonl.
+    # The CLI fed the studio's prompts.yaml writes the same masks.jsonl, on as many threads as the studio's
+    # Track used: threads=auto counts idle cores, and two thread counts can round a score differently.
     cfg = compose_config(
         [
             "model=toy",
@@ -286,6 +288,7 @@ def test_track_correct_and_match_the_cli(env, tmp_path):
             f"prompts.path={out / 'prompts.yaml'}",
             f"output_dir={tmp_path / 'cli'}",
             "progress=false",
+            f"threads={torch.get_num_threads()}",
         ]
     )
     cli.run(cfg)
