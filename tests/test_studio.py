@@ -3,6 +3,7 @@ model, a real H.264 demo clip), and the real command serving over a socket."""
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import os
 import re
@@ -367,6 +368,34 @@ def test_command_serves_on_localhost_and_stops_on_sigterm(clip, tmp_path):
         proc2.send_signal(signal.SIGINT)
         proc2.communicate(timeout=60)
     assert proc2.returncode == 130
+
+
+class _Finaliser:
+    def __del__(self) -> None:
+        cli._stopping(signal.SIGINT, None)  # a signal landing in a finaliser: Python prints its exception
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_whose_interrupt_was_swallowed_still_stops_the_studio(clip, tmp_path, capsys):
+    # Once in a fresh clone, a SIGINT right after the URL was printed left the studio serving: its
+    # KeyboardInterrupt was printed, not raised, and _stopping had set the signals to SIG_IGN.
+    from tracker.apps.studio import serve
+
+    cfg = compose_config(["model=toy", f"source.path={clip}", f"output_dir={tmp_path / 'o'}"], name="studio")
+    handlers = {s: signal.getsignal(s) for s in cli._SIGNALS}
+    # a studio that keeps serving fails the run instead of hanging it
+    faulthandler.dump_traceback_later(120, exit=True, file=sys.__stderr__)
+    try:
+        _Finaliser()
+        assert cli.stop_asked() == signal.SIGINT  # and here we are: the exception did not come out
+        with pytest.raises(cli.Interrupted) as e:
+            serve(cfg)
+        assert e.value.signum == signal.SIGINT and "studio: http://127.0.0.1:" in capsys.readouterr().out
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        cli._asked = None
+        for s, h in handlers.items():
+            signal.signal(s, h)
 
 
 @pytest.mark.parametrize(

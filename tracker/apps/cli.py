@@ -166,13 +166,23 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _debug = False
 _failed = False
 _prog = "tracker"
+_asked: int | None = None  # the signal that asked this process to stop
 
 
 def _stopping(signum: int, frame: Any) -> None:
+    global _asked
+    # Kept as well as raised: Python only prints an exception raised inside a finaliser, so a signal
+    # landing there would be lost (the studio checks this, see stop_asked).
+    _asked = signum
     # A second signal during the cleanup is ignored: raising again would cut the cleanup short.
     for s in _SIGNALS:
         signal.signal(s, signal.SIG_IGN)
     raise Interrupted(signum)
+
+
+def stop_asked() -> int | None:
+    """The signal that asked this process to stop (SIGINT, SIGTERM or SIGHUP), or None."""
+    return _asked
 
 
 def _what_was_left(e: BaseException, prog: str) -> str:
@@ -190,8 +200,8 @@ def _what_was_left(e: BaseException, prog: str) -> str:
 def entry(app: Callable[[], Any], prog: str) -> None:
     """Run a Hydra app: any failure is one ``PROG: error:`` line and exit 2; signals exit 128+N after
     the same cleanup; ``debug=true`` shows the traceback."""
-    global _debug, _prog, _failed
-    _prog, _failed = prog, False
+    global _debug, _prog, _failed, _asked
+    _prog, _failed, _asked = prog, False, None
     _CREATED.clear()
     if prog == "tracker" and app is _app and any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(help_text())

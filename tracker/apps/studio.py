@@ -182,6 +182,18 @@ def build_studio(cfg: DictConfig):
     return studio
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def on_tick(self, counter: int) -> bool:
+            # A signal before uvicorn listens (start-up is where a finaliser is likely to be running) may
+            # have had its KeyboardInterrupt swallowed: the stop it asked for still happens.
+            return cli.stop_asked() is not None or await super().on_tick(counter)
+
+    return Server
+
+
 def serve(cfg: DictConfig) -> None:
     """Check everything, load the model, serve until SIGINT / SIGTERM."""
     import uvicorn
@@ -203,12 +215,12 @@ def serve(cfg: DictConfig) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"studio: http://{shown}:{port}/?token={token}", flush=True)
         try:
-            server = uvicorn.Server(
-                uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
-            )
-            server.run(sockets=[sock])
+            config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
+            _server_class()(config).run(sockets=[sock])
         finally:
             sock.close()
+        if (signum := cli.stop_asked()) is not None:
+            raise cli.Interrupted(signum)
     except KeyboardInterrupt as e:
         if any(j.state == "running" for j in studio.jobs.values()):
             e.run_removed = True  # type: ignore[attr-defined]  # the Track is abandoned, nothing committed
