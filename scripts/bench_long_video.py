@@ -3,8 +3,10 @@
 Per family x policy: J&F, J-Mean, J&F over the 20 frames after each re-appearance, VOTS robustness / NRE /
 DRE / ADQ, identity switches, fps and peak RSS. Per policy, besides: J&F on the standard 24-frame synthetic
 set (what a policy must not lose), peak RSS on a 1000-frame and a 200-frame clip (memory flat in video
-length), and seconds per frame with 1 and with 5 objects (a policy's own cost per extra object). Each
-measurement runs in a child process of its own (its peak RSS its own). Sequences come from seeds the
+length), and its own cost per frame with 1 and with 5 objects: the policies track in lock step with sam2,
+10 frames each in turn, and the paired differences give that cost and its standard error (``own_cost``;
+separate runs minutes apart differ more on this machine than a policy costs). Each measurement runs in a
+child process of its own (its peak RSS its own). Sequences come from seeds the
 policies were never tuned on (--seed; they were tuned on seed 0).
 
     python scripts/bench_long_video.py --sequences 20 --frames 150 --json benchmarks/bench_long_video_cpu.json
@@ -62,41 +64,64 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def timing(model, args: argparse.Namespace) -> dict:
-    """Track the first sequence under --root with its first ``--objects`` objects, three times per policy of
-    ``--policy`` (comma-separated), the policies taking turns: the best model seconds per frame of each, and
-    the peak RSS of the process."""
+    """Lock-step timing on the first sequence under --root: every policy of ``--policy`` (comma-separated)
+    tracks the same objects, ``--chunk`` frames each in turn (the order rotating), ``--reps`` times over.
+    Per policy: model seconds per frame and, of them, those in SAM 2's heads, where a policy decides and
+    retries; per policy other than sam2: its paired difference to sam2 over the same chunks (mean and
+    standard error), its own cost. ``--ids``: the object sets, e.g. ``1,2,1+2`` (default: the first
+    ``--objects`` objects)."""
+    import itertools
+
+    import numpy as np
+
     from tracker.engine.memory import memory_policy
     from tracker.engine.propagation import Propagator
     from tracker.experiments.datasets import first_frame_prompts, load_sequences
     from tracker.io.source import ImageFolderSource
 
     seq = load_sequences("davis", Path(args.root))[0]
-    prompts = [p for p in first_frame_prompts(seq, "mask")]
-    ids = sorted({p.object_id for p in prompts})[: args.objects]
-    prompts = [p for p in prompts if p.object_id in ids]
+    every = list(first_frame_prompts(seq, "mask"))
+    if args.ids:
+        sets = [[int(x) for x in part.split("+")] for part in args.ids.split(",")]
+    else:
+        sets = [sorted({p.object_id for p in every})[: args.objects]]
     source = ImageFolderSource(seq.frame_files[0].parent)
     policies = args.policy.split(",")
-    runs: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
-    frames = 0
-    # the best of 3, the policies taking turns in one process: a policy's own cost per frame is a few ms,
-    # less than this machine's drift between runs minutes apart
-    for _ in range(3):
-        for policy in policies:
-            prop = Propagator(model, prefetch=4, backward=False, memory=memory_policy(policy))
-            model.seconds = 0.0
-            t0 = time.perf_counter()
-            frames = sum(1 for _ in prop.run(source, prompts, ids))
-            runs[policy].append((model.seconds / frames, (time.perf_counter() - t0) / frames))
-    records = [
-        {
-            "policy": policy,
-            "objects": len(ids),
-            "frames": frames,
-            "model_s_per_frame": round(min(r[0] for r in runs[policy]), 5),
-            "wall_s_per_frame": round(min(r[1] for r in runs[policy]), 5),
-        }
-        for policy in policies
-    ]
+    records = []
+    for ids in sets:
+        prompts = [p for p in every if p.object_id in ids]
+        per_chunk: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
+        for _ in range(args.reps):
+            # prefetch=0: a decoding thread would compete for the cores at moments that differ per policy
+            runs = {p: Propagator(model, prefetch=0, backward=False, memory=memory_policy(p)) for p in policies}
+            frames = {p: runs[p].run(source, prompts, ids) for p in policies}
+            for k in itertools.count():
+                got = {}
+                for p in policies[k % len(policies) :] + policies[: k % len(policies)]:
+                    m0, h0 = model.seconds, model.heads_seconds
+                    n = sum(1 for _ in itertools.islice(frames[p], args.chunk))
+                    got[p] = (n, model.seconds - m0, model.heads_seconds - h0)
+                if any(n < args.chunk for n, _, _ in got.values()):
+                    break  # the last, shorter chunk is left out
+                if k:  # the first chunk holds the prompt frame's encoding
+                    for p in policies:
+                        per_chunk[p].append((got[p][1] / args.chunk, got[p][2] / args.chunk))
+        for p in policies:
+            a = np.array(per_chunk[p]) * 1000
+            rec = {
+                "policy": p,
+                "objects": len(ids),
+                "ids": ids,
+                "chunks": len(a),
+                "model_ms_per_frame": round(float(a[:, 0].mean()), 3),
+                "heads_ms_per_frame": round(float(a[:, 1].mean()), 3),
+            }
+            if p != "sam2" and "sam2" in policies:
+                d = a - np.array(per_chunk["sam2"]) * 1000
+                se = d.std(axis=0, ddof=1) / np.sqrt(len(d))
+                rec["overhead_ms"] = [round(float(d[:, 0].mean()), 3), round(float(se[0]), 3)]
+                rec["heads_overhead_ms"] = [round(float(d[:, 1].mean()), 3), round(float(se[1]), 3)]
+            records.append(rec)
     return {"timing": records, "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -121,15 +146,36 @@ def _clip(tmp: Path, frames: int) -> Path:
     return root
 
 
-def _timings(tmp: Path, policies: list[str]) -> list[dict]:
-    """Each policy's model seconds per frame on a 200-frame clip with 1 and with 5 objects (one child per
-    object count, the policies taking turns in it)."""
+def _timings(tmp: Path, policies: list[str]) -> tuple[list[dict], list[dict]]:
+    """Lock-step timings on a 200-frame clip: each of its 5 objects alone, then all 5 (a child each), and
+    per policy its own cost per frame with one object (the mean over the five) and with five, and their
+    ratio (standard errors propagated): in the whole frame, and in SAM 2's heads alone."""
+    import numpy as np
+
     clip = _clip(tmp, 200)
-    out = []
-    for k in (1, 5):
-        res = run_child(["--mode", "timing", "--root", str(clip), "--policy", ",".join(policies), "--objects", str(k)])
-        out += res["timing"]
-    return out
+    ps = ",".join(["sam2", *[p for p in policies if p != "sam2"]])
+    records = []
+    for ids in ("1,2,3,4,5", "1+2+3+4+5"):
+        records += run_child(["--mode", "timing", "--root", str(clip), "--policy", ps, "--ids", ids])["timing"]
+    summary = []
+    for p in policies:
+        if p == "sam2":
+            continue
+        row: dict = {"policy": p}
+        for key in ("overhead_ms", "heads_overhead_ms"):
+            one = np.array([r[key] for r in records if r["policy"] == p and r["objects"] == 1])
+            five = next(r[key] for r in records if r["policy"] == p and r["objects"] == 5)
+            o1, s1 = one[:, 0].mean(), np.sqrt((one[:, 1] ** 2).sum()) / len(one)
+            o5, s5 = five
+            ratio = o5 / o1
+            row[key.replace("overhead_ms", "1_object_ms")] = [round(float(o1), 3), round(float(s1), 3)]
+            row[key.replace("overhead_ms", "5_objects_ms")] = five
+            row[key.replace("overhead_ms", "ratio")] = [
+                round(float(ratio), 2),
+                round(float(abs(ratio) * np.hypot(s5 / o5, s1 / o1)), 2),
+            ]
+        summary.append(row)
+    return records, summary
 
 
 def main() -> None:
@@ -160,6 +206,9 @@ def main() -> None:
     ap.add_argument("--family", help=argparse.SUPPRESS)
     ap.add_argument("--policy", help=argparse.SUPPRESS)
     ap.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--ids", help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=3, help=argparse.SUPPRESS)
+    ap.add_argument("--chunk", type=int, default=10, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -179,7 +228,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         if args.timing_only:
             args.no_extras, args.families = True, []
-            report["timing"] = _timings(tmp, args.policies)
+            report["timing"], report["own_cost"] = _timings(tmp, args.policies)
         if not args.no_extras:
             report["standard"] = []
             for seed in args.standard_seeds:
@@ -197,7 +246,9 @@ def main() -> None:
             report["rss"] = []
             for p in args.policies:
                 rss = {
-                    n: run_child(["--mode", "timing", "--root", str(clips[n]), "--policy", p, "--objects", "2"])
+                    n: run_child(
+                        ["--mode", "timing", "--root", str(clips[n]), "--policy", p, "--objects", "2", "--reps", "1"]
+                    )
                     for n in clips
                 }
                 report["rss"].append(
@@ -209,7 +260,7 @@ def main() -> None:
                     }
                 )
                 save()
-            report["timing"] = _timings(tmp, args.policies)
+            report["timing"], report["own_cost"] = _timings(tmp, args.policies)
             save()
         for fam in args.families:
             root = tmp / fam

@@ -232,6 +232,18 @@ def test_gated_shows_absent_and_forgets_a_jump_to_a_lookalike_and_retries_at_the
     assert remembered(p, 20).mem
 
 
+def test_gated_asks_again_1_2_4_frames_after_a_jump_while_refused_and_stops_after_coast():
+    p, g, x = _tracking(coast=8)
+    asked = []
+    for t in range(20, 32):  # the mask stays on the look-alike; every box-prompted decode is refused
+        v = step(p, g, t, cands([logits(disc(50, 10))], [0.95]))
+        assert v.absent[0]
+        if np.isfinite(v.retry[0]).all():
+            asked.append(t)
+            assert p.decide([(g, 0)], t, False, cands([logits(disc(50, 10))], [0.9]), retry=True).absent[0]
+    assert asked == [20, 21, 23, 27]  # 0, 1, 3 and 7 frames after it went; coast=8 ends the asking
+
+
 def test_gated_remembers_as_sam2_until_stable_then_confident_frames_and_sam2s_own_absent_ones():
     p, g = bound(GatedMemory())
     prompt(p, g, disc(10, 30))

@@ -476,8 +476,8 @@ class GatedMemory(SlotMemory):
       is shown; if none agrees (box IoU < ``gate_iou``) or its area is off the recent median by more than
       ``size_range`` (one inside the predicted box, with no other tracked object near, may be down to a
       tenth: partly hidden), the object is shown absent and the frame is not remembered.
-    - On such a frame, and for ``coast`` frames after it, the decoder is prompted with the predicted box;
-      the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
+    - On such a frame, and 1, 2, 4, ... frames after it up to ``coast``, the decoder is prompted with the
+      predicted box; the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
       within ``retry_size`` of the object's (two objects merged into one mask are not it).
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
       ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
@@ -639,8 +639,11 @@ class GatedMemory(SlotMemory):
             if best is None:
                 absent[i] = True
                 if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred[i]):
-                    retry_at[i] = pred[i]  # it jumped away (or just went): is it where it should be?
-                    self._why[keys[i]] = "jump"
+                    # asked 1, 2, 4, ... frames after it went: an object hidden for longer would be refused
+                    # every frame (each a decoder call; no tuning clip or standard set scored differently)
+                    if (lost := int(self.lost[ri])) & (lost + 1) == 0:
+                        retry_at[i] = pred[i]  # it jumped away (or just went): is it where it should be?
+                        self._why[keys[i]] = "jump"
                 elif self.lost[ri] > 0:
                     # weak parts where it can be: ask the decoder with a box of its size there
                     boxes = [mask_boxes(p[None])[0] for _, p in parts]

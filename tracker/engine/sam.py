@@ -289,6 +289,9 @@ class SamModel:
         self._maskmem_pos: torch.Tensor | None = None
         self.seconds = 0.0  # time spent in SAM 2 (image encoder, prompts, tracking, upsampling)
         self.batches = 0  # tracking calls to SAM 2's heads (one per bucket of objects per frame)
+        # of self.seconds, in those calls' decoder (with a memory policy's verdict and retries): where a
+        # policy's own work is, timed apart from the rest of the frame (bench_long_video.py)
+        self.heads_seconds = 0.0
         if compile:
             net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
             self._attend = torch.compile(self._attend, dynamic=True)  # type: ignore[method-assign]
@@ -629,6 +632,7 @@ class SamModel:
             heads = torch.autocast("cpu", enabled=False)
             pix_feat, high_res = pix_feat.float(), [x.float() for x in high_res]
         with heads:
+            t0 = time.perf_counter()
             if judge is None:
                 _, _, _, low_res, high_res_masks, obj_ptr, score = net._forward_sam_heads(
                     backbone_features=pix_feat,
@@ -639,6 +643,7 @@ class SamModel:
                 )
             else:
                 low_res, high_res_masks, obj_ptr, score = self._judged_heads(feats, pix_feat, high_res, judge, owners)
+            self.heads_seconds += time.perf_counter() - t0
             maskmem = self._encode_memory(feats, vision_feats[-1], h, w, high_res_masks, score)
         return MemoryEntry(
             maskmem=maskmem.to(self.memory_dtype),
