@@ -409,3 +409,24 @@ def test_long_video_dataset_is_seeded_and_scores_long_term_figures(tmp_path):
     lt = json.loads((tmp_path / "ev" / "results.json").read_text())["longterm"]["dataset"]
     assert lt["Robustness"] == 1.0 and lt["ADQ"] == 1.0 and lt["J&F-Reappear"] == 1.0 and lt["ID-Switches"] == 0
     assert "J&F-Reappear" in ev.stdout
+
+
+def test_long_video_benchmark_times_policies_in_lock_step_with_sam2(tmp_path):
+    # the own-cost measurement of scripts/bench_long_video.py: every policy on the same 5-frame chunks
+    root = tmp_path / "clip"
+    write_dataset(root, 1, seed=77, frames=16, objects=(2, 2))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_long_video.py"
+    args = ["--child", "--mode", "timing", "--root", str(root), "--policy", "sam2,gated", "--ids", "1,1+2"]
+    res = subprocess.run(
+        [sys.executable, str(script), *args, "--reps", "1", "--chunk", "5"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout.strip().splitlines()[-1])["timing"]
+    expected = [("sam2", [1]), ("gated", [1]), ("sam2", [1, 2]), ("gated", [1, 2])]
+    assert [(r["policy"], r["ids"]) for r in rows] == expected
+    for r in rows:
+        # 16 frames: the first chunk (the prompt frame's) and the last, shorter one are left out
+        assert r["chunks"] == 2 and 0 < r["heads_ms_per_frame"] < r["model_ms_per_frame"]
+        assert ("overhead_ms" in r) == (r["policy"] == "gated")
+    gated = rows[3]
+    assert len(gated["overhead_ms"]) == 2 and gated["heads_overhead_ms"][1] >= 0  # mean and standard error

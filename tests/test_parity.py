@@ -114,6 +114,7 @@ def test_d_objects_with_different_first_prompt_frames(clip32):
     assert sum(name == "image" for name, _ in events) == 32
     # each group tracks 31 frames (forward after its prompt frame, backward before it): 93 group-steps
     assert model.batches <= 93 - 5
+    assert 0 < model.heads_seconds < model.seconds  # the heads' share (bench_long_video.py's own cost)
     frames, current = [], None
     for name, batch in events:
         if name == "frame":

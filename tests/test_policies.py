@@ -232,7 +232,7 @@ def test_gated_shows_absent_and_forgets_a_jump_to_a_lookalike_and_retries_at_the
     assert remembered(p, 20).mem
 
 
-def test_gated_asks_again_1_2_4_frames_after_a_jump_while_refused_and_stops_after_coast():
+def test_gated_asks_again_1_3_7_frames_after_a_jump_while_refused_and_stops_after_coast():
     p, g, x = _tracking(coast=8)
     asked = []
     for t in range(20, 32):  # the mask stays on the look-alike; every box-prompted decode is refused

@@ -476,9 +476,10 @@ class GatedMemory(SlotMemory):
       is shown; if none agrees (box IoU < ``gate_iou``) or its area is off the recent median by more than
       ``size_range`` (one inside the predicted box, with no other tracked object near, may be down to a
       tenth: partly hidden), the object is shown absent and the frame is not remembered.
-    - On such a frame, and 1, 2, 4, ... frames after it up to ``coast``, the decoder is prompted with the
-      predicted box; the result is taken when its box agrees with the prediction (IoU >= ``retry_iou``) and its area is
-      within ``retry_size`` of the object's (two objects merged into one mask are not it).
+    - On such a frame, and while refused again 1, 3, 7, ... frames after it (up to ``coast``), the decoder
+      is prompted with the predicted box; the result is taken when its box agrees with the prediction
+      (IoU >= ``retry_iou``) and its area is within ``retry_size`` of the object's (two objects merged into
+      one mask are not it).
     - While absent, a part is taken back only where the object can be: ahead on its line of motion (within
       ``lane`` sizes of it) when it was hidden in view, at the frame's border (or ``entry`` sizes inside it)
       when it left the frame. Parts there too weak to take (too small; in view down to slivers of a pixel or
@@ -639,8 +640,9 @@ class GatedMemory(SlotMemory):
             if best is None:
                 absent[i] = True
                 if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred[i]):
-                    # asked 1, 2, 4, ... frames after it went: an object hidden for longer would be refused
-                    # every frame (each a decoder call; no tuning clip or standard set scored differently)
+                    # asked again 1, 3, 7, ... frames after it went: an object hidden for longer would be
+                    # refused every frame (each a decoder call; no tuning clip or standard set scored
+                    # differently)
                     if (lost := int(self.lost[ri])) & (lost + 1) == 0:
                         retry_at[i] = pred[i]  # it jumped away (or just went): is it where it should be?
                         self._why[keys[i]] = "jump"
