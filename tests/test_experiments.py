@@ -430,3 +430,24 @@ def test_long_video_benchmark_times_policies_in_lock_step_with_sam2(tmp_path):
         assert ("overhead_ms" in r) == (r["policy"] == "gated")
     gated = rows[3]
     assert len(gated["overhead_ms"]) == 2 and gated["heads_overhead_ms"][1] >= 0  # mean and standard error
+
+
+def test_failure_pictures_show_the_truth_and_each_policy(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "failure_pictures.py"
+    out = tmp_path / "f.png"
+    args = ["--family", "lookalike", "--frames", "100", "--policies", "sam2", "gated", "--at", "0", "99"]
+    res = subprocess.run([sys.executable, str(script), *args, "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    scores = json.loads(res.stdout.strip().splitlines()[-1])["scores"]
+    assert set(scores) == {"sam2", "gated"} and all(0 <= s["J"] <= 1 for s in scores.values())
+    im = Image.open(out)
+    # 3 rows (truth, sam2, gated) x 2 frames of 160x120 at twice the size, labels on the left and on top
+    assert im.size == (84 + 2 * (320 + 4), 18 + 3 * (240 + 4)) and im.mode == "P"
+    truth = np.asarray(im.convert("RGB"))[18 : 18 + 240, 84 : 84 + 320]
+    assert (truth == 255).all(axis=2).sum() > 20  # the white outline of the target's mask on frame 0
+    bad = subprocess.run(
+        [sys.executable, str(script), "--family", "lookalike", "--at", "150", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--at [150]: frames run from 0 to 149" in bad.stderr
