@@ -27,17 +27,16 @@ LABEL_W = 84
 def _overlay(rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """uint8 [SCALE*H, SCALE*W, 3]: the frame [H, W, 3] enlarged, each object of the label map [H, W] (0:
     none) filled in its colour and outlined in white."""
+    from tracker.experiments.metrics import seg2bmap
+
+    # Not tracker.io.annotation.annotate: its colour for object 1 is the blue of the look-alike family's
+    # discs, so a mask there looks like the untracked copy; a white outline tells them apart.
     rgb = rgb.repeat(SCALE, 0).repeat(SCALE, 1).astype(np.float32)
     labels = labels.repeat(SCALE, 0).repeat(SCALE, 1)
     for oid in (int(i) for i in np.unique(labels) if i):
         m = labels == oid
         rgb[m] = 0.35 * rgb[m] + 0.65 * np.minimum(palette[oid] * 2, 255)
-        inner = m.copy()
-        inner[1:] &= m[:-1]
-        inner[:-1] &= m[1:]
-        inner[:, 1:] &= m[:, :-1]
-        inner[:, :-1] &= m[:, 1:]
-        rgb[m & ~inner] = 255
+        rgb[seg2bmap(m)] = 255
     return rgb.clip(0, 255).astype(np.uint8)
 
 
