@@ -42,7 +42,7 @@ def _overlay(rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.nda
 
 def main() -> None:
     from tracker.api import load_model
-    from tracker.engine.memory import memory_policy
+    from tracker.engine.policies import memory_policy
     from tracker.experiments.datasets import load_sequences
     from tracker.experiments.hard import FAMILIES, write_hard_dataset
     from tracker.experiments.vos import run_dataset

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from helpers import model_cfg, moving_shapes, write_video
 
-from tracker.engine.memory import Sam2Memory, memory_policy, memory_reads, pointer_reads
+from tracker.engine.memory import Sam2Memory, memory_reads, pointer_reads
+from tracker.engine.policies import memory_policy
 from tracker.engine.propagation import Propagator
 from tracker.engine.sam import build_model
 from tracker.io.source import PyAVSource

@@ -11,10 +11,14 @@ import pytest
 import torch
 from helpers import model_cfg
 
-from tracker.engine.memory import Geometry, Group, memory_policy
+from tracker.engine.memory import Geometry, Group
 from tracker.engine.motion import BoxFilter, box_iou, mask_boxes
-from tracker.engine.policies import Dam4samMemory, GatedMemory, SamuraiMemory
-from tracker.engine.sam import NO_OBJ_SCORE, Candidates, TrackRequest, Verdict, build_model
+from tracker.engine.policies import memory_policy
+from tracker.engine.policies.dam4sam import Dam4samMemory
+from tracker.engine.policies.gated import GatedMemory
+from tracker.engine.policies.samurai import SamuraiMemory
+from tracker.engine.sam import build_model
+from tracker.engine.types import NO_OBJ_SCORE, Candidates, TrackRequest, Verdict
 
 S = 64  # low-res side of the hand-made candidates
 
@@ -59,11 +63,11 @@ def prompt(policy, g, mask: np.ndarray) -> None:
 
 
 def step(policy, g, t: int, c: Candidates, reverse: bool = False) -> Verdict:
-    return policy.decide([(g, 0)], t, reverse, c, retry=False)
+    return policy.decide([(g, 0)], t, reverse, c)
 
 
 def remembered(policy, t: int, oid: int = 1, reverse: bool = False):
-    return policy._pending.pop((oid, reverse, t))
+    return policy.pending.pop((oid, reverse, t))
 
 
 def walk(policy, g, frames: range, x0: float = 10.0, v: float = 1.0, y: float = 30.0) -> float:
@@ -141,11 +145,10 @@ def test_samurai_chooses_by_motion_only_once_stable():
 
 def test_samurai_reads_the_frame_before_and_the_last_remembered_ones():
     p, g = bound(SamuraiMemory())
-    p._slots.__func__  # noqa: B018  (exists)
-    from tracker.engine.policies import _Bank
+    from tracker.engine.policies.base import Bank
 
-    bank = _Bank(mem=[3, 5, 8, 9], ptr=list(range(1, 11)), last=10)
-    mem, ptr = p._slots(bank)
+    bank = Bank(mem=[3, 5, 8, 9], ptr=list(range(1, 11)), last=10)
+    mem, ptr = p.slots(bank)
     assert mem == [10, 9, 8, 5, 3]  # t-1 whatever its quality, then the valid ones, newest first
     assert ptr == list(range(10, 0, -1))
 
@@ -227,7 +230,7 @@ def test_gated_shows_absent_and_forgets_a_jump_to_a_lookalike_and_retries_at_the
     centre = (v.retry[0][0] + v.retry[0][2]) / 2
     assert abs(centre - (10 + 20)) <= 1.5  # the predicted place: it kept moving right
     # the box-prompted decode finds it there: shown and remembered
-    back = p.decide([(g, 0)], 20, False, cands([logits(disc(30, 30))], [0.9]), retry=True)
+    back = p.decide_retry([(g, 0)], 20, False, cands([logits(disc(30, 30))], [0.9]))
     assert not back.absent[0]
     assert remembered(p, 20).mem
 
@@ -240,7 +243,7 @@ def test_gated_asks_again_1_3_7_frames_after_a_jump_while_refused_and_stops_afte
         assert v.absent[0]
         if np.isfinite(v.retry[0]).all():
             asked.append(t)
-            assert p.decide([(g, 0)], t, False, cands([logits(disc(50, 10))], [0.9]), retry=True).absent[0]
+            assert p.decide_retry([(g, 0)], t, False, cands([logits(disc(50, 10))], [0.9])).absent[0]
     assert asked == [20, 21, 23, 27]  # 0, 1, 3 and 7 frames after it went; coast=8 ends the asking
 
 
@@ -278,7 +281,7 @@ def test_gated_takes_back_a_hidden_object_only_ahead_on_its_line():
     remembered(p, 30)
     ahead = step(p, g, 31, cands([logits(disc(40, 30))], [0.9]))
     assert not ahead.absent[0]
-    behind = GatedMemory()._where_it_can_be  # noqa: F841  (the rule is on the instance)
+    behind = GatedMemory().where_it_can_be  # noqa: F841  (the rule is on the instance)
     p2, g2, _ = _tracking()
     for t in range(20, 25):
         step(p2, g2, t, cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0))
@@ -333,12 +336,12 @@ def test_gated_recovery_takes_what_looks_like_the_object_not_another_one(found):
     empty = cands([np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)], [0.1], score=-2.0)
     for t in range(1, 40):  # both move right; object 1 is hidden from frame 20
         one = cands([logits(disc(10 + t, 15))], [0.95]) if t < 20 else empty
-        p.decide(both, t, False, pair(one, cands([logits(disc(10 + t, 45))], [0.95]), looks), retry=False)
+        p.decide(both, t, False, pair(one, cands([logits(disc(10 + t, 45))], [0.95]), looks))
         remembered(p, t, 1), remembered(p, t, 2)
     assert p.lost[0] > 0 and p.look[0] @ p.look[1] < p.alike
     # a weak part ahead on object 1's line (too small to take): the decoder is asked with a box there ...
     weak = cands([logits(disc(42, 15, r=2.0))], [0.5])
-    v = p.decide(both, 40, False, pair(weak, cands([logits(disc(50, 45))], [0.95]), looks), retry=False)
+    v = p.decide(both, 40, False, pair(weak, cands([logits(disc(50, 45))], [0.95]), looks))
     assert v.absent[0] and np.isfinite(v.retry[0]).all()
     # ... and what it finds is taken when it looks like object 1, not when it looks like object 2
     look = looks[[0 if found == "itself" else 1]]
@@ -348,7 +351,7 @@ def test_gated_recovery_takes_what_looks_like_the_object_not_another_one(found):
         (0,),
         look.astype(np.float32),
     )
-    back = p.decide(both[:1], 40, False, again, retry=True)
+    back = p.decide_retry(both[:1], 40, False, again)
     assert back.absent[0] == (found == "the_other")
 
 
@@ -398,7 +401,7 @@ def test_gated_two_objects_on_one_place_are_not_remembered_and_coast_while_close
     seen = []
     for t in range(1, 20):  # towards each other, 1 px / frame each, until they overlap
         m1, m2 = disc(30, 10 + t), disc(30, 50 - t)
-        v = p.decide(both, t, False, pair(cands([logits(m1)], [0.95]), cands([logits(m2)], [0.95])), retry=False)
+        v = p.decide(both, t, False, pair(cands([logits(m1)], [0.95]), cands([logits(m2)], [0.95])))
         assert not v.absent.any()
         shared = (m1 & m2).sum() >= 0.5 * min(m1.sum(), m2.sum())  # SAM 3's rule: both on one place
         seen.append(shared)
@@ -424,17 +427,17 @@ def test_gated_does_not_take_a_lost_object_back_on_another_tracked_one():
     for t in range(1, 31):  # object 1 goes out through the left border; object 2 stays at it, in view
         m1 = disc(20 - t, 15)
         first = cands([logits(m1)] if m1.any() else [np.full((S, S), NO_OBJ_SCORE, np.float32)], [0.95])
-        p.decide(both, t, False, pair(first, cands([logits(disc(5, 45))], [0.95])), retry=False)
+        p.decide(both, t, False, pair(first, cands([logits(disc(5, 45))], [0.95])))
         remembered(p, t, 1), remembered(p, t, 2)
     assert p.exited[0] and p.lost[0] > 0
     # SAM 2 puts object 1 on object 2, at the border it left by: that is object 2, not object 1 coming back
     on_other = pair(cands([logits(disc(5, 45))], [0.95]), cands([logits(disc(5, 45))], [0.95]))
-    v = p.decide(both, 31, False, on_other, retry=False)
+    v = p.decide(both, 31, False, on_other)
     assert v.absent[0] and not v.absent[1]
     assert not remembered(p, 31, 1).mem
     # at the same border away from object 2 it is taken back
     back = pair(cands([logits(disc(3, 20))], [0.95]), cands([logits(disc(5, 45))], [0.95]))
-    assert not p.decide(both, 32, False, back, retry=False).absent[0]
+    assert not p.decide(both, 32, False, back).absent[0]
 
 
 @pytest.mark.parametrize("alike", [False, True])
@@ -443,12 +446,12 @@ def test_gated_trusts_sam2_next_to_a_different_looking_object_but_not_next_to_a_
     looks = np.eye(2, 8) if not alike else np.eye(2, 8)[[0, 0]]
     for t in range(1, 20):  # side by side, close (their grown boxes meet), moving right together
         c = pair(cands([logits(disc(10 + t, 30))], [0.95]), cands([logits(disc(10 + t, 42))], [0.95]), looks)
-        assert not p.decide(both, t, False, c, retry=False).absent.any()
+        assert not p.decide(both, t, False, c).absent.any()
         remembered(p, t, 1), remembered(p, t, 2)
     assert (p.look[0] @ p.look[1] > 0.99) == alike  # learnt from the frames
     # SAM 2 moves object 1 away from where motion predicts it
     c = pair(cands([logits(disc(45, 10))], [0.95]), cands([logits(disc(30, 42))], [0.95]), looks)
-    v = p.decide(both, 20, False, c, retry=False)
+    v = p.decide(both, 20, False, c)
     assert v.absent[0] == alike  # next to a look-alike the jump is refused; else SAM 2 is trusted
     assert not v.absent[1]
 
@@ -475,11 +478,13 @@ class Echo:
     def __init__(self, pick: int | None = None):
         self.pick, self.seen = pick, []
 
-    def choose(self, owners, c, retry):
+    def choose(self, owners, c):
         self.seen.append(c)
         choice = c.chosen if self.pick is None else np.full_like(c.chosen, self.pick)
         n = np.arange(len(choice))
         return Verdict(choice, c.masks[n, choice], np.zeros(len(n), dtype=bool))
+
+    rechoose = choose
 
 
 @pytest.mark.parametrize("name", ["sam2.1_hiera_t", "toy"])
@@ -553,7 +558,7 @@ class _Counting:
         real = policy.write
 
         def write(g, t, reverse, entry, low_res, score):
-            p = policy._pending.get((g.object_ids[0], reverse, t))
+            p = policy.pending.get((g.object_ids[0], reverse, t))
             if p is not None:
                 self.refused += int(not p.mem and p.present)
                 self.anchors += int(p.anchor)

@@ -97,7 +97,7 @@ def _resumed(toy, src, prompts, mark, tmp_path, memory=lambda: None):
 def test_a_policys_state_resumes_with_the_run(toy, tmp_path):
     """A memory policy other than SAM 2's (filters, counters, chosen frames) continues from a checkpoint as
     if never stopped."""
-    from tracker.engine.memory import memory_policy
+    from tracker.engine.policies import memory_policy
 
     n = 48
     src = open_source("pyav", write_demo_clip(tmp_path / "c.mp4", n, W, H, 0))

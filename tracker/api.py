@@ -210,7 +210,7 @@ def track(
         )
         discovery = make_discovery(spec, net, src.info, plan_prompts(spec, given, src.info))
     if isinstance(memory, str):
-        from .engine.memory import memory_policy
+        from .engine.policies import memory_policy
 
         memory = memory_policy(memory)
     propagator = Propagator(

@@ -9,14 +9,12 @@ takes a policy object; ``memory=sam2`` (:class:`Sam2Memory`) is exactly upstream
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .reads import memory_reads, pointer_reads
-
-if TYPE_CHECKING:  # sam imports torch and sam2: loaded when a model is built, not with the engine
-    from .sam import MemoryEntry
+from .types import Candidates, MemoryEntry, Verdict
 
 
 def _entry_state(e: MemoryEntry) -> dict:
@@ -28,8 +26,6 @@ def _entry_state(e: MemoryEntry) -> dict:
 
 
 def _entry_from(state: dict, device: Any) -> MemoryEntry:
-    from .sam import MemoryEntry
-
     mem = state["maskmem"]
     return MemoryEntry(
         maskmem=None if mem is None else mem.to(device),
@@ -40,8 +36,6 @@ def _entry_from(state: dict, device: Any) -> MemoryEntry:
 
 
 def _rows(e: MemoryEntry, rows: list[int]) -> MemoryEntry:
-    from .sam import MemoryEntry
-
     return MemoryEntry(
         maskmem=None if e.maskmem is None else e.maskmem[rows],
         obj_ptr=e.obj_ptr[rows],
@@ -116,6 +110,19 @@ class Geometry:
     num_frames: int
 
 
+P = TypeVar("P", bound="type[MemoryPolicy]")
+
+MEMORY_POLICIES: dict[str, type[MemoryPolicy]] = {}  # name -> class; tracker.engine.policies fills it
+
+
+def register(cls: P) -> P:
+    """Class decorator: the policy ``cls.name`` is ``memory=<name>``."""
+    if cls.name in MEMORY_POLICIES and MEMORY_POLICIES[cls.name] is not cls:
+        raise ValueError(f"memory={cls.name!r} is registered twice ({MEMORY_POLICIES[cls.name].__module__})")
+    MEMORY_POLICIES[cls.name] = cls
+    return cls
+
+
 class MemoryPolicy:
     """Which tracked frames enter a group's memory and which entries SAM 2 reads back.
 
@@ -129,6 +136,7 @@ class MemoryPolicy:
     name: ClassVar[str]
     per_object: ClassVar[bool] = False  # one group per object (else one per set of prompt frames)
     judges: ClassVar[bool] = False  # it sees SAM 2's candidates before the memory encoder (decide)
+    sees_frames: ClassVar[bool] = False  # it is shown each frame's pixels before tracking (see)
 
     def bind(self, geometry: Geometry) -> None:
         self.geometry = geometry
@@ -153,10 +161,18 @@ class MemoryPolicy:
     def prompted(self, g: Group, t: int, low_res: Any) -> None:
         """Frame t is a prompt frame of g's objects, with these outputs (low-res logits float32 [B, h, w])."""
 
-    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Any, retry: bool) -> Any:
-        """(``judges`` policies) The :class:`tracker.engine.sam.Verdict` on SAM 2's candidates ``c`` for
-        ``rows`` (group, row within it) on frame t; ``retry``: the box-prompted second decode."""
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
+        """(``judges`` policies) The verdict on SAM 2's candidates ``c`` for ``rows`` (group, row within it)
+        on frame t."""
         raise NotImplementedError
+
+    def decide_retry(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
+        """(``judges`` policies) The verdict on the box-prompted second decode that :meth:`decide` asked for
+        (those rows only)."""
+        raise NotImplementedError
+
+    def see(self, t: int, reverse: bool, rgb: Any) -> None:
+        """(``sees_frames`` policies) Frame t's pixels (uint8 [H, W, 3]) before its objects are tracked."""
 
     def state(self) -> dict:
         return {}
@@ -165,6 +181,7 @@ class MemoryPolicy:
         """Restore :meth:`state` (a policy without state of its own has nothing to restore)."""
 
 
+@register
 class Sam2Memory(MemoryPolicy):
     """Upstream SAM 2: every tracked frame is written; SAM 2 reads the last ``num_maskmem - 1`` memories
     (t-1 and the strided ones before it) and ``max_obj_ptrs - 1`` pointers. An entry's memory is dropped
@@ -206,16 +223,3 @@ class Sam2Memory(MemoryPolicy):
         ptr = {s for s in pointer_reads(g.first - 1, True, geo.max_ptrs) if s > g.first}
         limit = geo.num_frames - 1
         return {s for s in mem if s <= limit}, {s for s in ptr if s <= limit}
-
-
-MEMORY_POLICIES: dict[str, Callable[..., MemoryPolicy]] = {"sam2": Sam2Memory}
-
-
-def memory_policy(name: str, **settings: Any) -> MemoryPolicy:
-    """A new policy of the registered ``name`` (``memory=<name>``) with its settings."""
-    if name not in MEMORY_POLICIES:
-        raise ValueError(f"memory={name!r} is unknown: use one of {', '.join(sorted(MEMORY_POLICIES))}")
-    try:
-        return MEMORY_POLICIES[name](**settings)
-    except TypeError as e:
-        raise ValueError(f"memory={name}: {e}: see configs/memory/{name}.yaml for its keys") from None

@@ -33,6 +33,7 @@ from .holdback import HoldBack
 from .memory import Geometry, Group, MemoryPolicy, Sam2Memory
 from .reprompt import RepromptPolicy
 from .spool import Checkpoint, MaskSpool
+from .types import Candidates, MemoryEntry, TrackRequest, Verdict
 
 Box = tuple[float, float, float, float]
 
@@ -251,8 +252,6 @@ class Propagator:
         yield from self._held(self._online(chained(), prompts))
 
     def _online(self, frames: Iterator[Frame], prompts: Sequence[Prompt]):
-        from .sam import MemoryEntry
-
         by_frame: dict[int, list[Prompt]] = {}
         for p in prompts:
             by_frame.setdefault(p.frame_index, []).append(p)
@@ -278,7 +277,7 @@ class Propagator:
                 if t in g.prompt_frames:
                     e = MemoryEntry.cat([entries[oid] for oid in g.object_ids])
                     live.append((g, *self._emit(t, False, g, *self._as_prompt_frame(g, t, e), None)))
-            for g, result in zip(tracked, self._step(tracked, feats, t, False)):
+            for g, result in zip(tracked, self._step(tracked, feats, t, False, frame.rgb)):
                 live.append((g, *self._emit(t, False, g, *result, None)))
             live = self._after_tracking(t, feats, live, {})
             yield frame, self._frame_masks(t, self._ids_at(t, live, empty_before_first=True), {}, live)
@@ -421,8 +420,6 @@ class Propagator:
         )
 
     def _encode_prompt_frames(self, source: FrameSource, prompts: Sequence[Prompt], spool: MaskSpool) -> None:
-        from .sam import MemoryEntry
-
         by_frame: dict[int, list[Prompt]] = {}
         for p in prompts:
             by_frame.setdefault(p.frame_index, []).append(p)
@@ -493,15 +490,15 @@ class Propagator:
                 return True
         return False
 
-    def _step(self, groups: Sequence[Group], feats, t: int, reverse: bool) -> list[tuple[Any, Any]]:
-        """Track ``groups`` on frame t, all in one call (SAM 2 batches those whose memory layouts agree):
-        SAM 2 reads what the memory policy gives it; the policy keeps what it writes. Returns each group's
-        (low-res logits, score logits)."""
-        from .sam import TrackRequest
-
+    def _step(self, groups: Sequence[Group], feats, t: int, reverse: bool, rgb: np.ndarray) -> list[tuple[Any, Any]]:
+        """Track ``groups`` on frame t (pixels ``rgb``), all in one call (SAM 2 batches those whose memory
+        layouts agree): SAM 2 reads what the memory policy gives it; the policy keeps what it writes. Returns
+        each group's (low-res logits, score logits)."""
+        memory = self.memory
+        if memory.sees_frames:
+            memory.see(t, reverse, rgb)
         if not groups:
             return []
-        memory = self.memory
         requests = [
             TrackRequest(
                 len(g.object_ids),
@@ -547,7 +544,7 @@ class Propagator:
             for g, *_ in warming:
                 g.warm_end = t
             warming = [w for w in warming if t not in w[0].prompt_frames]
-            results = self._step([w[0] for w in warming], feats, t, False)
+            results = self._step([w[0] for w in warming], feats, t, False, frame.rgb)
             for (g, seed_mem, seed_ptr, _), result in zip(warming, results):
                 self._emit(t, False, g, *result, spool)
                 if (t in seed_mem or t in seed_ptr) and t in g.fwd:  # what the policy wrote
@@ -571,7 +568,7 @@ class Propagator:
                 t = frame.index
                 self._since += 1
                 active = [g for g in self.groups if g.first > t]
-                for g, result in zip(active, self._step(active, feats, t, True)):
+                for g, result in zip(active, self._step(active, feats, t, True, frame.rgb)):
                     self._emit(t, True, g, *result, spool)
             hi = lo - 1
         for g in self.groups:
@@ -603,7 +600,7 @@ class Propagator:
                 self._since += 1
                 count += 1
                 groups = self._live(t)
-                results = self._step(groups, feats, t, False)
+                results = self._step(groups, feats, t, False, frame.rgb)
                 live = [(g, *self._emit(t, False, g, *r, None)) for g, r in zip(groups, results)]
                 spooled = spool.pop(t)
                 live = self._after_tracking(t, feats, live, spooled)
@@ -627,9 +624,11 @@ class _PolicyJudge:
     def __init__(self, memory: MemoryPolicy, groups: Sequence[Group], t: int, reverse: bool) -> None:
         self.memory, self.groups, self.t, self.reverse = memory, groups, t, reverse
 
-    def choose(self, owners: Sequence[tuple[int, int]], c, retry: bool):
-        rows = [(self.groups[i], lane) for i, lane in owners]
-        return self.memory.decide(rows, self.t, self.reverse, c, retry)
+    def choose(self, owners: Sequence[tuple[int, int]], c: Candidates) -> Verdict:
+        return self.memory.decide([(self.groups[i], lane) for i, lane in owners], self.t, self.reverse, c)
+
+    def rechoose(self, owners: Sequence[tuple[int, int]], c: Candidates) -> Verdict:
+        return self.memory.decide_retry([(self.groups[i], lane) for i, lane in owners], self.t, self.reverse, c)
 
 
 def points_and_labels(p: Prompt) -> tuple[np.ndarray | None, np.ndarray | None]:

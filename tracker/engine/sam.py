@@ -15,20 +15,23 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sam2.modeling.sam.transformer import RoPEAttention
-from sam2.modeling.sam2_base import NO_OBJ_SCORE  # the logits of a mask whose object is absent
+from sam2.modeling.sam2_base import NO_OBJ_SCORE as _SAM2_NO_OBJ_SCORE
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from ..masks import fill_holes
 from .reads import memory_reads
+from .types import NO_OBJ_SCORE, Candidates, Judge, MemoryEntry, TrackRequest
 
 log = logging.getLogger(__name__)
+
+assert NO_OBJ_SCORE == _SAM2_NO_OBJ_SCORE, "tracker.engine.types.NO_OBJ_SCORE must be sam2's"
 
 _IMG_MEAN = (0.485, 0.456, 0.406)
 _IMG_STD = (0.229, 0.224, 0.225)
@@ -130,91 +133,6 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
         )
     model.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s", path)
-
-
-@dataclass
-class MemoryEntry:
-    """SAM 2's output for a batch of B objects on one frame: what later frames read, and the masks.
-
-    maskmem: bf16 [B, C_mem, S/16, S/16] or None (dropped once no later frame reads it);
-    obj_ptr: [B, C] float32; low_res: float32 [B, 1, S/4, S/4] mask logits (None once emitted);
-    score: float32 [B, 1] object score logits.
-    """
-
-    maskmem: torch.Tensor | None
-    obj_ptr: torch.Tensor
-    low_res: torch.Tensor | None
-    score: torch.Tensor
-
-    @staticmethod
-    def cat(entries: list[MemoryEntry]) -> MemoryEntry:
-        if len(entries) == 1:
-            return entries[0]
-
-        def cat_or_none(xs: list[torch.Tensor | None]) -> torch.Tensor | None:
-            return None if any(x is None for x in xs) else torch.cat(xs, dim=0)  # type: ignore[arg-type]
-
-        return MemoryEntry(
-            maskmem=cat_or_none([e.maskmem for e in entries]),
-            obj_ptr=torch.cat([e.obj_ptr for e in entries], dim=0),
-            low_res=cat_or_none([e.low_res for e in entries]),
-            score=torch.cat([e.score for e in entries], dim=0),
-        )
-
-
-@dataclass(frozen=True)
-class TrackRequest:
-    """One group to track on a frame: ``batch`` objects sharing one memory layout, with their prompt-frame
-    entries and the tracked-frame entries the memory policy gives SAM 2 to read (frame -> entry); a policy
-    may give the object pointers' entries apart (``pointers``)."""
-
-    batch: int
-    cond: Mapping[int, MemoryEntry]
-    recent: Mapping[int, MemoryEntry]
-    pointers: Mapping[int, MemoryEntry] | None = None  # frame -> entry for object pointers (None: recent)
-
-
-@dataclass
-class Candidates:
-    """What SAM 2's mask decoder proposes for B objects on a tracked frame, as NumPy for a memory policy.
-
-    ``masks``: float32 [B, 4, h, w] low-res logits of the decoder's four output tokens (0: the single-mask
-    output; 1-3: the multimask outputs), NO_OBJ_SCORE everywhere where the object score logit is <= 0;
-    ``ious``: float32 [B, 4] predicted IoU; ``score``: float32 [B] object score logits; ``chosen``: int64 [B]
-    the token SAM 2 itself uses; ``options``: the tokens SAM 2 chooses among (1-3 for a model that tracks
-    with multimask outputs, SAM 2.1's checkpoints; 0 for one that tracks with a single mask);
-    ``appearance``: float32 [B, C] the frame's top-level backbone features (before memory) averaged under
-    SAM 2's chosen mask less their mean over the frame, unit length (zeros where the mask is empty): what
-    the object looks like, for telling look-alikes from different-looking objects."""
-
-    masks: np.ndarray
-    ious: np.ndarray
-    score: np.ndarray
-    chosen: np.ndarray
-    options: tuple[int, ...]
-    appearance: np.ndarray | None = None
-
-
-@dataclass
-class Verdict:
-    """A memory policy's answer for the B objects of :class:`Candidates`: ``choice`` int [B] the token
-    used (its object pointer; one of ``options``), ``mask`` float32 [B, h, w] the low-res logits shown and
-    encoded into memory, ``absent`` bool [B] objects shown empty (score logit made negative), and
-    ``retry`` float32 [B, 4] boxes (x0, y0, x1, y1 in low-res pixels; NaN rows: none) where the decoder is
-    run again, prompted with the box, and the policy asked once more."""
-
-    choice: np.ndarray
-    mask: np.ndarray
-    absent: np.ndarray
-    retry: np.ndarray | None = None
-
-
-class Judge(Protocol):
-    """Decides, for the objects of a batch, from SAM 2's candidates (a memory policy's hook): ``owners``
-    gives each row's (request index, row within that request); ``retry`` is true for the decoder's second
-    run on the boxes a first verdict asked for (only those rows; their ``retry`` is ignored)."""
-
-    def choose(self, owners: Sequence[tuple[int, int]], c: Candidates, retry: bool) -> Verdict: ...
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -731,7 +649,7 @@ class SamModel:
             return choice if multi else np.zeros_like(choice)
 
         first = self._decode(pix_feat, high_res)
-        v = judge.choose(owners, candidates(first), retry=False)
+        v = judge.choose(owners, candidates(first))
         mask, absent = v.mask.copy(), v.absent.copy()
         tokens, score = first[2].clone(), first[3].clone()
         token = pointer_tokens(np.asarray(v.choice), first[5])
@@ -747,7 +665,7 @@ class SamModel:
             else:
                 bare = pix_feat[r]
             again = self._decode(bare, [x[r] for x in high_res], boxes)
-            v2 = judge.choose([owners[i] for i in rows], candidates(again), retry=True)
+            v2 = judge.rechoose([owners[i] for i in rows], candidates(again))
             taken = ~np.asarray(v2.absent)
             for j, row in enumerate(rows):
                 if taken[j]:

@@ -89,7 +89,7 @@ class MemorySpec:
 
     def policy(self) -> Any:
         """A new :class:`tracker.engine.memory.MemoryPolicy` (one per video: policies keep state)."""
-        from ..engine.memory import memory_policy
+        from ..engine.policies import memory_policy
 
         return memory_policy(self.name, **self.settings)
 
@@ -282,7 +282,7 @@ def _prompts(plain: Mapping[str, Any]) -> PromptsSpec:
 
 
 def _memory(plain: Mapping[str, Any]) -> MemorySpec:
-    from ..engine.memory import MEMORY_POLICIES
+    from ..engine.policies import MEMORY_POLICIES
 
     m = dict(plain["memory"])
     name = m.pop("name", None)
