@@ -34,7 +34,7 @@ def _peak_rss_mib() -> float:
 
 def child(args: argparse.Namespace) -> dict:
     from tracker.api import load_model
-    from tracker.engine.memory import memory_policy
+    from tracker.engine.policies import memory_policy
     from tracker.experiments.datasets import load_sequences
     from tracker.experiments.vos import run_dataset
     from tracker.threads import apply_threads, usable_cores
@@ -74,7 +74,7 @@ def timing(model, args: argparse.Namespace) -> dict:
 
     import numpy as np
 
-    from tracker.engine.memory import memory_policy
+    from tracker.engine.policies import memory_policy
     from tracker.engine.propagation import Propagator
     from tracker.experiments.datasets import first_frame_prompts, load_sequences
     from tracker.io.source import ImageFolderSource
@@ -179,7 +179,7 @@ def _timings(tmp: Path, policies: list[str]) -> tuple[list[dict], list[dict]]:
 
 
 def main() -> None:
-    from tracker.engine.memory import MEMORY_POLICIES
+    from tracker.engine.policies import MEMORY_POLICIES
     from tracker.experiments.hard import FAMILIES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,7 +214,7 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
-    from tracker.experiments.hard import write_hard_dataset
+    from tracker.experiments.hard import MIN_FRAMES, write_hard_dataset
     from tracker.experiments.synthetic import write_dataset
     from tracker.io.sinks.base import write_json_atomic
 
@@ -264,11 +264,13 @@ def main() -> None:
             save()
         for fam in args.families:
             root = tmp / fam
-            write_hard_dataset(root, fam, args.sequences, args.seed, args.frames)
+            # absence and wild need longer clips for their 100-300 frame absences
+            frames = max(args.frames, MIN_FRAMES.get(fam, 0))
+            write_hard_dataset(root, fam, args.sequences, args.seed, frames)
             for policy in args.policies:
                 out = str(tmp / f"{fam}_{policy}")
                 rec = run_child(["--root", str(root), "--out", out, "--family", fam, "--policy", policy])
-                report["records"].append(rec)
+                report["records"].append({**rec, "frames": frames})
                 save()
     save()
     print(f"wrote {args.json}")
