@@ -1,0 +1,206 @@
+"""``guard`` (ours, the default): ``gated``'s look-alike and crossing rules, made safe on real footage.
+
+``gated`` showed an object absent when SAM 2's mask left a constant-velocity prediction in image
+coordinates, and took a hidden object back only ahead on its line. Cameras pan and objects turn, so a
+momentary miss became a permanent loss. ``guard`` keeps gated's rules where they are right (two look-alikes
+touching, a look-alike coming out of an occluder, a stable object's mask jumping away) and adds, each in a
+module of its own with its constants and why:
+
+- :mod:`tracker.engine.camera`: the camera's motion is measured on every frame and taken out of every
+  filter, last-seen box and followed look-alike, so predictions live in the world, not on the screen;
+- :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn;
+- :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one lost for ``forget``
+  frames anywhere in view;
+- :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
+  look-alike, and never taken for the object later.
+
+Memory admission is gated's: confident frames, frames SAM 2 itself calls absent, and a young track's.
+Sizes follow every whole frame shown, so an object that grows is not refused as too big.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...camera import IDENTITY, CameraMotion, in_mask_pixels, warp_points
+from ...memory import Group, register
+from ...motion import mask_boxes
+from ...types import Candidates, Verdict
+from ..base import setting, solid
+from ..gated import GatedMemory
+from .lookalikes import DECOY_FRAMES, Decoys
+from .presence import CONTINUITY, WHOLE, continues, touching
+from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen
+
+SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
+
+
+@register
+class GuardMemory(GatedMemory):
+    """``gated`` with camera compensation, continuity, near and late recovery and followed look-alikes.
+    Settings: gated's, and ``forget``, ``near``, ``near_growth``, ``miss_frames``, ``continuity``,
+    ``decoy_frames``, ``camera`` (see configs/memory/guard.yaml)."""
+
+    name = "guard"
+    sees_frames = True
+
+    def __init__(
+        self,
+        forget: int = FORGET,
+        near: float = NEAR,
+        near_growth: float = NEAR_GROWTH,
+        miss_frames: int = MISS_FRAMES,
+        continuity: float = CONTINUITY,
+        decoy_frames: int = DECOY_FRAMES,
+        camera: bool = True,
+        **gated: Any,
+    ) -> None:
+        super().__init__(**gated)
+        n = self.name
+        self.forget = setting(n, "forget", forget, 1, 1_000_000, int)
+        self.near = setting(n, "near", near, 0, 100)
+        self.near_growth = setting(n, "near_growth", near_growth, 0, 10)
+        self.miss_frames = setting(n, "miss_frames", miss_frames, 0, 1_000_000, int)
+        self.continuity = setting(n, "continuity", continuity, 0, 10)
+        if not isinstance(camera, bool):
+            raise ValueError(f"memory.camera={camera!r} must be true or false (memory={n})")
+        self.camera = CameraMotion() if camera else None
+        self.decoys = Decoys(setting(n, "decoy_frames", decoy_frames, 0, 1_000_000, int))
+        self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
+        self.ratio = np.ones(0)  # area shown last over the median
+        self._move: dict[bool, tuple[int, np.ndarray, tuple[int, int]]] = {}  # reverse -> (frame, affine, size)
+
+    # ---- rows ---------------------------------------------------------------------------------------
+    def grow_rows(self, n: int) -> None:
+        k = n - len(self.hidden)
+        super().grow_rows(n)
+        self.hidden = np.concatenate([self.hidden, np.zeros(k, dtype=bool)])
+        self.ratio = np.concatenate([self.ratio, np.ones(k)])
+
+    def reset_row(self, r: int) -> None:
+        super().reset_row(r)
+        self.hidden[r], self.ratio[r] = False, 1.0
+        self.decoys.clear(r)
+
+    # ---- the camera -----------------------------------------------------------------------------------
+    def see(self, t: int, reverse: bool, rgb: np.ndarray) -> None:
+        if self.camera is not None:
+            self._move[reverse] = (t, self.camera.step(t, reverse, rgb), rgb.shape[:2])
+
+    def _follow_camera(self, t: int, reverse: bool, mask_size: tuple[int, int]) -> None:
+        """Move this direction's filters, last-seen boxes, sizes and look-alikes with the camera."""
+        got = self._move.get(reverse)
+        if got is None or got[0] != t or np.array_equal(got[1], IDENTITY):
+            return
+        m = in_mask_pixels(got[1], got[2], mask_size)
+        rows = np.array([r for (_, rev), r in self.rows.items() if rev == reverse], dtype=np.int64)
+        rows = rows[rows < len(self.filter.alive)]
+        lin, zoom = m[:, :2], float(np.hypot(m[0, 0], m[1, 0]))
+        mean, seen = self.filter.mean, self.seen
+        mean[rows, :2] = warp_points(m, mean[rows, :2])
+        mean[rows, 4:6] = mean[rows, 4:6] @ lin.T
+        mean[rows, 3] *= zoom
+        mean[rows, 7] *= zoom
+        seen[rows, :2] = warp_points(m, seen[rows, :2])
+        seen[rows, 2:4] = seen[rows, 2:4] @ lin.T
+        seen[rows, 4:6] = warp_points(m, seen[rows, 4:6])
+        seen[rows, 6:8] = warp_points(m, seen[rows, 6:8])
+        self.areas[rows] *= zoom**2
+        self.decoys.warp(rows, m)
+
+    # ---- verdicts -------------------------------------------------------------------------------------
+    def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
+        self._follow_camera(t, reverse, c.masks.shape[-2:])
+        v = super().decide(rows, t, reverse, c)
+        median = self.median_area(np.array([self.rows[k] for k in self.keys_of(rows, reverse)[1]], dtype=np.int64))
+        for i, (g, lane) in enumerate(rows):
+            r = self.rows[(g.object_ids[lane], reverse)]
+            if self.lost[r] == 0:
+                self.decoys.clear(r)
+            if self.lost[r] == 0 or not v.absent[i] or not np.isfinite(median[i]):
+                continue
+            size = float(np.sqrt(median[i]))
+            boxes = [mask_boxes(p[None])[0] for _, p in self.parts(c, i)]
+            self.decoys.note(r, t, [b for b in boxes if solid(b, size)], size)
+        return v
+
+    def best_part(
+        self,
+        parts: list[tuple[int, np.ndarray]],
+        c: Candidates,
+        i: int,
+        ri: int,
+        pred: np.ndarray,
+        busy: bool,
+        median: float,
+    ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
+        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._touching(ri):
+            size = float(np.sqrt(median))
+            own = [p for k, p in parts if k == c.chosen[i]]
+            if own:  # SAM 2's own mask: its largest part
+                pb = mask_boxes(own[0][None])[0]
+                area = float(own[0].sum())
+                if continues(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, size, self.continuity):
+                    return int(c.chosen[i]), own[0], pb, area / median
+        return super().best_part(parts, c, i, ri, pred, busy, median)
+
+    def _touching(self, r: int) -> bool:
+        m = self.mates[(self.mates != r) & (self.lost[self.mates] == 0)]
+        others = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64).reshape(-1, 4)
+        return touching(self.seen[r, 4:], others)
+
+    def where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
+        if super().where_it_can_be(r, box, size):
+            return True
+        lost = int(self.lost[r])
+        missed = not self.exited[r] and not self.hidden[r] and lost <= self.miss_frames
+        if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.near, self.near_growth):
+            return True
+        return lost >= self.forget and not self.decoys.covers(r, box, size)
+
+    def settle(
+        self,
+        keys: Sequence[tuple[int, bool]],
+        r: np.ndarray,
+        t: int,
+        taken: np.ndarray,
+        areas: np.ndarray,
+        score: np.ndarray,
+        sure: np.ndarray,
+        crowded: np.ndarray,
+    ) -> None:
+        median = self.median_area(r)
+        shown = np.isfinite(taken).all(axis=1)
+        known = np.isfinite(median) & (median > 0)
+        for i, ri in enumerate(r):
+            if shown[i] and known[i]:
+                self.ratio[ri] = areas[i] / median[i]
+            elif not shown[i] and self.lost[ri] == 0:
+                self.hidden[ri] = self.ratio[ri] < HIDDEN
+        super().settle(keys, r, t, taken, areas, score, sure, crowded)
+        # the size follows every whole frame shown, remembered or not: an object that grows is not refused
+        lo, hi = SIZE_FOLLOWS
+        with np.errstate(invalid="ignore"):
+            whole = shown & ~sure & known & (areas >= lo * median) & (areas <= hi * median)
+        self.push_area(r[whole], areas[whole])
+
+    # ---- state ----------------------------------------------------------------------------------------
+    def own_state(self) -> dict:
+        return {
+            **super().own_state(),
+            "hidden": self.hidden.tolist(),
+            "ratio": self.ratio.tolist(),
+            "decoys": self.decoys.state(),
+            "camera": None if self.camera is None else self.camera.state(),
+        }
+
+    def load_own_state(self, state: dict) -> None:
+        super().load_own_state(state)
+        self.hidden = np.asarray(state["hidden"], dtype=bool)
+        self.ratio = np.asarray(state["ratio"], dtype=np.float64)
+        self.decoys.load_state(state["decoys"])
+        if self.camera is not None and state["camera"] is not None:
+            self.camera.load_state(state["camera"])

@@ -1,0 +1,35 @@
+"""Presence: when SAM 2's own mask is the object, whatever the motion model predicted.
+
+SAM 2 is right most of the time; a motion model is right on straight lines. An object that turns, bounces,
+grows or moves with the camera leaves its prediction while SAM 2 keeps it, so SAM 2's mask is taken when it
+*continues* what was shown last: it overlaps the last shown box (the camera's motion taken out) and has
+about the size shown last. Only a mask that jumps, to another place or another size, is weighed against
+the prediction (``gated``'s rule)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...motion import box_iou
+
+CONTINUITY = 0.25  # the last shown box grown by this many object sizes: SAM 2's mask overlapping it continues
+STEP = 2.0  # and its area within this factor of the area shown last (a jump onto something else changes it)
+WHOLE = 0.7  # only from a mask of at least this share of the object's size: a chain of slivers along an
+#              occluder's edge leads to whatever comes out of it, not to the object that went behind it
+
+
+def continues(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, size: float, grow: float) -> bool:
+    """Whether a part (``box`` [4], ``area`` pixels) continues what was shown last (``last_box``,
+    ``last_area``) for an object of side ``size``; ``grow``: the last box is grown by this many sizes."""
+    if not 1 / STEP <= area / max(last_area, 1.0) <= STEP:
+        return False
+    grown = last_box + np.array([-1, -1, 1, 1]) * grow * size
+    return bool(box_iou(grown[None], box[None])[0] > 0)
+
+
+def touching(box: np.ndarray, others: np.ndarray) -> bool:
+    """Whether ``box`` [4] overlaps any of ``others`` [K, 4]: two objects that touch may swap under SAM 2
+    (one passes in front of the other); two that are merely near do not."""
+    if not len(others):
+        return False
+    return bool((box_iou(np.repeat(box[None], len(others), axis=0), others) > 0).any())
