@@ -192,3 +192,68 @@ def test_the_rules_catch_what_they_name(tmp_path, source, rule):
 
 def test_apps_cli_stays_small():
     assert len((ROOT / "apps" / "cli.py").read_text().splitlines()) <= 350
+
+
+SAM2_MODULE = "tracker.engine.sam"  # the one module that may import sam2 (its Hydra starts on import)
+TORCH_FREE = ("tracker.engine.types", "tracker.engine.memory", "tracker.engine.camera", "tracker.engine.policies")
+
+
+def _third_party(path: Path) -> set[str]:
+    """Top-level packages a module imports, at any depth, statically or by an importlib string."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, (ast.Attribute, ast.Name))
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id)
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value.split(".")[0])
+    return found
+
+
+def test_sam2_is_imported_by_the_engines_sam_module_alone():
+    bad = [str(p) for name, p in MODULES.items() if name != SAM2_MODULE and "sam2" in _third_party(p)]
+    assert not bad, "sam2 imported outside tracker/engine/sam.py: " + ", ".join(bad)
+
+
+def _imported_on_load(path: Path) -> set[str]:
+    """Top-level packages a module imports when it is loaded: its top-level statements, not function
+    bodies and not ``if TYPE_CHECKING:`` blocks."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_engines_records_and_policies_load_without_torch():
+    bad = [
+        str(p)
+        for name, p in MODULES.items()
+        if name.startswith(TORCH_FREE) and {"torch", "sam2"} & _imported_on_load(p)
+    ]
+    assert not bad, "torch or sam2 imported on load by: " + ", ".join(bad)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sam2\n",
+        "from sam2.modeling import sam2_base\n",
+        "import importlib\nimportlib.import_module('sam2.build_sam')\n",
+    ],
+)
+def test_the_sam2_rule_catches_static_and_importlib_imports(tmp_path, source):
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    assert "sam2" in _third_party(path)
