@@ -39,7 +39,7 @@ def child(args: argparse.Namespace) -> dict:
     from tracker.experiments.vos import run_dataset
     from tracker.threads import apply_threads, usable_cores
 
-    apply_threads(usable_cores())
+    apply_threads(args.threads or usable_cores())
     model = load_model("toy", device="cpu")
     if args.mode == "timing":
         return timing(model, args)
@@ -125,8 +125,11 @@ def timing(model, args: argparse.Namespace) -> dict:
     return {"timing": records, "peak_rss_mib": _peak_rss_mib()}
 
 
+THREADS: list[str] = []  # --threads N, passed on to every child
+
+
 def run_child(args: list[str]) -> dict:
-    cmd = [sys.executable, __file__, "--child", *args]
+    cmd = [sys.executable, __file__, "--child", *THREADS, *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
     if res.returncode != 0:
         sys.stderr.write(res.stderr[-3000:])
@@ -199,6 +202,12 @@ def main() -> None:
     ap.add_argument("--standard-only", action="store_true", help="only the standard sets")
     ap.add_argument("--timing-only", action="store_true", help="only the policies' cost per frame")
     ap.add_argument("--json", type=Path, default=Path("bench_long_video.json"))
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per child (default: every usable core; 1 to run two at once)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="family", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
@@ -213,6 +222,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
+    if args.threads:
+        THREADS[:] = ["--threads", str(args.threads)]
 
     from tracker.experiments.hard import MIN_FRAMES, write_hard_dataset
     from tracker.experiments.synthetic import write_dataset

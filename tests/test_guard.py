@@ -200,3 +200,70 @@ def test_guard_follows_an_object_that_grows_while_sam2_is_unsure():
         results[name] = shown
     assert all(results["guard"])
     assert not all(results["gated"])
+
+
+# ---- whole runs on the families made for it ----------------------------------------------------------------
+def _longest_loss(ious: np.ndarray, areas: np.ndarray) -> int:
+    """The longest run of frames where the object is in view (at least half its median size) and not
+    tracked (IoU < 0.1): how long it took to take it back once visible again."""
+    visible = areas >= 0.5 * np.median(areas[areas > 0])
+    run = best = 0
+    for v, iou in zip(visible, ious):
+        run = run + 1 if (v and iou < 0.1) else 0
+        best = max(best, run)
+    return best
+
+
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory):
+    """family, seed, clip -> policy -> object id -> (IoU per frame, true area per frame)."""
+    from PIL import Image
+
+    from tracker.api import load_model
+    from tracker.engine.propagation import Propagator
+    from tracker.experiments.datasets import first_frame_prompts, load_sequences
+    from tracker.experiments.hard import MIN_FRAMES, write_hard_dataset
+    from tracker.io.source import ImageFolderSource
+
+    model = load_model("toy", device="cpu")
+    done: dict = {}
+
+    def run(family: str, seed: int, index: int, policies=("gated", "guard")) -> dict:
+        key = (family, seed, index)
+        if key not in done:
+            root = tmp_path_factory.mktemp(f"{family}{seed}")
+            write_hard_dataset(root, family, index + 1, seed, max(150, MIN_FRAMES.get(family, 0)))
+            seq = load_sequences("davis", root)[index]
+            prompts = list(first_frame_prompts(seq, "mask"))
+            ids = sorted({p.object_id for p in prompts})
+            truth = [np.array(Image.open(seq.annotations[t])) for t in range(len(seq.frame_files))]
+            out = {}
+            for name in policies:
+                prop = Propagator(model, prefetch=0, memory=memory_policy(name))
+                ious: dict[int, list[float]] = {i: [] for i in ids}
+                for frame, fm in prop.run(ImageFolderSource(seq.frame_files[0].parent), prompts, ids):
+                    for i in ids:
+                        gt = truth[frame.index] == i
+                        pm = fm.masks[list(fm.object_ids).index(i)] if i in fm.object_ids else np.zeros_like(gt)
+                        u = (pm | gt).sum()
+                        ious[i].append(1.0 if u == 0 else float((pm & gt).sum() / u))
+                areas = {i: np.array([(lab == i).sum() for lab in truth]) for i in ids}
+                out[name] = {i: (np.array(ious[i]), areas[i]) for i in ids}
+            done[key] = out
+        return done[key]
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("family", "seed", "index", "oid", "what"),
+    [
+        ("turns", 1, 1, 2, "two look-alikes bounce back the way they came, the camera shaking"),
+    ],
+)
+def test_whole_run_guard_takes_back_within_10_frames_what_gated_loses(family_runs, family, seed, index, oid, what):
+    runs = family_runs(family, seed, index)
+    gated, guard = runs["gated"][oid], runs["guard"][oid]
+    assert _longest_loss(*gated) >= 25, what  # gated: lost while in view for 25 frames or more
+    assert _longest_loss(*guard) <= 10, what  # guard: taken back within 10 frames of being visible
+    assert guard[0].mean() > gated[0].mean() + 0.2

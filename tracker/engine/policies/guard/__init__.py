@@ -159,6 +159,9 @@ class GuardMemory(GatedMemory):
         missed = not self.exited[r] and not self.hidden[r] and lost <= self.miss_frames
         if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.near, self.near_growth):
             return True
+        # it left the view: it may come back where the camera brings back the place it left by
+        if self.exited[r] and near_where_seen(self.seen[r, :2], box, size, 0, 1.0, 0.0):
+            return True
         return lost >= self.forget and not self.decoys.covers(r, box, size)
 
     def settle(
@@ -180,7 +183,33 @@ class GuardMemory(GatedMemory):
                 self.ratio[ri] = areas[i] / median[i]
             elif not shown[i] and self.lost[ri] == 0:
                 self.hidden[ri] = self.ratio[ri] < HIDDEN
+        # A sliver shown for a lost object (SAM 2's own mask next to a different-looking object, most often an
+        # occluder's edge) is no sighting: the object stays lost, where and how it was last seen.
+        size = np.sqrt(np.where(known, median, 0.0))
+        sliver = np.array(
+            [
+                shown[i] and self.lost[ri] > 0 and not self._at_edge(taken[i]) and not solid(taken[i], size[i])
+                for i, ri in enumerate(r)
+            ],
+            dtype=bool,
+        )
+        keep = r[sliver]
+        kept = (
+            self.lost[keep].copy(),
+            self.stable[keep].copy(),
+            self.seen[keep].copy(),
+            self.filter.mean[keep].copy(),
+            self.filter.cov[keep].copy(),
+        )
         super().settle(keys, r, t, taken, areas, score, sure, crowded)
+        if len(keep):
+            self.lost[keep], self.stable[keep], self.seen[keep] = kept[0] + 1, kept[1], kept[2]
+            self.filter.mean[keep], self.filter.cov[keep] = kept[3], kept[4]
+        # Gone at the border, whichever way it moved: with the camera's motion taken out, an object the
+        # camera turned away from has no outward velocity of its own, yet it left the view.
+        for ri in r[~shown & (self.lost[r] == 1)]:
+            if self._at_edge(self.seen[ri, 4:], margin=2):
+                self.exited[ri] = True
         # the size follows every whole frame shown, remembered or not: an object that grows is not refused
         lo, hi = SIZE_FOLLOWS
         with np.errstate(invalid="ignore"):
