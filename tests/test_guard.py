@@ -256,14 +256,18 @@ def family_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("family", "seed", "index", "oid", "what"),
+    ("family", "seed", "index", "oid", "gated_loss", "what"),
     [
-        ("turns", 1, 1, 2, "two look-alikes bounce back the way they came, the camera shaking"),
+        ("turns", 1, 1, 2, 25, "two look-alikes bounce back the way they came, the camera shaking"),
+        ("camera", 1, 0, 1, 15, "the camera pans and zooms while the target hides and a look-alike comes out"),
     ],
 )
-def test_whole_run_guard_takes_back_within_10_frames_what_gated_loses(family_runs, family, seed, index, oid, what):
+def test_whole_run_guard_takes_back_within_10_frames_what_gated_loses(
+    family_runs, family, seed, index, oid, gated_loss, what
+):
+    """Seed 1 clips (looked at while the rules were made, as seed 0 was; the benchmark reports seed 9001)."""
     runs = family_runs(family, seed, index)
     gated, guard = runs["gated"][oid], runs["guard"][oid]
-    assert _longest_loss(*gated) >= 25, what  # gated: lost while in view for 25 frames or more
+    assert _longest_loss(*gated) >= gated_loss, what  # gated: lost while in view for that many frames
     assert _longest_loss(*guard) <= 10, what  # guard: taken back within 10 frames of being visible
     assert guard[0].mean() > gated[0].mean() + 0.2

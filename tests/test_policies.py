@@ -1,4 +1,4 @@
-"""Memory policies beyond SAM 2 (tracker/engine/policies.py): each rule on hand-made candidates, the
+"""Memory policies beyond SAM 2 (tracker/engine/policies/): each rule on hand-made candidates, the
 seam with SAM 2's real modules (SAM 2.1 tiny tracks with three candidates, the toy with one), and whole
 runs on a generated look-alike clip."""
 

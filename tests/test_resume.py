@@ -94,17 +94,18 @@ def _resumed(toy, src, prompts, mark, tmp_path, memory=lambda: None):
             yield item[1]
 
 
-def test_a_policys_state_resumes_with_the_run(toy, tmp_path):
-    """A memory policy other than SAM 2's (filters, counters, chosen frames) continues from a checkpoint as
-    if never stopped."""
+@pytest.mark.parametrize("name", ["gated", "guard"])
+def test_a_policys_state_resumes_with_the_run(toy, tmp_path, name):
+    """A memory policy other than SAM 2's (filters, counters, chosen frames; guard's last frame seen, from
+    which the camera's motion onto the next is measured) continues from a checkpoint as if never stopped."""
     from tracker.engine.policies import memory_policy
 
     n = 48
     src = open_source("pyav", write_demo_clip(tmp_path / "c.mp4", n, W, H, 0))
     prompts = late_prompts(n)
-    gated = lambda: memory_policy("gated")  # noqa: E731
+    policy = lambda: memory_policy(name)  # noqa: E731
     frames, marks = [], []
-    for item in Propagator(toy, reverse_chunk=4, checkpoint_every=6, memory=gated()).run(src, prompts):
+    for item in Propagator(toy, reverse_chunk=4, checkpoint_every=6, memory=policy()).run(src, prompts):
         if isinstance(item, Checkpoint):
             marks.append(item)
         else:
@@ -112,7 +113,7 @@ def test_a_policys_state_resumes_with_the_run(toy, tmp_path):
     forward = [m for m in marks if m.stage == "forward"]
     mark = forward[len(forward) // 2]
     assert mark.state["memory"]["rows"], "the checkpoint carries the policy's rows"
-    rest = list(_resumed(toy, src, prompts, mark, tmp_path, gated))
+    rest = list(_resumed(toy, src, prompts, mark, tmp_path, policy))
     assert [m.frame_index for m in rest] == list(range(mark.emitted, n))
     for a, b in zip(rest, frames[mark.emitted :]):
         assert np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores), a.frame_index
