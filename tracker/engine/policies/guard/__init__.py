@@ -137,20 +137,24 @@ class GuardMemory(GatedMemory):
         busy: bool,
         median: float,
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
-        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._touching(ri):
+        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._touching(ri, self.seen[ri, 4:]):
             size = float(np.sqrt(median))
             own = [p for k, p in parts if k == c.chosen[i]]
             if own:  # SAM 2's own mask: its largest part
                 pb = mask_boxes(own[0][None])[0]
                 area = float(own[0].sum())
-                if continues(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, size, self.continuity):
+                # (not onto another tracked object: that is a swap, which motion judges)
+                ok = continues(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, size, self.continuity)
+                if ok and not self._touching(ri, pb):
                     return int(c.chosen[i]), own[0], pb, area / median
         return super().best_part(parts, c, i, ri, pred, busy, median)
 
-    def _touching(self, r: int) -> bool:
-        m = self.mates[(self.mates != r) & (self.lost[self.mates] == 0)]
+    def _touching(self, r: int, box: np.ndarray) -> bool:
+        """Whether ``box`` overlaps where another object of this pass is (shown on this frame, else last; one
+        lost for fewer than ``miss_frames`` frames counts where it was last seen: it may be just there)."""
+        m = self.mates[(self.mates != r) & (self.lost[self.mates] < max(1, self.miss_frames))]
         others = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64).reshape(-1, 4)
-        return touching(self.seen[r, 4:], others)
+        return touching(np.asarray(box, dtype=np.float64), others)
 
     def where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
         if super().where_it_can_be(r, box, size):
