@@ -175,7 +175,7 @@ def test_the_engine_takes_its_memory_policy(tmp_path):
 
 def test_memory_policy_by_name():
     assert isinstance(memory_policy("sam2"), Sam2Memory)
-    with pytest.raises(ValueError, match="memory=.nope. is unknown: use one of dam4sam, gated, sam2, samurai"):
+    with pytest.raises(ValueError, match="memory=.nope. is unknown: use one of dam4sam, gated, guard, sam2, samurai"):
         memory_policy("nope")
     with pytest.raises(ValueError, match="memory=sam2: .*configs/memory/sam2.yaml"):
         memory_policy("sam2", window=3)
