@@ -198,10 +198,13 @@ SAM2_MODULE = "tracker.engine.sam"  # the one module that may import sam2 (its H
 TORCH_FREE = ("tracker.engine.types", "tracker.engine.memory", "tracker.engine.camera", "tracker.engine.policies")
 
 
-def _third_party(path: Path) -> set[str]:
-    """Top-level packages a module imports, at any depth, statically or by an importlib string."""
+def _third_party(path: Path, on_load: bool = False) -> set[str]:
+    """Top-level packages a module imports, at any depth, statically or by an importlib string; ``on_load``:
+    only those its top-level statements import when it is loaded (not function bodies, not ``if
+    TYPE_CHECKING:`` blocks)."""
+    tree = ast.parse(path.read_text())
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in tree.body if on_load else ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
@@ -224,23 +227,11 @@ def test_sam2_is_imported_by_the_engines_sam_module_alone():
     assert not bad, "sam2 imported outside tracker/engine/sam.py: " + ", ".join(bad)
 
 
-def _imported_on_load(path: Path) -> set[str]:
-    """Top-level packages a module imports when it is loaded: its top-level statements, not function
-    bodies and not ``if TYPE_CHECKING:`` blocks."""
-    found = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            found |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.add(node.module.split(".")[0])
-    return found
-
-
 def test_the_engines_records_and_policies_load_without_torch():
     bad = [
         str(p)
         for name, p in MODULES.items()
-        if name.startswith(TORCH_FREE) and {"torch", "sam2"} & _imported_on_load(p)
+        if name.startswith(TORCH_FREE) and {"torch", "sam2"} & _third_party(p, on_load=True)
     ]
     assert not bad, "torch or sam2 imported on load by: " + ", ".join(bad)
 

@@ -1,4 +1,4 @@
-"""``guard`` (ours, the default): ``gated``'s look-alike and crossing rules, made safe on real footage.
+"""``guard`` (ours, not the default): ``gated``'s look-alike and crossing rules, made safe on real footage.
 
 ``gated`` showed an object absent when SAM 2's mask left a constant-velocity prediction in image
 coordinates, and took a hidden object back only ahead on its line. Cameras pan and objects turn, so a
@@ -115,9 +115,9 @@ class GuardMemory(GatedMemory):
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         self._follow_camera(t, reverse, c.masks.shape[-2:])
         v = super().decide(rows, t, reverse, c)
-        median = self.median_area(np.array([self.rows[k] for k in self.keys_of(rows, reverse)[1]], dtype=np.int64))
-        for i, (g, lane) in enumerate(rows):
-            r = self.rows[(g.object_ids[lane], reverse)]
+        rs = np.array([self.rows[k] for k in self.keys_of(rows, reverse)[1]], dtype=np.int64)
+        median = self.median_area(rs)
+        for i, r in enumerate(rs):
             if self.lost[r] == 0:
                 self.decoys.clear(r)
             if self.lost[r] == 0 or not v.absent[i] or not np.isfinite(median[i]):
