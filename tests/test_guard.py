@@ -11,13 +11,14 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from test_policies import S, bound, cands, disc, logits, prompt, remembered, step
+from test_policies import S, bound, cands, disc, logits, pair, prompt, remembered, step
 
 from tracker.engine.camera import IDENTITY, CameraMotion, in_mask_pixels, warp_points
+from tracker.engine.memory import Geometry, Group
 from tracker.engine.policies import memory_policy
 from tracker.engine.policies.gated import GatedMemory
 from tracker.engine.policies.guard.lookalikes import Decoys
-from tracker.engine.policies.guard.presence import continues, touching
+from tracker.engine.policies.guard.presence import CROSSED_FRAMES, SMALL, continues, touching
 from tracker.engine.policies.guard.recovery import near_where_seen
 from tracker.engine.types import NO_OBJ_SCORE
 
@@ -200,6 +201,70 @@ def test_guard_follows_an_object_that_grows_while_sam2_is_unsure():
         results[name] = shown
     assert all(results["guard"])
     assert not all(results["gated"])
+
+
+@pytest.mark.parametrize("name", ["gated", "guard"])
+def test_guard_remembers_a_mask_cut_by_the_border_as_sam2_does(name):
+    """An object going out through the right border: its last, cut masks are too small to be confident, so
+    gated keeps them out of memory (and SAM 2, reading only frames where it was whole at the border, keeps
+    finding it there once it is gone); guard remembers them, as SAM 2 does."""
+    p, g, x = _walked(memory_policy(name, camera=False) if name == "guard" else GatedMemory(), frames=20, v=2.0)
+    for t in range(1, 20):
+        remembered(p, t)
+    kept = []
+    for t in range(20, 40):
+        x += 2.0
+        m = disc(x, 30)
+        if not m.any():
+            break
+        v = step(p, g, t, cands([logits(m)], [0.95]))
+        if m.sum() < 0.5 * disc(30, 30).sum() and not v.absent[0]:  # shown, cut to under half by the border
+            kept.append(remembered(p, t).mem)
+        else:
+            remembered(p, t)
+    assert kept and all(kept) == (name == "guard") and any(kept) == (name == "guard")
+
+
+@pytest.mark.parametrize("name", ["gated", "guard"])
+def test_guard_shows_sam2s_mask_of_an_object_too_small_to_gate(name):
+    """An object 4 low-res pixels across moves on 4 px in one frame: box IoU with the prediction is 0 (a
+    gate on so few pixels refuses the object itself); guard shows SAM 2's mask below SMALL pixels a side."""
+    p, g = bound(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+    prompt(p, g, disc(10, 30, 2))
+    assert np.sqrt(disc(10, 30, 2).sum()) < SMALL
+    for t in range(1, 20):
+        assert not step(p, g, t, cands([logits(disc(10 + 0.5 * t, 30, 2))], [0.95])).absent[0]
+    for t in range(1, 20):
+        remembered(p, t)
+    v = step(p, g, 20, cands([logits(disc(10 + 0.5 * 19 + 4, 30, 2))], [0.95]))
+    assert v.absent[0] == (name == "gated")
+    assert remembered(p, 20).mem == (name == "guard")  # and remembered, as SAM 2 remembers it
+
+
+def test_guard_lets_motion_decide_after_two_objects_overlapped():
+    """Two look-alikes run at each other and overlap (one passes in front of the other): SAM 2 may come out
+    of it on either, so for CROSSED_FRAMES frames neither continuity nor the near rule takes SAM 2's mask:
+    motion decides. Two that only touch (bouncing off each other) keep them (the whole-run bounce test)."""
+    p = memory_policy("guard", camera=False)
+    p.bind(Geometry(7, 1, 16, 400))
+    a, b = Group((1,), (0,)), Group((2,), (0,))
+    p.prompted(a, 0, logits(disc(16, 30))[None])
+    p.prompted(b, 0, logits(disc(48, 30))[None])
+    both = [(a, 0), (b, 0)]
+    for t in range(1, 12):  # towards each other, 1 px a frame each: apart until frame 11
+        c = pair(cands([logits(disc(16 + t, 30))], [0.95]), cands([logits(disc(48 - t, 30))], [0.95]))
+        p.decide(both, t, False, c)
+    r = p.rows[(1, False)]
+    assert not p._crossing(r)
+    for t in range(12, 17):  # they overlap, then object 1 is missed
+        first = cands([logits(disc(16 + t, 30))], [0.95]) if t < 16 else cands([EMPTY], [0.1], score=-3.0)
+        p.decide(both, t, False, pair(first, cands([logits(disc(48 - t, 30))], [0.95])))
+    assert p._crossing(r) and p.lost[r] == 1
+    size = float(np.sqrt(p.median_area(np.array([r]))[0]))
+    near = np.array([p.seen[r, 0] - 10, 25, p.seen[r, 0], 35])  # 5 px behind where it was
+    assert not p.where_it_can_be(r, near, size)  # motion decides: not on its line
+    p.crossed[r] -= CROSSED_FRAMES + 1  # the overlap long past: a missed object comes back near where it was
+    assert p.where_it_can_be(r, near, size)
 
 
 # ---- whole runs on the families made for it ----------------------------------------------------------------

@@ -46,6 +46,8 @@ class GatedMemory(SlotMemory):
     """
 
     name = "gated"
+    trust_keeps_size = False  # whether a stable object shown as SAM 2 shows it next to a different-looking one
+    #                           is remembered (and sized) only at about its size (False: as measured in 2026-11)
 
     def __init__(
         self,
@@ -167,13 +169,18 @@ class GatedMemory(SlotMemory):
         for i in sorted(range(n), key=lambda i: bool(self.lost[r[i]] > 0)):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
-            if self.stable[ri] < self.stable_frames or not np.isfinite(size) or trust[i]:
+            young = self.stable[ri] < self.stable_frames or not np.isfinite(size)
+            trusted = not young and self.trusted(ri, size)
+            if young or trust[i] or trusted:
                 # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
                 m = mask[i] > 0
                 if m.any() and c.score[i] > 0:
                     main = components(m, keep=1)[0]
                     taken[i], pixels[i] = mask_boxes(main[None])[0], main.sum()
                     sure[i] = c.ious[i, choice[i]] > self.memory_iou
+                    if trusted or (self.trust_keeps_size and not young):
+                        # (a cut or merged mask of a stable object is no measure of its size)
+                        sure[i] &= self.memory_size[0] <= pixels[i] / median[i] <= self.memory_size[1]
                     self.now[int(ri)] = taken[i]
                 continue
             parts = self.parts(c, i)
@@ -213,20 +220,32 @@ class GatedMemory(SlotMemory):
         # Two tracked objects close together: neither moves its filter (one may hide part of the other);
         # two masks on one place (half the smaller one shared, SAM 3's rule): neither is remembered.
         crowded = self._close(taken)
-        shown = [mask[i] > 0 if np.isfinite(taken[i]).all() else None for i in range(n)]
-        shared = np.zeros(n, dtype=bool)
-        for i in range(n):
-            for j in range(i + 1, n):
-                if crowded[i] and crowded[j] and shown[i] is not None and shown[j] is not None:
-                    inter = np.logical_and(shown[i], shown[j]).sum()
-                    if inter >= 0.5 * min(shown[i].sum(), shown[j].sum()):
-                        shared[i] = shared[j] = True
+        shared = self.on_one_place(mask, taken, crowded)
         coasting = crowded & (self.stable[r] >= self.stable_frames)
         self.settle(keys, r, t, taken, pixels, c.score, sure & ~shared, coasting)
         self._learn_looks(r, c, mask, sure & ~shared)
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
+
+    def trusted(self, r: int, size: float) -> bool:
+        """Whether SAM 2's own mask is shown for stable row r (of side ``size``) whatever motion says."""
+        return False
+
+    @staticmethod
+    def on_one_place(mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray) -> np.ndarray:
+        """bool [N]: rows whose shown mask (logits [N, h, w]; shown where ``taken`` [N, 4] is finite) shares
+        half of the smaller one with another close (``crowded``) row's."""
+        n = len(mask)
+        shown = [mask[i] > 0 if np.isfinite(taken[i]).all() else None for i in range(n)]
+        shared = np.zeros(n, dtype=bool)
+        for i in range(n):
+            for j in range(i + 1, n):
+                a, b = shown[i], shown[j]
+                both = crowded[i] and crowded[j] and a is not None and b is not None
+                if both and np.logical_and(a, b).sum() >= 0.5 * min(a.sum(), b.sum()):
+                    shared[i] = shared[j] = True
+        return shared
 
     def _neighbours(self, r: np.ndarray, pred: np.ndarray, c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """bool [N] twice: rows with another tracked object predicted next to them, and those of them whose

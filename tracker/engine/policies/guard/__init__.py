@@ -8,14 +8,17 @@ module of its own with its constants and why:
 
 - :mod:`tracker.engine.camera`: the camera's motion is measured on every frame and taken out of every
   filter, last-seen box and followed look-alike, so predictions live in the world, not on the screen;
-- :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn;
+- :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn,
+  but not for a few frames after two objects overlapped (one passed in front of the other: motion decides
+  which is which); an object too small for a box gate is shown and remembered as SAM 2 shows it;
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one lost for ``forget``
   frames anywhere in view;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
   look-alike, and never taken for the object later.
 
-Memory admission is gated's: confident frames, frames SAM 2 itself calls absent, and a young track's.
-Sizes follow every whole frame shown, so an object that grows is not refused as too big.
+Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
+a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
+border afterwards. Sizes follow every whole frame shown, so an object that grows is not refused as too big.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ import numpy as np
 
 from ...camera import IDENTITY, CameraMotion, in_mask_pixels, warp_points
 from ...memory import Group, register
-from ...motion import mask_boxes
+from ...motion import box_iou, mask_boxes
 from ...types import Candidates, Verdict
-from ..base import setting, solid
+from ..base import Pending, setting, solid
 from ..gated import GatedMemory
 from .lookalikes import DECOY_FRAMES, Decoys
-from .presence import CONTINUITY, WHOLE, continues, touching
+from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, touching
 from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
@@ -46,6 +49,7 @@ class GuardMemory(GatedMemory):
 
     name = "guard"
     sees_frames = True
+    trust_keeps_size = True  # a sliver or a merge next to another object does not shrink or grow its size
 
     def __init__(
         self,
@@ -71,7 +75,9 @@ class GuardMemory(GatedMemory):
         self.decoys = Decoys(setting(n, "decoy_frames", decoy_frames, 0, 1_000_000, int))
         self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
         self.ratio = np.ones(0)  # area shown last over the median
+        self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
         self._move: dict[bool, tuple[int, np.ndarray, tuple[int, int]]] = {}  # reverse -> (frame, affine, size)
+        self._small: set[int] = set()  # rows shown as SAM 2 shows them on this frame: too small to gate
 
     # ---- rows ---------------------------------------------------------------------------------------
     def grow_rows(self, n: int) -> None:
@@ -79,10 +85,11 @@ class GuardMemory(GatedMemory):
         super().grow_rows(n)
         self.hidden = np.concatenate([self.hidden, np.zeros(k, dtype=bool)])
         self.ratio = np.concatenate([self.ratio, np.ones(k)])
+        self.crossed = np.concatenate([self.crossed, np.full(k, -1_000_000, dtype=np.int64)])
 
     def reset_row(self, r: int) -> None:
         super().reset_row(r)
-        self.hidden[r], self.ratio[r] = False, 1.0
+        self.hidden[r], self.ratio[r], self.crossed[r] = False, 1.0, -1_000_000
         self.decoys.clear(r)
 
     # ---- the camera -----------------------------------------------------------------------------------
@@ -114,8 +121,11 @@ class GuardMemory(GatedMemory):
     # ---- verdicts -------------------------------------------------------------------------------------
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         self._follow_camera(t, reverse, c.masks.shape[-2:])
+        keys = self.keys_of(rows, reverse)[1]
+        self._note_crossings(keys, t, c)
+        self._small = set()
         v = super().decide(rows, t, reverse, c)
-        rs = np.array([self.rows[k] for k in self.keys_of(rows, reverse)[1]], dtype=np.int64)
+        rs = np.array([self.rows[k] for k in keys], dtype=np.int64)
         median = self.median_area(rs)
         for i, r in enumerate(rs):
             if self.lost[r] == 0:
@@ -127,6 +137,31 @@ class GuardMemory(GatedMemory):
             self.decoys.note(r, t, [b for b in boxes if solid(b, size)], size)
         return v
 
+    def _note_crossings(self, keys: Sequence[tuple[int, bool]], t: int, c: Candidates) -> None:
+        """Rows whose SAM 2 mask overlaps another's by :data:`CROSSED` (box IoU) on frame t: one passes in
+        front of the other."""
+        known = [i for i, k in enumerate(keys) if k in self.rows]  # (a new object's row comes with the verdict)
+        if len(known) < 2:
+            return
+        r = np.array([self.rows[keys[i]] for i in known], dtype=np.int64)
+        boxes = np.array([mask_boxes((c.masks[i, c.chosen[i]] > 0)[None])[0] for i in known])
+        n = len(r)
+        a, b = np.triu_indices(n, 1)
+        hit = box_iou(boxes[a], boxes[b]) >= CROSSED
+        self.crossed[r[a[hit]]] = t
+        self.crossed[r[b[hit]]] = t
+
+    def _crossing(self, r: int) -> bool:
+        """Whether row r overlapped another object within the last :data:`CROSSED_FRAMES` frames."""
+        return abs(self._t - int(self.crossed[r])) <= CROSSED_FRAMES
+
+    def trusted(self, r: int, size: float) -> bool:
+        # (a lost one is taken back only where it can be, whatever its size)
+        if size < SMALL and self.lost[r] == 0:
+            self._small.add(int(r))
+            return True
+        return False
+
     def best_part(
         self,
         parts: list[tuple[int, np.ndarray]],
@@ -137,7 +172,8 @@ class GuardMemory(GatedMemory):
         busy: bool,
         median: float,
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
-        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._touching(ri, self.seen[ri, 4:]):
+        last = self.seen[ri, 4:]
+        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._crossing(ri) and not self._touching(ri, last):
             size = float(np.sqrt(median))
             own = [p for k, p in parts if k == c.chosen[i]]
             if own:  # SAM 2's own mask: its largest part
@@ -160,7 +196,7 @@ class GuardMemory(GatedMemory):
         if super().where_it_can_be(r, box, size):
             return True
         lost = int(self.lost[r])
-        missed = not self.exited[r] and not self.hidden[r] and lost <= self.miss_frames
+        missed = not self.exited[r] and not self.hidden[r] and lost <= self.miss_frames and not self._crossing(r)
         if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.near, self.near_growth):
             return True
         # it left the view: it may come back where the camera brings back the place it left by
@@ -206,6 +242,12 @@ class GuardMemory(GatedMemory):
             self.filter.cov[keep].copy(),
         )
         super().settle(keys, r, t, taken, areas, score, sure, crowded)
+        # A mask cut by the frame's border is remembered, as SAM 2 remembers it: an object going out (or coming
+        # in) is seen going, so SAM 2 stops finding it at the border once it is gone. So is a small object's
+        # (shown as SAM 2 shows it, remembered as SAM 2 remembers it). Neither sets the object's size.
+        for i, key in enumerate(keys):
+            if shown[i] and score[i] > 0 and (self._at_edge(taken[i]) or int(r[i]) in self._small):
+                self.pending[(key[0], key[1], t)] = Pending(mem=True, ptr=True)
         if len(keep):
             self.lost[keep], self.stable[keep], self.seen[keep] = kept[0] + 1, kept[1], kept[2]
             self.filter.mean[keep], self.filter.cov[keep] = kept[3], kept[4]
@@ -226,6 +268,7 @@ class GuardMemory(GatedMemory):
             **super().own_state(),
             "hidden": self.hidden.tolist(),
             "ratio": self.ratio.tolist(),
+            "crossed": self.crossed.tolist(),
             "decoys": self.decoys.state(),
             "camera": None if self.camera is None else self.camera.state(),
         }
@@ -234,6 +277,7 @@ class GuardMemory(GatedMemory):
         super().load_own_state(state)
         self.hidden = np.asarray(state["hidden"], dtype=bool)
         self.ratio = np.asarray(state["ratio"], dtype=np.float64)
+        self.crossed = np.asarray(state.get("crossed", [-1_000_000] * len(self.ratio)), dtype=np.int64)
         self.decoys.load_state(state["decoys"])
         if self.camera is not None and state["camera"] is not None:
             self.camera.load_state(state["camera"])

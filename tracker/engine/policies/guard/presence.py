@@ -14,6 +14,12 @@ from ...motion import box_iou
 
 CONTINUITY = 0.25  # the last shown box grown by this many object sizes: SAM 2's mask overlapping it continues
 STEP = 2.0  # and its area within this factor of the area shown last (a jump onto something else changes it)
+SMALL = 7.0  # an object under this many low-res pixels a side: SAM 2's mask is shown (box IoU is quantised there:
+#             a one-pixel shift of a 5-pixel box moves it by 0.3, so a gate on it refuses the object itself)
+CROSSED = 0.3  # SAM 2's masks for two objects whose boxes overlap this much (IoU): one passed in front of the
+#                other, and SAM 2 may come out of it on either: motion decides (two that only touch, bouncing
+#                off each other, keep apart, and SAM 2 follows each)
+CROSSED_FRAMES = 10  # for this many frames after the last such frame
 WHOLE = 0.7  # only from a mask of at least this share of the object's size: a chain of slivers along an
 #              occluder's edge leads to whatever comes out of it, not to the object that went behind it
 
