@@ -220,7 +220,7 @@ class GatedMemory(SlotMemory):
         # Two tracked objects close together: neither moves its filter (one may hide part of the other);
         # two masks on one place (half the smaller one shared, SAM 3's rule): neither is remembered.
         crowded = self._close(taken)
-        shared = self.on_one_place(mask, taken, crowded)
+        shared = self._on_one_place(mask, taken, crowded)
         coasting = crowded & (self.stable[r] >= self.stable_frames)
         self.settle(keys, r, t, taken, pixels, c.score, sure & ~shared, coasting)
         self._learn_looks(r, c, mask, sure & ~shared)
@@ -233,7 +233,7 @@ class GatedMemory(SlotMemory):
         return False
 
     @staticmethod
-    def on_one_place(mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray) -> np.ndarray:
+    def _on_one_place(mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray) -> np.ndarray:
         """bool [N]: rows whose shown mask (logits [N, h, w]; shown where ``taken`` [N, 4] is finite) shares
         half of the smaller one with another close (``crowded``) row's."""
         n = len(mask)

@@ -77,7 +77,6 @@ class GuardMemory(GatedMemory):
         self.ratio = np.ones(0)  # area shown last over the median
         self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
         self._move: dict[bool, tuple[int, np.ndarray, tuple[int, int]]] = {}  # reverse -> (frame, affine, size)
-        self._small: set[int] = set()  # rows shown as SAM 2 shows them on this frame: too small to gate
 
     # ---- rows ---------------------------------------------------------------------------------------
     def grow_rows(self, n: int) -> None:
@@ -123,7 +122,6 @@ class GuardMemory(GatedMemory):
         self._follow_camera(t, reverse, c.masks.shape[-2:])
         keys = self.keys_of(rows, reverse)[1]
         self._note_crossings(keys, t, c)
-        self._small = set()
         v = super().decide(rows, t, reverse, c)
         rs = np.array([self.rows[k] for k in keys], dtype=np.int64)
         median = self.median_area(rs)
@@ -157,10 +155,7 @@ class GuardMemory(GatedMemory):
 
     def trusted(self, r: int, size: float) -> bool:
         # (a lost one is taken back only where it can be, whatever its size)
-        if size < SMALL and self.lost[r] == 0:
-            self._small.add(int(r))
-            return True
-        return False
+        return bool(size < SMALL and self.lost[r] == 0)
 
     def best_part(
         self,
@@ -180,7 +175,7 @@ class GuardMemory(GatedMemory):
                 pb = mask_boxes(own[0][None])[0]
                 area = float(own[0].sum())
                 # (not onto another tracked object: that is a swap, which motion judges)
-                ok = continues(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, size, self.continuity)
+                ok = continues(last, self.ratio[ri] * median, pb, area, size, self.continuity)
                 if ok and not self._touching(ri, pb):
                     return int(c.chosen[i]), own[0], pb, area / median
         return super().best_part(parts, c, i, ri, pred, busy, median)
@@ -226,6 +221,10 @@ class GuardMemory(GatedMemory):
         # A sliver shown for a lost object (SAM 2's own mask next to a different-looking object, most often an
         # occluder's edge) is no sighting: the object stays lost, where and how it was last seen.
         size = np.sqrt(np.where(known, median, 0.0))
+        # shown as SAM 2 shows it on this frame (too small to gate): remembered as SAM 2 remembers it, below
+        small = [
+            known[i] and self.stable[ri] >= self.stable_frames and self.trusted(ri, size[i]) for i, ri in enumerate(r)
+        ]
         sliver = np.array(
             [
                 shown[i] and self.lost[ri] > 0 and not self._at_edge(taken[i]) and not solid(taken[i], size[i])
@@ -246,7 +245,7 @@ class GuardMemory(GatedMemory):
         # in) is seen going, so SAM 2 stops finding it at the border once it is gone. So is a small object's
         # (shown as SAM 2 shows it, remembered as SAM 2 remembers it). Neither sets the object's size.
         for i, key in enumerate(keys):
-            if shown[i] and score[i] > 0 and (self._at_edge(taken[i]) or int(r[i]) in self._small):
+            if shown[i] and score[i] > 0 and (self._at_edge(taken[i]) or small[i]):
                 self.pending[(key[0], key[1], t)] = Pending(mem=True, ptr=True)
         if len(keep):
             self.lost[keep], self.stable[keep], self.seen[keep] = kept[0] + 1, kept[1], kept[2]
