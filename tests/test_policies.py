@@ -652,3 +652,42 @@ def test_the_cli_takes_a_policy_and_names_a_bad_setting(tmp_path, capfd):
     assert code == 0, err
     record = json.loads((out / "run.json").read_text())
     assert "gated" in json.dumps(record)
+
+
+@pytest.fixture(scope="module")
+def toy_and_clip(tmp_path_factory):
+    from helpers import moving_shapes, write_video
+
+    from tracker.api import load_model
+
+    return load_model("toy"), write_video(tmp_path_factory.mktemp("many") / "c.mp4", moving_shapes(4, 48, 32))
+
+
+@pytest.mark.parametrize("name", ["sam2", "samurai", "dam4sam", "gated", "guard"])
+def test_every_policy_takes_any_number_of_objects_prompted_on_any_frames(toy_and_clip, name):
+    """Policies size their rows by the objects there are, whenever each is first prompted (17 objects, 16 on
+    frame 0 and one on frame 1, used to index past the motion filter's 16 rows)."""
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from tracker.engine.propagation import Propagator
+    from tracker.io.source import PyAVSource
+    from tracker.records import Prompt
+
+    model, clip = toy_and_clip
+
+    @settings(max_examples=4, deadline=None, derandomize=True)
+    @given(st.lists(st.integers(0, 3), min_size=1, max_size=64), st.integers(0, 2**16))
+    @example([0] * 16 + [1], 0)
+    @example([t % 4 for t in range(64)], 1)
+    def run(frames: list[int], seed: int) -> None:
+        xy = np.random.default_rng(seed).integers(0, 24, size=(len(frames), 2))
+        prompts = [
+            Prompt(i + 1, f, box=(int(x), int(y), int(x) + 12, int(y) + 8))
+            for i, (f, (x, y)) in enumerate(zip(frames, xy))
+        ]
+        out = list(Propagator(model, memory=memory_policy(name)).run(PyAVSource(clip), prompts))
+        assert [fm.frame_index for _, fm in out] == [0, 1, 2, 3]
+        assert all(fm.masks.shape[0] == len(frames) for _, fm in out)
+
+    run()

@@ -69,7 +69,8 @@ class BoxFilter:
         self.cov = np.tile(np.eye(8), (capacity, 1, 1))
         self.alive = np.zeros(capacity, dtype=bool)
 
-    def _grow(self, n: int) -> None:
+    def reserve(self, n: int) -> None:
+        """Make room for rows 0..n-1 (new rows not alive)."""
         if n <= len(self.alive):
             return
         extra = max(n, 2 * len(self.alive)) - len(self.alive)
@@ -81,7 +82,7 @@ class BoxFilter:
         """Start the filters of ``rows`` at ``boxes`` [N, 4] with zero velocity."""
         if not len(rows):
             return
-        self._grow(int(rows.max()) + 1)
+        self.reserve(int(rows.max()) + 1)
         z = to_xyah(boxes.astype(np.float64))
         h = z[:, 3:4]
         self.mean[rows] = np.concatenate([z, np.zeros_like(z)], axis=1)

@@ -84,6 +84,8 @@ class SlotMemory(MemoryPolicy):
         self.started = np.concatenate([self.started, np.full(extra, -1, dtype=np.int64)])
         self.last = np.concatenate([self.last, np.full(extra, -1, dtype=np.int64)])
         self.areas = np.concatenate([self.areas, np.full((extra, self.history), np.nan)])
+        # A row whose prompt frame is still ahead is read (predicted, never started) with the others.
+        self.filter.reserve(len(self.started))
         self.grow_rows(len(self.started))
 
     def grow_rows(self, n: int) -> None:
@@ -239,6 +241,7 @@ class SlotMemory(MemoryPolicy):
         areas = np.asarray(state["areas"], dtype=np.float64).reshape(-1, self.history)
         self.areas = np.where(areas < 0, np.nan, areas)
         self.filter.load_state(state["filter"])
+        self.filter.reserve(len(self.started))
         self.frame_size = tuple(state["size"])  # type: ignore[assignment]
         self.load_own_state(state)
 
