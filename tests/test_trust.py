@@ -251,6 +251,68 @@ def test_a_link_in_the_staged_set_is_never_committed(tmp_path):
     assert victim.read_text() == "precious\n" and tree_hashes(out) == {}
 
 
+def _earlier_set(out: Path) -> None:
+    with OutputTransaction(out) as tx:
+        tx.path("tracks.csv").write_text("earlier\n")
+        tx.commit()
+
+
+@pytest.mark.parametrize("staging", [".staging-4242", ".resume/staging"])
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"new": ["s/important.txt", "../../escaped.txt"], "old": []},
+        {"new": [], "old": ["s/data.txt"]},
+        {"new": [], "old": ["s"]},  # a plain name, but not one of the committed outputs
+        {"new": ["."], "old": [".."]},
+        "not json {",
+    ],
+)
+def test_a_planted_commit_journal_never_writes_or_deletes_outside_the_outputs(tmp_path, staging, plan, caplog):
+    """A journal found in OUT is replayed only if commit() could have written it: plain names of staged or
+    committed entries, moved relative to folders opened without following links. Anything else is set
+    aside with one warning and the run goes on; the next run is not blocked."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "important.txt").write_text("keep\n")
+    (elsewhere / "data.txt").write_text("keep\n")
+    out = tmp_path / "a" / "b" / "out"
+    _earlier_set(out)
+    (out / "s").symlink_to(elsewhere)
+    dead = out / staging
+    (dead / "s").mkdir(parents=True)
+    (dead / "s" / "important.txt").write_text("planted\n")
+    (dead / "escaped.txt").write_text("planted\n")
+    (dead / ".commit").write_text(plan if isinstance(plan, str) else json.dumps(plan))
+    before = tree_hashes(elsewhere)
+    for _ in range(2):
+        with OutputTransaction(out) as tx:
+            tx.path("tracks.csv").write_text("new\n")
+            tx.commit()
+    assert tree_hashes(elsewhere) == before and (out / "s").is_symlink()
+    assert not (tmp_path / "a" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+    assert (out / "tracks.csv").read_text() == "new\n"
+    aside = [p.name for p in out.iterdir() if p.name.startswith(".set-aside-")]
+    assert len(aside) == 1 and not dead.exists()
+    assert sum("set aside" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_planted_staging_link_is_removed_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".commit").write_text(json.dumps({"new": ["x"], "old": []}))
+    (elsewhere / "x").write_text("planted\n")
+    out = tmp_path / "out"
+    _earlier_set(out)
+    (out / ".staging-77").symlink_to(elsewhere)
+    (out / ".resume").symlink_to(elsewhere)
+    with OutputTransaction(out) as tx:
+        tx.path("tracks.csv").write_text("new\n")
+        tx.commit()
+    assert (elsewhere / "x").read_text() == "planted\n" and (elsewhere / ".commit").exists()
+    assert not (out / "x").exists() and not (out / ".staging-77").exists()
+
+
 # ---- discovery and detections: one object never aborts a run; bounded inputs --------------------------
 
 

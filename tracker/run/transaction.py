@@ -16,6 +16,7 @@ if the process dies half-way the next run into ``OUT`` rolls it forward before a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -23,6 +24,8 @@ import logging
 import os
 import shutil
 import signal
+import stat
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +55,81 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _plain(name: object) -> bool:
+    """A name a commit may move: one entry of OUT itself, never a path, ``.resume`` or a staging folder."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..", RESUME)
+        and "/" not in name
+        and "\0" not in name
+        and not name.startswith(_STAGING)
+    )
+
+
+def _open_dir(parent_fd: int, name: str) -> int | None:
+    """A folder ``name`` in ``parent_fd``, opened without following a link (None: none, or not a folder)."""
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None
+        raise
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _read_json(dir_fd: int, name: str, limit: int = 1 << 20) -> object:
+    """The JSON in a regular file ``name`` of ``dir_fd`` (not through a link; at most ``limit`` bytes),
+    or None when it is missing, not regular, too large or not JSON."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        data = f.read(limit + 1)
+    try:
+        return json.loads(data) if len(data) <= limit else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _manifest_names(dir_fd: int | None) -> set[str]:
+    doc = _read_json(dir_fd, MANIFEST) if dir_fd is not None else None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return {n for n in files if _plain(n)} if isinstance(files, list) else set()
+
+
+def _read_plan(out_fd: int, staging_fd: int) -> tuple[list[str], list[str]] | None:
+    """A dead run's journal, if it is one :meth:`OutputTransaction.commit` could have written: plain names;
+    every new one staged (or already moved in); every old one named by the committed manifest (in OUT, or
+    parked in ``.old``) or a new one. None otherwise."""
+    plan = _read_json(staging_fd, _JOURNAL)
+    if not isinstance(plan, dict) or set(plan) != {"new", "old"}:
+        return None
+    new, old = plan["new"], plan["old"]
+    if not (isinstance(new, list) and isinstance(old, list) and all(map(_plain, new + old))):
+        return None
+    if not all(_exists(staging_fd, n) or _exists(out_fd, n) for n in new):
+        return None
+    parked_fd = _open_dir(staging_fd, _OLD)
+    try:
+        known = _manifest_names(out_fd) | _manifest_names(parked_fd) | set(new) | {MANIFEST}
+    finally:
+        if parked_fd is not None:
+            os.close(parked_fd)
+    return (new, old) if set(old) <= known else None
 
 
 def committed_set(out: Path) -> list[str]:
@@ -184,21 +262,63 @@ class OutputTransaction:
 
     def _recover(self) -> None:
         """Under the lock every staging folder is a dead run's: finish its commit or drop it. A resumable
-        run's staging is dropped only once its commit is finished (else a resumed run goes on in it)."""
-        resumable = self.out / RESUME / "staging"
-        if (resumable / _JOURNAL).is_file():
-            plan = json.loads((resumable / _JOURNAL).read_text())
-            self._apply(resumable, plan["new"], plan["old"])
-            _remove(self.out / RESUME)
-        for d in sorted(self.out.glob(f"{_STAGING}*")):
-            if (d / _JOURNAL).is_file():
-                try:
-                    plan = json.loads((d / _JOURNAL).read_text())
-                except ValueError:
-                    plan = None
-                if plan is not None:
-                    self._apply(d, plan["new"], plan["old"])
-            _remove(d)
+        run's staging is dropped only once its commit is finished (else a resumed run goes on in it).
+
+        Whatever stands in ``OUT`` may have been planted there: the journal's names are checked (plain
+        names, staged or committed ones) and every move is made relative to folders opened without
+        following links, so a journal can only move this folder's own entries. One that fails the checks
+        is set aside, never replayed."""
+        assert self._lock_fd is not None
+        out_fd = self._lock_fd
+        resume_fd = _open_dir(out_fd, RESUME)
+        if resume_fd is not None:
+            try:
+                staging_fd = _open_dir(resume_fd, "staging")
+                if staging_fd is not None:
+                    try:
+                        done = self._finish(out_fd, staging_fd, f"{RESUME}/staging")
+                    finally:
+                        os.close(staging_fd)
+                    if done:
+                        _remove(self.out / RESUME)
+                    elif done is False:
+                        self._set_aside(out_fd, RESUME)
+            finally:
+                os.close(resume_fd)
+        for name in sorted(n for n in os.listdir(out_fd) if n.startswith(_STAGING)):
+            staging_fd = _open_dir(out_fd, name)
+            if staging_fd is None:
+                _remove(self.out / name)  # a link or a file under a staging name: never followed
+                continue
+            try:
+                done = self._finish(out_fd, staging_fd, name)
+            finally:
+                os.close(staging_fd)
+            if done is False:
+                self._set_aside(out_fd, name)
+            else:
+                _remove(self.out / name)
+
+    def _finish(self, out_fd: int, staging_fd: int, where: str) -> bool | None:
+        """Roll forward the commit journaled in a dead run's staging folder: None when there is no
+        journal, True once replayed, False when it fails the checks (then nothing was moved)."""
+        try:
+            os.stat(_JOURNAL, dir_fd=staging_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        plan = _read_plan(out_fd, staging_fd)
+        if plan is None:
+            log.warning(
+                "%s: a commit journal that is damaged or names entries outside the run's outputs; it was "
+                "not replayed and is set aside (its staging folder is kept under a .set-aside- name)",
+                self.out / where / _JOURNAL,
+            )
+            return False
+        self._apply(out_fd, staging_fd, *plan)
+        return True
+
+    def _set_aside(self, out_fd: int, name: str) -> None:
+        os.rename(name, f".set-aside-{name.lstrip('.')}-{time.time_ns()}", src_dir_fd=out_fd, dst_dir_fd=out_fd)
 
     def commit(self) -> list[str]:
         """Move the staged set into place, replacing the earlier set; returns the new set's names."""
@@ -216,28 +336,41 @@ class OutputTransaction:
         write_atomic(self.staging / _JOURNAL, json.dumps({"new": new, "old": old}), fsync=True)
         # A signal now would stop the renames half-way: hold it until the set is in place.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        staging_fd = os.open(self.staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            self._apply(self.staging, new, old)
+            assert self._lock_fd is not None
+            self._apply(self._lock_fd, staging_fd, new, old)
             self.committed = True
         finally:
+            os.close(staging_fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return new
 
-    def _apply(self, staging: Path, new: list[str], old: list[str]) -> None:
-        """Idempotent: park every old entry in ``staging/.old``, then move every staged entry in."""
-        parked = staging / _OLD
-        parked.mkdir(exist_ok=True)
-        for name in old:
-            if name == RESUME or name.startswith(_STAGING):
-                continue
-            target = self.out / name
-            already_new = name in new and not (staging / name).exists()
-            if (target.exists() or target.is_symlink()) and not already_new:
-                os.replace(target, parked / name)
-        for name in new:
-            if (staging / name).exists():
-                os.replace(staging / name, self.out / name)
-        _remove(staging / _JOURNAL)
+    def _apply(self, out_fd: int, staging_fd: int, new: list[str], old: list[str]) -> None:
+        """Idempotent: park every old entry in ``staging/.old``, then move every staged entry in. Names
+        are plain (checked by :func:`_read_plan` or made by :meth:`commit`); renames relative to the open
+        folders move the entries themselves, links included, and never follow one."""
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(_OLD, dir_fd=staging_fd)
+        parked_fd = _open_dir(staging_fd, _OLD)
+        if parked_fd is None:
+            raise OutputError(
+                f"{str(self.out)!r}: a staging folder's {_OLD!r} is not a folder: remove it and run again"
+            )
+        try:
+            for name in old:
+                if name == RESUME or name.startswith(_STAGING):
+                    continue
+                already_new = name in new and not _exists(staging_fd, name)
+                if _exists(out_fd, name) and not already_new:
+                    os.rename(name, name, src_dir_fd=out_fd, dst_dir_fd=parked_fd)
+            for name in new:
+                if _exists(staging_fd, name):
+                    os.rename(name, name, src_dir_fd=staging_fd, dst_dir_fd=out_fd)
+        finally:
+            os.close(parked_fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_JOURNAL, dir_fd=staging_fd)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
