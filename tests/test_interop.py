@@ -218,3 +218,31 @@ def test_mots_rows_decode_to_the_masks(run):
         assert np.array_equal(m, ref) and int(cls) == (1 if int(oid) == 1 else 2) and (int(h), int(w)) == (H, W)
         seen += 1
     assert seen == sum(1 for line in jsonl.values() for o in line["objects"] if o["area"])
+
+
+def test_yolo_writes_every_non_empty_mask_and_utf8_labels(tmp_path):
+    """A mask one pixel thick (a line, a point) still gets its label line (its pixel box), as COCO has it;
+    an emoji label reads back from data.yaml as itself."""
+    from tracker.io.sinks.yolo import YoloSink
+    from tracker.records import Frame, FrameMasks
+
+    masks = np.zeros((4, 20, 30), bool)
+    masks[0, 5, 3:20] = True  # a horizontal line
+    masks[1, 2:15, 25] = True  # a vertical line
+    masks[2, 17, 9] = True  # one pixel
+    masks[3, 8:12, 8:14] = True
+    ids, labels = (1, 2, 3, 4), {1: "😀 car", 2: "Straße", 3: None, 4: "😀 car"}
+    with YoloSink(tmp_path / "yolo", labels) as sink:
+        sink.write(Frame(0, 0.0, np.zeros((20, 30, 3), np.uint8)), FrameMasks(0, ids, masks, np.ones(4, np.float32)))
+    text = (tmp_path / "yolo" / "data.yaml").read_text(encoding="utf-8")
+    assert "\\u" not in text
+    names = yaml.safe_load(text)["names"]
+    assert sorted(names.values()) == sorted(["😀 car", "Straße", "object"])
+    rows = (tmp_path / "yolo" / "labels" / "00000.txt").read_text().splitlines()
+    index = {v: k for k, v in names.items()}
+    assert [int(r.split()[0]) for r in rows] == [index[x] for x in ("😀 car", "Straße", "object", "😀 car")]
+    for row, m in zip(rows, masks):
+        poly = np.array(row.split()[1:], dtype=float).reshape(-1, 2) * (30, 20)
+        drawn = np.zeros((20, 30), np.uint8)
+        cv2.fillPoly(drawn, [np.round(poly).astype(np.int32)], 1)
+        assert drawn[m].all()

@@ -17,9 +17,10 @@ def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
     """One polygon (int [P, 2], x y) for a bool mask, as YOLO segmentation labels hold one per object: the
     contours of its parts and of their holes (holes run the other way round, so they stay empty when
     filled), each joined to the polygon so far by a zero-width bridge, there and back, between their two
-    closest points (as Ultralytics' own converter merges multi-part masks). None when the mask is empty."""
+    closest points (as Ultralytics' own converter merges multi-part masks). A part one pixel thick, whose
+    contour has no area (a line or a point), is its pixel box. None when the mask is empty."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    parts = sorted((c.reshape(-1, 2) for c in contours if len(c) >= 3), key=lambda c: -cv2.contourArea(c))
+    parts = sorted((_with_area(c.reshape(-1, 2)) for c in contours), key=lambda c: -cv2.contourArea(c))
     if not parts:
         return None
     poly = parts[0]
@@ -29,6 +30,13 @@ def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
         loop = np.concatenate([c[j:], c[: j + 1]])  # c from its closest point, back to it
         poly = np.concatenate([poly[: i + 1], loop, poly[i:]])
     return poly
+
+
+def _with_area(contour: np.ndarray) -> np.ndarray:
+    if len(contour) >= 3 and cv2.contourArea(contour) > 0:
+        return contour
+    (x0, y0), (x1, y1) = contour.min(axis=0), contour.max(axis=0) + 1
+    return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=contour.dtype)
 
 
 class YoloSink(Sink):
@@ -76,11 +84,14 @@ class YoloSink(Sink):
 
     def close(self, ok: bool) -> None:
         if ok:
-            names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(self.classes))
+            # JSON strings are YAML double-quoted strings; non-ASCII stays UTF-8 (escaped, an emoji would be
+            # written as two surrogates, which YAML readers take as two broken characters).
+            names = "".join(f"  {i}: {json.dumps(n, ensure_ascii=False)}\n" for i, n in enumerate(self.classes))
             images = "" if self.images is not None else "# images/ is written with sink.frames=true\n"
             (self.partial / "data.yaml").write_text(
                 "# Ultralytics segmentation dataset written by tracker: every frame in both splits\n"
-                f"{images}train: images\nval: images\nnc: {len(self.classes)}\nnames:\n{names}"
+                f"{images}train: images\nval: images\nnc: {len(self.classes)}\nnames:\n{names}",
+                encoding="utf-8",
             )
 
 
