@@ -152,8 +152,24 @@ def missing_dirs(path: str | Path) -> list[Path]:
 
 
 def check_output_dir(path: str | Path, key: str = "output_dir") -> Path:
-    """Raise OutputError (naming ``key``) unless ``path`` is, or can be created as, a writable folder."""
+    """Raise OutputError (naming ``key``) unless ``path`` is, or can be created as, a writable folder, and
+    is not the current folder while that holds files no run wrote (a run replaces the names it writes)."""
+    if not str(path).strip():
+        raise OutputError(f"{key} {str(path)!r} is not a folder path: give one, e.g. {key}=runs/clip")
     p = Path(path)
+    if os.path.realpath(p) == os.path.realpath(os.getcwd()):
+        # Under hydra.job.chdir=true the command runs in its output folder, beside Hydra's own files.
+        own = set(committed_set(p)) | {MANIFEST, RESUME, ".hydra"}
+        theirs = sorted(
+            n
+            for n in os.listdir(p)
+            if n not in own and not n.startswith((_STAGING, ".set-aside-")) and not n.endswith(".log")
+        )
+        if theirs:
+            raise OutputError(
+                f"{key} {str(path)!r} is the current folder, which holds files no run wrote ({theirs[0]!r}, ...): "
+                f"a run would replace its own names there; give a folder of its own, e.g. {key}=runs/clip"
+            )
     for a in (p, *p.parents):
         if a.exists() or a.is_symlink():
             if not a.is_dir():
