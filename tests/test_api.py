@@ -125,3 +125,61 @@ def test_run_refuses_bad_settings_before_decoding(demo, tmp_path, kwargs, needle
     with pytest.raises(ValueError, match=needle):
         tracker.run(clip, None, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_run_takes_every_group_of_the_command(demo, tmp_path):
+    """tracker.run reaches what the command does: a frame folder (source.kind collided with the source
+    argument), a memory policy's own settings (memory.name picks its file), the model's dtype (model as a
+    dict); bad values are one ValueError naming the key."""
+    import yaml
+    from PIL import Image
+
+    clip, seq = demo
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t, (frame, _) in zip(range(4), tracker.track(clip, [tracker.Prompt(1, 0, box=(5, 5, 30, 30))])):
+        Image.fromarray(frame.rgb).save(frames / f"{t:05d}.png")
+    objects = [{"id": k, "prompts": [{"frame": 0, "box": b}]} for k, b in _boxes(seq).items()]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"objects": objects}))
+    quiet = {"progress": False, "sink": {"annotated": False, "png": False}}
+    record = tracker.run(
+        frames,
+        tmp_path / "p.yaml",
+        tmp_path / "out",
+        source={"kind": "images"},
+        memory={"name": "gated", "gate_iou": 0.2},
+        model={"name": "toy", "dtype": "bfloat16"},
+        **quiet,
+    )
+    assert record["frames"] == 4 and len((tmp_path / "out" / "masks.jsonl").read_text().splitlines()) == 4
+    used = record["config"]
+    assert used["source"]["kind"] == "images" and used["model"]["dtype"] == "bfloat16"
+    assert used["memory"]["name"] == "gated" and used["memory"]["gate_iou"] == 0.2
+    for settings, needle in [
+        ({"memory": {"name": "gated", "gate_iou": -1}}, "memory.gate_iou=-1 is out of range"),
+        ({"memory": {"name": "gated", "gate_iou": True}}, "memory.gate_iou=True is not a number"),
+        ({"memory": {"name": "nope"}}, "nope"),
+        ({"model": {"name": "toy", "dtype": "float8"}}, "dtype"),
+    ]:
+        with pytest.raises(ValueError, match=needle):
+            tracker.run(clip, tmp_path / "p.yaml", tmp_path / "bad", **{**quiet, **settings})
+        assert not (tmp_path / "bad").exists()
+
+
+def test_track_checks_memory_and_step_hook_before_any_frame(demo):
+    clip, _ = demo
+    box = [tracker.Prompt(1, 0, box=(5, 5, 30, 30))]
+    with pytest.raises(TypeError, match="memory must be a name of configs/memory/ or a MemoryPolicy: got int 3"):
+        tracker.track(clip, box, memory=3)
+    with pytest.raises(TypeError, match="step_hook must be a function"):
+        tracker.track(clip, box, step_hook=5)
+
+
+def test_checkpoint_that_is_a_device_and_a_home_with_a_tilde(tmp_path, monkeypatch):
+    from tracker.weights_cache import home
+
+    with pytest.raises(ValueError, match="'/dev/zero' is not a regular file"):
+        tracker.load_model("toy", checkpoint="/dev/zero")
+    monkeypatch.setenv("TRACKER_HOME", "~/x")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert home() == tmp_path / "x"

@@ -576,3 +576,27 @@ def test_the_cli_names_the_fix_for_a_folder_as_checkpoint(tmp_path):
         f"source.path={clip}", "prompts.box=[1,1,9,9]", f"model.checkpoint={tmp_path}", f"output_dir={tmp_path / 'o'}"
     )
     one_error(res, "is a folder")
+
+
+@pytest.mark.parametrize("value", ["", " ", "."])
+def test_python_run_refuses_an_output_folder_that_is_not_its_own(tmp_path, monkeypatch, value):
+    """tracker.run(video, prompts, "") used to run in the current folder and replace the user's files
+    there; " " made a folder named by a space. One rule for every door, before any frame is decoded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tracks.csv").write_text("mine\n")
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "keep.png").write_bytes(b"mine")
+    before = tree_hashes(tmp_path)
+    with pytest.raises(ValueError, match="output_dir '.*' is (not a folder path|the current folder)"):
+        tracker.run(tmp_path / "missing.mp4", None, value)
+    assert tree_hashes(tmp_path) == before
+
+
+def test_the_cli_refuses_the_current_folder_holding_the_users_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tracks.csv").write_text("mine\n")
+    before = tree_hashes(tmp_path)
+    assert cli_main("model=toy", "source.path=missing.mp4", "output_dir=.", "prompts.box=[1,1,5,5]") == 2
+    err = capsys.readouterr().err
+    assert "is the current folder" in err and err.count("tracker: error:") == 1, err
+    assert tree_hashes(tmp_path) == before

@@ -192,6 +192,11 @@ def track(
     unknown = sorted(set(options) - {"reverse_chunk", "prefetch", "step_hook"})
     if unknown:
         raise TypeError(f"track() got an unknown option {unknown[0]!r}: use reverse_chunk, prefetch or step_hook")
+    from .engine.memory import MemoryPolicy
+
+    _check_type("memory", memory, (str, MemoryPolicy), "a name of configs/memory/ or a MemoryPolicy")
+    if options.get("step_hook") is not None and not callable(options["step_hook"]):
+        _check_type("step_hook", options["step_hook"], type(None), "a function (t, reverse, object_ids, low_res)")
 
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
     src = open_source(source, video) if isinstance(video, (str, Path)) else video
@@ -222,6 +227,7 @@ def track(
 def run_spec(
     source: str | Path | None,
     output_dir: str | Path | None,
+    /,
     *,
     prompts_file: str | Path | None = None,
     find_objects: bool = False,
@@ -232,31 +238,36 @@ def run_spec(
     frame folder), ``prompts_file``, ``find_objects`` (``prompts=auto``: the objects are found), ``model``
     (a name of configs/model/), ``settings`` the config's groups as nested dicts (``sink={"coco": True}``,
     ``source={"kind": "images"}``, ``prompts={"kind": "detections", ...}``)."""
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from .run import OutputSpec, RunSpec
     from .run.transaction import check_output_dir, missing_dirs
 
-    if model not in model_names():
+    if isinstance(model, Mapping):  # {"name": "toy", "dtype": "bfloat16", ...}: the file, then its keys
+        settings = {**settings, "model": {k: v for k, v in model.items() if k != "name"}}
+        model = model.get("name", "toy")
+    if not isinstance(model, str) or model not in model_names():
         raise ValueError(f"model={model!r} is unknown: use one of {', '.join(model_names())}")
     groups = [f"model={model}"]
-    for group in ("source", "prompts"):
-        kind = settings.get(group, {}).get("kind") if isinstance(settings.get(group), Mapping) else None
-        if kind is not None:
-            groups.append(f"{group}={kind}")
+    # A group's own file is chosen by its key (source.kind, prompts.kind, memory.name), then the rest merged.
+    for group, key in (("source", "kind"), ("prompts", "kind"), ("memory", "name")):
+        choice = settings.get(group, {}).get(key) if isinstance(settings.get(group), Mapping) else None
+        if isinstance(choice, str) and (config_dir() / group / f"{choice}.yaml").is_file():
+            groups.append(f"{group}={choice}")  # an unknown one is named by the run's own checks
     if find_objects:
         groups.append("prompts=auto")
-    cfg = compose_config(groups)
     try:
+        cfg = compose_config(groups)
         cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(settings)))
         if source is not None:
             cfg.source.path = str(source)
         if prompts_file is not None:
             cfg.prompts.path = str(prompts_file)
         plain = OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as e:
-        raise ValueError(f"settings: {' '.join(str(e).split())}") from None
+    except (OmegaConfBaseException, HydraException) as e:
+        raise ValueError(f"settings: {' '.join(str(e).split())}"[:500]) from None
     out = None
     if output_dir is not None:
         out = check_output_dir(output_dir)
@@ -268,8 +279,9 @@ def run(
     source: str | Path,
     prompts: str | Path | None,
     output_dir: str | Path,
+    /,
     *,
-    model: str = "toy",
+    model: str | Mapping[str, Any] = "toy",
     **settings: Mapping[str, Any] | Any,
 ) -> dict[str, Any]:
     """Run ``tracker`` from Python: the same files in ``output_dir`` as the command writes, returns the
@@ -286,6 +298,6 @@ def run(
         "prompts", prompts, (str, Path, type(None)), "a prompts file (str or Path), or None to find the objects"
     )
     _check_type("output_dir", output_dir, (str, Path), "a folder (str or Path)")
-    _check_type("model", model, str, f"a model name: one of {', '.join(model_names())}")
+    _check_type("model", model, (str, Mapping), f"a model name (one of {', '.join(model_names())}) or a dict")
     spec = run_spec(source, output_dir, prompts_file=prompts, find_objects=prompts is None, model=model, **settings)
     return run_spine(spec)

@@ -65,7 +65,7 @@ def lookup(name: str) -> Weights:
 
 
 def home() -> Path:
-    return Path(os.environ.get("TRACKER_HOME") or Path.home() / ".cache" / "tracker")
+    return Path(os.environ.get("TRACKER_HOME") or Path.home() / ".cache" / "tracker").expanduser()
 
 
 def cache_dir() -> Path:

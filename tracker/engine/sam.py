@@ -91,6 +91,10 @@ def existing_checkpoint(path: str | Path) -> Path:
     resolved = resolve_checkpoint(path)
     if resolved.is_dir():
         raise CheckpointError(f"checkpoint {str(resolved)!r} is a folder: give the checkpoint file in it (.pt)")
+    if resolved.exists() and not resolved.is_file():
+        raise CheckpointError(
+            f"checkpoint {str(resolved)!r} is not a regular file (a device or a pipe): give the path of a .pt file"
+        )
     if not resolved.is_file():
         raise CheckpointError(
             f"checkpoint {str(resolved)!r} does not exist: give the path of an existing .pt "

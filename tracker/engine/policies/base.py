@@ -272,6 +272,8 @@ class SlotMemory(MemoryPolicy):
 def setting(policy: str, key: str, value: Any, lo: float, hi: float, kind: type = float) -> Any:
     """A setting as ``kind`` within [lo, hi], else one error naming it and its range."""
     try:
+        if isinstance(value, bool):  # float(True) is 1.0: a yes/no is not a number here
+            raise TypeError
         v = kind(value)
         if kind is int and v != float(value):
             raise ValueError
