@@ -24,7 +24,7 @@ from ..run import checks
 from ..run import run as run_spine
 from ..run.checks import ConfigError
 from ..run.model import build
-from ..run.outputs import check_inputs_apart, planned, run_threads, source_options
+from ..run.outputs import check_inputs_apart, output_folder, planned, run_threads, source_options
 from ..run.prompts import PromptInput, plan_prompts, read_prompts
 from . import cli
 
@@ -112,8 +112,7 @@ def build_studio(cfg: DictConfig):
 
     _check_studio(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     spec = cli.run_spec(cfg)
-    out = spec.output.folder
-    assert out is not None
+    out = output_folder(spec)  # the CLI's and the API's rule for OUT
     path = spec.source.path
     if not path:
         if spec.demo is None:

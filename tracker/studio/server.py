@@ -23,13 +23,15 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import mimetypes
 import secrets
+from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -252,6 +254,19 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
         return {"job": job, "files": studio.export_names(job)}
 
     @app.get("/api/track/{job}/files/{name}")
-    def track_file(job: int, name: str) -> FileResponse:
-        path = studio.export_file(job, name)
-        return FileResponse(path, filename=name, headers={"Cache-Control": "no-store"})
+    def track_file(job: int, name: str) -> StreamingResponse:
+        # Streamed from the descriptor the checks were made on: a path opened again later could be another file.
+        f, size = studio.open_export(job, name)
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while block := f.read(1 << 16):
+                    yield block
+
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+        return StreamingResponse(chunks(), media_type=kind, headers=headers)

@@ -12,6 +12,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import stat
 import tempfile
 import threading
 import traceback
@@ -19,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import yaml
@@ -47,6 +49,36 @@ def main_part(mask: np.ndarray) -> np.ndarray:
     if n <= 2:
         return mask.copy()
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _identities(out: Path) -> dict[str, tuple[int, int]]:
+    """What a done Track's exports are, to serve exactly those files later (``masks.zip``: ``masks/``)."""
+    found = {}
+    for name in EXPORTS:
+        if _exported(out, name):
+            with contextlib.suppress(OSError):
+                found[name] = _identity(os.lstat(out / ("masks" if name == "masks.zip" else name)))
+    return found
+
+
+def _open_nofollow(path: Path, flags: int, missing: StudioError) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | flags)
+    except OSError:  # a link (ELOOP), gone, or no longer a folder
+        raise missing from None
+
+
+def _open_same(path: Path, identity: tuple[int, int], replaced: StudioError) -> tuple[BinaryIO, int]:
+    f = os.fdopen(_open_nofollow(path, 0, replaced), "rb")
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode) or _identity(st) != identity:
+        f.close()
+        raise replaced
+    return f, st.st_size
 
 
 def _plain(path: Path, folder: bool) -> bool:
@@ -167,6 +199,7 @@ class TrackJob:
     error: str | None = None
     output_dir: str | None = None
     thread: threading.Thread | None = None
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # export name -> (st_dev, st_ino) at done
 
     def status(self) -> dict[str, Any]:
         return {
@@ -494,6 +527,7 @@ class Studio:
                     with self._lock:
                         self.objects.setdefault(j["id"], StudioObject(prompts={j["frame"]: EditedPrompt(base=mask)}))
             log.info("Track %d done: %s frames in %.1fs", job.id, record.get("frames"), record.get("wall_s", 0))
+            job.files = _identities(self.output_dir)
             job.state = "done"
         except BaseException as e:
             from ..run.errors import one_line
@@ -537,30 +571,49 @@ class Studio:
         out = Path(self._exported_job(job_id).output_dir)  # type: ignore[arg-type]
         return [n for n in EXPORTS if _exported(out, n)]
 
-    def export_file(self, job_id: int, name: str) -> Path:
-        """A done Track's output ``name`` (one of :data:`EXPORTS`), read only from its output folder and
-        never through a link; ``masks.zip`` is made from ``masks/`` on the first request."""
+    def open_export(self, job_id: int, name: str) -> tuple[BinaryIO, int]:
+        """A done Track's output ``name`` (one of :data:`EXPORTS`) opened for reading, and its size: opened
+        once without following a link, and served only if it is the very file that Track wrote (same
+        device and inode as when it was done), so neither a link swapped in nor a later Track's commit
+        can change what is sent after the checks. ``masks.zip`` is made from ``masks/`` on first request."""
         if name not in EXPORTS:
             raise StudioError(f"no output called {name!r}: ask for one of {', '.join(EXPORTS)}", status=404)
         job = self._exported_job(job_id)
         out = Path(job.output_dir)  # type: ignore[arg-type]
-        if not _exported(out, name):
+        if not _exported(out, name) or name not in job.files:
             raise StudioError(f"Track {job_id} wrote no {name} (see sink.* in the studio's command)", status=404)
+        replaced = StudioError(f"Track {job_id}'s {name} was replaced: run Track again", status=410)
         if name != "masks.zip":
-            return out / name
+            return _open_same(out / name, job.files[name], replaced)
         zipped = self._work / f"masks-{job.id}.zip"
         if not zipped.exists():
-            import zipfile
+            self._zip_masks(out / "masks", job.files["masks.zip"], zipped, replaced)
+        f = open(zipped, "rb")  # noqa: SIM115 (the response closes it)
+        return f, os.fstat(f.fileno()).st_size
 
+    def _zip_masks(self, masks: Path, identity: tuple[int, int], zipped: Path, replaced: StudioError) -> None:
+        import zipfile
+
+        folder = _open_nofollow(masks, os.O_DIRECTORY, replaced)
+        try:
+            if _identity(os.fstat(folder)) != identity:
+                raise replaced
             # a private temp name: two requests at once each write their own, the last rename wins
             fd, tmp = tempfile.mkstemp(prefix=zipped.name, suffix=".tmp", dir=self._work)
-            os.close(fd)
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
-                for png in sorted((out / "masks").iterdir()):
-                    if _plain(png, folder=False) and png.suffix == ".png":
-                        z.write(png, f"masks/{png.name}")
+            with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as z:
+                for name in sorted(os.listdir(folder)):  # PNGs are compressed already: stored
+                    if not name.endswith(".png"):
+                        continue
+                    try:
+                        png = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+                    except OSError:
+                        continue
+                    with os.fdopen(png, "rb") as src:
+                        if stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                            z.writestr(zipfile.ZipInfo(f"masks/{name}"), src.read())
             os.replace(tmp, zipped)
-        return zipped
+        finally:
+            os.close(folder)
 
     def close(self, timeout: float = 60.0) -> None:
         """Cancel a running Track (its outputs are not committed) and free the caches."""
@@ -571,8 +624,7 @@ class Studio:
         for job in self.jobs.values():
             job.results.close()
         self.frames.close()
-        with contextlib.suppress(OSError):
-            os.rmdir(self._work)
+        shutil.rmtree(self._work, ignore_errors=True)  # the studio's own temp folder: zips made for downloads
 
 
 def _clean_label(label: str | None) -> str | None:
