@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -600,3 +601,94 @@ def test_the_cli_refuses_the_current_folder_holding_the_users_files(tmp_path, mo
     err = capsys.readouterr().err
     assert "is the current folder" in err and err.count("tracker: error:") == 1, err
     assert tree_hashes(tmp_path) == before
+
+
+def test_studio_exports_are_the_files_the_track_wrote_even_while_they_are_swapped(tmp_path):
+    """A download is opened once without following links and checked on the open descriptor: flipping
+    OUT/masks.jsonl between the file and a link to a secret never serves the secret, and a file put in its
+    place (another Track's commit) is 410, not 200 with other content. Bounded: a fixed number of rounds."""
+    import threading
+
+    clip = write_demo_clip(tmp_path / "demo.mp4", 6, W, H, 0)
+    out = tmp_path / "out"
+    cfg = compose_config(["model=toy", f"source.path={clip}", f"output_dir={out}", "progress=false"], name="studio")
+    s = build_studio(cfg)
+    try:
+        client = TestClient(create_app(s, TOKEN))
+        client.put("/api/objects/1/prompts/0", headers=AUTH, json={"box": [10, 10, 60, 60]})
+        job = client.post("/api/track", headers=AUTH).json()["job"]
+        for _ in range(1200):
+            if client.get(f"/api/track/{job}", headers=AUTH).json()["state"] != "running":
+                break
+            time.sleep(0.05)
+        url = f"/api/track/{job}/files/masks.jsonl"
+        real = (out / "masks.jsonl").read_bytes()
+        assert client.get(url, headers=AUTH).content == real
+        secret = tmp_path / "secret.txt"
+        secret.write_text("not for the page\n")
+        stop = threading.Event()
+
+        def flip() -> None:
+            target, kept = out / "masks.jsonl", out / "kept.jsonl"
+            os.link(target, kept)  # the same inode, put back each round
+            while not stop.is_set():
+                link = out / "flip.tmp"
+                link.unlink(missing_ok=True)
+                link.symlink_to(secret)
+                os.replace(link, target)
+                os.link(kept, out / "back.tmp")
+                os.replace(out / "back.tmp", target)
+
+        flipper = threading.Thread(target=flip)
+        flipper.start()
+        try:
+            codes = []
+            for _ in range(300):
+                r = client.get(url, headers=AUTH)
+                codes.append(r.status_code)
+                assert b"not for the page" not in r.content
+                assert r.status_code != 200 or r.content == real
+        finally:
+            stop.set()
+            flipper.join(10)
+        assert set(codes) <= {200, 404, 410} and 200 in codes
+        write_atomic(out / "masks.jsonl", b"another Track's masks\n")
+        r = client.get(url, headers=AUTH)
+        assert r.status_code == 410 and "replaced" in r.json()["detail"]
+    finally:
+        s.close()
+    assert not s._work.exists()  # the studio's temp folder is gone after a clean stop
+
+
+def test_a_full_temp_folder_slows_the_feature_cache_and_dead_runs_caches_are_removed(tmp_path, caplog):
+    """Writes to /dev/full fail with ENOSPC as a full disk does: the cache stops keeping frames (they are
+    encoded again) and says which folder is full. A folder left by a SIGKILLed run (its PID gone) is removed
+    at the next start; a live process's is kept."""
+    import torch
+
+    from tracker.engine.features import FeatureCache, remove_dead_caches
+
+    cache = FeatureCache()
+    frame = {"backbone_fpn": [torch.ones(2, 3)], "vision_pos_enc": [torch.zeros(2, 3)]}
+    cache.put(0, frame)
+    (cache._dir / "1.bin").symlink_to("/dev/full")
+    cache.put(1, frame)
+    cache.put(2, frame)
+    assert 0 in cache and 1 not in cache and 2 not in cache
+    assert any(str(cache._dir.parent) in r.getMessage() and "TMPDIR" in r.getMessage() for r in caplog.records)
+    assert cache.pop(0)["backbone_fpn"][0].equal(torch.ones(2, 3))
+    cache.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"tracker-features-{dead.pid}-abc").mkdir()
+    (tmp_path / f"tracker-features-{dead.pid}-abc" / "3.bin").write_bytes(b"x" * 100)
+    (tmp_path / f"tracker-features-{os.getpid()}-def").mkdir()
+    (tmp_path / "tracker-features-notapid-x").mkdir()
+    assert remove_dead_caches(tmp_path) == [tmp_path / f"tracker-features-{dead.pid}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"tracker-features-{os.getpid()}-def",
+        "tracker-features-notapid-x",
+    ]
+    assert one_line(OSError(28, "No space left on device", os.path.join(tempfile.gettempdir(), "x.bin"))).startswith(
+        "no space left in the temp folder"
+    )

@@ -11,12 +11,39 @@ frame over it is encoded again, as before.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
+_PREFIX = "tracker-features-"
+
+
+def remove_dead_caches(root: str | Path | None = None) -> list[Path]:
+    """Remove the feature folders of runs that died without removing theirs (SIGKILL): this user's
+    ``tracker-features-<pid>-*`` folders in the temp folder whose process is gone. Returns those removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for p in root.glob(f"{_PREFIX}*-*"):
+        pid = p.name[len(_PREFIX) :].split("-")[0]
+        try:
+            st = os.lstat(p)
+            if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+        except OSError:  # gone meanwhile, or another user's process (alive)
+            continue
+    return removed
 
 
 class FeatureCache:
@@ -42,13 +69,28 @@ class FeatureCache:
         if t in self._sizes or self.bytes + size > self.max_bytes:
             return
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="tracker-features-"))
+            remove_dead_caches()
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
             self._layout = [("backbone_fpn", i, tuple(x.shape), x.dtype) for i, x in enumerate(fpn)]
             self._pos = {"vision_pos_enc": list(backbone_out["vision_pos_enc"])}
             self._device = fpn[0].device
-        with open(self._dir / f"{t}.bin", "wb") as f:
-            for x in fpn:
-                f.write(x.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes())
+        path = self._dir / f"{t}.bin"
+        try:
+            with open(path, "wb") as f:
+                for x in fpn:
+                    f.write(x.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes())
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # The cache only saves encoder runs: a full temp folder makes the run slower, never fail.
+            path.unlink(missing_ok=True)
+            self.max_bytes = self.bytes
+            log.warning(
+                "no space left in %s for image features: frames are encoded again instead (set TMPDIR to a "
+                "folder with room)",
+                self._dir.parent,
+            )
+            return
         self._sizes[t] = size
         self.bytes += size
 

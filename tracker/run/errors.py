@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import tempfile
 
 # Optional packages and the extra of sam2-tracker that brings each.
 EXTRAS = {"supervision": "supervision", "uvicorn": "studio", "fastapi": "studio", "decord": "decord"}
@@ -22,6 +24,9 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, ImportError) and missing_extra(e):
         return missing_extra(e)  # type: ignore[return-value]
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        temp = tempfile.gettempdir()
+        if e.filename and os.path.abspath(str(e.filename)).startswith(temp + os.sep):
+            return f"no space left in the temp folder {temp!r} writing {str(e.filename)!r}: free space or set TMPDIR"
         where = repr(e.filename) if e.filename else "the outputs"
         return f"no space left on the device writing {where}: free space or pick another output_dir"
     if isinstance(e, MemoryError):
