@@ -212,6 +212,48 @@ def test_a_damaged_checkpoint_is_one_line_and_the_folder_stays(killed, tmp_path)
     assert tree_hashes(out) == before
 
 
+def _set(ck: dict, where: str, value) -> None:
+    keys = where.split(".")
+    node = ck
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    node[keys[-1]] = value
+
+
+@pytest.mark.parametrize(
+    "where, value, needle",
+    [
+        ("threads", 2000, "threads=2000"),
+        ("threads", 0, "threads=0"),
+        ("threads", True, "threads=True"),
+        ("stage", "nope", "stage='nope'"),
+        ("emitted", -1, "emitted=-1"),
+        ("emitted", 10**9, "emitted=1000000000"),
+        ("sinks", "x", "sinks"),
+        ("engine.position", 10**9, "engine position"),
+        ("engine.groups", [], "are not the run's"),
+        ("engine.groups.0.object_ids", ["x"], "object ids"),
+        ("engine.groups.0.object_ids", [1, 1], "are not the run's"),
+        ("engine.groups.0.prompt_frames", [10**6], "prompt frames"),
+        ("engine.groups.0.warm_end", "soon", "warm_end"),
+        ("engine.groups.0.fwd", {10**6: {}}, "fwd frames"),
+    ],
+)
+def test_every_checkpoint_field_out_of_range_is_one_line_and_resume_is_kept(killed, tmp_path, where, value, needle):
+    """What .resume/ holds is user input: each field out of range is refused before any frame, in one line
+    naming it; .resume is neither removed nor rewritten."""
+    import torch
+
+    clip, args, ref, out = _copy(killed, tmp_path)
+    path = out / ".resume" / "checkpoint.pt"
+    ck = torch.load(path, weights_only=True)
+    _set(ck, where, value)
+    torch.save(ck, path)
+    before = tree_hashes(out)
+    one_error(_cli(*args, f"output_dir={out}", "resume=true"), "is damaged", needle)
+    assert tree_hashes(out) == before
+
+
 def test_sigterm_after_a_checkpoint_says_what_it_kept(killed, tmp_path):
     clip, args, ref, _ = killed
     out = tmp_path / "out"

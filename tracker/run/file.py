@@ -26,7 +26,7 @@ from .outputs import (
 )
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record, finished_record
-from .resume import ResumeError, ResumeStore, fingerprint
+from .resume import ResumeError, ResumeStore, check_checkpoint, fingerprint
 from .spec import RunSpec
 from .transaction import OutputTransaction
 
@@ -147,6 +147,7 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
         ready.fp = fingerprint(spec.config, path, plan.spec, content=not spec.resume)
         if spec.resume:
             ckpt = ready.store.load(ready.fp)
+            check_checkpoint(ckpt, ready.store.path, source.info.num_frames or 0, plan.spec.object_ids)
             try:
                 MaskSpool.check(str(ready.store.spool), ckpt["engine"]["spool"])
             except SpoolError as e:
