@@ -9,6 +9,8 @@ import tempfile
 # Optional packages and the extra of sam2-tracker that brings each.
 EXTRAS = {"supervision": "supervision", "uvicorn": "studio", "fastapi": "studio", "decord": "decord"}
 EXTRAS.update({"matplotlib": "experiments", "hydra_plugins": "experiments"})
+# Every folder the tool makes in the temp folder starts so (feature caches, the studio's downloads).
+TEMP_PREFIX = "tracker-"
 
 
 def missing_extra(e: ImportError) -> str | None:
@@ -25,7 +27,9 @@ def one_line(e: BaseException) -> str:
         return missing_extra(e)  # type: ignore[return-value]
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         temp = tempfile.gettempdir()
-        if e.filename and os.path.abspath(str(e.filename)).startswith(temp + os.sep):
+        inside = os.path.relpath(os.path.abspath(str(e.filename or "")), temp).split(os.sep)[0]
+        # Only our own temp folders are the temp folder's fault: an output_dir under /tmp is the output's disk.
+        if e.filename and inside.startswith(TEMP_PREFIX):
             return f"no space left in the temp folder {temp!r} writing {str(e.filename)!r}: free space or set TMPDIR"
         where = repr(e.filename) if e.filename else "the outputs"
         return f"no space left on the device writing {where}: free space or pick another output_dir"
