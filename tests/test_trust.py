@@ -254,6 +254,70 @@ def test_every_checkpoint_field_out_of_range_is_one_line_and_resume_is_kept(kill
     assert tree_hashes(out) == before
 
 
+def _sink_field(key: str, value):
+    def mutate(ck: dict, out: Path) -> None:
+        next(p for p in ck["sinks"] if key in p)[key] = value
+
+    return mutate
+
+
+def _first_entry(name: str, value):
+    def mutate(ck: dict, out: Path) -> None:
+        group = ck["engine"]["groups"][0]
+        entry = next(iter(group["fwd"].values()))
+        entry[name] = value(entry[name])
+
+    return mutate
+
+
+def _spool_record(score: float, copies: int = 1, frame: int = N - 1):
+    """Append a record to the spool (as the engine writes them) and index it ``copies`` times."""
+
+    def mutate(ck: dict, out: Path) -> None:
+        spool = MaskSpool(str(out / ".resume" / "spool.bin"), ck["engine"]["spool"], (H, W))
+        spool.put(frame, [1], np.zeros((1, H, W), bool), np.array([score]))
+        state = spool.state()
+        spool.close()
+        state["index"][frame] = state["index"][frame] * copies
+        ck["engine"]["spool"] = state
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (_sink_field("bytes", 10**9), "bytes=1000000000"),
+        (_sink_field("frames", 3), "frames=3"),
+        (_sink_field("next", -1), "next=-1"),
+        (_sink_field("segments", 10**6), "segments=1000000"),
+        (_sink_field("last_pts", "x"), "last_pts='x'"),
+        (_first_entry("obj_ptr", lambda t: t[:, :3]), "obj_ptr of frame"),
+        (_first_entry("score", lambda t: t * float("nan")), "not finite"),
+        (_first_entry("maskmem", lambda t: "x"), "not a tensor"),
+        (lambda ck, out: ck["engine"].update(maskmem_pos=ck["engine"]["maskmem_pos"][..., :2]), "maskmem_pos"),
+        (_spool_record(float("nan")), "score nan"),
+        (_spool_record(float("inf")), "score inf"),
+        (_spool_record(0.5, copies=200_000), "overlap"),
+        (_spool_record(0.5, frame=10**6), "frame 1000000"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_every_resume_value_out_of_range_is_one_line_and_resume_is_kept(killed, tmp_path, mutate, needle):
+    """Sink positions, the engine's tensors and the spool's records and index, as damaged as a hand can make
+    them: refused before any frame, in one line; .resume is neither removed nor rewritten."""
+    import torch
+
+    clip, args, ref, out = _copy(killed, tmp_path)
+    path = out / ".resume" / "checkpoint.pt"
+    ck = torch.load(path, weights_only=True)
+    mutate(ck, out)
+    torch.save(ck, path)
+    before = tree_hashes(out)
+    one_error(_cli(*args, f"output_dir={out}", "resume=true"), needle)
+    assert tree_hashes(out) == before
+
+
 def test_sigterm_after_a_checkpoint_says_what_it_kept(killed, tmp_path):
     clip, args, ref, _ = killed
     out = tmp_path / "out"

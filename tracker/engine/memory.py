@@ -35,6 +35,43 @@ def _entry_from(state: dict, device: Any) -> MemoryEntry:
     )
 
 
+def _tensor_problem(x: Any, shape: Sequence[int | None]) -> str | None:
+    """None if ``x`` is a tensor of ``shape`` (None: any size) with finite values, else what is wrong."""
+    if not hasattr(x, "shape") or not hasattr(x, "isfinite"):
+        return f"a {type(x).__name__}, not a tensor"
+    if len(x.shape) != len(shape) or any(s is not None and s != n for s, n in zip(shape, x.shape)):
+        return f"shape {tuple(x.shape)}"
+    if x.is_floating_point() and not bool(x.isfinite().all()):
+        return "values that are not finite"
+    return None
+
+
+def check_states(groups: Sequence[Mapping[str, Any]], maskmem_pos: Any) -> str | None:
+    """What is wrong with the groups' saved entries (from :meth:`Group.state`, read back from a checkpoint
+    anyone may have written), or None: every tensor has a row per object, the same sizes as all the others
+    (pointer [B, C], score [B, 1], memory [B, C_mem, h, w] or None) and finite values."""
+    dims: dict[str, tuple[int, ...]] = {}
+    for g in groups:
+        b = len(g["object_ids"])
+        for k in ("cond", "fwd", "bwd"):
+            for t, e in g[k].items():
+                if not isinstance(e, Mapping) or set(e) != {"maskmem", "obj_ptr", "score"}:
+                    return f"the {k} entry of frame {t} is not an entry"
+                for name, rank in (("obj_ptr", 2), ("score", 2), ("maskmem", 4)):
+                    if name == "maskmem" and e[name] is None:
+                        continue
+                    shape = (b, *dims.get(name, (1,) if name == "score" else (None,) * (rank - 1)))
+                    problem = _tensor_problem(e[name], shape)
+                    if problem is not None:
+                        return f"the {k} {name} of frame {t} has {problem}"
+                    dims[name] = tuple(e[name].shape[1:])
+    if maskmem_pos is not None:
+        problem = _tensor_problem(maskmem_pos, (1, *dims.get("maskmem", (None, None, None))))
+        if problem is not None:
+            return f"maskmem_pos has {problem}"
+    return None
+
+
 def _rows(e: MemoryEntry, rows: list[int]) -> MemoryEntry:
     return MemoryEntry(
         maskmem=None if e.maskmem is None else e.maskmem[rows],

@@ -32,7 +32,7 @@ from .features import FeatureCache
 from .holdback import HoldBack
 from .memory import Geometry, Group, MemoryPolicy, Sam2Memory
 from .reprompt import RepromptPolicy
-from .spool import Checkpoint, MaskSpool
+from .spool import Checkpoint, CheckpointError, MaskSpool
 from .types import Candidates, MemoryEntry, TrackRequest, Verdict
 
 Box = tuple[float, float, float, float]
@@ -175,10 +175,15 @@ class Propagator:
         if resume is not None:
             if self.spool_path is None:
                 raise ValueError("resume needs the spool file the checkpointed run wrote: pass spool_path")
-            stage, position = resume["stage"], resume["position"]
-            self.groups = [Group.from_state(g, self.model.device) for g in resume["groups"]]
-            self.model.restore_memory_pos(resume["maskmem_pos"])
-            self.memory.load_state(resume.get("memory", {}))
+            try:
+                stage, position = resume["stage"], resume["position"]
+                self.groups = [Group.from_state(g, self.model.device) for g in resume["groups"]]
+                self.model.restore_memory_pos(resume["maskmem_pos"])
+                self.memory.load_state(resume.get("memory", {}))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+                # Checked before any frame: the run stops as a refused resume, which keeps its checkpoint.
+                why = f"{type(e).__name__}: {e}"[:200]
+                raise CheckpointError(f"the checkpoint's engine state cannot be restored ({why})") from None
             spool = MaskSpool(self.spool_path, resume["spool"], self._video_size)
         else:
             spool = MaskSpool(self.spool_path, size=self._video_size)

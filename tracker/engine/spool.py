@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,11 @@ _RECORD = struct.Struct("<4sIIII")  # b"MASK", frame, objects, height, width
 _OBJECT = struct.Struct("<qfI")  # object id, score, number of runs (uint32 each, after it)
 
 
-class SpoolError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint's engine state cannot be what this run wrote (damaged or changed): the resume is refused."""
+
+
+class SpoolError(CheckpointError):
     """The spool file is not what this run wrote (damaged or changed)."""
 
 
@@ -64,10 +68,21 @@ class MaskSpool:
             self._index = _checked_index(state)
 
     @staticmethod
-    def check(path: str, state: dict) -> None:
-        """Refuse (SpoolError) a spool file that is not the one ``state`` describes; changes nothing."""
-        _open_checked(path, state, writable=False).close()
-        _checked_index(state)
+    def check(
+        path: str,
+        state: dict,
+        size: tuple[int, int] | None = None,
+        frames: int | None = None,
+        object_ids: Collection[int] | None = None,
+    ) -> None:
+        """Refuse (SpoolError) a spool file that is not the one ``state`` describes; changes nothing. Every
+        record is read and checked here (frames below ``frames``, masks of ``size``, objects among
+        ``object_ids``, scores in [0, 1]), so a resumed run never finds a damaged one half-way."""
+        with _open_checked(path, state, writable=False) as f:
+            for frame, spans in _checked_index(state, frames).items():
+                for offset, length in spans:
+                    f.seek(offset)
+                    _parse(f.read(length), frame, size, object_ids, build=False)
 
     def state(self) -> dict:
         self._file.flush()
@@ -97,7 +112,15 @@ class MaskSpool:
         self._file.close()
 
 
-def _parse(blob: bytes, frame: int, size: tuple[int, int] | None) -> dict[int, tuple[np.ndarray, float]]:
+def _parse(
+    blob: bytes,
+    frame: int,
+    size: tuple[int, int] | None,
+    object_ids: Collection[int] | None = None,
+    build: bool = True,
+) -> dict[int, tuple[np.ndarray, float]]:
+    """A record's masks (``build=False``: checked only, no mask is made)."""
+
     def bad(why: str) -> SpoolError:
         return SpoolError(f"the spool's record of frame {frame} is damaged ({why})")
 
@@ -112,10 +135,18 @@ def _parse(blob: bytes, frame: int, size: tuple[int, int] | None) -> dict[int, t
             raise bad("short object")
         oid, score, count = _OBJECT.unpack_from(blob, pos)
         pos += _OBJECT.size
+        if not 0.0 <= score <= 1.0:  # NaN fails too
+            raise bad(f"object {oid} has score {score}")
+        if object_ids is not None and oid not in object_ids:
+            raise bad(f"object {oid} is not tracked")
         if pos + 4 * count > len(blob):
             raise bad("runs past the record")
         runs = np.frombuffer(blob, dtype="<u4", count=count, offset=pos).astype(np.int64)
         pos += 4 * count
+        if not build:
+            if (runs < 0).any() or int(runs.sum()) != h * w:
+                raise bad("its run lengths do not cover the mask")
+            continue
         try:
             out[oid] = (mask_from_runs(runs, h, w), float(score))
         except ValueError as e:
@@ -139,23 +170,35 @@ def _open_checked(path: str, state: dict, writable: bool):
     return f
 
 
-def _checked_index(state: dict) -> dict[int, list[tuple[int, int]]]:
+def _checked_index(state: dict, frames: int | None = None) -> dict[int, list[tuple[int, int]]]:
+    """The index, refused unless its frames are in the video and its spans are records that do not
+    overlap within the file (which bounds their number by the file's size)."""
     index = state.get("index")
     if not isinstance(index, dict):
         raise SpoolError("the checkpoint's spool index is damaged")
     out: dict[int, list[tuple[int, int]]] = {}
     for frame, spans in index.items():
-        if not isinstance(frame, int) or not isinstance(spans, list):
-            raise SpoolError("the checkpoint's spool index is damaged")
+        if not _whole(frame) or frame < 0 or (frames is not None and frame >= frames) or not isinstance(spans, list):
+            raise SpoolError(f"the checkpoint's spool index is damaged (frame {str(frame)[:20]})")
         out[frame] = []
         for span in spans:
             if (
                 not isinstance(span, (list, tuple))
                 or len(span) != 2
-                or not all(isinstance(v, int) and v >= 0 for v in span)
+                or not all(_whole(v) and v >= 0 for v in span)
                 or span[0] < len(MAGIC)
+                or span[1] < _RECORD.size
                 or span[0] + span[1] > state["length"]
             ):
                 raise SpoolError(f"the checkpoint's spool index is damaged (frame {frame})")
             out[frame].append((span[0], span[1]))
+    end = 0
+    for offset, length in sorted(span for spans in out.values() for span in spans):
+        if offset < end:
+            raise SpoolError(f"the checkpoint's spool index is damaged (records overlap at byte {offset})")
+        end = offset + length
     return out
+
+
+def _whole(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

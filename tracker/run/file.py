@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..engine.spool import SpoolError
+from ..engine.spool import CheckpointError
 from ..io.prompts import PromptError
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
@@ -26,7 +26,7 @@ from .outputs import (
 )
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record, finished_record
-from .resume import ResumeError, ResumeStore, check_checkpoint, fingerprint
+from .resume import ResumeError, ResumeStore, check_checkpoint, damaged, fingerprint
 from .spec import RunSpec
 from .transaction import OutputTransaction
 
@@ -120,13 +120,14 @@ class _Ready:
     source: Any
     plan: PromptPlan
     threads: int
+    sinks: list[Sink]
     store: ResumeStore | None = None
     fp: dict | None = None
     ckpt: dict | None = None
 
 
-def _spool_refused(e: SpoolError) -> ResumeError:
-    """A damaged spool refuses the resume (ResumeError keeps OUT/.resume as it is)."""
+def _refused(e: CheckpointError) -> ResumeError:
+    """A damaged spool or engine state refuses the resume (ResumeError keeps OUT/.resume as it is)."""
     return ResumeError(f"resume=true: {e}: run without resume=true to start over")
 
 
@@ -140,7 +141,10 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
     plan = plan_prompts(spec, given, source.info)
     allow_empty = discovers(spec, given)
     Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids, allow_empty=allow_empty)
-    ready = _Ready(path, source, plan, threads)
+    audio = Path(path) if SOURCES[spec.source.kind].audio else None
+    # Made here (nothing is written until a sink is entered), so a resumed run checks their positions first.
+    sinks = open_sinks(spec, tx.staging, source.info, plan.spec.labels, Path(path).name, audio)
+    ready = _Ready(path, source, plan, threads, sinks)
     if tx.resumable:
         ready.store = ResumeStore(tx.out)
         # A resumed run hashes the source only when its time changed (difference() asks for it).
@@ -148,13 +152,28 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
         if spec.resume:
             ckpt = ready.store.load(ready.fp)
             check_checkpoint(ckpt, ready.store.path, source.info.num_frames or 0, plan.spec.object_ids)
+            info = source.info
+            tracked = {i for g in ckpt["engine"]["groups"] for i in g["object_ids"]}
             try:
-                MaskSpool.check(str(ready.store.spool), ckpt["engine"]["spool"])
-            except SpoolError as e:
-                raise _spool_refused(e) from None
+                MaskSpool.check(
+                    str(ready.store.spool), ckpt["engine"]["spool"], (info.height, info.width), info.num_frames, tracked
+                )
+            except CheckpointError as e:
+                raise _refused(e) from None
+            _check_positions(ckpt, sinks, ready.store.path)
             ready.ckpt, ready.fp = ckpt, ckpt["fingerprint"]  # later checkpoints carry the source's hash
             ready.threads = int(ckpt["threads"])  # the same arithmetic as the run it continues
     return ready
+
+
+def _check_positions(ckpt: dict, sinks: list[Sink], path: Path) -> None:
+    """Each sink's checkpointed position, checked by that sink against its partial output."""
+    if len(ckpt["sinks"]) != len(sinks):
+        raise damaged(path, f"{len(ckpt['sinks'])} sink positions for {len(sinks)} outputs")
+    for sink, position in zip(sinks, ckpt["sinks"]):
+        problem = sink.check_position(position, ckpt["emitted"])
+        if problem is not None:
+            raise damaged(path, f"{sink.target.name}: {problem}")
 
 
 def _track(
@@ -175,8 +194,7 @@ def _track(
     info = source.info
     model = model if model is not None else build(spec.model)
     discovery = make_discovery(spec, model, info, plan)
-    audio = Path(ready.path) if SOURCES[spec.source.kind].audio else None
-    sinks: list[Sink] = open_sinks(spec, tx.staging, info, plan.spec.labels, Path(shown).name, audio)
+    sinks: list[Sink] = list(ready.sinks)
     video_sink = next((s for s in sinks if s.target.name == "annotated.mp4"), None)
     sinks += own_sinks
     if ckpt is not None:
@@ -212,8 +230,8 @@ def _track(
     )
     try:
         timings = _pipeline(propagator, source, plan, sinks, extra_sinks, spec, store, fp, threads, ckpt)
-    except SpoolError as e:
-        raise _spool_refused(e) from None
+    except CheckpointError as e:
+        raise _refused(e) from None
     sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
     sections.update(discovery_record(plan.spec, discovery, propagator))
     sections["outputs"] = sorted(s.target.name for s in sinks)

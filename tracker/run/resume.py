@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..engine.memory import check_states
 from ..files import write_atomic
 from ..io.prompts import TrackSpec
 from .transaction import RESUME, ResumeRefused
@@ -99,7 +100,7 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
 STAGES = ("prompts", "warmup", "backward", "forward")
 
 
-def _damaged(path: Path, what: str) -> ResumeError:
+def damaged(path: Path, what: str) -> ResumeError:
     return ResumeError(
         f"resume=true: the checkpoint {str(path)!r} is damaged ({what}): run without resume=true to start over"[:400]
     )
@@ -114,37 +115,42 @@ def check_checkpoint(ckpt: Mapping[str, Any], path: Path, frames: int, object_id
     written by anyone): thread count, stage, frame counts and positions in range, every object of the run
     in exactly one group, frame keys within the video. ResumeError (``.resume`` kept) names the first bad one."""
     if not _int_in(ckpt["threads"], 1, 1024):
-        raise _damaged(path, f"threads={ckpt['threads']!r}, not 1 to 1024")
+        raise damaged(path, f"threads={ckpt['threads']!r}, not 1 to 1024")
     if ckpt["stage"] not in STAGES:
-        raise _damaged(path, f"stage={ckpt['stage']!r}, not one of {', '.join(STAGES)}")
+        raise damaged(path, f"stage={ckpt['stage']!r}, not one of {', '.join(STAGES)}")
     if not _int_in(ckpt["emitted"], 0, frames):
-        raise _damaged(path, f"emitted={ckpt['emitted']!r}, not 0 to {frames} frames")
+        raise damaged(path, f"emitted={ckpt['emitted']!r}, not 0 to {frames} frames")
     if not isinstance(ckpt["sinks"], list) or not all(isinstance(x, dict) for x in ckpt["sinks"]):
-        raise _damaged(path, "sinks is not a list of positions")
+        raise damaged(path, "sinks is not a list of positions")
     engine = ckpt["engine"]
     keys = {"stage", "position", "groups", "spool", "maskmem_pos"}
     if not isinstance(engine, dict) or not keys <= set(engine):
-        raise _damaged(path, f"engine lacks {', '.join(sorted(keys - set(engine or {})))}")
+        raise damaged(path, f"engine lacks {', '.join(sorted(keys - set(engine or {})))}")
     if engine["stage"] != ckpt["stage"] or not _int_in(engine["position"], -1, frames):
-        raise _damaged(path, f"engine position {engine['stage']!r} {engine['position']!r}")
+        raise damaged(path, f"engine position {engine['stage']!r} {engine['position']!r}")
     groups = engine["groups"]
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise _damaged(path, "groups is not a list")
+        raise damaged(path, "groups is not a list")
     seen: list[Any] = []
     for g in groups:
         ids, firsts = g.get("object_ids"), g.get("prompt_frames")
         if not isinstance(ids, list) or not all(_int_in(i, 1, 2**31) for i in ids):
-            raise _damaged(path, f"object ids {str(ids)[:40]}")
+            raise damaged(path, f"object ids {str(ids)[:40]}")
         seen += ids
         if not isinstance(firsts, list) or not all(_int_in(t, 0, frames - 1) for t in firsts):
-            raise _damaged(path, f"prompt frames {str(firsts)[:40]}")
+            raise damaged(path, f"prompt frames {str(firsts)[:40]}")
         if not _int_in(g.get("warm_end"), -1, frames):
-            raise _damaged(path, f"warm_end={g.get('warm_end')!r}")
+            raise damaged(path, f"warm_end={g.get('warm_end')!r}")
         for k in ("cond", "fwd", "bwd"):
             if not isinstance(g.get(k), dict) or not all(_int_in(t, 0, frames - 1) for t in g[k]):
-                raise _damaged(path, f"{k} frames of objects {ids}")
+                raise damaged(path, f"{k} frames of objects {ids}")
     if len(seen) != len(set(seen)) or not set(object_ids) <= set(seen):
-        raise _damaged(path, f"its objects {sorted(seen)[:8]} are not the run's {sorted(object_ids)[:8]}")
+        raise damaged(path, f"its objects {sorted(seen)[:8]} are not the run's {sorted(object_ids)[:8]}")
+    problem = check_states(groups, engine["maskmem_pos"])
+    if problem is not None:
+        raise damaged(path, problem)
+    if not isinstance(engine.get("memory", {}), dict):
+        raise damaged(path, "the memory policy's state is not a mapping")
 
 
 class ResumeStore:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,15 @@ class Sink:
         """Open the partial output as it was at ``position``, dropping what was written after it."""
         raise NotImplementedError(f"{type(self).__name__} cannot be resumed")
 
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        """What is wrong with ``position`` for a run that emitted ``emitted`` frames, or None: it is read
+        from a checkpoint in OUT/.resume, which anyone may have written. Subclasses check their own fields."""
+        if not isinstance(position, dict):
+            return "not a position"
+        if not whole(position.get("frames")) or position["frames"] != emitted:
+            return f"frames={position.get('frames')!r}, not {emitted}"
+        return None
+
     def resume_from(self, position: dict) -> Sink:
         self._resume = position
         return self
@@ -115,6 +125,9 @@ class TextSink(Sink):
         self._f.flush()
         return {"frames": self.frames_written, "bytes": self._f.tell()}
 
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        return super().check_position(position, emitted) or bytes_within(position, "bytes", self.partial)
+
     def reopen(self, position: dict) -> None:
         self._f = open(self.partial, "r+", newline="")
         self._f.truncate(position["bytes"])
@@ -147,9 +160,34 @@ class FrameFilesSink(Sink):
     def position(self) -> dict:
         return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
 
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        return super().check_position(position, emitted) or next_within(position, emitted)
+
     def reopen(self, position: dict) -> None:
         self._next = position["next"]
         drop_frames_from(self.partial, self.pattern, self._next)
+
+
+def whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def bytes_within(position: dict, key: str, path: Path) -> str | None:
+    """None if ``position[key]`` is an offset within the regular file ``path`` (not a link), else why not."""
+    try:
+        st = os.lstat(path)
+        size = st.st_size if stat.S_ISREG(st.st_mode) else -1
+    except OSError:
+        size = -1
+    value = position.get(key)
+    if not whole(value) or not 0 <= value <= size:
+        return f"{key}={value!r}, not within {path.name} ({max(size, 0)} bytes)"
+    return None
+
+
+def next_within(position: dict, emitted: int) -> str | None:
+    value = position.get("next")
+    return None if whole(value) and 0 <= value <= emitted else f"next={value!r}, not 0 to {emitted}"
 
 
 def drop_frames_from(folder: Path, pattern: str, first: int) -> None:

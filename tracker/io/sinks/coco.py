@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...masks import encode_rle, mask_bbox
 from ...records import Frame, FrameMasks, VideoInfo
-from .base import Sink, class_index, class_names, frame_name, register
+from .base import Sink, bytes_within, class_index, class_names, frame_name, register, whole
 
 
 class CocoSink(Sink):
@@ -46,6 +47,14 @@ class CocoSink(Sink):
             "anns": self._anns.tell(),
             "next_id": self._next_id,
         }
+
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        problem = super().check_position(position, emitted)
+        for path, key in zip(self._parts(), ("images", "anns")):
+            problem = problem or bytes_within(position, key, path)
+        if problem is None and not (whole(position.get("next_id")) and position["next_id"] >= 1):
+            problem = f"next_id={position.get('next_id')!r}"
+        return problem
 
     def reopen(self, position: dict) -> None:
         images, anns = self._parts()

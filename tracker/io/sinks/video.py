@@ -6,13 +6,14 @@ import logging
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 from ...records import Frame, FrameMasks, VideoInfo
 from ..annotation import annotate
-from .base import Sink, register
+from .base import Sink, register, whole
 
 log = logging.getLogger("tracker.io.sinks")
 
@@ -99,6 +100,18 @@ class AnnotatedVideoSink(Sink):
             raise NotImplementedError("the annotated video is resumable only when written in segments")
         self._end_segment(flush=True)
         return {"frames": self.frames_written, "segments": self._segments, "last_pts": self._last_pts}
+
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        problem = super().check_position(position, emitted)
+        if problem is not None:
+            return problem
+        segments, pts = position.get("segments"), position.get("last_pts")
+        if not whole(segments) or not 0 <= segments <= emitted:
+            return f"segments={segments!r}, not 0 to {emitted}"
+        missing = next((k for k in range(segments) if not self._segment(k).is_file()), None)
+        if missing is not None:
+            return f"segment {missing} of {segments} is missing"
+        return None if whole(pts) and pts >= -1 else f"last_pts={pts!r}"
 
     def reopen(self, position: dict) -> None:
         self._setup()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ...records import Frame, FrameMasks
-from .base import FrameImages, Sink, class_index, class_names, drop_frames_from, register
+from .base import FrameImages, Sink, class_index, class_names, drop_frames_from, next_within, register
 
 
 def mask_polygon(mask: np.ndarray) -> np.ndarray | None:
@@ -75,6 +76,9 @@ class YoloSink(Sink):
 
     def position(self) -> dict:
         return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
+
+    def check_position(self, position: Any, emitted: int) -> str | None:
+        return super().check_position(position, emitted) or next_within(position, emitted)
 
     def reopen(self, position: dict) -> None:
         self._next = position["next"]
