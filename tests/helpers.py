@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import time
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -139,6 +140,10 @@ class WeightsServer(http.server.ThreadingHTTPServer):
         self.oid = hashlib.sha256(payload).hexdigest()
         self.cut_after: int | None = None
         self.ranges: list[str | None] = []
+        self.extra = b""  # sent after the payload, as a wrong or hostile file would be
+        self.send_length = True  # False: no Content-Length (the body ends when the connection closes)
+        self.drip_s: float | None = None  # one byte every drip_s seconds
+        self.api_body: bytes | None = None  # the file list's reply instead of the real one
 
     @property
     def url(self) -> str:
@@ -158,7 +163,8 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         s = self.server
         if self.path == "/api/facebook/sam2.1-hiera-tiny/tree/main":
-            body = json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": {"oid": s.oid}}]).encode()
+            lfs = {"oid": s.oid, "size": len(s.payload)}
+            body = s.api_body or json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": lfs}]).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -173,13 +179,25 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
         if start >= len(s.payload):
             self.send_error(416)
             return
-        body = s.payload[start:]
+        body = s.payload[start:] + s.extra
         self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(body)))
+        if s.send_length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.close_connection = True
         self.end_headers()
         if s.cut_after is not None:
             body, s.cut_after = body[: s.cut_after], None
-        self.wfile.write(body)
+        try:
+            if s.drip_s is None:
+                self.wfile.write(body)
+                return
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(s.drip_s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
 
 
 def cli_main(*args: str) -> int:

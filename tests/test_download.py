@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,94 @@ def test_a_cached_checkpoint_is_found_by_the_model_name(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["checkpoint"] == str(wc.cache_dir() / "sam2.1_hiera_tiny.pt")
     assert "untrained" not in (tmp_path / "out" / "run.log").read_text()
+
+
+# ---- issue 40 case 7: every filesystem error one line, a size cap, a bounded reply, a deadline ----------
+
+
+def _one_line(code: int, err: str, *needles: str) -> None:
+    assert code in (1, 2) and err.count("\n") == 1 and err.startswith("tracker-download: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def test_a_folder_where_a_file_goes_is_one_line_and_left_alone(server, capsys):
+    for name in ("sam2.1_hiera_tiny.pt.partial", "sam2.1_hiera_tiny.pt"):
+        spot = wc.cache_dir() / name
+        spot.mkdir(parents=True)
+        (spot / "keep.txt").write_text("mine")
+        _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], repr(str(spot)), "is not a file")
+        assert (spot / "keep.txt").read_text() == "mine"
+        (spot / "keep.txt").unlink()
+        spot.rmdir()
+
+
+def test_a_home_that_is_a_file_and_a_folder_nobody_can_write_are_one_line(
+    server, capsys, monkeypatch, tmp_path, read_only
+):
+    home = tmp_path / "home-file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("TRACKER_HOME", str(home))
+    _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], "TRACKER_HOME")
+    assert home.read_text() == "not a folder"
+    _one_line(*_download(capsys, "sam2.1_hiera_t", "--folder", str(read_only))[::2], repr(str(read_only)), "--folder")
+    _one_line(*_download(capsys, "sam2.1_hiera_t", "--folder", str(read_only / "sub"))[::2], "Read-only", "--folder")
+
+
+def test_a_binary_sums_file_is_one_line(server, capsys, monkeypatch, tmp_path):
+    sums = tmp_path / "sums"
+    sums.write_bytes(bytes(range(256)) * 10)
+    monkeypatch.setenv("TRACKER_SHA256_FILE", str(sums))
+    _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], "sums file", "not UTF-8")
+    assert server.ranges == []
+
+
+def test_a_full_disk_says_what_was_kept(server, capsys, small_disk):
+    server.payload = bytes(range(256)) * 8192  # 2 MiB on a 1 MiB disk
+    server.oid = wc.hashlib.sha256(server.payload).hexdigest()
+    code, _, err = _download(capsys, "sam2.1_hiera_t", "--folder", str(small_disk))
+    _one_line(code, err, "No space left on device", "free space", "to resume")
+    kept = int(err.split("; ")[1].split(" bytes kept")[0])
+    assert kept > 256 * 1024 and (small_disk / "sam2.1_hiera_tiny.pt.partial").stat().st_size == kept
+
+
+@pytest.mark.parametrize("send_length", [True, False])
+def test_a_body_larger_than_the_file_is_cut_at_its_size(server, capsys, send_length):
+    """The file list says 1 MiB: a server offering 300 MiB more is refused (at once when it says so, at the
+    first byte past 1 MiB when it does not) and nothing past the size is written."""
+    server.extra = b"\0" * (8 << 20)
+    server.send_length = send_length
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    _one_line(code, err, str(len(PAYLOAD)), "--base-url")
+    partial = wc.cache_dir() / "sam2.1_hiera_tiny.pt.partial"
+    assert not partial.exists() or partial.stat().st_size <= len(PAYLOAD)
+    assert wc.cached("sam2.1_hiera_t") is None
+
+
+def test_a_huge_file_list_is_not_read_whole(server, capsys):
+    server.api_body = b"[" + b" " * (8 << 20) + b"]"  # 8 MiB of nothing: read no further than the cap
+    _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], "MiB, not a file list")
+    assert server.ranges == []
+
+
+def test_a_server_that_drips_is_cut_by_the_deadline_and_the_stall_rule(server, capsys, monkeypatch):
+    server.drip_s = 0.2
+    started = time.monotonic()
+    code, _, err = _download(capsys, "sam2.1_hiera_t", "--deadline", "1.5")
+    _one_line(code, err, "the deadline passed", "to resume")
+    assert time.monotonic() - started < 10
+    monkeypatch.setattr(wc, "STALL_S", 1.0)
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    _one_line(code, err, "bytes a second for 1 s")
+    assert time.monotonic() - started < 20
+    _one_line(*_download(capsys, "sam2.1_hiera_t", "--deadline", "-3")[::2], "'-3' is not a number of seconds")
+
+
+def test_a_pinned_size_caps_the_download(server, capsys, tmp_path, monkeypatch):
+    sums = tmp_path / "sums"
+    sums.write_text(f"{server.oid}  sam2.1_hiera_tiny.pt  1000\n")
+    monkeypatch.setenv("TRACKER_SHA256_FILE", str(sums))
+    _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], f"offers {len(PAYLOAD)} bytes, the file has 1000")
+    sums.write_text(f"{server.oid}  sam2.1_hiera_tiny.pt  {len(PAYLOAD)}\n")
+    assert _download(capsys, "sam2.1_hiera_t")[0] == 0

@@ -137,17 +137,6 @@ def test_sink_failing_at_close_commits_nothing(clip, tmp_path, monkeypatch, capf
     assert snapshot(out) == before
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
-
-
 def test_full_disk_leaves_the_earlier_run(tmp_path, small_disk):
     rng = np.random.default_rng(0)
     noisy = (rng.integers(0, 256, (48, 240, 320, 3))).astype(np.uint8)

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -24,6 +25,10 @@ BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
 HF_API = "https://huggingface.co/api/models"
 SUMS_FILE = Path(__file__).resolve().parent / "weights" / "checkpoints.sha256"
 CHUNK = 1 << 20
+MAX_CHECKPOINT = 4 << 30  # no SAM 2 checkpoint comes near (large: 0.9 GB): the cap when no size is known
+API_REPLY_CAP = 4 << 20  # a model's file list is a few kB
+DEADLINE_S = 4 * 3600.0  # a whole download (resumable: running again goes on where it stopped)
+STALL_S, MIN_RATE = 60.0, 1024  # under 1 kB/s for a minute is a server that drips, not a slow line
 
 
 class DownloadError(RuntimeError):
@@ -85,13 +90,23 @@ def download_command(model: str) -> str:
     return f"tracker-download {model}"
 
 
-def _sums(path: Path) -> dict[str, str]:
-    sums = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and not line.startswith("#"):
-                sums[parts[1].lstrip("*")] = parts[0].lower()
+def _sums(path: Path) -> dict[str, tuple[str, int | None]]:
+    """``<sha256>  <file>`` lines (a third column, if there, is the size in bytes): file -> (sum, size)."""
+    sums: dict[str, tuple[str, int | None]] = {}
+    try:
+        if not path.is_file():
+            return sums
+        text = path.read_bytes()[: 1 << 20].decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise DownloadError(
+            f"the sums file {str(path)!r} cannot be read ({why}): fix or unset TRACKER_SHA256_FILE"
+        ) from None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) in (2, 3) and not line.startswith("#"):
+            size = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
+            sums[parts[1].lstrip("*")] = (parts[0].lower(), size)
     return sums
 
 
@@ -108,22 +123,46 @@ def _open(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0
         raise DownloadError(f"cannot reach {url} ({why}): check the network, or pass --base-url for a mirror") from None
 
 
-def expected_sha256(w: Weights, sums_file: Path | None = None, hf_api: str | None = None) -> str:
+@dataclass(frozen=True)
+class Expected:
+    """What the file must be, from a second place: its SHA-256 and (when known) its size in bytes."""
+
+    sha256: str
+    size: int | None = None
+
+    @property
+    def cap(self) -> int:
+        """The most bytes a download may bring."""
+        return self.size if self.size is not None else MAX_CHECKPOINT
+
+
+def expected(w: Weights, sums_file: Path | None = None, hf_api: str | None = None) -> Expected:
     sums = _sums(Path(sums_file or os.environ.get("TRACKER_SHA256_FILE") or SUMS_FILE))
     if w.file in sums:
-        return sums[w.file]
+        return Expected(*sums[w.file])
     api = (hf_api or os.environ.get("TRACKER_HF_API") or HF_API).rstrip("/")
     url = f"{api}/{w.hf_repo}/tree/main"
     with _open(url) as r:
         try:
-            entries = json.loads(r.read())
-        except ValueError:
-            entries = []
+            body = r.read(API_REPLY_CAP + 1)
+        except (OSError, http.client.HTTPException) as e:
+            raise DownloadError(
+                f"the reply of {url} was cut ({type(e).__name__}): run the same command again"
+            ) from None
+    if len(body) > API_REPLY_CAP:
+        raise DownloadError(
+            f"the reply of {url} is over {API_REPLY_CAP >> 20} MiB, not a file list: check TRACKER_HF_API"
+        )
+    try:
+        entries = json.loads(body)
+    except ValueError:
+        entries = []
     for e in entries if isinstance(entries, list) else []:
         if isinstance(e, dict) and e.get("path") == w.file and isinstance(e.get("lfs"), dict):
-            oid = str(e["lfs"].get("oid", "")).lower()
+            oid, size = str(e["lfs"].get("oid", "")).lower(), e["lfs"].get("size")
             if len(oid) == 64 and all(c in "0123456789abcdef" for c in oid):
-                return oid
+                ok = isinstance(size, int) and not isinstance(size, bool) and 0 < size <= MAX_CHECKPOINT
+                return Expected(oid, size if ok else None)
     raise DownloadError(
         f"no SHA-256 is known for {w.file} (none in the sums file, none at {url}): not downloading it unchecked"
     )
@@ -140,8 +179,32 @@ def sha256_of(path: Path) -> str:
 Progress = Callable[[int, int | None], None]
 
 
-def _fetch(url: str, partial: Path, progress: Progress | None) -> None:
-    """Append the rest of ``url`` to ``partial`` (a ranged request when part of it is there already)."""
+def _stopped(url: str, got: int, why: str) -> DownloadError:
+    return DownloadError(
+        f"the download of {url} stopped at {got} bytes ({why}): run the same command again to resume it"
+    )
+
+
+class _Pace:
+    """Cuts a download that runs past its deadline (``time.monotonic()``) or gets under ``MIN_RATE`` bytes
+    a second over ``STALL_S`` seconds (a server that drips bytes never trips a socket timeout)."""
+
+    def __init__(self, deadline: float, got: int) -> None:
+        self.deadline, self.since, self.at = deadline, time.monotonic(), got
+
+    def check(self, url: str, got: int) -> None:
+        now = time.monotonic()
+        if now > self.deadline:
+            raise _stopped(url, got, "the deadline passed")
+        if now - self.since >= STALL_S:
+            if got - self.at < MIN_RATE * (now - self.since):
+                raise _stopped(url, got, f"under {MIN_RATE} bytes a second for {STALL_S:.0f} s")
+            self.since, self.at = now, got
+
+
+def _fetch(url: str, partial: Path, want: Expected, progress: Progress | None, deadline: float) -> None:
+    """Append the rest of ``url`` to ``partial`` (a ranged request when part of it is there already): never
+    more than ``want.cap`` bytes in all, within the deadline and the minimum pace (:class:`_Pace`)."""
     have = partial.stat().st_size if partial.exists() else 0
     try:
         r = _open(url, {"Range": f"bytes={have}-"} if have else None)
@@ -152,23 +215,64 @@ def _fetch(url: str, partial: Path, progress: Progress | None) -> None:
             have = 0
         length = r.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        with open(partial, "ab" if have else "wb") as f:
-            got = have
-            try:
-                while block := r.read(CHUNK):
-                    f.write(block)
-                    got += len(block)
-                    if progress is not None:
-                        progress(got, total)
-            except (OSError, http.client.HTTPException) as e:  # a dropped connection: IncompleteRead, reset
-                raise DownloadError(
-                    f"the download of {url} stopped at {got} bytes ({type(e).__name__}): "
-                    "run the same command again to resume it"
-                ) from None
+        if total is not None and total > want.cap:
+            raise DownloadError(f"{url} offers {total} bytes, the file has {want.cap}: check the address (--base-url)")
+        got, pace = have, _Pace(deadline, have)
+        # Unbuffered writes: on a full disk ``got`` is exactly what the file holds (a buffer would hide it).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if have else os.O_TRUNC)
+        fd = os.open(partial, flags, 0o644)
+        try:
+            while True:
+                try:
+                    block = memoryview(r.read1(CHUNK))  # what has come: a slow server is seen between blocks
+                except (OSError, http.client.HTTPException) as e:  # a dropped connection: IncompleteRead, reset
+                    raise _stopped(url, got, type(e).__name__) from None
+                if not block:
+                    break
+                if got + len(block) > want.cap:
+                    raise DownloadError(
+                        f"{url} sent more than the file's {want.cap} bytes: check the address (--base-url)"
+                    )
+                while block:
+                    try:
+                        n = os.write(fd, block)
+                    except OSError as e:
+                        raise DownloadError(
+                            f"cannot write {str(partial)!r} ({e.strerror}; {got} bytes kept): free space and run "
+                            "the same command again to resume it, or pass --folder"
+                        ) from None
+                    got, block = got + n, block[n:]
+                if progress is not None:
+                    progress(got, total)
+                pace.check(url, got)
+        finally:
+            os.close(fd)
     if total is not None and got < total:
         raise DownloadError(
             f"the download of {url} stopped at {got} of {total} bytes: run the same command again to resume it"
         )
+
+
+def _usable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise DownloadError(
+            f"cannot make the folder {str(folder)!r} ({e.strerror}): set TRACKER_HOME or pass --folder a folder "
+            "you can write"
+        ) from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        what = "is not a folder" if not folder.is_dir() else "cannot be written"
+        raise DownloadError(f"{str(folder)!r} {what}: set TRACKER_HOME or pass --folder a folder you can write")
+
+
+def _not_a_file(path: Path) -> DownloadError | None:
+    """A name a download writes that holds something else than a file (a folder, a device): refused."""
+    if path.is_symlink() or not path.exists() or path.is_file():
+        return None
+    return DownloadError(f"{str(path)!r} is not a file: move it away, or pass --folder another folder")
 
 
 def download(
@@ -179,27 +283,37 @@ def download(
     sums_file: Path | None = None,
     hf_api: str | None = None,
     progress: Progress | None = None,
+    deadline_s: float = DEADLINE_S,
 ) -> Path:
     """Download a checkpoint into ``folder`` (the cache by default) and return its path. A file already
     there with the right SHA-256 is kept; a part downloaded before is resumed (``<file>.partial``); a
-    download whose SHA-256 differs is deleted."""
+    download whose SHA-256 differs is deleted. Every failure is a DownloadError whose line says what to do."""
     w = lookup(name)
-    folder = Path(folder) if folder is not None else cache_dir()
-    sha = expected_sha256(w, sums_file, hf_api)
-    target = folder / w.file
-    if target.is_file() and sha256_of(target) == sha:
+    deadline = time.monotonic() + deadline_s
+    folder = Path(folder).expanduser() if folder is not None else cache_dir()
+    want = expected(w, sums_file, hf_api)
+    target, partial = folder / w.file, folder / (w.file + ".partial")
+    for path in (target, partial):
+        if (bad := _not_a_file(path)) is not None:
+            raise bad
+    if target.is_file() and not target.is_symlink() and sha256_of(target) == want.sha256:
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / (w.file + ".partial")
-    if partial.is_symlink():
-        partial.unlink()
-    base = (base_url or os.environ.get("TRACKER_WEIGHTS_URL") or BASE_URL).rstrip("/")
-    _fetch(f"{base}/{w.release}/{w.file}", partial, progress)
-    got = sha256_of(partial)
-    if got != sha:
-        partial.unlink()
-        raise DownloadError(f"{w.file} has SHA-256 {got}, expected {sha}: the download was deleted")
-    os.replace(partial, target)
+    _usable_folder(folder)
+    try:
+        if partial.is_symlink() or (partial.exists() and partial.stat().st_size > want.cap):
+            partial.unlink()  # a link is never written through; an oversized part cannot be this file
+        base = (base_url or os.environ.get("TRACKER_WEIGHTS_URL") or BASE_URL).rstrip("/")
+        _fetch(f"{base}/{w.release}/{w.file}", partial, want, progress, deadline)
+        got = sha256_of(partial)
+        if got != want.sha256:
+            partial.unlink()
+            raise DownloadError(f"{w.file} has SHA-256 {got}, expected {want.sha256}: the download was deleted")
+        os.replace(partial, target)
+    except OSError as e:
+        where = e.filename or folder
+        raise DownloadError(
+            f"cannot write {str(where)!r} ({e.strerror}): pass --folder a folder you can write"
+        ) from None
     return target
 
 

@@ -12,11 +12,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..weights_cache import BASE_URL, WEIGHTS, DownloadError, bar, cached, download, home, lookup
+from ..weights_cache import BASE_URL, DEADLINE_S, WEIGHTS, DownloadError, bar, cached, download, home, lookup
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        """One line, as every error of the tool (argparse would print the usage first)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="tracker-download",
         description="Download SAM 2 / 2.1 checkpoints (SHA-256 checked, resumable) into the tracker cache "
         f"(TRACKER_HOME, now {home()}).",
@@ -26,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="list the models and what is cached, download nothing")
     ap.add_argument("--folder", type=Path, help="download here instead of the cache")
     ap.add_argument("--base-url", help=f"where the files are (default {BASE_URL}; env TRACKER_WEIGHTS_URL)")
+    ap.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=DEADLINE_S,
+        metavar="SECONDS",
+        help=f"stop a download after this long (default {DEADLINE_S:.0f}; the same command resumes it)",
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -53,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 folder=args.folder,
                 base_url=args.base_url,
                 progress=None if args.quiet else bar(w.file),
+                deadline_s=args.deadline,
             )
         except DownloadError as e:
             print(f"tracker-download: error: {e}", file=sys.stderr)
