@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
+from helpers import write_video
+from PIL import Image
 
 import tracker
 from tracker.experiments.demo import demo_sequence, write_demo_clip
@@ -96,7 +101,7 @@ def test_run_writes_what_the_cli_writes_and_returns_its_record(demo, tmp_path):
     prompts.write_text(yaml.safe_dump({"objects": objects}))
     import torch
 
-    settings = {"sink": {"coco": True, "annotated": False}, "threads": 1, "progress": False}
+    settings = {"sink": {"coco": True, "annotated": False}, "threads": 1, "progress": False, "model": "toy"}
     before = torch.get_num_threads()
     record = tracker.run(clip, prompts, tmp_path / "py", **settings)
     assert torch.get_num_threads() == before  # the run's threads=1 was the process's only while it ran
@@ -123,7 +128,7 @@ def test_run_writes_what_the_cli_writes_and_returns_its_record(demo, tmp_path):
 def test_run_refuses_bad_settings_before_decoding(demo, tmp_path, kwargs, needle):
     clip, _ = demo
     with pytest.raises(ValueError, match=needle):
-        tracker.run(clip, None, tmp_path / "out", **kwargs)
+        tracker.run(clip, None, tmp_path / "out", model="toy", **kwargs)
     assert not (tmp_path / "out").exists()
 
 
@@ -137,19 +142,18 @@ def test_run_takes_every_group_of_the_command(demo, tmp_path):
     clip, seq = demo
     frames = tmp_path / "frames"
     frames.mkdir()
-    for t, (frame, _) in zip(range(4), tracker.track(clip, [tracker.Prompt(1, 0, box=(5, 5, 30, 30))])):
+    for t, (frame, _) in zip(range(4), tracker.track(clip, [tracker.Prompt(1, 0, box=(5, 5, 30, 30))], model="toy")):
         Image.fromarray(frame.rgb).save(frames / f"{t:05d}.png")
     objects = [{"id": k, "prompts": [{"frame": 0, "box": b}]} for k, b in _boxes(seq).items()]
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"objects": objects}))
-    quiet = {"progress": False, "sink": {"annotated": False, "png": False}}
+    quiet = {"progress": False, "sink": {"annotated": False, "png": False}, "model": "toy"}
     record = tracker.run(
         frames,
         tmp_path / "p.yaml",
         tmp_path / "out",
         source={"kind": "images"},
         memory={"name": "gated", "gate_iou": 0.2},
-        model={"name": "toy", "dtype": "bfloat16"},
-        **quiet,
+        **{**quiet, "model": {"name": "toy", "dtype": "bfloat16"}},
     )
     assert record["frames"] == 4 and len((tmp_path / "out" / "masks.jsonl").read_text().splitlines()) == 4
     used = record["config"]
@@ -170,9 +174,9 @@ def test_track_checks_memory_and_step_hook_before_any_frame(demo):
     clip, _ = demo
     box = [tracker.Prompt(1, 0, box=(5, 5, 30, 30))]
     with pytest.raises(TypeError, match="memory must be a name of configs/memory/ or a MemoryPolicy: got int 3"):
-        tracker.track(clip, box, memory=3)
+        tracker.track(clip, box, model="toy", memory=3)
     with pytest.raises(TypeError, match="step_hook must be a function"):
-        tracker.track(clip, box, step_hook=5)
+        tracker.track(clip, box, model="toy", step_hook=5)
 
 
 def test_checkpoint_that_is_a_device_and_a_home_with_a_tilde(tmp_path, monkeypatch):
@@ -183,3 +187,39 @@ def test_checkpoint_that_is_a_device_and_a_home_with_a_tilde(tmp_path, monkeypat
     monkeypatch.setenv("TRACKER_HOME", "~/x")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert home() == tmp_path / "x"
+
+
+def _photo_clip(path: Path, frames: int = 6) -> Path:
+    """Real footage, as far as this machine has any: a camera panning across a photograph (matplotlib's
+    sample of Grace Hopper), encoded as H.264."""
+    from matplotlib.cbook import get_sample_data
+
+    photo = np.asarray(Image.open(get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    return write_video(path, (photo[40 + 4 * t : 280 + 4 * t, 60 + 6 * t : 380 + 6 * t] for t in range(frames)))
+
+
+def test_no_silent_toy_model_and_a_warning_when_it_meets_real_footage(demo, tmp_path):
+    """Leaving model out is a TypeError naming the choices; model='toy' on a video this package did not make
+    warns once (Python: UserWarning; the command: its log and run.log); on the demo's clip it does not."""
+    clip, _ = demo
+    box = [tracker.Prompt(1, 0, box=(5, 5, 30, 30))]
+    for call in (lambda: tracker.track(clip, box), lambda: tracker.run(clip, None, tmp_path / "o")):
+        with pytest.raises(TypeError, match=r"needs model=: one of .*sam2\.1_hiera_t.*toy"):
+            call()
+    photo = _photo_clip(tmp_path / "photo.mp4")
+    with pytest.warns(UserWarning, match="model=toy on 'photo.mp4': the toy model has only seen"):
+        tracker.track(photo, box, model="toy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracker.track(clip, box, model="toy")
+    import subprocess
+    import sys
+
+    for video, warned in ((photo, True), (clip, False)):
+        out = tmp_path / f"cli-{video.stem}"
+        args = ["model=toy", f"source.path={video}", "prompts.box=[5,5,30,30]", f"output_dir={out}"]
+        args += ["sink.annotated=false", "threads=1", "progress=false"]
+        res = subprocess.run([sys.executable, "-m", "tracker.apps.cli", *args], capture_output=True, text=True)
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        logged = (out / "run.log").read_text()
+        assert ("the toy model has only seen" in logged) is warned and ("the toy model" in res.stdout) is warned

@@ -654,7 +654,7 @@ def test_saves_command_carries_every_override_the_studio_started_with(tmp_path):
     ],
 )
 def test_track_checks_its_arguments(tmp_path, kwargs, error, needle):
-    args = {"video": tmp_path / "v.mp4", "prompts": None, **kwargs}
+    args = {"video": tmp_path / "v.mp4", "prompts": None, "model": "toy", **kwargs}
     with pytest.raises(error, match=needle):
         tracker.track(args.pop("video"), args.pop("prompts"), **args)
 
@@ -665,7 +665,7 @@ def test_load_model_and_run_check_their_arguments(tmp_path):
     with pytest.raises(TypeError, match="name must be a model name"):
         tracker.load_model(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="output_dir must be a folder"):
-        tracker.run("v.mp4", None, 5)  # type: ignore[arg-type]
+        tracker.run("v.mp4", None, 5, model="toy")  # type: ignore[arg-type]
 
 
 def test_a_missing_extra_names_what_to_install(monkeypatch):
@@ -695,7 +695,7 @@ def test_python_run_refuses_an_output_folder_that_is_not_its_own(tmp_path, monke
     (tmp_path / "masks" / "keep.png").write_bytes(b"mine")
     before = tree_hashes(tmp_path)
     with pytest.raises(ValueError, match="output_dir '.*' is (not a folder path|the current folder)"):
-        tracker.run(tmp_path / "missing.mp4", None, value)
+        tracker.run(tmp_path / "missing.mp4", None, value, model="toy")
     assert tree_hashes(tmp_path) == before
 
 

@@ -9,6 +9,7 @@ for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,23 @@ def _check_video(video: Any) -> None:
         )
 
 
+def _require_model(model: Any, door: str) -> None:
+    """No silent default: the toy model on real footage draws noise with full scores."""
+    if model is None:
+        raise TypeError(
+            f"{door}() needs model=: one of {', '.join(model_names())}, or a model from tracker.load_model() "
+            f"(model='toy' is the shipped toy model, for this package's synthetic clips only; real footage "
+            f"needs a SAM 2 model: tracker-download sam2.1_hiera_t)"
+        )
+
+
+def _warn_toy(model: Any, video: Any) -> None:
+    from .run.model import toy_meets_real_video
+
+    if isinstance(video, (str, Path)) and (warning := toy_meets_real_video(model, video)) is not None:
+        warnings.warn(warning, UserWarning, stacklevel=3)
+
+
 def _check_model(model: Any) -> None:
     if isinstance(model, str):
         if model not in model_names():
@@ -145,7 +163,7 @@ def track(
     video: str | Path | Any,
     prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt] | None,
     *,
-    model: str | Any = "toy",
+    model: str | Any = None,
     backward: bool = True,
     source: str = "pyav",
     discover_every: int = 0,
@@ -172,6 +190,7 @@ def track(
     from .io.source import SOURCES, open_source
     from .run.prompts import PromptInput, make_discovery, plan_prompts
 
+    _require_model(model, "track")
     _check_video(video)
     _check_type(
         "prompts",
@@ -203,6 +222,7 @@ def track(
     finds = prompts is None or discover_every > 0
     Propagator.check_prompts(given.spec.prompts, src.info, given.spec.object_ids, allow_empty=finds)
     net = load_model(model) if isinstance(model, str) else model
+    _warn_toy(net, video)
     discovery = None
     if finds:
         spec = run_spec(
@@ -281,7 +301,7 @@ def run(
     output_dir: str | Path,
     /,
     *,
-    model: str | Mapping[str, Any] = "toy",
+    model: str | Mapping[str, Any] | None = None,
     **settings: Mapping[str, Any] | Any,
 ) -> dict[str, Any]:
     """Run ``tracker`` from Python: the same files in ``output_dir`` as the command writes, returns the
@@ -293,6 +313,7 @@ def run(
     """
     from .run import run as run_spine
 
+    _require_model(model, "run")
     _check_type("source", source, (str, Path), "a video file or a frame folder (str or Path)")
     _check_type(
         "prompts", prompts, (str, Path, type(None)), "a prompts file (str or Path), or None to find the objects"
@@ -300,4 +321,5 @@ def run(
     _check_type("output_dir", output_dir, (str, Path), "a folder (str or Path)")
     _check_type("model", model, (str, Mapping), f"a model name (one of {', '.join(model_names())}) or a dict")
     spec = run_spec(source, output_dir, prompts_file=prompts, find_objects=prompts is None, model=model, **settings)
+    _warn_toy(spec.model.name, source)
     return run_spine(spec)

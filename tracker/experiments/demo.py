@@ -21,12 +21,26 @@ def demo_sequence(frames: int, width: int, height: int, seed: int) -> SyntheticS
     return SyntheticSequence(seed, frames, width, height, objects=2)
 
 
+# Written in the clips this package makes (container metadata "comment"): the toy model's own kind of video.
+SYNTHETIC_COMMENT = "tracker synthetic clip"
+
+
+def is_synthetic_clip(path: str | Path) -> bool:
+    """Whether ``path`` is a video this package wrote from its synthetic generator (its metadata says so)."""
+    try:
+        with av.open(str(path)) as c:
+            return c.metadata.get("comment") == SYNTHETIC_COMMENT
+    except (av.FFmpegError, OSError):
+        return False
+
+
 def write_demo_clip(
     path: Path, frames: int = 48, width: int = 320, height: int = 240, seed: int = 0, fps: int = 24
 ) -> Path:
     """Encode the demo clip as H.264 mp4 (written to a temp name, then renamed)."""
     tmp = path.with_name(path.name + ".partial")
     with av.open(str(tmp), "w", format="mp4") as out:
+        out.metadata["comment"] = SYNTHETIC_COMMENT
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.options = {"crf": "16", "g": "24"}

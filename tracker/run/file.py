@@ -13,7 +13,7 @@ from ..io.prompts import PromptError
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from ..threads import apply_threads
-from .model import build
+from .model import build, toy_meets_real_video
 from .outputs import (
     check_inputs_apart,
     logged_to,
@@ -193,6 +193,8 @@ def _track(
     source, plan, store, fp, ckpt, threads = ready.source, ready.plan, ready.store, ready.fp, ready.ckpt, ready.threads
     info = source.info
     model = model if model is not None else build(spec.model)
+    if (warning := toy_meets_real_video(model, shown if spec.demo is None else None)) is not None:
+        log.warning(warning)
     discovery = make_discovery(spec, model, info, plan)
     sinks: list[Sink] = list(ready.sinks)
     video_sink = next((s for s in sinks if s.target.name == "annotated.mp4"), None)

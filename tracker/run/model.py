@@ -33,6 +33,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
             seed=m.seed,
         )
     model.auto_points = m.auto_points
+    model.name = m.name
     if ckpt is None and checkpoint and warn == "python":
         warnings.warn(
             f"model {m.name!r} runs untrained weights (random_weights=True): the masks are noise",
@@ -54,3 +55,19 @@ def device_name(model: Any) -> str:
     import torch
 
     return str(model.device) if model.device.type != "cuda" else torch.cuda.get_device_name()
+
+
+def toy_meets_real_video(model: str | Any, source: str | Path | None) -> str | None:
+    """The warning for the shipped toy model (``model``: its name or the model) on a video this package did
+    not make (it has only seen flat synthetic shapes: on real footage its masks are specks with full
+    scores), or None."""
+    from ..experiments.demo import is_synthetic_clip
+
+    name = model if isinstance(model, str) else getattr(model, "name", None)
+    if name != "toy" or source is None or is_synthetic_clip(source):
+        return None
+    return (
+        f"model=toy on {Path(source).name!r}: the toy model has only seen this package's synthetic clips "
+        "(flat shapes), so on real footage its masks are noise; use a SAM 2 model "
+        "(tracker-download sam2.1_hiera_t, then model=sam2.1_hiera_t)"
+    )
