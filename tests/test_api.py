@@ -223,3 +223,21 @@ def test_no_silent_toy_model_and_a_warning_when_it_meets_real_footage(demo, tmp_
         assert res.returncode == 0 and res.stderr == "", res.stderr
         logged = (out / "run.log").read_text()
         assert ("the toy model has only seen" in logged) is warned and ("the toy model" in res.stdout) is warned
+
+
+def test_track_sets_threads_by_the_commands_rule_while_it_runs(demo, monkeypatch):
+    import torch
+
+    import tracker.threads
+
+    clip, _ = demo
+    box = [tracker.Prompt(1, 0, box=(5, 5, 30, 30))]
+    before = torch.get_num_threads()
+    monkeypatch.setattr(tracker.threads, "usable_cores", lambda: 4)
+    for idle, want in ((1.0, 1), (3.0, 3)):  # auto: the cores at least 3/4 idle
+        monkeypatch.setattr(tracker.threads, "idle_cores", lambda idle=idle: idle)
+        seen = [torch.get_num_threads() for _ in tracker.track(clip, box, model="toy")]
+        assert set(seen) == {want} and torch.get_num_threads() == before
+    assert {torch.get_num_threads() for _ in tracker.track(clip, box, model="toy", threads=2)} == {2}
+    with pytest.raises(TypeError, match="threads must be 'auto' or a whole number"):
+        tracker.track(clip, box, model="toy", threads=0)

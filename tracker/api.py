@@ -170,6 +170,7 @@ def track(
     confirm: int = 15,
     generator: Mapping[str, Any] | None = None,
     memory: str | Any = "sam2",
+    threads: int | str = "auto",
     **options: Any,
 ) -> Iterator[tuple[Frame, FrameMasks]]:
     """Track ``prompts`` through ``video``: ``(Frame, FrameMasks)`` for every frame, in frame order.
@@ -183,6 +184,8 @@ def track(
     :class:`tracker.discovery.GeneratorSettings` (default: SAM 2's, with the model's points per prompt).
     ``memory``: the memory policy, a name of ``configs/memory/`` or a
     :class:`tracker.engine.memory.MemoryPolicy` (default ``sam2``: upstream SAM 2's own).
+    ``threads``: torch's and the decoder's while the frames come (``auto``: the command's rule, the cores
+    other processes leave idle; the process's own count is back once the loop ends).
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
@@ -217,8 +220,14 @@ def track(
     if options.get("step_hook") is not None and not callable(options["step_hook"]):
         _check_type("step_hook", options["step_hook"], type(None), "a function (t, reverse, object_ids, low_res)")
 
+    if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
+    from .threads import resolve_threads
+
+    n = resolve_threads(threads)
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
-    src = open_source(source, video) if isinstance(video, (str, Path)) else video
+    decoder = {"threads": n} if source == "pyav" else {}
+    src = open_source(source, video, **decoder) if isinstance(video, (str, Path)) else video
     finds = prompts is None or discover_every > 0
     Propagator.check_prompts(given.spec.prompts, src.info, given.spec.object_ids, allow_empty=finds)
     net = load_model(model) if isinstance(model, str) else model
@@ -241,7 +250,18 @@ def track(
     propagator = Propagator(
         net, backward=backward, discovery=discovery, memory=memory, labels=given.spec.labels, **options
     )
-    return propagator.run(src, given.spec.prompts, given.spec.object_ids)
+    return _with_threads(n, propagator.run(src, given.spec.prompts, given.spec.object_ids))
+
+
+def _with_threads(n: int, frames: Iterator[tuple[Frame, FrameMasks]]) -> Iterator[tuple[Frame, FrameMasks]]:
+    from .threads import apply_threads, current_threads, restore_threads
+
+    saved = current_threads()
+    apply_threads(n)
+    try:
+        yield from frames
+    finally:
+        restore_threads(saved)
 
 
 def run_spec(
