@@ -24,8 +24,11 @@ if [ "$GPU" = 0 ] && .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.
   echo "warning: a CUDA build of torch is installed on a machine without a GPU" >&2
 fi
 # PYTHONWARNINGS: setuptools warns on every editable install that a folder named like the package may
-# shadow it (the checkout is that folder, on purpose).
-PYTHONWARNINGS=ignore pip install -e ".[decord,experiments,studio,supervision,test]"
+# shadow it (the checkout is that folder, on purpose). editable_mode=compat puts the checkout on sys.path
+# (a .pth line) instead of a finder that Python asks last: with the finder, `import tracker` run beside a
+# folder called tracker (the clone itself) found that folder as an empty namespace package.
+PYTHONWARNINGS=ignore pip install -e ".[decord,experiments,studio,supervision,test]" \
+  --config-settings editable_mode=compat
 if ! .venv/bin/python -c "import sam2.modeling.sam2_base" >/dev/null 2>&1; then
   SAM2_BUILD_CUDA=$GPU pip install --no-deps --no-build-isolation "sam2==1.1.0"
 fi

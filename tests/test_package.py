@@ -125,3 +125,13 @@ def test_installed_python_api_tracks_a_moving_object(installed, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["frames"] == 24 and result["mean_iou"] >= 0.7, result
+
+
+def test_import_beside_a_folder_called_tracker_gets_the_package(tmp_path):
+    """Run from the folder that holds the clone (a folder named tracker), `import tracker` used to find that
+    folder as an empty namespace package (module 'tracker' has no attribute 'track')."""
+    (tmp_path / "tracker").mkdir()
+    (tmp_path / "tracker" / "README.md").write_text("a clone, say\n")
+    code = "import tracker; print(tracker.track.__module__)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "tracker.api", res.stderr
