@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -366,3 +368,21 @@ def test_multirun_sweeps_two_videos(videos, tmp_path):
     runs = sorted(tmp_path.glob("*/run.json"))
     assert len(runs) == 2
     assert {json.loads(r.read_text())["source"]["path"] for r in runs} == {str(a), str(b)}
+
+
+def test_a_mistyped_key_names_the_setting_meant(tmp_path):
+    """Hydra says 'use +prompt.box' (which adds a key nothing reads); the fix is nearly always a typo."""
+    from helpers import cli_main
+
+    for typed, meant in [
+        ("prompt.box=[1,2,3,4]", "did you mean prompts.box=[1,2,3,4]?"),
+        ("sink.cocoo=true", "did you mean sink.coco=true?"),
+        ("modle=toy", "did you mean model=toy?"),  # an option of a group names the group
+        ("zzqqy=1", "'zzqqy' is not a setting: tracker --help lists them"),
+    ]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = cli_main("experiment=demo", typed, f"output_dir={tmp_path / 'out'}")
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and len(lines) == 1 and meant in lines[0] and "+" not in lines[0], lines
+        assert not (tmp_path / "out").exists()

@@ -223,7 +223,12 @@ def entry(app: Callable[[], Any], prog: str) -> None:
     except Exception as e:
         if _debug:
             traceback.print_exc()
-        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        line = one_line(e)
+        if prog == "tracker" and type(e).__module__.startswith("hydra"):
+            from .help import unknown_key_line
+
+            line = unknown_key_line(line) or line
+        print(f"{prog}: error: {line}", file=sys.stderr)
         sys.exit(2)
     if _failed:
         sys.exit(2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -50,3 +52,43 @@ def help_text() -> str:
     leaves(cfg, "")
     lines += ["", "tracker --cfg job prints the whole composed config; --hydra-help lists Hydra's own options."]
     return "\n".join(lines)
+
+
+def setting_names() -> list[str]:
+    """Every key of the composed config (dotted, SAM 2's architecture left out) and every group name."""
+    names = [d.name for d in sorted(config_dir().iterdir()) if d.is_dir()]
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            if k != "arch" and k != "hydra":
+                names.append(prefix + str(k))
+                if isinstance(v, dict):
+                    walk(v, f"{prefix}{k}.")
+
+    walk(OmegaConf.to_container(compose_config(), resolve=False), "")
+    return names
+
+
+_UNKNOWN = re.compile(
+    r"Could not override '([^']+)'\. To append to your config use \+[^=]*=(.*) \(Key .* is not in struct\)"
+)
+
+
+def unknown_key_line(message: str) -> str | None:
+    """Hydra's 'Could not override KEY ... use +KEY' (a typo, nearly always: '+' adds a key nothing reads)
+    said as what it is, with the nearest setting: ``prompt.box`` -> ``prompts.box``."""
+    m = _UNKNOWN.search(message)
+    if m is None:
+        return None
+    key, value = m.groups()
+    names = setting_names()
+    # A value that is one of a group's options names the group: modle=toy is model=toy, not mode=toy.
+    owners = [d.name for d in config_dir().iterdir() if d.is_dir() and (d / f"{value}.yaml").is_file()]
+    best = difflib.get_close_matches(key, owners, n=1, cutoff=0.5) or difflib.get_close_matches(key, names, 1, 0.6)
+    if not best and "." in key:  # the group mistyped, the key right: prompt.box
+        head, rest = key.split(".", 1)
+        heads = difflib.get_close_matches(head, [n for n in names if "." not in n], n=1, cutoff=0.6)
+        best = [f"{heads[0]}.{rest}"] if heads and f"{heads[0]}.{rest}" in names else []
+    if best:
+        return f"{key!r} is not a setting: did you mean {best[0]}={value}? (tracker --help lists the settings)"
+    return f"{key!r} is not a setting: tracker --help lists them"
