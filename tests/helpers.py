@@ -144,6 +144,7 @@ class WeightsServer(http.server.ThreadingHTTPServer):
         self.send_length = True  # False: no Content-Length (the body ends when the connection closes)
         self.drip_s: float | None = None  # one byte every drip_s seconds
         self.api_body: bytes | None = None  # the file list's reply instead of the real one
+        self.sums: str | None = None  # served as /files/SHA256SUMS (a mirror's sums file), else 404
 
     @property
     def url(self) -> str:
@@ -165,6 +166,13 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
         if self.path == "/api/facebook/sam2.1-hiera-tiny/tree/main":
             lfs = {"oid": s.oid, "size": len(s.payload)}
             body = s.api_body or json.dumps([{"path": "sam2.1_hiera_tiny.pt", "lfs": lfs}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path == "/files/SHA256SUMS" and s.sums is not None:
+            body = s.sums.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

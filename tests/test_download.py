@@ -235,3 +235,27 @@ def test_a_pinned_size_caps_the_download(server, capsys, tmp_path, monkeypatch):
     _one_line(*_download(capsys, "sam2.1_hiera_t")[::2], f"offers {len(PAYLOAD)} bytes, the file has 1000")
     sums.write_text(f"{server.oid}  sam2.1_hiera_tiny.pt  {len(PAYLOAD)}\n")
     assert _download(capsys, "sam2.1_hiera_t")[0] == 0
+
+
+def test_a_mirror_works_without_hugging_face(server, capsys, monkeypatch):
+    """Hugging Face unreachable: the error says how to give the sum; a SHA256SUMS beside the mirror's files
+    or --sha256 then does it."""
+    monkeypatch.setenv("TRACKER_HF_API", "http://127.0.0.1:9/api")  # nothing listens
+    code, _, err = _download(capsys, "sam2.1_hiera_t")
+    _one_line(code, err, "cannot reach http://127.0.0.1:9/api/", "--sha256 HEX", "SHA256SUMS", "TRACKER_SHA256_FILE")
+    code, _, err = _download(capsys, "sam2.1_hiera_t", "--sha256", "1" * 64)
+    _one_line(code, err, "expected 1111", "deleted")
+    assert _download(capsys, "sam2.1_hiera_t", "--sha256", server.oid)[0] == 0
+    wc.cached("sam2.1_hiera_t").unlink()
+    server.sums = f"# a mirror's sums\n{server.oid}  092824/sam2.1_hiera_tiny.pt  {len(PAYLOAD)}\n"
+    code, out, err = _download(capsys, "sam2.1_hiera_t")
+    assert code == 0 and "SHA-256 checked" in out, err
+    assert wc.cached("sam2.1_hiera_t").read_bytes() == PAYLOAD
+    _one_line(*_download(capsys, "--all", "--sha256", server.oid)[::2], "name one model")
+
+
+def test_help_names_every_environment_variable(capsys):
+    code, out, _ = _download(capsys, "--help")
+    assert code == 0
+    for name in ("TRACKER_HOME", "TRACKER_WEIGHTS_URL", "TRACKER_SHA256_FILE", "TRACKER_HF_API", "SHA256SUMS"):
+        assert name in out, out

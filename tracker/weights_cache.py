@@ -5,7 +5,9 @@ The cache is ``$TRACKER_HOME/checkpoints`` (``TRACKER_HOME`` defaults to ``~/.ca
 expected SHA-256 of a file comes from a second place, never from the server that sends the file: a
 ``<sha256>  <file>`` line in the sums file (``TRACKER_SHA256_FILE``, default the one shipped in the
 package) or else the Git LFS object id Hugging Face publishes for the same file (an LFS oid is the file's
-SHA-256)."""
+SHA-256). The one exception is a mirror the user names (``--base-url``, ``TRACKER_WEIGHTS_URL``): a
+``SHA256SUMS`` file beside its files is taken, so a mirror works with no access to Hugging Face; ``--sha256``
+gives the sum outright."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
 HF_API = "https://huggingface.co/api/models"
@@ -90,33 +93,55 @@ def download_command(model: str) -> str:
     return f"tracker-download {model}"
 
 
-def _sums(path: Path) -> dict[str, tuple[str, int | None]]:
-    """``<sha256>  <file>`` lines (a third column, if there, is the size in bytes): file -> (sum, size)."""
+def _parse_sums(text: str) -> dict[str, tuple[str, int | None]]:
+    """``<sha256>  <file>`` lines (a third column, if there, is the size in bytes): file name -> (sum,
+    size). A name with folders (``092824/sam2.1_hiera_tiny.pt``) counts by its last part."""
     sums: dict[str, tuple[str, int | None]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) in (2, 3) and not line.startswith("#") and _is_sha256(parts[0].lower()):
+            size = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
+            sums[parts[1].lstrip("*").rsplit("/", 1)[-1]] = (parts[0].lower(), size)
+    return sums
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _sums(path: Path) -> dict[str, tuple[str, int | None]]:
     try:
         if not path.is_file():
-            return sums
+            return {}
         text = path.read_bytes()[: 1 << 20].decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         why = getattr(e, "strerror", None) or "not UTF-8 text"
         raise DownloadError(
             f"the sums file {str(path)!r} cannot be read ({why}): fix or unset TRACKER_SHA256_FILE"
         ) from None
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) in (2, 3) and not line.startswith("#"):
-            size = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
-            sums[parts[1].lstrip("*")] = (parts[0].lower(), size)
-    return sums
+    return _parse_sums(text)
 
 
-def _open(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0):
+def _read_capped(url: str, r: Any, what: str) -> bytes:
+    try:
+        body = r.read(API_REPLY_CAP + 1)
+    except (OSError, http.client.HTTPException) as e:
+        raise DownloadError(f"the reply of {url} was cut ({type(e).__name__}): run the same command again") from None
+    if len(body) > API_REPLY_CAP:
+        raise DownloadError(f"the reply of {url} is over {API_REPLY_CAP >> 20} MiB, not {what}: check the address")
+    return body
+
+
+def _open(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0, missing_ok: bool = False):
+    """The response (None for a 404 when ``missing_ok``); any other failure is a DownloadError."""
     req = urllib.request.Request(url, headers={"User-Agent": "tracker", **(headers or {})})
     try:
         return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (http/https/file URLs only)
     except urllib.error.HTTPError as e:
         if e.code == 416 and headers and "Range" in headers:
             raise _RangeDone from None
+        if e.code == 404 and missing_ok:
+            return None
         raise DownloadError(f"{url} answered HTTP {e.code}: check the address (--base-url)") from None
     except (urllib.error.URLError, OSError) as e:
         why = getattr(e, "reason", None) or e
@@ -136,23 +161,42 @@ class Expected:
         return self.size if self.size is not None else MAX_CHECKPOINT
 
 
-def expected(w: Weights, sums_file: Path | None = None, hf_api: str | None = None) -> Expected:
+def expected(
+    w: Weights,
+    sums_file: Path | None = None,
+    hf_api: str | None = None,
+    mirror: str | None = None,
+    sha256: str | None = None,
+) -> Expected:
+    """The file's SHA-256 (and size), first found of: ``sha256`` (given), the sums file
+    (``TRACKER_SHA256_FILE``, else the one shipped), the ``SHA256SUMS`` beside a mirror's files (``mirror``:
+    the base URL the user chose), Hugging Face's LFS object id."""
+    if sha256 is not None:
+        if not _is_sha256(sha256.lower()):
+            raise DownloadError(f"--sha256 {sha256!r} is not a SHA-256 (64 hex digits)")
+        return Expected(sha256.lower())
     sums = _sums(Path(sums_file or os.environ.get("TRACKER_SHA256_FILE") or SUMS_FILE))
     if w.file in sums:
         return Expected(*sums[w.file])
+    if mirror is not None:
+        url = f"{mirror.rstrip('/')}/SHA256SUMS"
+        r = _open(url, missing_ok=True)
+        if r is not None:
+            with r:
+                text = _read_capped(url, r, "a sums file").decode("utf-8", errors="replace")
+            if w.file in (mirrored := _parse_sums(text)):
+                return Expected(*mirrored[w.file])
     api = (hf_api or os.environ.get("TRACKER_HF_API") or HF_API).rstrip("/")
     url = f"{api}/{w.hf_repo}/tree/main"
-    with _open(url) as r:
-        try:
-            body = r.read(API_REPLY_CAP + 1)
-        except (OSError, http.client.HTTPException) as e:
-            raise DownloadError(
-                f"the reply of {url} was cut ({type(e).__name__}): run the same command again"
-            ) from None
-    if len(body) > API_REPLY_CAP:
+    try:
+        r = _open(url)
+    except DownloadError as e:
         raise DownloadError(
-            f"the reply of {url} is over {API_REPLY_CAP >> 20} MiB, not a file list: check TRACKER_HF_API"
-        )
+            f"{e} -- the SHA-256 comes from there unless you give it: --sha256 HEX, a SHA256SUMS file beside "
+            "the mirror's files, or TRACKER_SHA256_FILE"
+        ) from None
+    with r:
+        body = _read_capped(url, r, "a file list")
     try:
         entries = json.loads(body)
     except ValueError:
@@ -160,7 +204,7 @@ def expected(w: Weights, sums_file: Path | None = None, hf_api: str | None = Non
     for e in entries if isinstance(entries, list) else []:
         if isinstance(e, dict) and e.get("path") == w.file and isinstance(e.get("lfs"), dict):
             oid, size = str(e["lfs"].get("oid", "")).lower(), e["lfs"].get("size")
-            if len(oid) == 64 and all(c in "0123456789abcdef" for c in oid):
+            if _is_sha256(oid):
                 ok = isinstance(size, int) and not isinstance(size, bool) and 0 < size <= MAX_CHECKPOINT
                 return Expected(oid, size if ok else None)
     raise DownloadError(
@@ -284,6 +328,7 @@ def download(
     hf_api: str | None = None,
     progress: Progress | None = None,
     deadline_s: float = DEADLINE_S,
+    sha256: str | None = None,
 ) -> Path:
     """Download a checkpoint into ``folder`` (the cache by default) and return its path. A file already
     there with the right SHA-256 is kept; a part downloaded before is resumed (``<file>.partial``); a
@@ -291,7 +336,8 @@ def download(
     w = lookup(name)
     deadline = time.monotonic() + deadline_s
     folder = Path(folder).expanduser() if folder is not None else cache_dir()
-    want = expected(w, sums_file, hf_api)
+    mirror = base_url or os.environ.get("TRACKER_WEIGHTS_URL") or None  # a base the user chose
+    want = expected(w, sums_file, hf_api, mirror, sha256)
     target, partial = folder / w.file, folder / (w.file + ".partial")
     for path in (target, partial):
         if (bad := _not_a_file(path)) is not None:
@@ -302,7 +348,7 @@ def download(
     try:
         if partial.is_symlink() or (partial.exists() and partial.stat().st_size > want.cap):
             partial.unlink()  # a link is never written through; an oversized part cannot be this file
-        base = (base_url or os.environ.get("TRACKER_WEIGHTS_URL") or BASE_URL).rstrip("/")
+        base = (mirror or BASE_URL).rstrip("/")
         _fetch(f"{base}/{w.release}/{w.file}", partial, want, progress, deadline)
         got = sha256_of(partial)
         if got != want.sha256:

@@ -25,6 +25,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+_ENVIRONMENT = """\
+where the SHA-256 comes from, first found: --sha256; the sums file; SHA256SUMS beside a mirror's files
+(--base-url); Hugging Face's file list (the LFS object id). Offline, with a mirror: put SHA256SUMS there.
+
+environment:
+  TRACKER_HOME         the cache folder's parent (default ~/.cache/tracker)
+  TRACKER_WEIGHTS_URL  a mirror, as --base-url
+  TRACKER_SHA256_FILE  a sums file of "<sha256>  <file> [<bytes>]" lines (default: the package's)
+  TRACKER_HF_API       Hugging Face's API (default https://huggingface.co/api/models)"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         """One line, as every error of the tool (argparse would print the usage first)."""
@@ -33,6 +44,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     ap = _Parser(
+        epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         prog="tracker-download",
         description="Download SAM 2 / 2.1 checkpoints (SHA-256 checked, resumable) into the tracker cache "
         f"(TRACKER_HOME, now {home()}).",
@@ -49,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"stop a download after this long (default {DEADLINE_S:.0f}; the same command resumes it)",
     )
+    ap.add_argument("--sha256", metavar="HEX", help="the file's SHA-256, when you have it (one model only)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -64,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     if not names:
         print("tracker-download: error: name a model (e.g. tracker-download sam2.1_hiera_t) or --all", file=sys.stderr)
         sys.exit(2)
+    if args.sha256 is not None and len(names) != 1:
+        print("tracker-download: error: --sha256 is one file's sum: name one model with it", file=sys.stderr)
+        sys.exit(2)
     try:
         found = [lookup(n) for n in names]
     except DownloadError as e:
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                 base_url=args.base_url,
                 progress=None if args.quiet else bar(w.file),
                 deadline_s=args.deadline,
+                sha256=args.sha256,
             )
         except DownloadError as e:
             print(f"tracker-download: error: {e}", file=sys.stderr)
