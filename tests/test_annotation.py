@@ -69,3 +69,17 @@ def test_overlapping_masks_show_the_later_objects_colour():
         text=False,
     )
     assert tuple(out[10, 10]) == color_of(2) and tuple(out[4, 4]) == color_of(1) and not out[0, 0].any()
+
+
+def test_the_label_sits_on_the_largest_part_not_a_far_speck():
+    """A mask with a speck at the top left and its body at the bottom right: the label is drawn above the
+    body; before, it went to the top-left corner of the box around both."""
+    frame = np.zeros((120, 160, 3), dtype=np.uint8)
+    m = np.zeros((1, 120, 160), dtype=bool)
+    m[0, 2:4, 2:4] = True  # the speck
+    m[0, 80:110, 100:150] = True  # the body
+    fm = FrameMasks(0, (7,), m, np.array([0.9], dtype=np.float32))
+    plain = annotate(frame, fm, contour=0, text=False)
+    drawn = (annotate(frame, fm, {7: "dog"}, contour=0, text=True) != plain).any(axis=2)
+    ys, xs = np.nonzero(drawn)
+    assert ys.size > 20 and ys.min() >= 60 and xs.min() >= 95, (ys.min(), xs.min())

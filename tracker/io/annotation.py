@@ -63,15 +63,20 @@ def annotate(
         if box is None:
             continue
         by0, by1, bx0, bx1 = box
+        if contour <= 0 and not text:
+            continue
+        cs, _ = cv2.findContours(
+            m[by0:by1, bx0:bx1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(bx0, by0)
+        )
         if contour > 0:
-            cs, _ = cv2.findContours(
-                m[by0:by1, bx0:bx1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(bx0, by0)
-            )
             cv2.drawContours(out, cs, -1, color_of(oid), contour)
         if text:
             name = labels.get(oid)
             caption = f"{oid}" if not name else f"{oid} {name}"
-            org = (bx0, max(by0 - 4, 12))
+            # Above the largest part: the box of all the mask's pixels can put a fragmented mask's label far
+            # from the object (a speck across the frame).
+            px, py, _, _ = cv2.boundingRect(max(cs, key=lambda c: (cv2.contourArea(c), len(c))))
+            org = (px, max(py - 4, 12))
             cv2.putText(out, caption, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(out, caption, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color_of(oid), 1, cv2.LINE_AA)
     return out
