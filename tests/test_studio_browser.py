@@ -50,6 +50,18 @@ def _open(browser, url: str, errors: list[str]):
     return page
 
 
+def _contrast(a, b) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def lum(c) -> float:
+        v = np.asarray(c, dtype=float) / 255
+        v = np.where(v <= 0.03928, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+        return float(v @ [0.2126, 0.7152, 0.0722])
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
@@ -105,11 +117,14 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             page.mouse.click(*at(*clicks[0]))
             page.wait_for_function("document.getElementById('status').textContent.includes('preview')")
             assert _painted(page, 1).sum() > 0
+            page.wait_for_timeout(200)
+            first = page.evaluate("window.studio.colors()")["1"]
             for x, y in clicks[1:]:
                 page.mouse.click(*at(x, y))
                 page.wait_for_timeout(300)
             page.wait_for_function("document.querySelector('#objects li .frames').textContent === 'f 0'")
             assert _iou(_painted(page, 1), gt1) > 0.8
+            assert page.evaluate("window.studio.colors()")["1"] == first  # chosen once, kept across clicks
 
             # Object 2: Add object, then a box drag around it.
             page.click("#add")
@@ -127,6 +142,9 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             # colours that tell the objects apart, and each apart from what lies under its mask
             colors = {int(k): np.array(v) for k, v in page.evaluate("window.studio.colors()").items()}
             assert np.abs(colors[1] - colors[2]).sum() > 150, colors
+            for oid, c in colors.items():  # legible on the page and in the timeline's lanes (WCAG 3:1)
+                for page_colour in ((0x1D, 0x1F, 0x21), (0x26, 0x29, 0x2C)):
+                    assert _contrast(c, page_colour) >= 3, (oid, c)
             frame0 = demo_sequence(N, W, H, 0).frame(0)[0].astype(int)
             for oid, gt in ((1, gt1), (2, gt2)):
                 under = frame0[gt].mean(axis=0)
@@ -144,6 +162,22 @@ def test_click_box_track_scrub_in_chromium(studio_url, tmp_path):
             last = _gt(N - 1)
             assert _iou(_painted(page, 1), last == 1) > 0.6
             assert _iou(_painted(page, 2), last == 2) > 0.6
+            # A frame typed in the box: Enter shows it and hands the keys back; Space and Home work even
+            # while the box has focus.
+            page.fill("[data-testid=frame-input]", "5")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("body[data-shown='5']", timeout=30_000)
+            page.keyboard.press("ArrowRight")
+            page.wait_for_selector("body[data-shown='6']", timeout=30_000)
+            page.focus("[data-testid=frame-input]")
+            page.keyboard.press("Home")
+            page.wait_for_selector("body[data-shown='0']", timeout=30_000)
+            page.keyboard.press(" ")
+            assert page.evaluate("window.studio.state().playing") is True
+            page.keyboard.press(" ")
+            assert page.evaluate("window.studio.state().playing") is False
+            page.keyboard.press("End")
+            page.wait_for_selector(f"body[data-shown='{N - 1}']", timeout=30_000)
             shot = tmp_path / "studio.png"
             page.screenshot(path=str(shot))
             if os.environ.get("TRACKER_UPDATE_DOCS"):

@@ -108,10 +108,28 @@ function visible(o) {
   return !S.hidden.has(o.id);
 }
 
-// Colours that read well on video: distinct hues, not too dark or pale.
+// Colours that read well on video and on the page: distinct hues, none dark (a near-black fill and lane
+// vanish on the dark page) and no white (the timeline's prompt marks are white).
 const PALETTE = [[255, 56, 56], [255, 157, 28], [255, 230, 0], [72, 219, 72], [0, 214, 200], [40, 160, 255],
-  [120, 100, 255], [230, 80, 255], [255, 110, 180], [160, 255, 60], [255, 255, 255], [20, 20, 20]];
+  [150, 130, 255], [230, 80, 255], [255, 110, 180], [160, 255, 60], [255, 200, 150], [150, 230, 255]];
 const dist2 = (a, b) => (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2;
+
+// WCAG contrast: an object's colour stays at least 3:1 against the page and the timeline lanes.
+const PAGE = [[0x1d, 0x1f, 0x21], [0x26, 0x29, 0x2c]];
+const MIN_CONTRAST = 3;
+const luminance = (c) => {
+  const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const contrast = (a, b) => { const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+// The colour, mixed with white until it stands out on the page (the server's blues are too dark there).
+function legible(c) {
+  let out = c.slice();
+  for (let k = 1; k <= 20 && Math.min(...PAGE.map((p) => contrast(out, p))) < MIN_CONTRAST; k++) {
+    out = c.map((v) => Math.round(v + (255 - v) * k / 20));
+  }
+  return out;
+}
 
 // The frame's pixels (for the colour under a mask), read once per frame shown.
 let framePixels = null;
@@ -125,9 +143,9 @@ function readFrame() {
   return ctx.getImageData(0, 0, c.width, c.height).data;
 }
 
-// An object's colour is chosen when its mask is first drawn after each of its prompt edits: the palette
-// colour farthest from the colour under the mask and from the other objects' colours (unless the user
-// picked one).
+// An object's colour is chosen once, when its first mask is drawn: the palette colour farthest from the
+// colour under the mask and from the other objects' colours (unless the user picked one); later clicks
+// never change it.
 function chooseColour(o, mask) {
   if (o.colourChosen || S.picked.has(o.id) || mask.box[2] === 0) return;  // (an empty mask says nothing)
   o.colourChosen = true;
@@ -393,7 +411,7 @@ async function setLabel(id, label) {
 async function addObject(id) {
   id = id || Math.max(0, ...S.objects.keys()) + 1;
   const r = await api("PUT", `/api/objects/${id}`, { label: null });
-  S.objects.set(id, { id, label: r.label, color: r.color, prompts: new Map() });
+  S.objects.set(id, { id, label: r.label, color: legible(r.color), prompts: new Map() });
   S.selected = id;
   renderObjects();
   return S.objects.get(id);
@@ -459,7 +477,6 @@ async function editPrompt(o, frame, points, box) {
   const r = await api("PUT", `/api/objects/${o.id}/prompts/${frame}`, { points, box });
   const based = !!(before && before.based);
   o.prompts.set(frame, { points, box, mask: r.mask, score: r.score, based });
-  o.colourChosen = false;  // chosen again against what the new mask covers (the first click's may be wrong)
   const after = { points: points.map((q) => q.slice()), box: box ? box.slice() : null, based };
   const id = o.id;
   status(`object ${o.id}, frame ${frame}: preview in ${Math.round(performance.now() - t0)} ms (score ${r.score})`);
@@ -686,7 +703,7 @@ async function loadObjects() {
     const old = S.objects.get(o.id);
     const prompts = new Map(o.prompts.map((p) => [p.frame, (old && old.prompts.get(p.frame)) ||
       { points: p.points, box: p.box, mask: null, based: !!p.mask }]));
-    S.objects.set(o.id, { id: o.id, label: o.label, color: old ? old.color : o.color, prompts,
+    S.objects.set(o.id, { id: o.id, label: o.label, color: old ? old.color : legible(o.color), prompts,
       colourChosen: old ? old.colourChosen : false });
   }
   for (const id of [...S.objects.keys()]) if (!seen.has(id)) S.objects.delete(id);
@@ -715,7 +732,8 @@ function onKey(ev) {
   const t = ev.target;
   const typing = t.tagName === "INPUT" && (t.type === "text" || t.type === "number");
   if (ev.key === "Escape") { $("help-panel").hidden = true; return; }
-  if (typing) return;
+  // Typing a frame number: Space still plays, Home/End still jump (a number needs none of them).
+  if (typing && !(t === $("frame-input") && [" ", "Home", "End"].includes(ev.key))) return;
   const mod = ev.ctrlKey || ev.metaKey;
   if (mod && (ev.key === "z" || ev.key === "Z")) { ev.preventDefault(); step(!ev.shiftKey); return; }
   if (mod && (ev.key === "y" || ev.key === "Y")) { ev.preventDefault(); step(false); return; }
@@ -768,6 +786,8 @@ async function start() {
   }, { passive: false });
   $("scrubber").addEventListener("input", () => { setPlaying(false); showFrame(+$("scrubber").value); });
   $("frame-input").addEventListener("change", () => { setPlaying(false); showFrame(+$("frame-input").value); });
+  // Enter shows the frame and gives the keys back to the page (arrows, H, +/- work at once).
+  $("frame-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") $("frame-input").blur(); });
   $("prev").onclick = () => { setPlaying(false); showFrame(S.frame - 1); };
   $("next").onclick = () => { setPlaying(false); showFrame(S.frame + 1); };
   $("play").onclick = () => setPlaying(!S.playing);
