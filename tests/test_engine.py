@@ -179,3 +179,26 @@ def test_memory_policy_by_name():
         memory_policy("nope")
     with pytest.raises(ValueError, match="memory=sam2: .*configs/memory/sam2.yaml"):
         memory_policy("sam2", window=3)
+
+
+def test_a_long_run_says_early_how_long_it_will_take(caplog):
+    """Three frames after the first are timed; the line says the rest and the quicker size to try."""
+    from tracker.engine.pipeline import Estimate, estimate_line
+
+    assert estimate_line(15.0, 300, 1024) == (
+        "~15 s/frame: about 1 h 15 min for the 300 frames left; model.image_size=512 is roughly 4x faster"
+    )
+    assert estimate_line(0.5, 200, 512) == "~0.5 s/frame: about 2 min for the 200 frames left"
+    clock = iter([100.0, 145.0])  # frame 1 at 100 s, frame 4 at 145 s: 15 s a frame
+    with caplog.at_level("INFO", logger="tracker"):
+        est = Estimate(304, 1024, clock=lambda: next(clock))
+        for done in range(1, 10):
+            est.frame(done)
+    assert [r.getMessage() for r in caplog.records] == [estimate_line(15.0, 300, 1024)]
+    caplog.clear()
+    clock = iter([0.0, 0.3])  # a short run: nothing said
+    with caplog.at_level("INFO", logger="tracker"):
+        est = Estimate(40, 256, clock=lambda: next(clock))
+        for done in range(1, 10):
+            est.frame(done)
+    assert caplog.records == []

@@ -248,3 +248,18 @@ def test_resume_refuses_other_inputs_and_keeps_the_checkpoint(long_run, tmp_path
     res = _cli(clip, prompts, out, "resume=true")
     assert res.returncode == 2 and "has no checkpoint" in res.stderr
     assert (out / "masks.jsonl").read_bytes() == (ref / "masks.jsonl").read_bytes()  # the refusal changed nothing
+
+
+def test_the_first_forward_checkpoint_comes_early(toy, tmp_path):
+    """With checkpoint_every=100 a run stopped at frame 39 used to keep nothing emitted; the first checkpoint
+    of the forward pass now comes 10 frames in, then every checkpoint_every."""
+    n = 40
+    clip = write_demo_clip(tmp_path / "c.mp4", n, W, H, 0)
+    seq = demo_sequence(n, W, H, 0)
+    src = open_source("pyav", clip)
+    marks = [
+        item.emitted
+        for item in Propagator(toy, checkpoint_every=100).run(src, [Prompt(1, 0, box=_box(seq, 0, 1))])
+        if isinstance(item, Checkpoint) and item.stage == "forward"
+    ]
+    assert marks == [10]

@@ -3,6 +3,7 @@ background threads. No Hydra here: the CLI turns its config into these plain arg
 
 from __future__ import annotations
 
+import logging
 import queue
 import resource
 import threading
@@ -14,6 +15,12 @@ from dataclasses import dataclass
 from ..io.sinks import Sink
 from ..records import Frame, FrameMasks
 from .propagation import FrameSource, Propagator
+
+log = logging.getLogger("tracker")
+
+ESTIMATE_AFTER = 3  # frames timed after the first (which carries the start-up) before the estimate is said
+ESTIMATE_MIN_S = 60.0  # a run expected to end sooner than this gets no estimate
+QUICK_SIZE = 512  # the image size the estimate suggests when the model's is larger
 
 _END = object()
 
@@ -100,6 +107,42 @@ def _entered(sinks: Sequence[Sink]):
         yield sinks
 
 
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def estimate_line(per_frame: float, frames_left: int, image_size: int | None) -> str:
+    """What the rest of a run will take, said once early: '~15 s/frame: about 1 h 15 min for the 300
+    frames left; model.image_size=512 is roughly 4x faster'."""
+    line = f"~{per_frame:.2g} s/frame: about {_duration(per_frame * frames_left)} for the {frames_left} frames left"
+    if image_size is not None and image_size > QUICK_SIZE:
+        # SAM 2's cost grows with the pixels it sees (the encoder and the memory attention alike).
+        line += f"; model.image_size={QUICK_SIZE} is roughly {(image_size / QUICK_SIZE) ** 2:.0f}x faster"
+    return line
+
+
+class Estimate:
+    """Times the frames after the first and logs :func:`estimate_line` once, for runs long enough to care."""
+
+    def __init__(self, total: int | None, image_size: int | None, clock=time.perf_counter) -> None:
+        self.total, self.image_size, self.clock = total, image_size, clock
+        self._first: float | None = None
+
+    def frame(self, done: int) -> None:
+        if self.total is None:
+            return
+        if done == 1:
+            self._first = self.clock()
+        elif done == 1 + ESTIMATE_AFTER and self._first is not None:
+            per_frame = (self.clock() - self._first) / ESTIMATE_AFTER
+            left = self.total - done
+            if per_frame * left >= ESTIMATE_MIN_S:
+                log.info(estimate_line(per_frame, left, self.image_size))
+
+
 def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -132,6 +175,7 @@ def run_pipeline(
     with _entered(sinks) as sinks:
         writer = SinkWriter(sinks, queue_depth, timings)
         bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
+        estimate = Estimate(n, getattr(propagator.model, "image_size", None))
         try:
             for item in propagator.run(source, prompts, object_ids, resume=resume):
                 if isinstance(item, Checkpoint):
@@ -143,6 +187,7 @@ def run_pipeline(
                 writer.put(frame, masks)
                 timings.frames += 1
                 bar.update(1)
+                estimate.frame(timings.frames)
         except BaseException:
             writer.abort()
             raise

@@ -41,6 +41,9 @@ Box = tuple[float, float, float, float]
 StepHook = Callable[[int, bool, tuple[int, ...], "object"], None]
 
 
+FIRST_CHECKPOINT = 10  # frames into the forward pass before its first checkpoint (then checkpoint_every)
+
+
 class SourceTruncatedError(ValueError):
     """The video ends before the frame count its index announced (e.g. a truncated file)."""
 
@@ -593,15 +596,19 @@ class Propagator:
         def needed(t: int) -> bool:
             return bool(self._live(t)) or self._discovers(t)
 
+        # The first checkpoint of the pass comes early: a long run stopped in its first minutes keeps its
+        # first outputs (at 15 s a frame, 100 frames is 25 minutes).
+        every = min(self.checkpoint_every, FIRST_CHECKPOINT)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-masks") as pool:
             for frame, feats in self._with_features(source.frames(start, None), needed):
                 t = frame.index
-                if self.checkpoint_every > 0 and self._since >= self.checkpoint_every:
+                if self.checkpoint_every > 0 and self._since >= every:
+                    every = self.checkpoint_every
                     # Everything before t is emitted first: the checkpoint is a clean cut.
                     while pending:
                         f, fut = pending.popleft()
                         yield f, fut.result()
-                    yield from self._marker("forward", t, t, spool)
+                    yield from self._marker("forward", t, t, spool, force=True)
                 self._since += 1
                 count += 1
                 groups = self._live(t)
