@@ -241,3 +241,32 @@ def test_track_sets_threads_by_the_commands_rule_while_it_runs(demo, monkeypatch
     assert {torch.get_num_threads() for _ in tracker.track(clip, box, model="toy", threads=2)} == {2}
     with pytest.raises(TypeError, match="threads must be 'auto' or a whole number"):
         tracker.track(clip, box, model="toy", threads=0)
+
+
+def test_run_takes_the_prompts_track_takes(demo, tmp_path):
+    """tracker.run used to refuse the dict tracker.track takes ('prompts must be a prompts file'): the same
+    forms now, the same masks as a prompts file gives, and the prompts kept as OUT/prompts.yaml, which runs
+    the same again (a mask prompt as RLE)."""
+    import yaml
+
+    from tracker.io.prompts import load_prompts
+
+    clip, seq = demo
+    boxes = _boxes(seq)
+    mask = seq.frame(0)[1] == 2
+    doc = {"objects": [{"id": 1, "label": "o1", "prompts": [{"frame": 0, "box": boxes[1]}]}]}
+    quiet = {"progress": False, "threads": 1, "sink": {"annotated": False}, "model": "toy"}
+    as_list = [tracker.Prompt(1, 0, box=tuple(boxes[1])), tracker.Prompt(2, 0, mask=mask)]
+    tracker.run(clip, doc, tmp_path / "dict", **quiet)
+    tracker.run(clip, as_list, tmp_path / "list", **quiet)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
+    tracker.run(clip, tmp_path / "p.yaml", tmp_path / "file", **quiet)
+    assert (tmp_path / "dict" / "masks.jsonl").read_bytes() == (tmp_path / "file" / "masks.jsonl").read_bytes()
+    assert not (tmp_path / "file" / "prompts.yaml").exists()  # a file run names its file; nothing to keep
+    kept = load_prompts(tmp_path / "list" / "prompts.yaml")
+    assert [p.object_id for p in kept.prompts] == [1, 2] and np.array_equal(kept.prompts[1].mask, mask)
+    tracker.run(clip, tmp_path / "list" / "prompts.yaml", tmp_path / "again", **quiet)
+    assert (tmp_path / "again" / "masks.jsonl").read_bytes() == (tmp_path / "list" / "masks.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="object id 300 is above 255"):
+        tracker.run(clip, [tracker.Prompt(300, 0, box=(1, 1, 9, 9))], tmp_path / "big", **quiet)
+    assert not (tmp_path / "big").exists()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .io.prompts import TrackSpec, load_prompts, parse_prompts
+from .io.prompts import PromptError, TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
 from .records import Frame, FrameMasks, Prompt
 
@@ -317,7 +318,7 @@ def run_spec(
 
 def run(
     source: str | Path,
-    prompts: str | Path | None,
+    prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt] | None,
     output_dir: str | Path,
     /,
     *,
@@ -325,8 +326,9 @@ def run(
     **settings: Mapping[str, Any] | Any,
 ) -> dict[str, Any]:
     """Run ``tracker`` from Python: the same files in ``output_dir`` as the command writes, returns the
-    record written to ``run.json``. ``prompts``: a prompts file (None: the objects are found, as
-    ``prompts=auto``); ``settings``: the config's groups as nested dicts, e.g. ``sink={"coco": True}``,
+    record written to ``run.json``. ``prompts``: what :func:`track` takes — a prompts file, a dict in its
+    schema, a TrackSpec or a list of Prompt (kept as ``prompts.yaml`` in ``output_dir``); None: the objects
+    are found, as ``prompts=auto``; ``settings``: the config's groups as nested dicts, e.g. ``sink={"coco": True}``,
     ``discover={"every": 4}``, ``source={"kind": "images"}``, ``progress=False``.
 
         tracker.run("clip.mp4", "prompts.yaml", "runs/clip", sink={"coco": True})
@@ -336,10 +338,20 @@ def run(
     _require_model(model, "run")
     _check_type("source", source, (str, Path), "a video file or a frame folder (str or Path)")
     _check_type(
-        "prompts", prompts, (str, Path, type(None)), "a prompts file (str or Path), or None to find the objects"
+        "prompts",
+        prompts,
+        (str, Path, Mapping, TrackSpec, list, tuple, type(None)),
+        "a prompts file, a dict in its schema, a TrackSpec, a list of tracker.Prompt, or None to find the objects",
     )
     _check_type("output_dir", output_dir, (str, Path), "a folder (str or Path)")
     _check_type("model", model, (str, Mapping), f"a model name (one of {', '.join(model_names())}) or a dict")
-    spec = run_spec(source, output_dir, prompts_file=prompts, find_objects=prompts is None, model=model, **settings)
+    in_file = prompts if isinstance(prompts, (str, Path)) else None
+    spec = run_spec(source, output_dir, prompts_file=in_file, find_objects=prompts is None, model=model, **settings)
+    if prompts is not None and in_file is None:
+        try:
+            given = as_track_spec(prompts)  # type: ignore[arg-type]
+        except ValueError as e:
+            raise PromptError(f"prompts: {e}") from None
+        spec = replace(spec, prompts=replace(spec.prompts, given=given))
     _warn_toy(spec.model.name, source)
     return run_spine(spec)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..masks import ImageError, decode_rle
+from ..masks import ImageError, decode_rle, encode_rle
 from ..records import Prompt, VideoInfo
 from .images import read_image
 
@@ -220,3 +220,22 @@ def quick_prompts(
     if points is not None:
         entry["points"] = points
     return parse_prompts({"objects": [{"id": object_id, "label": label, "prompts": [entry]}]}, max_id=max_id)
+
+
+def prompts_yaml(spec: TrackSpec, head: str = "") -> str:
+    """``spec`` as a prompts file (masks as COCO RLE) that :func:`load_prompts` reads back as the same
+    prompts: what a run given its prompts in Python keeps beside its outputs."""
+    objects = []
+    for oid, label in spec.labels.items():
+        entries: list[dict[str, Any]] = []
+        for p in (p for p in spec.prompts if p.object_id == oid):
+            entry: dict[str, Any] = {"frame": p.frame_index}
+            if p.points:
+                entry["points"] = [[float(x), float(y), int(lab)] for x, y, lab in p.points]
+            if p.box is not None:
+                entry["box"] = [float(v) for v in p.box]
+            if p.mask is not None:
+                entry["mask"] = encode_rle(p.mask)
+            entries.append(entry)
+        objects.append({"id": oid, **({"label": label} if label is not None else {}), "prompts": entries})
+    return head + yaml.safe_dump({"objects": objects}, sort_keys=False, default_flow_style=None, width=1 << 16)

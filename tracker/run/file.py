@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.spool import CheckpointError
-from ..io.prompts import PromptError
+from ..files import write_atomic
+from ..io.prompts import PromptError, prompts_yaml
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from ..threads import apply_threads
@@ -33,6 +34,8 @@ from .transaction import OutputTransaction
 log = logging.getLogger("tracker")
 
 DEMO_FILES = ("demo_input.mp4", "demo_score.json")
+PROMPTS_FILE = "prompts.yaml"
+PROMPTS_HEAD = "# tracker prompts, given to tracker.run() in Python (schema: tracker/io/prompts.py)\n"
 
 
 def _resumable(spec: RunSpec, given: PromptInput | None, extra_sinks: Any) -> bool:
@@ -67,7 +70,8 @@ def run_file(spec: RunSpec, started: float, model: Any = None, extra_sinks: Any 
             raise PromptError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
         given = read_prompts(spec)
         check_source_path(path, spec.source.kind)
-    names = planned(spec, *(DEMO_FILES if demo is not None else ()))
+    kept = (PROMPTS_FILE,) if spec.prompts.given is not None else ()
+    names = planned(spec, *(DEMO_FILES if demo is not None else ()), *kept)
     check_inputs_apart(spec, names, given, path)
     resumable = _resumable(spec, given, extra_sinks)
     threads = run_threads(spec)
@@ -77,6 +81,8 @@ def run_file(spec: RunSpec, started: float, model: Any = None, extra_sinks: Any 
         ready = _prepare(spec, tx, path, given, threads) if demo is None else None
         with logged_to(tx.path("run.log")):
             save_config(spec, tx.staging)
+            if spec.prompts.given is not None:  # kept as the file that runs the same again (prompts.path=)
+                write_atomic(tx.path(PROMPTS_FILE), prompts_yaml(spec.prompts.given, PROMPTS_HEAD))
             score = None
             if demo is not None:
                 from ..experiments.demo import GroundTruthScore, demo_prompts, write_demo_clip

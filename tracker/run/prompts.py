@@ -57,6 +57,12 @@ def read_prompts(spec: RunSpec) -> PromptInput:
         return PromptInput(
             detections=tuple(read_detections(p.path, p.format, lim.max_detections_mb, lim.max_boxes_per_frame))
         )
+    if p.given is not None:
+        too_big = [i for i in p.given.labels if i > spec.max_id]
+        if too_big:
+            hint = " (mask PNGs hold 0..255: sink={'png': False} for larger ids)" if spec.max_id == 255 else ""
+            raise PromptError(f"object id {too_big[0]} is above {spec.max_id}{hint}")
+        return PromptInput(p.given)
     if p.path:
         return PromptInput(load_prompts(p.path, max_id=spec.max_id))
     if p.box is not None or p.points is not None:

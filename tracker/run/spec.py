@@ -11,10 +11,13 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import checks
 from .checks import ConfigError
+
+if TYPE_CHECKING:
+    from ..io.prompts import TrackSpec
 
 PNG_MAX_ID = 255  # mask PNGs hold ids 0..255, 0 being the background
 MAX_ID = 2**31 - 1
@@ -55,6 +58,7 @@ class PromptsSpec:
     reprompt_iou: float = 0.0  # 0: never (also every kind without re-prompts)
     match_iou: float | None = None
     frames: tuple[int, ...] = ()  # auto: the frames the objects are found on
+    given: TrackSpec | None = None  # prompts handed over in Python (tracker.run), already parsed
 
 
 @dataclass(frozen=True)
