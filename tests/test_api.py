@@ -270,3 +270,14 @@ def test_run_takes_the_prompts_track_takes(demo, tmp_path):
     with pytest.raises(ValueError, match="object id 300 is above 255"):
         tracker.run(clip, [tracker.Prompt(300, 0, box=(1, 1, 9, 9))], tmp_path / "big", **quiet)
     assert not (tmp_path / "big").exists()
+
+
+def test_python_errors_speak_of_arguments_not_command_keys(tmp_path):
+    box = [tracker.Prompt(1, 0, box=(1, 1, 5, 5))]
+    for call in (
+        lambda: tracker.track(tmp_path / "x.mp4", box, model="toy"),
+        lambda: tracker.run(tmp_path / "x.mp4", box, tmp_path / "out", model="toy"),
+    ):
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value).endswith("x.mp4' does not exist: check the path") and "source.path" not in str(e.value)

@@ -8,12 +8,13 @@ for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io.prompts import PromptError, TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
@@ -24,6 +25,8 @@ if TYPE_CHECKING:  # torch, sam2 and Hydra load when a model or a config is made
 
     from .engine.sam import SamModel
     from .run import RunSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def model_names() -> list[str]:
@@ -131,6 +134,33 @@ def _check_video(video: Any) -> None:
         )
 
 
+# The checks speak the command's keys; a Python caller passed arguments. (Longest first.)
+_PYTHON_WORDS = (
+    (": check source.path", ": check the path"),
+    ("source.path", "the video"),
+    ("prompts.path", "the prompts file"),
+)
+
+
+def _python_worded(fn: F) -> F:
+    """Errors of ``fn`` worded for Python callers: 'video 'x.mp4' does not exist: check the path', not
+    '... check source.path' (the exception and its type are kept; only the text changes)."""
+
+    @functools.wraps(fn)
+    def worded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            if e.args and isinstance(e.args[0], str):
+                text = e.args[0]
+                for cli, python in _PYTHON_WORDS:
+                    text = text.replace(cli, python)
+                e.args = (text, *e.args[1:])
+            raise
+
+    return worded  # type: ignore[return-value]
+
+
 def _require_model(model: Any, door: str) -> None:
     """No silent default: the toy model on real footage draws noise with full scores."""
     if model is None:
@@ -145,7 +175,7 @@ def _warn_toy(model: Any, video: Any) -> None:
     from .run.model import toy_meets_real_video
 
     if isinstance(video, (str, Path)) and (warning := toy_meets_real_video(model, video)) is not None:
-        warnings.warn(warning, UserWarning, stacklevel=3)
+        warnings.warn(warning, UserWarning, stacklevel=4)  # the caller of track() or run() (past the wrapper)
 
 
 def _check_model(model: Any) -> None:
@@ -160,6 +190,7 @@ def _check_model(model: Any) -> None:
         )
 
 
+@_python_worded
 def track(
     video: str | Path | Any,
     prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt] | None,
@@ -316,6 +347,7 @@ def run_spec(
     return RunSpec.from_config(plain, output=OutputSpec(out, created))  # type: ignore[arg-type]
 
 
+@_python_worded
 def run(
     source: str | Path,
     prompts: str | Path | Mapping | TrackSpec | Sequence[Prompt] | None,

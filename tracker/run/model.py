@@ -64,7 +64,7 @@ def toy_meets_real_video(model: str | Any, source: str | Path | None) -> str | N
     from ..experiments.demo import is_synthetic_clip
 
     name = model if isinstance(model, str) else getattr(model, "name", None)
-    if name != "toy" or source is None or is_synthetic_clip(source):
+    if name != "toy" or source is None or not Path(source).exists() or is_synthetic_clip(source):
         return None
     return (
         f"model=toy on {Path(source).name!r}: the toy model has only seen this package's synthetic clips "
