@@ -113,7 +113,8 @@ def test_every_endpoint_needs_the_token(env):
             r = client.request(method, path, headers=headers)
             assert r.status_code == 401, (method, path, headers, r.status_code)
         assert client.request(method, path + "?token=wrong").status_code == 401
-    assert client.get("/api/video", headers=AUTH).json() == {"width": W, "height": H, "num_frames": N, "fps": 24.0}
+    video = {"width": W, "height": H, "num_frames": N, "fps": 24.0, "warning": None}
+    assert client.get("/api/video", headers=AUTH).json() == video
     assert client.get(f"/api/video?token={TOKEN}").status_code == 200
     page = client.get(f"/?token={TOKEN}")
     assert page.status_code == 200 and "studio.js?token=" + TOKEN in page.text
@@ -487,3 +488,17 @@ def test_prompts_auto_finds_the_objects_before_the_page_opens(clip, tmp_path):
         assert {o["id"] for o in doc["objects"]} == {o["id"] for o in objects}
     finally:
         studio.close()
+
+
+def test_the_page_is_told_when_the_toy_model_meets_another_video(tmp_path):
+    from fastapi.testclient import TestClient
+    from helpers import moving_shapes, write_video
+
+    other = write_video(tmp_path / "other.mp4", moving_shapes(4, 96, 64))
+    s = _studio(other, tmp_path / "out")
+    try:
+        client = TestClient(create_app(s, TOKEN))
+        warning = client.get("/api/video", headers=AUTH).json()["warning"]
+        assert warning.startswith("model=toy on 'other.mp4': the toy model has only seen")
+    finally:
+        s.close()

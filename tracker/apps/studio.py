@@ -23,7 +23,7 @@ from ..paths import config_dir
 from ..run import checks
 from ..run import run as run_spine
 from ..run.checks import ConfigError
-from ..run.model import build
+from ..run.model import build, toy_meets_real_video
 from ..run.outputs import check_inputs_apart, output_folder, planned, run_threads, source_options
 from ..run.prompts import PromptInput, plan_prompts, read_prompts
 from . import cli
@@ -175,6 +175,9 @@ def build_studio(cfg: DictConfig):
         new_iou=spec.discovery.new_iou,
         max_covered=spec.discovery.max_covered,
     )
+    studio.warning = toy_meets_real_video(model, path)
+    if studio.warning is not None:
+        log.warning(studio.warning)
     if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
         for f in p.frames:
             studio.find_objects(f)

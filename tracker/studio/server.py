@@ -2,7 +2,7 @@
 TOKEN``, or ``?token=TOKEN`` (the page and its images). No path parameter reaches the file system: the
 page's files are read from the package once, frames come from the one configured video.
 
-    GET    /api/video                          {"width", "height", "num_frames", "fps"}
+    GET    /api/video                          {"width", "height", "num_frames", "fps", "warning"}
     GET    /api/frames/{i}.jpg                 frame i as JPEG
     GET    /api/objects                        objects, labels and their prompts
     PUT    /api/objects/{id}                   {"label"}: add or rename an object
@@ -178,7 +178,13 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/video")
     def video() -> dict[str, Any]:
         i = studio.info
-        return {"width": i.width, "height": i.height, "num_frames": studio.frames.num_frames, "fps": i.fps}
+        return {
+            "width": i.width,
+            "height": i.height,
+            "num_frames": studio.frames.num_frames,
+            "fps": i.fps,
+            "warning": studio.warning,
+        }
 
     @app.get("/api/frames/{i}.jpg")
     def frame(i: int) -> Response:

@@ -237,6 +237,7 @@ class Studio:
         is new there by ``new_iou`` and ``max_covered``, as in a run's discovery."""
         self.generator, self.new_iou, self.max_covered = generator, float(new_iou), float(max_covered)
         self.model = model
+        self.warning: str | None = None  # said on the page as it opens (e.g. the toy model on real footage)
         self.frames = frames
         self.info = frames.info
         self.output_dir = Path(output_dir)

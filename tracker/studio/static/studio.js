@@ -808,6 +808,7 @@ async function start() {
   // What tests and scripts read: the mask drawn now for an object (row-major 0/1), and the state.
   window.studio = { show: showFrame, draw: drawOverlay, drawn: (id) => Array.from(S.masks.get(id) || []), colors: () => Object.fromEntries([...S.objects.values()].map((o) => [o.id, o.color])), state: () => ({ frame: S.frame, playing: S.playing, played: S.played, undo: S.undo.length, redo: S.redo.length }) };
   await showFrame(0);
+  if (S.video.warning) status(S.video.warning, true);  // e.g. the toy model on real footage: said first
   document.body.dataset.ready = "1";
 }
 
