@@ -222,20 +222,27 @@ def quick_prompts(
     return parse_prompts({"objects": [{"id": object_id, "label": label, "prompts": [entry]}]}, max_id=max_id)
 
 
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def prompt_entry(frame: int, points: Sequence, box: Sequence[float] | None, mask: np.ndarray | None) -> dict:
+    """One prompt frame as the file's schema writes it (whole numbers as integers, a mask as COCO RLE)."""
+    entry: dict[str, Any] = {"frame": frame}
+    if points:
+        entry["points"] = [[_num(x), _num(y), int(lab)] for x, y, lab in points]
+    if box is not None:
+        entry["box"] = [_num(v) for v in box]
+    if mask is not None:
+        entry["mask"] = encode_rle(mask)
+    return entry
+
+
 def prompts_yaml(spec: TrackSpec, head: str = "") -> str:
-    """``spec`` as a prompts file (masks as COCO RLE) that :func:`load_prompts` reads back as the same
-    prompts: what a run given its prompts in Python keeps beside its outputs."""
+    """``spec`` as a prompts file that :func:`load_prompts` reads back as the same prompts: what a run
+    given its prompts in Python keeps beside its outputs."""
     objects = []
     for oid, label in spec.labels.items():
-        entries: list[dict[str, Any]] = []
-        for p in (p for p in spec.prompts if p.object_id == oid):
-            entry: dict[str, Any] = {"frame": p.frame_index}
-            if p.points:
-                entry["points"] = [[float(x), float(y), int(lab)] for x, y, lab in p.points]
-            if p.box is not None:
-                entry["box"] = [float(v) for v in p.box]
-            if p.mask is not None:
-                entry["mask"] = encode_rle(p.mask)
-            entries.append(entry)
+        entries = [prompt_entry(p.frame_index, p.points, p.box, p.mask) for p in spec.prompts if p.object_id == oid]
         objects.append({"id": oid, **({"label": label} if label is not None else {}), "prompts": entries})
     return head + yaml.safe_dump({"objects": objects}, sort_keys=False, default_flow_style=None, width=1 << 16)

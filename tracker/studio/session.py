@@ -29,7 +29,7 @@ import yaml
 from ..engine.propagation import points_and_labels
 from ..files import write_atomic
 from ..io.annotation import color_of
-from ..io.prompts import TrackSpec
+from ..io.prompts import TrackSpec, prompt_entry
 from ..masks import decode_rle, encode_rle, sigmoid, to_video_masks
 from ..records import Frame, FrameMasks, Prompt
 from .frames import FrameStore
@@ -460,16 +460,7 @@ class Studio:
         objects = []
         with self._lock:
             for oid, obj in sorted(self.objects.items()):
-                entries = []
-                for f, e in sorted(obj.prompts.items()):
-                    entry: dict[str, Any] = {"frame": f}
-                    if e.points:
-                        entry["points"] = [[_num(x), _num(y), int(lab)] for x, y, lab in e.points]
-                    if e.box is not None:
-                        entry["box"] = [_num(v) for v in e.box]
-                    if e.base is not None:
-                        entry["mask"] = encode_rle(e.base)
-                    entries.append(entry)
+                entries = [prompt_entry(f, e.points, e.box, e.base) for f, e in sorted(obj.prompts.items())]
                 if entries:
                     item: dict[str, Any] = {"id": oid}
                     if obj.label is not None:
@@ -635,7 +626,3 @@ def _clean_label(label: str | None) -> str | None:
     if len(text) > 100:
         raise StudioError(f"label {text[:20]!r}... is {len(text)} characters: use at most 100")
     return text or None
-
-
-def _num(v: float) -> float | int:
-    return int(v) if float(v).is_integer() else float(v)
