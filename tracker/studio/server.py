@@ -177,14 +177,8 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
 
     @app.get("/api/video")
     def video() -> dict[str, Any]:
-        i = studio.info
-        return {
-            "width": i.width,
-            "height": i.height,
-            "num_frames": studio.frames.num_frames,
-            "fps": i.fps,
-            "warning": studio.warning,
-        }
+        i, n = studio.info, studio.frames.num_frames
+        return {"width": i.width, "height": i.height, "num_frames": n, "fps": i.fps, "warning": studio.warning}
 
     @app.get("/api/frames/{i}.jpg")
     def frame(i: int) -> Response:
