@@ -270,6 +270,16 @@ def _first_entry(name: str, value):
     return mutate
 
 
+def _every_entry(name: str, value):
+    def mutate(ck: dict, out: Path) -> None:
+        for group in ck["engine"]["groups"]:
+            for k in ("cond", "fwd", "bwd"):
+                for entry in group[k].values():
+                    entry[name] = value(entry[name])
+
+    return mutate
+
+
 def _spool_record(score: float, copies: int = 1, frame: int = N - 1):
     """Append a record to the spool (as the engine writes them) and index it ``copies`` times."""
 
@@ -294,6 +304,7 @@ def _spool_record(score: float, copies: int = 1, frame: int = N - 1):
         (_sink_field("last_pts", "x"), "last_pts='x'"),
         (_first_entry("obj_ptr", lambda t: t[:, :3]), "obj_ptr of frame"),
         (_first_entry("score", lambda t: t * float("nan")), "not finite"),
+        (_every_entry("obj_ptr", lambda t: t[:, :3]), "obj_ptr of frame"),  # consistent, not the model's
         (_first_entry("maskmem", lambda t: "x"), "not a tensor"),
         (lambda ck, out: ck["engine"].update(maskmem_pos=ck["engine"]["maskmem_pos"][..., :2]), "maskmem_pos"),
         (_spool_record(float("nan")), "score nan"),

@@ -46,11 +46,14 @@ def _tensor_problem(x: Any, shape: Sequence[int | None]) -> str | None:
     return None
 
 
-def check_states(groups: Sequence[Mapping[str, Any]], maskmem_pos: Any) -> str | None:
+def check_states(
+    groups: Sequence[Mapping[str, Any]], maskmem_pos: Any, sizes: Mapping[str, tuple[int, ...]] | None = None
+) -> str | None:
     """What is wrong with the groups' saved entries (from :meth:`Group.state`, read back from a checkpoint
     anyone may have written), or None: every tensor has a row per object, the same sizes as all the others
-    (pointer [B, C], score [B, 1], memory [B, C_mem, h, w] or None) and finite values."""
-    dims: dict[str, tuple[int, ...]] = {}
+    (pointer [B, C], score [B, 1], memory [B, C_mem, h, w] or None) and finite values. ``sizes``: the
+    model's own (``obj_ptr``: (C,), ``maskmem``: (C_mem, h, w)), when known."""
+    dims: dict[str, tuple[int, ...]] = dict(sizes or {})
     for g in groups:
         b = len(g["object_ids"])
         for k in ("cond", "fwd", "bwd"):

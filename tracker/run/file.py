@@ -14,7 +14,7 @@ from ..io.prompts import PromptError, prompts_yaml
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
 from ..threads import apply_threads
-from .model import build, toy_meets_real_video
+from .model import build, memory_sizes, toy_meets_real_video
 from .outputs import (
     check_inputs_apart,
     logged_to,
@@ -157,7 +157,8 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
         ready.fp = fingerprint(spec.config, path, plan.spec, content=not spec.resume)
         if spec.resume:
             ckpt = ready.store.load(ready.fp)
-            check_checkpoint(ckpt, ready.store.path, source.info.num_frames or 0, plan.spec.object_ids)
+            sizes = memory_sizes(spec.model)
+            check_checkpoint(ckpt, ready.store.path, source.info.num_frames or 0, plan.spec.object_ids, sizes)
             info = source.info
             tracked = {i for g in ckpt["engine"]["groups"] for i in g["object_ids"]}
             try:

@@ -71,3 +71,15 @@ def toy_meets_real_video(model: str | Any, source: str | Path | None) -> str | N
         "(flat shapes), so on real footage its masks are noise; use a SAM 2 model "
         "(tracker-download sam2.1_hiera_t, then model=sam2.1_hiera_t)"
     )
+
+
+def memory_sizes(m: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """The sizes SAM 2 gives what it remembers, per object, from the model's config (no model built):
+    ``obj_ptr`` (C,) = the memory attention's width; ``maskmem`` (C_mem, S/16, S/16) = the memory
+    encoder's output channels over the image encoder's grid."""
+    a = m.arch
+    side = int(a["image_size"]) // int(a.get("backbone_stride", 16))
+    return {
+        "obj_ptr": (int(a["memory_attention"]["d_model"]),),
+        "maskmem": (int(a["memory_encoder"]["out_dim"]), side, side),
+    }

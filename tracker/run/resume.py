@@ -110,10 +110,17 @@ def _int_in(value: Any, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
-def check_checkpoint(ckpt: Mapping[str, Any], path: Path, frames: int, object_ids: Sequence[int]) -> None:
+def check_checkpoint(
+    ckpt: Mapping[str, Any],
+    path: Path,
+    frames: int,
+    object_ids: Sequence[int],
+    sizes: Mapping[str, tuple[int, ...]] | None = None,
+) -> None:
     """A checkpoint's values checked as user input against the run it continues (its file may have been
     written by anyone): thread count, stage, frame counts and positions in range, every object of the run
-    in exactly one group, frame keys within the video. ResumeError (``.resume`` kept) names the first bad one."""
+    in exactly one group, frame keys within the video, tensors of the model's sizes (``sizes``).
+    ResumeError (``.resume`` kept) names the first bad one."""
     if not _int_in(ckpt["threads"], 1, 1024):
         raise damaged(path, f"threads={ckpt['threads']!r}, not 1 to 1024")
     if ckpt["stage"] not in STAGES:
@@ -146,7 +153,7 @@ def check_checkpoint(ckpt: Mapping[str, Any], path: Path, frames: int, object_id
                 raise damaged(path, f"{k} frames of objects {ids}")
     if len(seen) != len(set(seen)) or not set(object_ids) <= set(seen):
         raise damaged(path, f"its objects {sorted(seen)[:8]} are not the run's {sorted(object_ids)[:8]}")
-    problem = check_states(groups, engine["maskmem_pos"])
+    problem = check_states(groups, engine["maskmem_pos"], sizes)
     if problem is not None:
         raise damaged(path, problem)
     if not isinstance(engine.get("memory", {}), dict):
