@@ -12,6 +12,11 @@ import numpy as np
 from .masks import check_pixels
 
 
+def whole(value: object) -> bool:
+    """An int that is not a bool (``True`` is 1 to Python, never a count or an index to us)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a source knows about its video before any frame is decoded."""

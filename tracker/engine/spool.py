@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..masks import mask_from_runs, mask_runs
+from ..records import whole
 
 MAGIC = b"TRKSPOOL1\n"
 _RECORD = struct.Struct("<4sIIII")  # b"MASK", frame, objects, height, width
@@ -178,14 +179,14 @@ def _checked_index(state: dict, frames: int | None = None) -> dict[int, list[tup
         raise SpoolError("the checkpoint's spool index is damaged")
     out: dict[int, list[tuple[int, int]]] = {}
     for frame, spans in index.items():
-        if not _whole(frame) or frame < 0 or (frames is not None and frame >= frames) or not isinstance(spans, list):
+        if not whole(frame) or frame < 0 or (frames is not None and frame >= frames) or not isinstance(spans, list):
             raise SpoolError(f"the checkpoint's spool index is damaged (frame {str(frame)[:20]})")
         out[frame] = []
         for span in spans:
             if (
                 not isinstance(span, (list, tuple))
                 or len(span) != 2
-                or not all(_whole(v) and v >= 0 for v in span)
+                or not all(whole(v) and v >= 0 for v in span)
                 or span[0] < len(MAGIC)
                 or span[1] < _RECORD.size
                 or span[0] + span[1] > state["length"]
@@ -198,7 +199,3 @@ def _checked_index(state: dict, frames: int | None = None) -> dict[int, list[tup
             raise SpoolError(f"the checkpoint's spool index is damaged (records overlap at byte {offset})")
         end = offset + length
     return out
-
-
-def _whole(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)

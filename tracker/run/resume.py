@@ -18,6 +18,7 @@ from typing import Any
 from ..engine.memory import check_states
 from ..files import write_atomic
 from ..io.prompts import TrackSpec
+from ..records import whole
 from .transaction import RESUME, ResumeRefused
 
 VERSION = 2  # 2: the spool is plain data (run lengths), no longer pickled
@@ -107,7 +108,7 @@ def damaged(path: Path, what: str) -> ResumeError:
 
 
 def _int_in(value: Any, lo: int, hi: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+    return whole(value) and lo <= value <= hi
 
 
 def check_checkpoint(

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from ...files import write_atomic
-from ...records import Frame, FrameMasks, VideoInfo
+from ...records import Frame, FrameMasks, VideoInfo, whole
 
 log = logging.getLogger("tracker.io.sinks")
 
@@ -166,10 +166,6 @@ class FrameFilesSink(Sink):
     def reopen(self, position: dict) -> None:
         self._next = position["next"]
         drop_frames_from(self.partial, self.pattern, self._next)
-
-
-def whole(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def bytes_within(position: dict, key: str, path: Path) -> str | None:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...masks import encode_rle, mask_bbox
-from ...records import Frame, FrameMasks, VideoInfo
-from .base import Sink, bytes_within, class_index, class_names, frame_name, register, whole
+from ...records import Frame, FrameMasks, VideoInfo, whole
+from .base import Sink, bytes_within, class_index, class_names, frame_name, register
 
 
 class CocoSink(Sink):

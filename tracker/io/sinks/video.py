@@ -11,9 +11,9 @@ from typing import Any
 import av
 import numpy as np
 
-from ...records import Frame, FrameMasks, VideoInfo
+from ...records import Frame, FrameMasks, VideoInfo, whole
 from ..annotation import annotate
-from .base import Sink, register, whole
+from .base import Sink, register
 
 log = logging.getLogger("tracker.io.sinks")
 
