@@ -10,6 +10,14 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+PNG_MAX_ID = 255  # a palette PNG holds ids 0..255, 0 being the background
+
+
+def png_id_hint(max_id: int, fix: str = "turn sink.png off") -> str:
+    """What to say after 'object id N is too large' when the limit is the mask PNGs'."""
+    return f" (mask PNGs hold 0..{PNG_MAX_ID}: {fix} for larger ids)" if max_id == PNG_MAX_ID else ""
+
+
 # 8192 x 8192: above 8K UHD (7680 x 4320). One bool mask of this size is 64 MiB, one RGB frame 192 MiB.
 MAX_IMAGE_PIXELS = 8192 * 8192
 
@@ -164,10 +172,15 @@ def mask_runs(mask: np.ndarray) -> np.ndarray:
     return runs.astype(np.uint32)
 
 
+def runs_cover(runs: np.ndarray, h: int, w: int) -> bool:
+    """Whether run lengths (non-negative) cover exactly h x w pixels."""
+    return not (runs < 0).any() and (int(runs.sum()) if runs.size else 0) == h * w
+
+
 def mask_from_runs(runs: np.ndarray, h: int, w: int) -> np.ndarray:
     """Run lengths (as :func:`mask_runs`) -> bool [h, w], refused unless they cover exactly h x w pixels."""
-    total = int(runs.sum()) if runs.size else 0
-    if (runs < 0).any() or total != h * w:
+    if not runs_cover(runs, h, w):
+        total = int(runs.sum()) if runs.size else 0
         raise ValueError(f"RLE counts cover {total} pixels, its size {h}x{w} has {h * w}: the RLE is corrupt")
     values = (np.arange(len(runs)) % 2).astype(bool)
     return np.repeat(values, runs).reshape((h, w), order="F")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..weights_cache import BASE_URL, DEADLINE_S, WEIGHTS, DownloadError, bar, cached, download, home, lookup
+from . import OneLineParser
 
 
 def _seconds(text: str) -> float:
@@ -36,14 +37,8 @@ environment:
   TRACKER_HF_API       Hugging Face's API (default https://huggingface.co/api/models)"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        """One line, as every error of the tool (argparse would print the usage first)."""
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(
+    ap = OneLineParser(
         epilog=_ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         prog="tracker-download",

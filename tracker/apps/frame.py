@@ -17,15 +17,11 @@ import numpy as np
 
 from ..io.source import SOURCES, check_source_path, open_source
 from ..run.errors import one_line
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from . import OneLineParser
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="tracker-frame", description="Write frame N of a video as a PNG with a pixel grid.")
+    ap = OneLineParser(prog="tracker-frame", description="Write frame N of a video as a PNG with a pixel grid.")
     ap.add_argument("video", help="a video file or a frame folder")
     ap.add_argument("frame", type=int, help="the frame's index (from 0, as prompts.frame counts)")
     ap.add_argument("out", type=Path, help="the PNG to write")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..masks import mask_from_runs, mask_runs
+from ..masks import mask_from_runs, mask_runs, runs_cover
 from ..records import whole
 
 MAGIC = b"TRKSPOOL1\n"
@@ -145,7 +145,7 @@ def _parse(
         runs = np.frombuffer(blob, dtype="<u4", count=count, offset=pos).astype(np.int64)
         pos += 4 * count
         if not build:
-            if (runs < 0).any() or int(runs.sum()) != h * w:
+            if not runs_cover(runs, h, w):
                 raise bad("its run lengths do not cover the mask")
             continue
         try:

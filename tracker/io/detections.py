@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..masks import png_id_hint
 from ..records import Prompt
 from .prompts import MAX_OBJECT_ID, PromptError, TrackSpec
 
@@ -197,7 +198,7 @@ def detection_plan(
             later.setdefault(d.frame, {})[d.track_id] = d.box
     bad = [t for t in first if not 1 <= t <= max_id]
     if bad:
-        hint = " (mask PNGs hold 0..255: turn sink.png off for larger ids)" if max_id == 255 else ""
+        hint = png_id_hint(max_id)
         raise PromptError(f"track id {bad[0]} is outside 1..{max_id}{hint}")
     prompts = tuple(Prompt(t, d.frame, box=d.box) for t, d in sorted(first.items()))
     return DetectionPlan(TrackSpec(labels={t: None for t in first}, prompts=prompts), later, unmatched)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..masks import ImageError, decode_rle, encode_rle
+from ..masks import ImageError, decode_rle, encode_rle, png_id_hint
 from ..records import Prompt, VideoInfo
 from .images import read_image
 
@@ -147,7 +147,7 @@ def parse_prompts(data: Any, base: Path = Path("."), max_id: int = MAX_OBJECT_ID
         oid = obj["id"]
         if isinstance(oid, int) and not isinstance(oid, bool) and oid == 0:
             raise PromptError(f"objects[{i}]: id 0 is the background value of mask PNGs: use ids from 1")
-        hint = " (mask PNGs hold 0..255: turn sink.png off for larger ids)" if max_id == 255 else ""
+        hint = png_id_hint(max_id)
         try:
             _integer(oid, 1, max_id, f"objects[{i}]", "id")
         except PromptError as e:

@@ -7,6 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from ...masks import PNG_MAX_ID
 from ...records import Frame, FrameMasks
 from .base import FrameFilesSink, register
 
@@ -38,8 +39,10 @@ class PngMasksSink(FrameFilesSink):
 
     def write(self, frame: Frame, masks: FrameMasks) -> None:
         ids = masks.object_ids
-        if ids and max(ids) > 255:
-            raise ValueError(f"object id {max(ids)} does not fit a palette PNG (0..255): use ids <= 255")
+        if ids and max(ids) > PNG_MAX_ID:
+            raise ValueError(
+                f"object id {max(ids)} does not fit a palette PNG (0..{PNG_MAX_ID}): use ids <= {PNG_MAX_ID}"
+            )
         out = np.zeros(masks.masks.shape[1:], dtype=np.uint8)
         for i in np.argsort(masks.scores, kind="stable"):
             out[masks.masks[i]] = ids[i]
