@@ -173,8 +173,8 @@ def _checkpoint(out: Path) -> dict | None:
         return None
 
 
-def _kill_at(clip, prompts, out, stage: str, min_emitted: int = 0) -> dict:
-    proc = subprocess.Popen(_args(clip, prompts, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_at(clip, prompts, out, stage: str, min_emitted: int = 0, *extra: str) -> dict:
+    proc = subprocess.Popen(_args(clip, prompts, out, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen = None
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
@@ -263,3 +263,26 @@ def test_the_first_forward_checkpoint_comes_early(toy, tmp_path):
         if isinstance(item, Checkpoint) and item.stage == "forward"
     ]
     assert marks == [10]
+
+
+def test_a_run_over_part_of_the_video_resumes_in_the_videos_frame_numbers(long_run, tmp_path):
+    """source.start/stop: the checkpoint counts the run's frames, the per-frame outputs are named by the
+    video's; killed in the forward pass and resumed, the outputs are the uninterrupted run's."""
+    clip, prompts, _ = long_run
+    part = ("source.start=5", "source.stop=145")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    res = _cli(clip, prompts, ref, *part)
+    assert res.returncode == 0, res.stderr
+    _kill_at(clip, prompts, out, "forward", 40, *part)
+    res = _cli(clip, prompts, out, "resume=true", *part)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "run.json").read_text())["resumed_from"]["frame"] >= 40
+    assert (out / "masks.jsonl").read_bytes() == (ref / "masks.jsonl").read_bytes()
+    assert (out / "tracks.csv").read_bytes() == (ref / "tracks.csv").read_bytes()
+    names = sorted(p.name for p in (out / "masks").iterdir())
+    assert names == sorted(p.name for p in (ref / "masks").iterdir()) == [f"{f:05d}.png" for f in range(5, 145)]
+    for name in names:
+        assert np.array_equal(
+            np.asarray(Image.open(out / "masks" / name)), np.asarray(Image.open(ref / "masks" / name))
+        )
+    assert _frames(out / "annotated.mp4") == _frames(ref / "annotated.mp4")

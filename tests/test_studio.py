@@ -114,6 +114,7 @@ def test_every_endpoint_needs_the_token(env):
             assert r.status_code == 401, (method, path, headers, r.status_code)
         assert client.request(method, path + "?token=wrong").status_code == 401
     video = {"width": W, "height": H, "num_frames": N, "fps": 24.0, "warning": None}
+    video["video_frames"] = {"start": 0, "stride": 1}  # page frame i is video frame start + i * stride
     assert client.get("/api/video", headers=AUTH).json() == video
     assert client.get(f"/api/video?token={TOKEN}").status_code == 200
     page = client.get(f"/?token={TOKEN}")
@@ -502,3 +503,32 @@ def test_the_page_is_told_when_the_toy_model_meets_another_video(tmp_path):
         assert warning.startswith("model=toy on 'other.mp4': the toy model has only seen")
     finally:
         s.close()
+
+
+def test_a_studio_over_part_of_the_video_shows_its_frames_and_saves_the_videos_numbers(clip, tmp_path):
+    """source.start=4 source.stride=2: the page's frame i is the video's frame 4 + 2i; prompts.yaml and the
+    Track's files speak the video's numbers, the Track's masks come back under the page's."""
+    out = tmp_path / "out"
+    studio = _studio(clip, out, "source.start=4", "source.stride=2")
+    try:
+        client = TestClient(create_app(studio, TOKEN))
+        video = client.get("/api/video", headers=AUTH).json()
+        assert video["num_frames"] == 10 and video["video_frames"] == {"start": 4, "stride": 2}
+        page3 = client.get("/api/frames/3.jpg", headers=AUTH)
+        shown = np.asarray(Image.open(io.BytesIO(page3.content)).convert("RGB"), dtype=np.float32)
+        video_frames = {f.index: f.rgb.astype(np.float32) for f in open_source("pyav", clip).frames()}
+        dist = {t: float(np.abs(shown - rgb).mean()) for t, rgb in video_frames.items()}
+        assert min(dist, key=dist.get) == 10  # the video's frame 10 (as JPEG), not its frame 3
+        client.put("/api/objects/1/prompts/0", headers=AUTH, json={"box": _box(1, 4)})
+        client.put("/api/objects/2/prompts/3", headers=AUTH, json={"box": _box(2, 10)})
+        spec = parse_prompts(yaml.safe_load(client.get("/api/prompts.yaml", headers=AUTH).text))
+        assert {(p.object_id, p.frame_index) for p in spec.prompts} == {(1, 4), (2, 10)}
+        job = client.post("/api/track", headers=AUTH).json()["job"]
+        assert _wait(client, job)["state"] == "done"
+        lines = [yaml.safe_load(x) for x in (out / "masks.jsonl").read_text().splitlines()]
+        assert [x["frame"] for x in lines] == list(range(4, N, 2))
+        got = client.get(f"/api/track/{job}/frames/3", headers=AUTH).json()
+        assert got["frame"] == 3 and [o["mask"] for o in got["objects"]] == [o["rle"] for o in lines[3]["objects"]]
+        assert _iou(decode_rle(lines[3]["objects"][1]["rle"]), _gt(10) == 2) > 0.5
+    finally:
+        studio.close()

@@ -214,6 +214,25 @@ def test_find_objects_in_chromium(tmp_path):
     assert not errors, errors
 
 
+def test_part_of_a_video_says_each_frames_number_in_the_video(tmp_path):
+    """source.start=4 source.stride=2: the page shows the 10 frames a Track reads, and which video frame each is."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with _serve(tmp_path, "source.start=4", "source.stride=2") as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = _open(browser, url, errors)
+            assert page.text_content("#frame-count") == "of 10 (0–9)"
+            assert page.text_content("[data-testid=video-frame]") == "video frame 4"
+            page.keyboard.press("End")
+            page.wait_for_function("document.body.dataset.shown === '9'")
+            assert page.text_content("[data-testid=video-frame]") == "video frame 22"
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
 ABSENT_SEED = 26  # a demo world whose object 1 leaves the frame on frames 11-20 and comes back
 
 

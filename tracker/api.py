@@ -8,6 +8,7 @@ for frame, masks in tracker.track("clip.mp4", "prompts.yaml", model=model):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import warnings
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io.prompts import PromptError, TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
-from .records import Frame, FrameMasks, Prompt
+from .records import Frame, FrameMasks, FrameRange, Prompt
 
 if TYPE_CHECKING:  # torch, sam2 and Hydra load when a model or a config is made, not on import
     from omegaconf import DictConfig
@@ -203,6 +204,10 @@ def track(
     generator: Mapping[str, Any] | None = None,
     memory: str | Any = "sam2",
     threads: int | str = "auto",
+    start: int = 0,
+    stop: int | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
     **options: Any,
 ) -> Iterator[tuple[Frame, FrameMasks]]:
     """Track ``prompts`` through ``video``: ``(Frame, FrameMasks)`` for every frame, in frame order.
@@ -218,11 +223,14 @@ def track(
     :class:`tracker.engine.memory.MemoryPolicy` (default ``sam2``: upstream SAM 2's own).
     ``threads``: torch's and the decoder's while the frames come (``auto``: the command's rule, the cores
     other processes leave idle; the process's own count is back once the loop ends).
+    ``start``, ``stop``, ``stride``, ``max_frames``: the frames read (a quick trial, part of a long video),
+    as ``source.start`` etc.: prompts and the frames yielded keep the video's frame numbers.
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
     from .engine.propagation import Propagator
-    from .io.source import SOURCES, open_source
+    from .io.clip import ClipSource
+    from .io.source import SOURCES
     from .run.prompts import PromptInput, make_discovery, plan_prompts
 
     _require_model(model, "track")
@@ -243,23 +251,20 @@ def track(
     _check_count("discover_every", discover_every, "0: off, as discover.every")
     _check_count("confirm", confirm, "as discover.confirm")
     _check_type("generator", generator, (Mapping, type(None)), "a dict of tracker.discovery.GeneratorSettings' keys")
-    unknown = sorted(set(options) - {"reverse_chunk", "prefetch", "step_hook"})
-    if unknown:
-        raise TypeError(f"track() got an unknown option {unknown[0]!r}: use reverse_chunk, prefetch or step_hook")
+    _check_options(options)
     from .engine.memory import MemoryPolicy
 
     _check_type("memory", memory, (str, MemoryPolicy), "a name of configs/memory/ or a MemoryPolicy")
-    if options.get("step_hook") is not None and not callable(options["step_hook"]):
-        _check_type("step_hook", options["step_hook"], type(None), "a function (t, reverse, object_ids, low_res)")
 
     if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
     from .threads import resolve_threads
 
+    with _range_named_as_arguments():
+        frames = FrameRange(start, stop, stride, max_frames)
     n = resolve_threads(threads)
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
-    decoder = {"threads": n} if source == "pyav" else {}
-    src = open_source(source, video, **decoder) if isinstance(video, (str, Path)) else video
+    src, given = _opened(video, source, n, given, frames)
     finds = prompts is None or discover_every > 0
     Propagator.check_prompts(given.spec.prompts, src.info, given.spec.object_ids, allow_empty=finds)
     net = load_model(model) if isinstance(model, str) else model
@@ -282,7 +287,42 @@ def track(
     propagator = Propagator(
         net, backward=backward, discovery=discovery, memory=memory, labels=given.spec.labels, **options
     )
-    return _with_threads(n, propagator.run(src, given.spec.prompts, given.spec.object_ids))
+    tracked = propagator.run(src, given.spec.prompts, given.spec.object_ids)
+    if isinstance(src, ClipSource):
+        tracked = (src.in_video(frame, masks) for frame, masks in tracked)
+    return _with_threads(n, tracked)
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - {"reverse_chunk", "prefetch", "step_hook"})
+    if unknown:
+        raise TypeError(f"track() got an unknown option {unknown[0]!r}: use reverse_chunk, prefetch or step_hook")
+    if options.get("step_hook") is not None and not callable(options["step_hook"]):
+        _check_type("step_hook", options["step_hook"], type(None), "a function (t, reverse, object_ids, low_res)")
+
+
+@contextlib.contextmanager
+def _range_named_as_arguments() -> Iterator[None]:
+    """A frame range's errors in track()'s words (``start=-1``, not ``source.start=-1``)."""
+    try:
+        yield
+    except ValueError as e:
+        raise ValueError(str(e).replace("source.", "")) from None
+
+
+def _opened(video: Any, source: str, threads: int, given: Any, frames: FrameRange) -> tuple[Any, Any]:
+    """(the video opened, a path with the ``source`` decoder; the prompts): for part of a video its
+    :class:`tracker.io.clip.ClipSource`, with the prompts on the run's frame numbers."""
+    from .io.clip import ClipSource
+    from .io.source import open_source
+    from .run.prompts import PromptInput, prompts_in_run
+
+    decoder = {"threads": threads} if source == "pyav" else {}
+    src = open_source(source, video, **decoder) if isinstance(video, (str, Path)) else video
+    if frames.everything:
+        return src, given
+    with _range_named_as_arguments():
+        return ClipSource(src, frames), PromptInput(prompts_in_run(given.spec, frames, src.info.num_frames))
 
 
 def _with_threads(n: int, frames: Iterator[tuple[Frame, FrameMasks]]) -> Iterator[tuple[Frame, FrameMasks]]:

@@ -35,6 +35,78 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class FrameRange:
+    """Which frames of a video a run reads (``source.start/stop/stride/max_frames``): from ``start``, up to
+    but not including ``stop`` (None: the end), every ``stride``-th, at most ``max_frames`` of them. The run
+    numbers them 0, 1, 2, ... (its own frames); every output and prompt speaks the video's frame numbers."""
+
+    start: int = 0
+    stop: int | None = None
+    stride: int = 1
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, value, least in (("start", self.start, 0), ("stride", self.stride, 1)):
+            if not whole(value) or value < least:
+                raise ValueError(f"source.{key}={value!r} is not usable: give an integer of at least {least}")
+        for key, value in (("stop", self.stop), ("max_frames", self.max_frames)):
+            if value is not None and (not whole(value) or value < 1):
+                raise ValueError(f"source.{key}={value!r} is not usable: give an integer of at least 1, or null")
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError(
+                f"source.stop={self.stop} is not after source.start={self.start}: the run would read no frame "
+                f"(stop is the first frame not read)"
+            )
+
+    @property
+    def everything(self) -> bool:
+        return self == EVERY_FRAME
+
+    def count(self, num_frames: int | None) -> int | None:
+        """How many frames the run reads from a video of ``num_frames`` (None: unknown)."""
+        stop = self.stop if num_frames is None else min(self.stop or num_frames, num_frames)
+        if stop is None:
+            return self.max_frames
+        n = len(range(self.start, stop, self.stride))
+        return n if self.max_frames is None else min(n, self.max_frames)
+
+    def check_against(self, num_frames: int | None) -> None:
+        """Refuse a range that reads no frame of a video of ``num_frames``."""
+        if self.count(num_frames) == 0:
+            last = (num_frames or 0) - 1
+            raise ValueError(
+                f"source.start={self.start} is past the video's last frame ({last}): use source.start=0..{last}"
+            )
+
+    def video_frame(self, i: int) -> int:
+        """The video's frame number of the run's frame ``i``."""
+        return self.start + i * self.stride
+
+    def run_frame(self, f: int, num_frames: int | None) -> int | None:
+        """The run's frame showing the video's frame ``f``, or None when the run does not read it."""
+        i, off = divmod(f - self.start, self.stride)
+        n = self.count(num_frames)
+        return i if f >= self.start and off == 0 and (n is None or i < n) else None
+
+    def next_after(self, emitted: int) -> int:
+        """The video's frame number after the run's first ``emitted`` frames (what a sink writes next)."""
+        return 0 if emitted == 0 else self.video_frame(emitted - 1) + 1
+
+    def describe(self, num_frames: int | None) -> str:
+        """'frames 30, 32, ..., 98' (the video's numbers)."""
+        n = self.count(num_frames)
+        if n is None:
+            return f"frames {self.start}, {self.start + self.stride}, ..."
+        shown = [self.video_frame(i) for i in range(min(n, 2))]
+        if n > 3:
+            return f"frames {', '.join(map(str, shown))}, ..., {self.video_frame(n - 1)}"
+        return f"frames {', '.join(str(self.video_frame(i)) for i in range(n))}"
+
+
+EVERY_FRAME = FrameRange()
+
+
+@dataclass(frozen=True)
 class Frame:
     """One decoded frame: ``rgb`` is uint8 [H, W, 3]; ``time`` is its presentation time in seconds."""
 

@@ -106,6 +106,7 @@ def build_studio(cfg: DictConfig):
     """Check the config, the video and the prompts (before any frame is decoded), load the model: the
     :class:`tracker.studio.session.Studio` that ``serve`` serves."""
     from ..discovery import GeneratorSettings, MaskGenerator
+    from ..io.clip import clipped
     from ..io.source import check_source_path, open_source
     from ..studio.frames import FrameStore
     from ..studio.session import PROMPTS_FILE, Studio
@@ -131,8 +132,9 @@ def build_studio(cfg: DictConfig):
         given = PromptInput(demo_prompts(d.frames, d.width, d.height, d.seed))
     check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
     threads = run_threads(spec)
-    source = open_source(spec.source.kind, path, **source_options(spec, threads))
-    plan = plan_prompts(spec, given, source.info) if given is not None else None
+    video = open_source(spec.source.kind, path, **source_options(spec, threads))
+    plan = plan_prompts(spec, given, video.info, spec.source.frames) if given is not None else None
+    source = clipped(video, spec.source.frames)  # the page shows the frames a Track reads
     if plan is not None:
         from ..engine.propagation import Propagator
 
@@ -179,7 +181,7 @@ def build_studio(cfg: DictConfig):
     if studio.warning is not None:
         log.warning(studio.warning)
     if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
-        for f in p.frames:
+        for f in plan_prompts(spec, PromptInput(), video.info, spec.source.frames).found_on:
             studio.find_objects(f)
     return studio
 

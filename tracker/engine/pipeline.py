@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+from ..io.clip import ClipSource
 from ..io.sinks import Sink
 from ..records import Frame, FrameMasks
 from .propagation import FrameSource, Propagator
@@ -48,8 +49,8 @@ class Timings:
 class SinkWriter:
     """Feeds (frame, masks) to every sink in a background thread through a bounded queue."""
 
-    def __init__(self, sinks: Sequence[Sink], depth: int, timings: Timings) -> None:
-        self.sinks, self.timings = list(sinks), timings
+    def __init__(self, sinks: Sequence[Sink], depth: int, timings: Timings, in_video=None) -> None:
+        self.sinks, self.timings, self.in_video = list(sinks), timings, in_video
         self._q: queue.Queue = queue.Queue(max(1, depth))
         self._error: BaseException | None = None
         self._th = threading.Thread(target=self._work, name="tracker-encode", daemon=True)
@@ -65,6 +66,8 @@ class SinkWriter:
                     continue  # drain after a failure so the producer never blocks
                 t0 = time.perf_counter()
                 frame, masks = item
+                if self.in_video is not None:  # a run over part of a video: outputs speak its frame numbers
+                    frame, masks = self.in_video(frame, masks)
                 masks = masks.exclusive()  # every output holds one object per pixel (FrameMasks.exclusive)
                 for s in self.sinks:
                     s.write(frame, masks)
@@ -173,7 +176,8 @@ def run_pipeline(
     t_start = time.perf_counter()
     n = source.info.num_frames
     with _entered(sinks) as sinks:
-        writer = SinkWriter(sinks, queue_depth, timings)
+        in_video = source.in_video if isinstance(source, ClipSource) else None
+        writer = SinkWriter(sinks, queue_depth, timings, in_video)
         bar = tqdm(total=n, unit="frame", disable=not progress, dynamic_ncols=True, desc="tracking")
         estimate = Estimate(n, getattr(propagator.model, "image_size", None))
         try:

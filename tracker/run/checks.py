@@ -7,6 +7,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..masks import PNG_MAX_ID
+from ..records import FrameRange
+
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -159,6 +162,17 @@ def common(cfg: Mapping[str, Any]) -> None:
     integer(cfg, "propagation.prefetch", 0, 1024, example=8)
 
 
+RANGE_KEYS = ("start", "stop", "stride", "max_frames")
+
+
+def frame_range(source: Mapping[str, Any]) -> FrameRange:
+    """``source.start/stop/stride/max_frames`` as the record that checks them."""
+    try:
+        return FrameRange(**{k: source[k] for k in RANGE_KEYS if k in source})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def video_run(cfg: Mapping[str, Any]) -> None:
     """Everything a run over one video reads, besides the prompts file's content."""
     common(cfg)
@@ -184,6 +198,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
             number(cfg, "source.fps", 0, 1000, open_lo=True)
     if kind == "images":
         number(cfg, "source.fps", 0, 1000, open_lo=True)
+    frame_range(_get(cfg, "source") or {})
     from ..io.sinks import SINKS
 
     for k in SINKS:
@@ -197,6 +212,8 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     kind = choice(cfg, "prompts.kind", ("file", "detections", "auto"))
     if kind == "auto":
         frames = _get(cfg, "prompts.frames")
+        if frames is None:  # the run's first frame
+            return
         ok = isinstance(frames, list) and frames
         if not ok or any(not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in frames):
             raise ConfigError(
@@ -210,8 +227,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
         number(cfg, "prompts.match_iou", 0.0, 1.0, open_lo=True)
         return
     integer(cfg, "prompts.frame", 0, 2**31 - 1, example=0)
-    # mask PNGs hold ids 0..255, 0 being the background
-    integer(cfg, "prompts.id", 1, 255 if _get(cfg, "sink.png") else 2**31 - 1, example=1)
+    integer(cfg, "prompts.id", 1, PNG_MAX_ID if _get(cfg, "sink.png") else 2**31 - 1, example=1)
     label = _get(cfg, "prompts.label")
     if label is not None and not isinstance(label, (str, int, float)):
         raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..io.prompts import PromptError
 from ..io.sinks import write_json_atomic
 from .model import build, checkpoint_file
 from .outputs import RECORDS, logged_to, output_folder, run_threads, save_config
@@ -19,6 +20,8 @@ def run_dataset(spec: RunSpec, started: float, model: Any = None) -> dict[str, A
 
     d = spec.dataset
     assert d is not None
+    if not spec.source.frames.everything:
+        raise PromptError("source.start/stop/stride/max_frames do not apply to dataset runs (all frames are scored)")
     out = output_folder(spec)
     names = ["predictions", "results.json", "results.csv", *RECORDS, "videos"]
     check_not_in_outputs(out, names, [("dataset.root", d.root), ("model.checkpoint", checkpoint_file(spec.model))])

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..engine.spool import CheckpointError
 from ..files import write_atomic
+from ..io.clip import clipped
 from ..io.prompts import PromptError, prompts_yaml
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
@@ -143,8 +144,11 @@ def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput
     from ..engine.propagation import Propagator
     from ..engine.spool import MaskSpool
 
-    source = open_source(spec.source.kind, path, **source_options(spec, threads))
-    plan = plan_prompts(spec, given, source.info)
+    video = open_source(spec.source.kind, path, **source_options(spec, threads))
+    plan = plan_prompts(spec, given, video.info, spec.source.frames)
+    source = clipped(video, spec.source.frames)
+    if video.info.has_audio and not source.info.has_audio:
+        log.info("annotated.mp4 has no sound: the run reads %s", spec.source.frames.describe(video.info.num_frames))
     allow_empty = discovers(spec, given)
     Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids, allow_empty=allow_empty)
     audio = Path(path) if SOURCES[spec.source.kind].audio else None
@@ -242,6 +246,11 @@ def _track(
     except CheckpointError as e:
         raise _refused(e) from None
     sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
+    if not spec.source.frames.everything:  # num_frames and fps above are the run's; these are the video's
+        video_info = source.source.info
+        sections["source"].update(
+            frames=vars(spec.source.frames), video_frames=video_info.num_frames, video_fps=video_info.fps
+        )
     sections.update(discovery_record(plan.spec, discovery, propagator))
     sections["outputs"] = sorted(s.target.name for s in sinks)
     if video_sink is not None:

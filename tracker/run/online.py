@@ -97,6 +97,11 @@ def _check(spec: RunSpec) -> tuple[str, str | None]:
         raise PromptError("dataset runs are file runs: drop mode=online")
     if spec.resume:
         raise PromptError("resume=true continues a file run: an online run has nothing to resume; drop resume=true")
+    if not spec.source.frames.everything:
+        raise PromptError(
+            "source.start/stop/stride/max_frames choose frames of a file run: an online run reads the stream as it "
+            "comes; drop them, or use mode=file for a video file"
+        )
     fixed = [k for k in spec.sinks.enabled if not SINKS[k].live]
     if fixed:
         raise PromptError(f"sink.{fixed[0]}=true is not written while a stream runs: set it false for mode=online")
@@ -139,7 +144,7 @@ def run_online(spec: RunSpec, started: float, model: Any = None) -> dict[str, An
     threads = run_threads(spec)
     keep = {p.frame_index for p in given.spec.prompts}
     if spec.prompts.kind == "auto":  # real time drops frames, never those the objects are found on
-        keep |= set(spec.prompts.frames)
+        keep |= set(spec.prompts.frames or (0,))
     source, frames, info, arrival = _open(spec, path, keep, threads)
     try:
         plan = plan_prompts(spec, given, info)  # detections become prompts here

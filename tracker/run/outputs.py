@@ -78,7 +78,10 @@ def open_sinks(
     s = spec.sinks
     settings = {"crf": s.crf, "preset": s.preset, "alpha": s.alpha}
     images = FrameImages() if "frames" in s.enabled else None
-    return make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, settings, images))
+    sinks = make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, settings, images))
+    for sink in sinks:
+        sink.clip = spec.source.frames
+    return sinks
 
 
 def source_options(spec: RunSpec, threads: int) -> dict[str, Any]:

@@ -5,13 +5,14 @@ re-prompt boxes, id-less boxes) and ``prompts=auto`` all end in the same type.""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..io.detections import Box, Detection, detection_plan, read_detections
 from ..io.prompts import PromptError, TrackSpec, load_prompts, quick_prompts
-from ..records import VideoInfo
+from ..masks import png_id_hint
+from ..records import EVERY_FRAME, FrameRange, VideoInfo
 from .spec import RunSpec
 
 _EMPTY = TrackSpec(labels={}, prompts=())
@@ -38,11 +39,13 @@ class PromptInput:
 @dataclass(frozen=True)
 class PromptPlan:
     """What the engine is given: ``spec`` seeds the objects; ``reprompts`` frame -> {id: box} re-prompt
-    drifting masks; ``unmatched`` frame -> boxes without ids join where no tracked mask matches them."""
+        drifting masks; ``unmatched`` frame -> boxes without ids join where no tracked mask matches them. Frame
+    numbers are the run's (:func:`plan_prompts`)."""
 
     spec: TrackSpec
     reprompts: Mapping[int, Mapping[int, Box]] = field(default_factory=dict)
     unmatched: Mapping[int, list[Box]] = field(default_factory=dict)
+    found_on: tuple[int, ...] = ()  # prompts=auto: the frames objects are found on (prompts.frames)
 
 
 def read_prompts(spec: RunSpec) -> PromptInput:
@@ -60,7 +63,7 @@ def read_prompts(spec: RunSpec) -> PromptInput:
     if p.given is not None:
         too_big = [i for i in p.given.labels if i > spec.max_id]
         if too_big:
-            hint = " (mask PNGs hold 0..255: sink={'png': False} for larger ids)" if spec.max_id == 255 else ""
+            hint = png_id_hint(spec.max_id, "sink={'png': False}")
             raise PromptError(f"object id {too_big[0]} is above {spec.max_id}{hint}")
         return PromptInput(p.given)
     if p.path:
@@ -95,20 +98,71 @@ def discovers(spec: RunSpec, given: PromptInput | None = None) -> bool:
     return spec.discovery.every > 0 or p.kind == "auto" or by_boxes
 
 
-def plan_prompts(spec: RunSpec, given: PromptInput, info: VideoInfo) -> PromptPlan:
-    """The plan once the video's size is known: detections become prompts here."""
+def plan_prompts(spec: RunSpec, given: PromptInput, info: VideoInfo, frames: FrameRange = EVERY_FRAME) -> PromptPlan:
+    """The plan once the video's size is known (``info``: the whole video's): detections become prompts
+    here. With ``frames`` (``source.start/stop/stride/max_frames``), the plan speaks the run's frame numbers."""
     p = spec.prompts
     n = info.num_frames
     if p.kind == "auto" and n is not None:
         late = [f for f in p.frames if f >= n]
         if late:
             raise PromptError(f"prompts.frames holds frame {late[0]}, the video has {n} frames: use 0..{n - 1}")
-    if p.kind != "detections":
-        return _within_limits(spec, PromptPlan(given.spec))
-    plan = detection_plan(
-        list(given.detections), info.width, info.height, p.min_score or 0.0, spec.max_id, normalised=p.format == "yolo"
+    if p.kind == "auto":
+        plan = PromptPlan(given.spec, found_on=p.frames or (frames.start,))
+    elif p.kind != "detections":
+        plan = PromptPlan(given.spec)
+    else:
+        # Boxes on frames the run does not read are left out before their seeds are chosen.
+        read = [d for d in given.detections if frames.run_frame(d.frame, n) is not None]
+        boxes = detection_plan(
+            read,
+            info.width,
+            info.height,
+            p.min_score or 0.0,
+            spec.max_id,
+            normalised=p.format == "yolo",
+        )
+        plan = PromptPlan(boxes.spec, boxes.later if p.reprompt_iou > 0 else {}, boxes.unmatched)
+    return _within_limits(spec, plan if frames.everything else _in_run(plan, frames, n))
+
+
+def _in_run(plan: PromptPlan, frames: FrameRange, n: int | None) -> PromptPlan:
+    """``plan`` in the run's frame numbers."""
+
+    try:
+        frames.check_against(n)
+    except ValueError as e:
+        raise PromptError(str(e)) from None
+
+    def kept(by_frame: Mapping[int, Any]) -> dict[int, Any]:
+        return {i: v for f, v in by_frame.items() if (i := frames.run_frame(f, n)) is not None}
+
+    return PromptPlan(
+        prompts_in_run(plan.spec, frames, n),
+        kept(plan.reprompts),
+        kept(plan.unmatched),
+        tuple(_run_frame(frames, n, f, "a frame of prompts.frames") for f in plan.found_on),
     )
-    return _within_limits(spec, PromptPlan(plan.spec, plan.later if p.reprompt_iou > 0 else {}, plan.unmatched))
+
+
+def prompts_in_run(spec: TrackSpec, frames: FrameRange, n: int | None) -> TrackSpec:
+    """``spec``'s prompts on the run's frame numbers; a prompt frame the run does not read is refused (its
+    object would start nowhere). ``n``: the video's frame count."""
+    prompts = tuple(
+        replace(q, frame_index=_run_frame(frames, n, q.frame_index, f"object {q.object_id}'s prompt frame"))
+        for q in spec.prompts
+    )
+    return replace(spec, prompts=prompts)
+
+
+def _run_frame(frames: FrameRange, n: int | None, f: int, what: str) -> int:
+    i = frames.run_frame(f, n)
+    if i is None:
+        raise PromptError(
+            f"{what} is frame {f}, which the run does not read (source.start={frames.start}, "
+            f"source.stride={frames.stride}: {frames.describe(n)}): prompt on one of those, or change source.start"
+        )
+    return i
 
 
 def _within_limits(spec: RunSpec, plan: PromptPlan) -> PromptPlan:
@@ -126,7 +180,7 @@ def make_discovery(spec: RunSpec, model: Any, info: VideoInfo, plan: PromptPlan)
     generates = d.every > 0 or p.kind == "auto"
     if not generates and not plan.unmatched:
         return None
-    frames = list(p.frames) if p.kind == "auto" else []
+    frames = list(plan.found_on)
     settings = DiscoverySettings(
         every=d.every,
         frames=tuple(frames[1:]),

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..masks import PNG_MAX_ID
+from ..records import EVERY_FRAME, FrameRange
 from . import checks
-from .checks import ConfigError
+from .checks import RANGE_KEYS, ConfigError
 
 if TYPE_CHECKING:
     from ..io.prompts import TrackSpec
 
-PNG_MAX_ID = 255  # mask PNGs hold ids 0..255, 0 being the background
 MAX_ID = 2**31 - 1
 
 
@@ -42,6 +43,7 @@ class SourceSpec:
     path: str | None
     timeout: float | None  # live inputs: a stream silent this long ends the run
     options: Mapping[str, Any]  # the decoder's own keys (threads, fps, device, format, width, height)
+    frames: FrameRange = EVERY_FRAME  # start, stop, stride, max_frames: the frames a file run reads
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,8 @@ def model_spec(plain: Mapping[str, Any], *, weights: bool = True) -> ModelSpec:
 def _source(plain: Mapping[str, Any]) -> SourceSpec:
     s = dict(plain.get("source") or {"kind": "pyav", "path": None})
     kind, path, timeout = s.pop("kind"), s.pop("path", None), s.pop("timeout", None)
-    return SourceSpec(kind=kind, path=path, timeout=timeout, options=s)
+    frames = checks.frame_range({k: s.pop(k) for k in RANGE_KEYS if k in s})
+    return SourceSpec(kind=kind, path=path, timeout=timeout, options=s, frames=frames)
 
 
 def _as_tuple(v: Any) -> Any:

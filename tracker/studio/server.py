@@ -172,13 +172,26 @@ def create_app(studio: Studio, token: str, max_body: int = 256 * 1024) -> ASGIAp
     return LimitBody(app, max_body)
 
 
+def _video(studio: Studio) -> dict[str, Any]:
+    """What the page knows of the video: its size, the frames it shows, and (part of a video) the video's
+    frame number of page frame i, ``start + i * stride``."""
+    i, c = studio.info, studio.clip
+    return {
+        "width": i.width,
+        "height": i.height,
+        "num_frames": studio.frames.num_frames,
+        "fps": i.fps,
+        "warning": studio.warning,
+        "video_frames": {"start": c.start, "stride": c.stride},
+    }
+
+
 def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     """The JSON API over the studio's session (the page's routes are in ``create_app``)."""
 
     @app.get("/api/video")
     def video() -> dict[str, Any]:
-        i, n = studio.info, studio.frames.num_frames
-        return {"width": i.width, "height": i.height, "num_frames": n, "fps": i.fps, "warning": studio.warning}
+        return _video(studio)
 
     @app.get("/api/frames/{i}.jpg")
     def frame(i: int) -> Response:

@@ -29,9 +29,10 @@ import yaml
 from ..engine.propagation import points_and_labels
 from ..files import write_atomic
 from ..io.annotation import color_of
+from ..io.clip import ClipSource
 from ..io.prompts import TrackSpec, prompt_entry
-from ..masks import decode_rle, encode_rle, sigmoid, to_video_masks
-from ..records import Frame, FrameMasks, Prompt
+from ..masks import decode_rle, encode_rle, png_id_hint, sigmoid, to_video_masks
+from ..records import EVERY_FRAME, Frame, FrameMasks, FrameRange, Prompt
 from .frames import FrameStore
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ class TrackResults:
     """A Track's per-frame masks (COCO RLE and scores) in a temp file, readable while the job runs.
     Used as a sink of the run: a context manager with ``write(frame, masks)``."""
 
-    def __init__(self, folder: Path, cancelled: threading.Event) -> None:
+    def __init__(self, folder: Path, cancelled: threading.Event, clip: FrameRange = EVERY_FRAME) -> None:
+        self.clip = clip  # the run writes the video's frame numbers; the page asks by the run's
         self._file = tempfile.TemporaryFile(prefix="studio-track-", dir=folder)
         self._index: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -151,20 +153,22 @@ class TrackResults:
         ]
         self.object_ids.update(int(oid) for oid in masks.object_ids)
         shown = [int(oid) for oid, m in zip(masks.object_ids, masks.masks) if m.any()]
-        blob = json.dumps({"frame": frame.index, "objects": objects}).encode()
+        index = self.clip.run_frame(frame.index, None)
+        assert index is not None, f"frame {frame.index} is not one of the run's"
+        blob = json.dumps({"frame": index, "objects": objects}).encode()
         with self._lock:
             self._file.seek(0, os.SEEK_END)
-            self._index[frame.index] = (self._file.tell(), len(blob))
+            self._index[index] = (self._file.tell(), len(blob))
             self._file.write(blob)
             self.frames_done += 1
             for oid in masks.object_ids:
                 self.presence.setdefault(int(oid), [])
             for oid in shown:
                 runs = self.presence[oid]
-                if runs and runs[-1][1] == frame.index - 1:  # frames come in order
-                    runs[-1][1] = frame.index
+                if runs and runs[-1][1] == index - 1:  # frames come in order
+                    runs[-1][1] = index
                 else:
-                    runs.append([frame.index, frame.index])
+                    runs.append([index, index])
 
     def presence_runs(self) -> dict[int, list[list[int]]]:
         with self._lock:
@@ -240,6 +244,8 @@ class Studio:
         self.warning: str | None = None  # said on the page as it opens (e.g. the toy model on real footage)
         self.frames = frames
         self.info = frames.info
+        # Part of a video (source.start/stride): the page's frames are the run's; files speak the video's.
+        self.clip = frames.source.range if isinstance(frames.source, ClipSource) else EVERY_FRAME
         self.output_dir = Path(output_dir)
         self.max_object_id = int(max_object_id)
         self._run_track = run_track
@@ -262,8 +268,7 @@ class Studio:
     # ---- objects and prompts --------------------------------------------------------------
     def _check_id(self, object_id: int) -> None:
         if not 1 <= object_id <= self.max_object_id:
-            png = self.max_object_id == 255
-            hint = " (mask PNGs hold 1..255: start with sink.png=false for larger ids)" if png else ""
+            hint = png_id_hint(self.max_object_id, "start with sink.png=false")
             raise StudioError(f"object id {object_id} must be an integer from 1 to {self.max_object_id}{hint}")
 
     def _check_frame(self, frame: int) -> None:
@@ -460,7 +465,10 @@ class Studio:
         objects = []
         with self._lock:
             for oid, obj in sorted(self.objects.items()):
-                entries = [prompt_entry(f, e.points, e.box, e.base) for f, e in sorted(obj.prompts.items())]
+                entries = [
+                    prompt_entry(self.clip.video_frame(f), e.points, e.box, e.base)
+                    for f, e in sorted(obj.prompts.items())
+                ]
                 if entries:
                     item: dict[str, Any] = {"id": oid}
                     if obj.label is not None:
@@ -493,7 +501,9 @@ class Studio:
             if running:
                 raise StudioError(f"Track {running[0].id} is still running: wait for it to finish", status=409)
             saved = self.save()
-            job = TrackJob(next(self._job_ids), self.frames.num_frames, TrackResults(self._work, self._closing))
+            job = TrackJob(
+                next(self._job_ids), self.frames.num_frames, TrackResults(self._work, self._closing, self.clip)
+            )
             self.jobs[job.id] = job
             # Keep the latest done job (the page shows it; corrections start from it) and this one.
             done = [j.id for j in self.jobs.values() if j.state == "done"]

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from ...files import write_atomic
-from ...records import Frame, FrameMasks, VideoInfo, whole
+from ...records import EVERY_FRAME, Frame, FrameMasks, FrameRange, VideoInfo, whole
 
 log = logging.getLogger("tracker.io.sinks")
 
@@ -25,6 +25,7 @@ class Sink:
     """Base: a target path written as ``<target>.partial`` and renamed on success."""
 
     live = False  # see make_live
+    clip: FrameRange = EVERY_FRAME  # the frames the run reads: frame numbers written are the video's (FrameRange)
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
@@ -161,7 +162,7 @@ class FrameFilesSink(Sink):
         return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
 
     def check_position(self, position: Any, emitted: int) -> str | None:
-        return super().check_position(position, emitted) or next_within(position, emitted)
+        return super().check_position(position, emitted) or next_within(position, self.clip.next_after(emitted))
 
     def reopen(self, position: dict) -> None:
         self._next = position["next"]
@@ -181,9 +182,10 @@ def bytes_within(position: dict, key: str, path: Path) -> str | None:
     return None
 
 
-def next_within(position: dict, emitted: int) -> str | None:
+def next_within(position: dict, bound: int) -> str | None:
+    """None if ``position["next"]`` (the frame number a per-frame sink writes next) is 0 to ``bound``."""
     value = position.get("next")
-    return None if whole(value) and 0 <= value <= emitted else f"next={value!r}, not 0 to {emitted}"
+    return None if whole(value) and 0 <= value <= bound else f"next={value!r}, not 0 to {bound}"
 
 
 def drop_frames_from(folder: Path, pattern: str, first: int) -> None:

@@ -78,7 +78,7 @@ class YoloSink(Sink):
         return {"frames": self.frames_written, "next": getattr(self, "_next", 0)}
 
     def check_position(self, position: Any, emitted: int) -> str | None:
-        return super().check_position(position, emitted) or next_within(position, emitted)
+        return super().check_position(position, emitted) or next_within(position, self.clip.next_after(emitted))
 
     def reopen(self, position: dict) -> None:
         self._next = position["next"]

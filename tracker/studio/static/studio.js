@@ -242,6 +242,8 @@ async function showFrame(i) {
   const ticket = ++S.drawn;
   $("scrubber").value = i;
   if (document.activeElement !== $("frame-input")) $("frame-input").value = i;
+  const part = S.video.video_frames;  // part of a video (source.start/stride): its own frame number too
+  $("video-frame").textContent = part && (part.start || part.stride > 1) ? `video frame ${part.start + i * part.stride}` : "";
   if (moved && !$("status").classList.contains("error")) status("");  // the status line is about this frame
   moveCursor();
   const img = $("frame");
