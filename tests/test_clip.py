@@ -244,3 +244,14 @@ def test_detections_and_found_objects_follow_the_run(clip, tmp_path):
     assert frames == list(range(7, N, 3))
     ids = {o["id"] for x in (out / "masks.jsonl").read_text().splitlines() for o in json.loads(x)["objects"]}
     assert ids == {1}
+
+
+@pytest.mark.parametrize("kind", ["pyav", "decord", "opencv", "images"])
+def test_each_file_sources_yaml_repeats_the_ranges_defaults(kind):
+    from helpers import compose_config
+    from omegaconf import OmegaConf
+
+    from tracker.run.checks import RANGE_KEYS
+
+    source = OmegaConf.to_container(compose_config([f"source={kind}"]).source)
+    assert FrameRange(**{k: source[k] for k in RANGE_KEYS}) == FrameRange()
