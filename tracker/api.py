@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io.prompts import PromptError, TrackSpec, load_prompts, parse_prompts
 from .paths import config_dir
-from .records import Frame, FrameMasks, FrameRange, Prompt
+from .records import Frame, FrameMasks, Prompt
 
 if TYPE_CHECKING:  # torch, sam2 and Hydra load when a model or a config is made, not on import
     from omegaconf import DictConfig
@@ -228,10 +228,10 @@ def track(
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
-    from .engine.propagation import Propagator
     from .io.clip import ClipSource
     from .io.source import SOURCES
-    from .run.prompts import PromptInput, make_discovery, plan_prompts
+    from .run.prepare import make_propagator, prepare
+    from .run.prompts import PromptInput, discovers, make_discovery
 
     _require_model(model, "track")
     _check_video(video)
@@ -260,36 +260,35 @@ def track(
         raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
     from .threads import resolve_threads
 
-    with _range_named_as_arguments():
-        frames = FrameRange(start, stop, stride, max_frames)
     n = resolve_threads(threads)
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
-    src, given = _opened(video, source, n, given, frames)
-    finds = prompts is None or discover_every > 0
-    Propagator.check_prompts(given.spec.prompts, src.info, given.spec.object_ids, allow_empty=finds)
+    propagation = {k: options.pop(k) for k in ("reverse_chunk", "prefetch") if k in options}
+    with _range_named_as_arguments():  # the run's settings as the command's config, checked there
+        spec = run_spec(
+            str(video) if isinstance(video, (str, Path)) else None,
+            None,
+            find_objects=prompts is None,
+            source={"kind": source, "start": start, "stop": stop, "stride": stride, "max_frames": max_frames},
+            discover={"every": discover_every, "confirm": confirm},
+            sink={"png": False},  # no PNGs: any object id
+            propagation=propagation,
+            **({"memory": {"name": memory}} if isinstance(memory, str) else {}),
+        )
+        if prompts is not None:
+            spec = replace(spec, prompts=replace(spec.prompts, given=given.spec))
+        ready = prepare(spec, given, n, video=None if isinstance(video, (str, Path)) else video)
     net = load_model(model) if isinstance(model, str) else model
     _warn_toy(net, video)
     discovery = None
-    if finds:
-        spec = run_spec(
-            None,
-            None,
-            find_objects=prompts is None,
-            discover={"every": discover_every, "confirm": confirm},
-            generator={"points_per_prompt": net.auto_points, **(generator or {})},
-            sink={"png": False},  # no PNGs: any object id
-        )
-        discovery = make_discovery(spec, net, src.info, plan_prompts(spec, given, src.info))
-    if isinstance(memory, str):
-        from .engine.policies import memory_policy
-
-        memory = memory_policy(memory)
-    propagator = Propagator(
-        net, backward=backward, discovery=discovery, memory=memory, labels=given.spec.labels, **options
-    )
-    tracked = propagator.run(src, given.spec.prompts, given.spec.object_ids)
-    if isinstance(src, ClipSource):
-        tracked = (src.in_video(frame, masks) for frame, masks in tracked)
+    if discovers(spec, given):
+        settings = {"points_per_prompt": net.auto_points, **(generator or {})}
+        spec = spec.with_config({f"generator.{k}": v for k, v in settings.items()})
+        discovery = make_discovery(spec, net, ready.source.info, ready.plan)
+    own = None if isinstance(memory, str) else memory
+    propagator = make_propagator(spec, net, ready.plan, discovery, memory=own, backward=backward, **options)
+    tracked = propagator.run(ready.source, ready.plan.spec.prompts, ready.plan.spec.object_ids)
+    if isinstance(ready.source, ClipSource):
+        tracked = (ready.source.in_video(frame, masks) for frame, masks in tracked)
     return _with_threads(n, tracked)
 
 
@@ -304,25 +303,15 @@ def _check_options(options: Mapping[str, Any]) -> None:
 @contextlib.contextmanager
 def _range_named_as_arguments() -> Iterator[None]:
     """A frame range's errors in track()'s words (``start=-1``, not ``source.start=-1``)."""
+    from .run.checks import RANGE_KEYS
+
     try:
         yield
     except ValueError as e:
-        raise ValueError(str(e).replace("source.", "")) from None
-
-
-def _opened(video: Any, source: str, threads: int, given: Any, frames: FrameRange) -> tuple[Any, Any]:
-    """(the video opened, a path with the ``source`` decoder; the prompts): for part of a video its
-    :class:`tracker.io.clip.ClipSource`, with the prompts on the run's frame numbers."""
-    from .io.clip import ClipSource
-    from .io.source import open_source
-    from .run.prompts import PromptInput, prompts_in_run
-
-    decoder = {"threads": threads} if source == "pyav" else {}
-    src = open_source(source, video, **decoder) if isinstance(video, (str, Path)) else video
-    if frames.everything:
-        return src, given
-    with _range_named_as_arguments():
-        return ClipSource(src, frames), PromptInput(prompts_in_run(given.spec, frames, src.info.num_frames))
+        text = str(e)
+        for key in RANGE_KEYS:
+            text = text.replace(f"source.{key}", key)
+        raise ValueError(text) from None
 
 
 def _with_threads(n: int, frames: Iterator[tuple[Frame, FrameMasks]]) -> Iterator[tuple[Frame, FrameMasks]]:

@@ -25,7 +25,8 @@ from ..run import run as run_spine
 from ..run.checks import ConfigError
 from ..run.model import build, toy_meets_real_video
 from ..run.outputs import check_inputs_apart, output_folder, planned, run_threads, source_options
-from ..run.prompts import PromptInput, plan_prompts, read_prompts
+from ..run.prepare import prepare
+from ..run.prompts import PromptInput, read_prompts
 from . import cli
 
 log = logging.getLogger("tracker")
@@ -106,7 +107,6 @@ def build_studio(cfg: DictConfig):
     """Check the config, the video and the prompts (before any frame is decoded), load the model: the
     :class:`tracker.studio.session.Studio` that ``serve`` serves."""
     from ..discovery import GeneratorSettings, MaskGenerator
-    from ..io.clip import clipped
     from ..io.source import check_source_path, open_source
     from ..studio.frames import FrameStore
     from ..studio.session import PROMPTS_FILE, Studio
@@ -133,12 +133,8 @@ def build_studio(cfg: DictConfig):
     check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
     threads = run_threads(spec)
     video = open_source(spec.source.kind, path, **source_options(spec, threads))
-    plan = plan_prompts(spec, given, video.info, spec.source.frames) if given is not None else None
-    source = clipped(video, spec.source.frames)  # the page shows the frames a Track reads
-    if plan is not None:
-        from ..engine.propagation import Propagator
-
-        Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids)
+    ready = prepare(spec, given or PromptInput(), threads, video, none_yet=given is None)
+    source, plan = ready.source, ready.plan  # the page shows the frames a Track reads
     model = build(spec.model)
     file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
 
@@ -169,7 +165,7 @@ def build_studio(cfg: DictConfig):
         FrameStore(source, jpeg_cache=s.frame_cache),
         out,
         run_track,
-        spec=plan.spec if plan is not None else None,
+        spec=plan.spec,
         max_object_id=spec.max_id,
         feature_cache=s.feature_cache,
         command=lambda f: _command(cfg, str(path), out, f, _overrides()),
@@ -181,7 +177,7 @@ def build_studio(cfg: DictConfig):
     if studio.warning is not None:
         log.warning(studio.warning)
     if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
-        for f in plan_prompts(spec, PromptInput(), video.info, spec.source.frames).found_on:
+        for f in plan.found_on:
             studio.find_objects(f)
     return studio
 

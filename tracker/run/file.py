@@ -10,7 +10,6 @@ from typing import Any
 
 from ..engine.spool import CheckpointError
 from ..files import write_atomic
-from ..io.clip import clipped
 from ..io.prompts import PromptError, prompts_yaml
 from ..io.sinks import SINKS, Sink, write_json_atomic
 from ..io.source import SOURCES, check_source_path, open_source
@@ -26,7 +25,8 @@ from .outputs import (
     save_config,
     source_options,
 )
-from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
+from .prepare import make_propagator, prepare
+from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, read_prompts
 from .record import base_record, finished_record
 from .resume import ResumeError, ResumeStore, check_checkpoint, damaged, fingerprint
 from .spec import RunSpec
@@ -141,16 +141,13 @@ def _refused(e: CheckpointError) -> ResumeError:
 def _prepare(spec: RunSpec, tx: OutputTransaction, path: str, given: PromptInput, threads: int) -> _Ready:
     """Open the source, plan the prompts, and for a resumed run load and check its checkpoint and spool;
     nothing is written here."""
-    from ..engine.propagation import Propagator
     from ..engine.spool import MaskSpool
 
     video = open_source(spec.source.kind, path, **source_options(spec, threads))
-    plan = plan_prompts(spec, given, video.info, spec.source.frames)
-    source = clipped(video, spec.source.frames)
+    prepared = prepare(spec, given, threads, video)
+    source, plan = prepared.source, prepared.plan
     if video.info.has_audio and not source.info.has_audio:
         log.info("annotated.mp4 has no sound: the run reads %s", spec.source.frames.describe(video.info.num_frames))
-    allow_empty = discovers(spec, given)
-    Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids, allow_empty=allow_empty)
     audio = Path(path) if SOURCES[spec.source.kind].audio else None
     # Made here (nothing is written until a sink is entered), so a resumed run checks their positions first.
     sinks = open_sinks(spec, tx.staging, source.info, plan.spec.labels, Path(path).name, audio)
@@ -199,7 +196,6 @@ def _track(
 ) -> dict:
     """Inside the transaction, logging: build the model and the sinks, run the pipeline (resumed from a
     checkpoint when asked), write run.json."""
-    from ..engine.propagation import Propagator
 
     source, plan, store, fp, ckpt, threads = ready.source, ready.plan, ready.store, ready.fp, ready.ckpt, ready.threads
     info = source.info
@@ -218,18 +214,8 @@ def _track(
             sink.make_resumable()
             if ckpt is not None:
                 sink.resume_from(ckpt["sinks"][i])
-    propagator = Propagator(
-        model,
-        reverse_chunk=spec.reverse_chunk,
-        prefetch=spec.prefetch,
-        checkpoint_every=spec.resume_every if store is not None else 0,
-        spool_path=str(store.spool) if store is not None else None,
-        discovery=discovery,
-        reprompts=plan.reprompts,
-        reprompt_iou=spec.prompts.reprompt_iou,
-        memory=spec.memory.policy(),
-        labels=plan.spec.labels,
-    )
+    spool = str(store.spool) if store is not None else None
+    propagator = make_propagator(spec, model, plan, discovery, spool_path=spool)
     log.info(
         "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
         len(plan.spec.object_ids),

@@ -21,6 +21,7 @@ from ..io.source import SOURCES, check_source_path, open_source
 from .errors import one_line
 from .model import build
 from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, run_threads, save_config
+from .prepare import make_propagator
 from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
 from .record import base_record
 from .spec import RunSpec
@@ -219,18 +220,7 @@ def _track(
             threads,
             ", real time (frames may be dropped)" if spec.realtime else "",
         )
-        # Real time: no decode-ahead queue inside the engine, or frames would wait there instead of being
-        # dropped (measured: p50 latency 290 ms with the default queue of 8 at 720p).
-        propagator = Propagator(
-            model,
-            prefetch=0 if spec.realtime else spec.prefetch,
-            backward=False,
-            discovery=discovery,
-            reprompts=plan.reprompts,
-            reprompt_iou=spec.prompts.reprompt_iou,
-            memory=spec.memory.policy(),
-            labels=plan.spec.labels,
-        )
+        propagator = make_propagator(spec, model, plan, discovery, live=True)
         status.extra = lambda: discovery_record(plan.spec, discovery, propagator)
         state = "interrupted"  # a signal (KeyboardInterrupt): the stream did not end, the run was stopped
         try:
