@@ -1,5 +1,6 @@
 """The package's layers, read from its source (AST): no import cycle, no import from a higher layer, no use
-of another module's ``_private`` names, no function over 100 lines. The order is docs/design.md's ("How it is
+of another module's ``_private`` names (imported, read off the module by any name or chain, or through
+``getattr``; a private attribute of an object made elsewhere is not seen), no function over 100 lines. The order is docs/design.md's ("How it is
 built"): each layer may import itself and the layers before it."""
 
 from __future__ import annotations
@@ -128,32 +129,98 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-def test_no_use_of_another_modules_private_names():
-    bad = []
-    for name, path in MODULES.items():
-        for target, names, line in GRAPH[name]:
-            bad += [f"{path}:{line}: imports {target}.{n}" for n in names if _private(n) and target != name]
-        tree = ast.parse(path.read_text())
-        modules = {}  # local name -> tracker module it is bound to
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                for t, _, _ in _imports(name, path):
-                    for a in node.names:
-                        if t.endswith("." + a.name) and t in MODULES:
-                            modules[a.asname or a.name] = t
-            elif isinstance(node, ast.Import):
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else f"{head}.{node.attr}"
+    return None
+
+
+def _private_uses(name: str, path: Path) -> list[str]:
+    """Another module's private names used by ``name``: imported (``from m import _x``), read off a module
+    bound by an import (``m._x``, ``tracker.m._x``, ``alias._x``) or by ``getattr(m, "_x")``."""
+    bad = [
+        f"{path}:{line}: imports {target}.{n}"
+        for target, names, line in _imports(name, path)
+        for n in names
+        if _private(n) and target != name
+    ]
+    tree = ast.parse(path.read_text())
+    modules = {}  # local name -> tracker module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for t, _, _ in _imports(name, path):
                 for a in node.names:
-                    if a.name.startswith("tracker") and a.asname:
-                        modules[a.asname] = a.name
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id in modules
-                and _private(node.attr)
-            ):
-                bad.append(f"{path}:{node.lineno}: uses {modules[node.value.id]}.{node.attr}")
+                    if t.endswith("." + a.name) and t in MODULES:
+                        modules[a.asname or a.name] = t
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] != "tracker":
+                    continue
+                if a.asname:
+                    modules[a.asname] = a.name
+                else:  # `import tracker.x` binds tracker: the chain of attributes names x
+                    modules["tracker"] = "tracker"
+
+    def module_of(node: ast.AST) -> str | None:
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if modules.get(head) is None:
+            return None
+        full = dotted if modules[head] == head else modules[head] + (f".{rest}" if rest else "")
+        return full if full in MODULES and full != name else None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and (m := module_of(node.value)):
+            bad.append(f"{path}:{node.lineno}: uses {m}.{node.attr}")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
+            and (m := module_of(node.args[0]))
+        ):
+            bad.append(f"{path}:{node.lineno}: uses {m}.{node.args[1].value} through {node.func.id}")
+    return bad
+
+
+def test_no_use_of_another_modules_private_names():
+    bad = [line for name, path in MODULES.items() for line in _private_uses(name, path)]
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from ..engine.propagation import _Group\n",
+        "from ..engine import propagation as p\np._Group\n",
+        "from ..engine import propagation\npropagation._Group\n",
+        "import tracker.engine.propagation\ntracker.engine.propagation._Group\n",
+        "import tracker.engine.propagation as p\np._Group\n",
+        "from ..engine import propagation\ngetattr(propagation, '_Group')\n",
+    ],
+)
+def test_the_private_rule_catches_each_way_of_reaching_in(tmp_path, source):
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    assert _private_uses("tracker.io.bad", path), source
+
+
+def test_the_private_rule_leaves_public_names_and_own_objects_alone(tmp_path):
+    path = tmp_path / "ok.py"
+    path.write_text(
+        "import tracker.engine.propagation\nfrom ..engine import propagation\n"
+        "tracker.engine.propagation.Propagator\npropagation.Propagator\nself._x = 1\ngetattr(self, '_x')\n"
+    )
+    assert _private_uses("tracker.io.ok", path) == []
 
 
 def test_no_function_over_100_lines():
