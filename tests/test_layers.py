@@ -1,7 +1,7 @@
 """The package's layers, read from its source (AST): no import cycle, no import from a higher layer, no use
 of another module's ``_private`` names (imported, read off the module by any name or chain, or through
-``getattr``; a private attribute of an object made elsewhere is not seen), no function over 100 lines. The order is docs/design.md's ("How it is
-built"): each layer may import itself and the layers before it."""
+``getattr``; a private attribute of an object made elsewhere is not seen), no function over 100 lines. The
+order is docs/design.md's ("How it is built"): each layer may import itself and the layers before it."""
 
 from __future__ import annotations
 

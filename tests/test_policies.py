@@ -5,6 +5,7 @@ runs on a generated look-alike clip."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -691,3 +692,29 @@ def test_every_policy_takes_any_number_of_objects_prompted_on_any_frames(toy_and
         assert all(fm.masks.shape[0] == len(frames) for _, fm in out)
 
     run()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "memory").glob("*.yaml")))
+def test_each_policys_yaml_says_its_own_defaults(path):
+    """The yaml repeats the constructor's defaults for --help and for reading; they must agree, key for key."""
+    import inspect
+
+    import yaml
+
+    from tracker.engine.policies import MEMORY_POLICIES
+
+    doc = yaml.safe_load(path.read_text())
+    name = doc.pop("name")
+    assert name == path.stem
+    defaults: dict = {}
+    for cls in MEMORY_POLICIES[name].__mro__:  # a policy passing **settings on: its base's defaults too
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters.values()
+        for p in params:
+            if p.name != "self" and p.default is not inspect.Parameter.empty:
+                defaults.setdefault(p.name, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    as_yaml = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
+    assert doc == as_yaml
