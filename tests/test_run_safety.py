@@ -37,7 +37,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
-    return write_video(tmp_path_factory.mktemp("safety_long") / "long.mp4", moving_shapes(200, 96, 64))
+    return write_video(tmp_path_factory.mktemp("safety_long") / "long.mp4", moving_shapes(120, 96, 64))
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -164,17 +164,22 @@ def start_writing(out: Path, clip: Path) -> subprocess.Popen:
     return proc
 
 
-def test_two_runs_into_one_folder(long_clip, clip, tmp_path):
+def test_two_runs_into_one_folder(clip, tmp_path):
     out = tmp_path / "out"
-    first = start_writing(out, long_clip)
-    second = tracker(f"source.path={clip}", f"output_dir={out}", *BOX)
-    assert first.poll() is None, "the second run must be refused at once, while the first still runs"
+    first_clip = write_video(tmp_path / "first.mp4", moving_shapes(60, 96, 64))
+    first = start_writing(out, first_clip)
+    first.send_signal(signal.SIGSTOP)  # it holds the folder however long the second takes to start
+    try:
+        second = tracker(f"source.path={clip}", f"output_dir={out}", *BOX)
+        assert first.poll() is None, "the second run must be refused while the first still runs"
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert_one_error(second, "is in use by another run")
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
     record = json.loads((out / "run.json").read_text())
-    assert record["source"]["path"] == str(long_clip) and record["frames"] == 200
-    assert len(list((out / "masks").glob("*.png"))) == 200
+    assert record["source"]["path"] == str(first_clip) and record["frames"] == 60
+    assert len(list((out / "masks").glob("*.png"))) == 60
     assert not list(out.glob(".staging-*")) and not (out / ".resume").exists()
 
 
@@ -295,7 +300,7 @@ def test_signals_clean_up_and_keep_the_earlier_run(clip, long_clip, tmp_path, si
         assert done.returncode == 0, done.stderr[-2000:]
         resumed = json.loads((out / "run.json").read_text())["resumed_from"]  # it continued from its checkpoint
         assert resumed["frame"] >= 0
-        assert len(list((out / "masks").glob("*.png"))) == 200 and not (out / ".resume").exists()
+        assert len(list((out / "masks").glob("*.png"))) == 120 and not (out / ".resume").exists()
 
 
 # ---- threads --------------------------------------------------------------------------------------------
