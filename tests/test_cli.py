@@ -15,6 +15,8 @@ import av
 import numpy as np
 import pytest
 from helpers import compose_config, encode_audio, faststart_copy, moving_shapes, write_video
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -386,3 +388,39 @@ def test_a_mistyped_key_names_the_setting_meant(tmp_path):
         lines = err.getvalue().strip().splitlines()
         assert code == 2 and len(lines) == 1 and meant in lines[0] and "+" not in lines[0], lines
         assert not (tmp_path / "out").exists()
+
+
+def test_each_sinks_settings_in_the_yaml_are_its_own_defaults():
+    """A sink owns its settings (a record with defaults that checks itself); configs/sink/all.yaml repeats
+    them for --help, and must say the same."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from tracker.io.sinks import SINKS
+
+    sink = OmegaConf.to_container(compose_config([]).sink)
+    owned = [k for k in SINKS.values() if k.settings is not None]
+    assert owned, "no sink declares settings"
+    for kind in owned:
+        for f in fields(kind.settings):
+            assert sink[f.name] == f.default, (kind.key, f.name)
+
+
+@given(
+    crf=st.one_of(st.integers(-5, 60), st.floats(allow_nan=True), st.booleans(), st.text(max_size=3), st.none()),
+    preset=st.one_of(st.sampled_from(["veryfast", "slow", "Fast", ""]), st.integers(), st.none()),
+    alpha=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 2), st.booleans(), st.text(max_size=2)
+    ),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_annotated_videos_settings_take_any_value_or_name_it(crf, preset, alpha):
+    from tracker.io.sinks.video import X264_PRESETS, VideoSettings
+
+    try:
+        s = VideoSettings(crf=crf, preset=preset, alpha=alpha)
+    except ValueError as e:
+        assert str(e).startswith(("sink.crf=", "sink.preset=", "sink.alpha=")) and "\n" not in str(e)
+        return
+    assert 0 <= s.crf <= 51 and s.preset in X264_PRESETS and 0.0 <= s.alpha <= 1.0

@@ -10,8 +10,6 @@ from typing import Any
 from ..masks import PNG_MAX_ID
 from ..records import FrameRange
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
 
 class ConfigError(ValueError):
     """A config value the run cannot use."""
@@ -173,6 +171,16 @@ def frame_range(source: Mapping[str, Any]) -> FrameRange:
         raise ConfigError(str(e)) from None
 
 
+def sink_settings(sink: Mapping[str, Any]) -> dict[str, Any]:
+    """Each sink's own settings (io.sinks: the sink checks its keys), its error as a ConfigError."""
+    from ..io.sinks import sink_settings as made
+
+    try:
+        return made(sink)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def video_run(cfg: Mapping[str, Any]) -> None:
     """Everything a run over one video reads, besides the prompts file's content."""
     common(cfg)
@@ -203,9 +211,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
 
     for k in SINKS:
         boolean(cfg, f"sink.{k}")
-    integer(cfg, "sink.crf", 0, 51, example=20)
-    choice(cfg, "sink.preset", X264_PRESETS)
-    number(cfg, "sink.alpha", 0.0, 1.0)
+    sink_settings(_get(cfg, "sink") or {})
     text_or_null(cfg, "prompts.path")
     discovery(cfg)
     limits(cfg)

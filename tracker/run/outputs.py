@@ -76,9 +76,8 @@ def open_sinks(
     spec: RunSpec, folder: Path, info: VideoInfo, labels: Any, video_name: str, audio_from: Path | None
 ) -> list[Sink]:
     s = spec.sinks
-    settings = {"crf": s.crf, "preset": s.preset, "alpha": s.alpha}
     images = FrameImages() if "frames" in s.enabled else None
-    sinks = make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, settings, images))
+    sinks = make_sinks(s.enabled, SinkContext(folder, info, labels, video_name, audio_from, s.settings, images))
     for sink in sinks:
         sink.clip = spec.source.frames
     return sinks

@@ -66,9 +66,7 @@ class PromptsSpec:
 @dataclass(frozen=True)
 class SinkSpec:
     enabled: tuple[str, ...]  # keys of ``sink.*`` set true, in the config's order (the order sinks are written)
-    crf: int
-    preset: str
-    alpha: float
+    settings: Mapping[str, Any]  # sink key -> its own settings record (SinkKind.settings), checked by it
 
 
 @dataclass(frozen=True)
@@ -175,9 +173,7 @@ class RunSpec:
             prompts=_prompts(plain) if not plain.get("dataset") else PromptsSpec("file", None),
             sinks=SinkSpec(
                 enabled=_enabled_sinks(plain),
-                crf=c.get("sink.crf"),
-                preset=c.get("sink.preset"),
-                alpha=c.get("sink.alpha"),
+                settings=checks.sink_settings(plain.get("sink") or {}),
             ),
             discovery=DiscoverySpec(
                 every=c.get("discover.every"),

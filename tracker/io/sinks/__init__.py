@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from .base import SINKS, FrameImages, Sink, SinkContext, SinkKind, frame_name, write_json_atomic
+from .base import SINKS, FrameImages, Sink, SinkContext, SinkKind, frame_name, sink_settings, write_json_atomic
 from .coco import CocoSink
 from .jsonl import JsonlSink
 from .mot import MotSink, MotsSink
@@ -48,5 +48,6 @@ __all__ = [
     "make_sinks",
     "mask_polygon",
     "sink_files",
+    "sink_settings",
     "write_json_atomic",
 ]

@@ -10,7 +10,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -263,7 +263,8 @@ class FrameImages:
 class SinkContext:
     """What a sink is made from: the folder its files go to (the staged set), the video, the objects'
     labels, the source's file name and audio, the ``sink.*`` settings, and the frames' JPEGs when
-    ``sink.frames=true`` (``images``; None otherwise)."""
+    ``sink.frames=true`` (``images``; None otherwise). ``settings``: each sink's own settings record
+    (:attr:`SinkKind.settings`), by key."""
 
     folder: Path
     info: VideoInfo
@@ -278,19 +279,38 @@ class SinkContext:
 class SinkKind:
     """A registered sink: its ``sink.<key>`` switch, the names it writes into OUT, its factory, and what it
     can do: ``resumable`` (``position`` / ``reopen``: a killed run continues it), ``live`` (``make_live``:
-    written under its final name while a stream runs)."""
+    written under its final name while a stream runs). ``settings``: the record of its own ``sink.*`` keys
+    (a frozen dataclass whose fields are the keys, with their defaults, that checks itself and says the key
+    and the fix), or None."""
 
     key: str
     files: tuple[str, ...]
     make: Callable[[SinkContext], Sink]
     resumable: bool = True
     live: bool = True
+    settings: type | None = None
 
 
 SINKS: dict[str, SinkKind] = {}
 
 
 def register(
-    key: str, files: tuple[str, ...], make: Callable[[SinkContext], Sink], resumable: bool = True, live: bool = True
+    key: str,
+    files: tuple[str, ...],
+    make: Callable[[SinkContext], Sink],
+    resumable: bool = True,
+    live: bool = True,
+    settings: type | None = None,
 ) -> None:
-    SINKS[key] = SinkKind(key, files, make, resumable, live)
+    SINKS[key] = SinkKind(key, files, make, resumable, live, settings)
+
+
+def sink_settings(sink: Mapping[str, Any]) -> dict[str, Any]:
+    """Each registered sink's settings record, from the ``sink`` config node (its keys beside the switches);
+    a bad value raises the record's one-line ValueError."""
+    out = {}
+    for key, kind in SINKS.items():
+        if kind.settings is not None:
+            names = [f.name for f in fields(kind.settings)]
+            out[key] = kind.settings(**{n: sink[n] for n in names if n in sink})
+    return out

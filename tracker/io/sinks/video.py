@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,28 @@ from ..annotation import annotate
 from .base import Sink, register
 
 log = logging.getLogger("tracker.io.sinks")
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """``sink.crf`` (libx264 quality, lower is better and bigger), ``sink.preset`` (libx264 speed) and
+    ``sink.alpha`` (mask fill opacity): the annotated video's own keys."""
+
+    crf: int = 20
+    preset: str = "veryfast"
+    alpha: float = 0.45
+
+    def __post_init__(self) -> None:
+        if not whole(self.crf) or not 0 <= self.crf <= 51:
+            raise ValueError(f"sink.crf={self.crf!r} is not usable: give an integer from 0 to 51 (e.g. sink.crf=20)")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"sink.preset={self.preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
+        ok = isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool)
+        if not ok or not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"sink.alpha={self.alpha!r} is not usable: give a number from 0.0 to 1.0")
+
 
 # Audio codecs the MP4 muxer takes as they are; any other (PCM from cameras and screen recorders, Vorbis,
 # FLAC, ...) is transcoded to AAC.
@@ -253,8 +276,9 @@ register(
         c.info,
         c.audio_from,
         labels=c.labels,
-        crf=c.settings["crf"],
-        preset=c.settings["preset"],
-        alpha=c.settings["alpha"],
+        crf=c.settings["annotated"].crf,
+        preset=c.settings["annotated"].preset,
+        alpha=c.settings["annotated"].alpha,
     ),
+    settings=VideoSettings,
 )
