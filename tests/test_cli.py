@@ -424,3 +424,51 @@ def test_the_annotated_videos_settings_take_any_value_or_name_it(crf, preset, al
         assert str(e).startswith(("sink.crf=", "sink.preset=", "sink.alpha=")) and "\n" not in str(e)
         return
     assert 0 <= s.crf <= 51 and s.preset in X264_PRESETS and 0.0 <= s.alpha <= 1.0
+
+
+def test_each_source_kinds_yaml_repeats_its_settings_defaults():
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from tracker.io.source import SOURCES
+
+    owned = [k for k in SOURCES.values() if k.settings is not None]
+    assert {k.key for k in owned} == {"pyav", "images", "camera"}
+    for kind in owned:
+        source = OmegaConf.to_container(compose_config([f"source={kind.key}"]).source)
+        assert {f.name: f.default for f in fields(kind.settings)} == {
+            f.name: source[f.name] for f in fields(kind.settings)
+        }, kind.key
+
+
+ANY = st.one_of(
+    st.integers(-3, 20_000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=4),
+    st.none(),
+)
+
+
+@given(
+    kind=st.sampled_from(["pyav", "images", "camera"]),
+    values=st.dictionaries(
+        st.sampled_from(["threads", "timeout", "fps", "device", "width", "height", "format"]), ANY, max_size=4
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_source_kinds_settings_take_any_value_or_name_it(kind, values):
+    from dataclasses import fields
+
+    from tracker.io.source import SOURCES, source_settings
+
+    names = {f.name for f in fields(SOURCES[kind].settings)}
+    try:
+        record = source_settings(kind, values)
+    except ValueError as e:
+        key = str(e).split("=", 1)[0]
+        assert key.startswith("source.") and key[7:] in names and "\n" not in str(e)
+        return
+    for name in names & set(values):
+        assert getattr(record, name) == values[name]

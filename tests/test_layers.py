@@ -23,6 +23,7 @@ LAYERS = [
             "tracker.threads",
             "tracker.masks",
             "tracker.weights_cache",
+            "tracker.settings",
         ],
     ),
     ("records", ["tracker.records"]),
@@ -76,7 +77,9 @@ def _imports(name: str, path: Path) -> list[tuple[str, list[str], int]]:
                 continue
             names = [a.name for a in node.names]
             subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES]
-            found.append((target, [n for n in names if f"{target}.{n}" not in MODULES], node.lineno))
+            taken = [n for n in names if f"{target}.{n}" not in MODULES]
+            if taken or not subs:  # `from .. import settings` imports the module tracker.settings alone
+                found.append((target, taken, node.lineno))
             found += [(s, [], node.lineno) for s in subs]
         elif isinstance(node, ast.Import):
             found += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "tracker"]

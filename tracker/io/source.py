@@ -9,8 +9,8 @@ from __future__ import annotations
 import bisect
 import logging
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..masks import ImageError, check_pixels
 from ..records import Frame, FrameSource, VideoInfo
+from ..settings import integer, number, text_or_null
 from .images import read_image
 
 log = logging.getLogger(__name__)
@@ -351,11 +352,58 @@ class ImageFolderSource:
 
 
 @dataclass(frozen=True)
+class PyAVSettings:
+    """``source.threads``: FFmpeg's decoder threads (0: its choice); ``source.timeout``: a live input silent
+    this long (s) ends the run cleanly."""
+
+    threads: int = 0
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        integer("source.threads", self.threads, 0, 1024, example=0)
+        number("source.timeout", self.timeout, 0.1, 86400)
+
+
+@dataclass(frozen=True)
+class ImagesSettings:
+    """``source.fps``: the frame rate a folder of frames is given (its frames' times and the video's)."""
+
+    fps: float = 24.0
+
+    def __post_init__(self) -> None:
+        number("source.fps", self.fps, 0, 1000, open_lo=True)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """A capture device through FFmpeg: ``device``, its ``format`` (FFmpeg's input: v4l2, avfoundation,
+    dshow), the size and rate to ask it for (None: its default), and the silence that ends the run."""
+
+    device: str | None = "/dev/video0"
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    format: str | None = "v4l2"
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        text_or_null("source.device", self.device)
+        text_or_null("source.format", self.format)
+        for key, value in (("source.width", self.width), ("source.height", self.height)):
+            if value is not None:
+                integer(key, value, 16, 16384, example=1280)
+        if self.fps is not None:
+            number("source.fps", self.fps, 0, 1000, open_lo=True)
+        number("source.timeout", self.timeout, 0.1, 86400)
+
+
+@dataclass(frozen=True)
 class SourceKind:
     """A registered source kind (``source=<key>``): how it opens a path, and what it can read. ``folder``:
     a folder of frames, not a file; ``streams``: live inputs too (URLs, ``-``, FIFOs; read online);
     ``device``: a capture device only (``open`` is None: it is always read live); ``audio``: the file may
-    carry sound for the annotated video."""
+    carry sound for the annotated video. ``settings``: the record of its own ``source.*`` keys (defaults,
+    one-line checks), or None."""
 
     key: str
     open: Callable[..., Any] | None
@@ -363,6 +411,7 @@ class SourceKind:
     streams: bool = False
     device: bool = False
     audio: bool = True
+    settings: type | None = None
 
 
 SOURCES: dict[str, SourceKind] = {}
@@ -372,12 +421,21 @@ def register_source(kind: SourceKind) -> None:
     SOURCES[kind.key] = kind
 
 
-register_source(SourceKind("pyav", PyAVSource, streams=True))
+register_source(SourceKind("pyav", PyAVSource, streams=True, settings=PyAVSettings))
 register_source(SourceKind("decord", DecordSource))
 register_source(SourceKind("opencv", OpenCVSource))
-register_source(SourceKind("images", ImageFolderSource, folder=True, audio=False))
+register_source(SourceKind("images", ImageFolderSource, folder=True, audio=False, settings=ImagesSettings))
 # a V4L2 / AVFoundation / DirectShow device through FFmpeg: tracker.io.live.LiveSource reads it
-register_source(SourceKind("camera", None, streams=True, device=True, audio=False))
+register_source(SourceKind("camera", None, streams=True, device=True, audio=False, settings=CameraSettings))
+
+
+def source_settings(kind: str, source: Mapping[str, Any]) -> Any:
+    """The kind's settings record from the ``source`` config node (None for a kind without one); a bad
+    value raises the record's one-line ValueError."""
+    record = source_kind(kind).settings
+    if record is None:
+        return None
+    return record(**{f.name: source[f.name] for f in fields(record) if f.name in source})
 
 
 def source_kind(kind: str) -> SourceKind:

@@ -3,12 +3,13 @@ Each failure names the key, the bad value and the fix. No Hydra here: the CLI ha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import settings as value
 from ..masks import PNG_MAX_ID
 from ..records import FrameRange
+from ..settings import shown
 
 
 class ConfigError(ValueError):
@@ -24,49 +25,31 @@ def _get(cfg: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _checked(check: Any, cfg: Mapping[str, Any], key: str, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return check(key, _get(cfg, key), *args, **kwargs)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def integer(cfg: Mapping[str, Any], key: str, lo: int, hi: int | None = None, example: int | None = None) -> int:
-    v = _get(cfg, key)
-    bad = not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi)
-    if bad:
-        span = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
-        eg = example if example is not None else lo
-        raise ConfigError(f"{key}={_show(v)} is not usable: give an integer {span} (e.g. {key}={eg})")
-    return v
+    return _checked(value.integer, cfg, key, lo, hi, example)
 
 
 def number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, open_lo: bool = False) -> float:
-    v = _get(cfg, key)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if not ok or v > hi or v < lo or (open_lo and v == lo):
-        lo_text = f"over {lo}" if open_lo else f"from {lo}"
-        raise ConfigError(f"{key}={_show(v)} is not usable: give a number {lo_text} to {hi}")
-    return float(v)
+    return _checked(value.number, cfg, key, lo, hi, open_lo)
 
 
 def boolean(cfg: Mapping[str, Any], key: str) -> bool:
-    v = _get(cfg, key)
-    if not isinstance(v, bool):
-        raise ConfigError(f"{key}={_show(v)} is not usable: give true or false")
-    return v
+    return _checked(value.boolean, cfg, key)
 
 
 def choice(cfg: Mapping[str, Any], key: str, options: Sequence[str]) -> str:
-    v = _get(cfg, key)
-    if v not in options:
-        raise ConfigError(f"{key}={_show(v)} is unknown: use one of {', '.join(map(str, options))}")
-    return v
+    return _checked(value.choice, cfg, key, options)
 
 
 def text_or_null(cfg: Mapping[str, Any], key: str) -> str | None:
-    v = _get(cfg, key)
-    if v is not None and (not isinstance(v, str) or not v.strip()):
-        raise ConfigError(f"{key}={_show(v)} is not usable: give a path or leave it unset")
-    return v
+    return _checked(value.text_or_null, cfg, key)
 
 
 def threads(cfg: Mapping[str, Any], key: str = "threads") -> int | str:
@@ -96,7 +79,7 @@ def device(cfg: Mapping[str, Any], key: str = "model.device") -> str:
     except RuntimeError:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"{key}={_show(v)} is not a device: use auto, cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"{key}={shown(v)} is not a device: use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda":
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0 or (dev.index or 0) >= n:
@@ -184,7 +167,7 @@ def sink_settings(sink: Mapping[str, Any]) -> dict[str, Any]:
 def video_run(cfg: Mapping[str, Any]) -> None:
     """Everything a run over one video reads, besides the prompts file's content."""
     common(cfg)
-    from ..io.source import SOURCES
+    from ..io.source import SOURCES, source_settings
 
     kind = choice(cfg, "source.kind", tuple(SOURCES))
     text_or_null(cfg, "source.path")
@@ -193,19 +176,10 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     integer(cfg, "resume_every", 0, 2**31 - 1, example=100)
     boolean(cfg, "live.realtime")
     number(cfg, "live.status_every_s", 0.1, 3600)
-    if kind == "pyav":
-        integer(cfg, "source.threads", 0, 1024, example=0)
-    if kind in ("pyav", "camera"):
-        number(cfg, "source.timeout", 0.1, 86400)
-    if kind == "camera":
-        text_or_null(cfg, "source.device")
-        for key in ("source.width", "source.height"):
-            if _get(cfg, key) is not None:
-                integer(cfg, key, 16, 16384, example=1280)
-        if _get(cfg, "source.fps") is not None:
-            number(cfg, "source.fps", 0, 1000, open_lo=True)
-    if kind == "images":
-        number(cfg, "source.fps", 0, 1000, open_lo=True)
+    try:  # the kind's own keys, checked by its settings record (io/source.py)
+        source_settings(kind, _get(cfg, "source") or {})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     frame_range(_get(cfg, "source") or {})
     from ..io.sinks import SINKS
 
@@ -223,7 +197,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
         ok = isinstance(frames, list) and frames
         if not ok or any(not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in frames):
             raise ConfigError(
-                f"prompts.frames={_show(frames)} is not usable: give frame indices from 0 (e.g. prompts.frames=[0])"
+                f"prompts.frames={shown(frames)} is not usable: give frame indices from 0 (e.g. prompts.frames=[0])"
             )
         return
     if kind == "detections":
@@ -236,7 +210,7 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     integer(cfg, "prompts.id", 1, PNG_MAX_ID if _get(cfg, "sink.png") else 2**31 - 1, example=1)
     label = _get(cfg, "prompts.label")
     if label is not None and not isinstance(label, (str, int, float)):
-        raise ConfigError(f"prompts.label={_show(label)} is not usable: give a name")
+        raise ConfigError(f"prompts.label={shown(label)} is not usable: give a name")
 
 
 def limits(cfg: Mapping[str, Any]) -> None:
