@@ -13,6 +13,7 @@ import av
 import numpy as np
 
 from ...records import Frame, FrameMasks, VideoInfo, whole
+from ...settings import choice, integer, number
 from ..annotation import annotate
 from .base import Sink, register
 
@@ -31,13 +32,9 @@ class VideoSettings:
     alpha: float = 0.45
 
     def __post_init__(self) -> None:
-        if not whole(self.crf) or not 0 <= self.crf <= 51:
-            raise ValueError(f"sink.crf={self.crf!r} is not usable: give an integer from 0 to 51 (e.g. sink.crf=20)")
-        if self.preset not in X264_PRESETS:
-            raise ValueError(f"sink.preset={self.preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
-        ok = isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool)
-        if not ok or not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"sink.alpha={self.alpha!r} is not usable: give a number from 0.0 to 1.0")
+        integer("sink.crf", self.crf, 0, 51, example=20)
+        choice("sink.preset", self.preset, X264_PRESETS)
+        number("sink.alpha", self.alpha, 0.0, 1.0)
 
 
 # Audio codecs the MP4 muxer takes as they are; any other (PCM from cameras and screen recorders, Vorbis,
