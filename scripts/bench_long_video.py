@@ -76,6 +76,7 @@ def timing(model, args: argparse.Namespace) -> dict:
 
     from tracker.engine.policies import memory_policy
     from tracker.engine.propagation import Propagator
+    from tracker.engine.types import Passes
     from tracker.experiments.datasets import first_frame_prompts, load_sequences
     from tracker.io.source import ImageFolderSource
 
@@ -93,7 +94,7 @@ def timing(model, args: argparse.Namespace) -> dict:
         per_chunk: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
         for _ in range(args.reps):
             # prefetch=0: a decoding thread would compete for the cores at moments that differ per policy
-            runs = {p: Propagator(model, prefetch=0, backward=False, memory=memory_policy(p)) for p in policies}
+            runs = {p: Propagator(model, memory_policy(p), passes=Passes(backward=False, prefetch=0)) for p in policies}
             frames = {p: runs[p].run(source, prompts, ids) for p in policies}
             for k in itertools.count():
                 got = {}

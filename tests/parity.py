@@ -16,6 +16,7 @@ import torch
 
 from tracker.engine.propagation import Propagator
 from tracker.engine.sam import build_model
+from tracker.engine.types import Passes
 from tracker.io.source import PyAVSource
 from tracker.records import Prompt
 
@@ -35,7 +36,7 @@ def ours(cfg: dict, path, prompts: list[Prompt], device: str = "cpu", bf16: bool
             assert (oid, frame) not in got, f"object {oid} frame {frame} produced twice"
             got[(oid, frame)] = low_res[i].float().cpu().clone()
 
-    prop = Propagator(model, reverse_chunk=5, step_hook=hook)
+    prop = Propagator(model, passes=Passes(reverse_chunk=5), step_hook=hook)
     emitted = [fm.frame_index for _, fm in prop.run(PyAVSource(path), prompts)]
     return model, got, emitted
 

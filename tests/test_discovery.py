@@ -391,6 +391,7 @@ def test_frames_held_back_are_released_when_a_run_is_cut_short(synth, toy):
     """A signal stops an online run while a new object is pending: the frames held back for it come out
     of release_held (what the live pipeline writes then), without that object."""
     from tracker.engine.propagation import Propagator
+    from tracker.engine.types import Passes
     from tracker.io.source import open_source
     from tracker.records import Prompt
 
@@ -406,7 +407,7 @@ def test_frames_held_back_are_released_when_a_run_is_cut_short(synth, toy):
 
     boxes = [label_boxes(lab) for lab in labs[name]]
     d = Discovery(DiscoverySettings(confirm=30), (120, 160), next_id=2, detections={2: [boxes[2][2]]})
-    prop = Propagator(toy, prefetch=0, backward=False, discovery=d)
+    prop = Propagator(toy, passes=Passes(backward=False, prefetch=0), discovery=d)
     got = []
     with pytest.raises(KeyboardInterrupt):
         for item in prop.run_online(frames(), [Prompt(1, 0, box=boxes[0][1])]):

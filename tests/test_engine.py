@@ -10,6 +10,7 @@ from tracker.engine.memory import Sam2Memory, memory_reads, pointer_reads
 from tracker.engine.policies import memory_policy
 from tracker.engine.propagation import Propagator
 from tracker.engine.sam import build_model
+from tracker.engine.types import Passes
 from tracker.io.source import PyAVSource
 from tracker.masks import fill_holes, to_video_masks
 from tracker.records import Prompt
@@ -37,7 +38,7 @@ def test_state_stays_bounded_over_a_long_video(tmp_path, model):
         Prompt(2, 60, points=((40, 30, 1),)),
         Prompt(3, 60, box=(30, 20, 60, 45)),
     ]
-    pr = Propagator(model, reverse_chunk=16)
+    pr = Propagator(model, passes=Passes(reverse_chunk=16))
     seen: list[list[dict]] = []
     steps = []
 
@@ -126,7 +127,9 @@ def test_video_masks_match_torch_bilinear():
 
 def test_without_backward_objects_are_empty_before_their_first_prompt(clip32, model):
     steps = []
-    pr = Propagator(model, backward=False, step_hook=lambda t, rev, ids, low: steps.append((t, rev, ids)))
+    pr = Propagator(
+        model, passes=Passes(backward=False), step_hook=lambda t, rev, ids, low: steps.append((t, rev, ids))
+    )
     out = list(pr.run(PyAVSource(clip32), [Prompt(1, 0, box=(20, 30, 60, 70)), Prompt(2, 10, box=(90, 60, 140, 100))]))
     assert [fm.frame_index for _, fm in out] == list(range(32))
     assert not any(rev for _, rev, _ in steps)
@@ -162,10 +165,10 @@ def test_the_engine_takes_its_memory_policy(tmp_path):
     path = write_video(tmp_path / "c.mp4", moving_shapes(12, 64, 48))
     prompts = [Prompt(1, 0, box=(5, 10, 25, 30)), Prompt(2, 4, box=(30, 20, 60, 45))]
     plain = [fm.masks for _, fm in Propagator(model).run(PyAVSource(path), prompts)]
-    same = [fm.masks for _, fm in Propagator(model, memory=memory_policy("sam2")).run(PyAVSource(path), prompts)]
+    same = [fm.masks for _, fm in Propagator(model, memory_policy("sam2")).run(PyAVSource(path), prompts)]
     assert all(np.array_equal(a, b) for a, b in zip(plain, same))
     policy = _PromptFramesOnly()
-    pr = Propagator(model, memory=policy)
+    pr = Propagator(model, policy)
     kept = []
     pr.step_hook = lambda *a: kept.append(pr.retained())
     other = [fm.masks for _, fm in pr.run(PyAVSource(path), prompts)]

@@ -286,6 +286,7 @@ def family_runs(tmp_path_factory):
 
     from tracker.api import load_model
     from tracker.engine.propagation import Propagator
+    from tracker.engine.types import Passes
     from tracker.experiments.datasets import first_frame_prompts, load_sequences
     from tracker.experiments.hard import MIN_FRAMES, write_hard_dataset
     from tracker.io.source import ImageFolderSource
@@ -304,7 +305,7 @@ def family_runs(tmp_path_factory):
             truth = [np.array(Image.open(seq.annotations[t])) for t in range(len(seq.frame_files))]
             out = {}
             for name in policies:
-                prop = Propagator(model, prefetch=0, memory=memory_policy(name))
+                prop = Propagator(model, memory_policy(name), passes=Passes(prefetch=0))
                 ious: dict[int, list[float]] = {i: [] for i in ids}
                 for frame, fm in prop.run(ImageFolderSource(seq.frame_files[0].parent), prompts, ids):
                     for i in ids:

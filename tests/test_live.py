@@ -22,6 +22,7 @@ from helpers import compose_config
 from PIL import Image
 
 from tracker.engine.propagation import Propagator
+from tracker.engine.types import Passes
 from tracker.experiments.demo import demo_prompts, demo_sequence
 from tracker.io.source import open_source
 
@@ -252,8 +253,8 @@ def test_online_mode_on_a_file_equals_the_vos_protocol(tmp_path):
     late = [p.__class__(p.object_id, 5 if p.object_id == 2 else 0, box=p.box) for p in spec.prompts]
     model = load_model("toy")
     src = open_source("pyav", clip)
-    offline = list(Propagator(model, backward=False).run(src, late, spec.object_ids))
-    online = list(Propagator(model, backward=False).run_online(src.frames(), late, spec.object_ids))
+    offline = list(Propagator(model, passes=Passes(backward=False)).run(src, late, spec.object_ids))
+    online = list(Propagator(model, passes=Passes(backward=False)).run_online(src.frames(), late, spec.object_ids))
     assert len(online) == len(offline) == 24
     for (_, a), (_, b) in zip(offline, online):
         assert a.object_ids == b.object_ids and np.array_equal(a.masks, b.masks)

@@ -687,7 +687,7 @@ def test_every_policy_takes_any_number_of_objects_prompted_on_any_frames(toy_and
             Prompt(i + 1, f, box=(int(x), int(y), int(x) + 12, int(y) + 8))
             for i, (f, (x, y)) in enumerate(zip(frames, xy))
         ]
-        out = list(Propagator(model, memory=memory_policy(name)).run(PyAVSource(clip), prompts))
+        out = list(Propagator(model, memory_policy(name)).run(PyAVSource(clip), prompts))
         assert [fm.frame_index for _, fm in out] == [0, 1, 2, 3]
         assert all(fm.masks.shape[0] == len(frames) for _, fm in out)
 

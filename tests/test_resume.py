@@ -17,6 +17,7 @@ from helpers import cli_main
 from PIL import Image
 
 from tracker.engine.propagation import Checkpoint, Propagator
+from tracker.engine.types import Checkpoints, Passes
 from tracker.experiments.demo import demo_sequence, write_demo_clip
 from tracker.io.source import open_source
 from tracker.records import Prompt
@@ -53,12 +54,12 @@ def test_resuming_from_any_checkpoint_gives_the_same_frames(toy, tmp_path):
     prompts = late_prompts(n)
     src = open_source("pyav", clip)
     frames, marks = [], []
-    for item in Propagator(toy, reverse_chunk=4, checkpoint_every=6).run(src, prompts):
+    for item in Propagator(toy, passes=Passes(reverse_chunk=4), checkpoints=Checkpoints(6)).run(src, prompts):
         if isinstance(item, Checkpoint):
             marks.append((item, len(frames)))
         else:
             frames.append(item[1])
-    plain = [m for _, m in Propagator(toy, reverse_chunk=4).run(src, prompts)]
+    plain = [m for _, m in Propagator(toy, passes=Passes(reverse_chunk=4)).run(src, prompts)]
     assert len(frames) == len(plain) == n
     for a, b in zip(frames, plain):
         assert np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores)
@@ -79,7 +80,7 @@ def _resumed(toy, src, prompts, mark, tmp_path, memory=lambda: None):
     """Run with a named spool up to ``mark`` again, then continue in a new Propagator from its state
     (``memory``: makes each Propagator's memory policy)."""
     spool = str(tmp_path / f"spool-{mark.stage}-{mark.position}.bin")
-    first = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool, memory=memory())
+    first = Propagator(toy, memory(), passes=Passes(reverse_chunk=4), checkpoints=Checkpoints(6, spool))
     it = first.run(src, prompts)
     state = None
     for item in it:
@@ -88,7 +89,7 @@ def _resumed(toy, src, prompts, mark, tmp_path, memory=lambda: None):
             break
     it.close()  # the first process dies here
     assert state is not None
-    second = Propagator(toy, reverse_chunk=4, checkpoint_every=6, spool_path=spool, memory=memory())
+    second = Propagator(toy, memory(), passes=Passes(reverse_chunk=4), checkpoints=Checkpoints(6, spool))
     for item in second.run(src, prompts, resume=state):
         if not isinstance(item, Checkpoint):
             yield item[1]
@@ -105,7 +106,7 @@ def test_a_policys_state_resumes_with_the_run(toy, tmp_path, name):
     prompts = late_prompts(n)
     policy = lambda: memory_policy(name)  # noqa: E731
     frames, marks = [], []
-    for item in Propagator(toy, reverse_chunk=4, checkpoint_every=6, memory=policy()).run(src, prompts):
+    for item in Propagator(toy, policy(), passes=Passes(reverse_chunk=4), checkpoints=Checkpoints(6)).run(src, prompts):
         if isinstance(item, Checkpoint):
             marks.append(item)
         else:
@@ -259,7 +260,7 @@ def test_the_first_forward_checkpoint_comes_early(toy, tmp_path):
     src = open_source("pyav", clip)
     marks = [
         item.emitted
-        for item in Propagator(toy, checkpoint_every=100).run(src, [Prompt(1, 0, box=_box(seq, 0, 1))])
+        for item in Propagator(toy, checkpoints=Checkpoints(100)).run(src, [Prompt(1, 0, box=_box(seq, 0, 1))])
         if isinstance(item, Checkpoint) and item.stage == "forward"
     ]
     assert marks == [10]

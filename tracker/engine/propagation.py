@@ -33,7 +33,7 @@ from .holdback import HoldBack
 from .memory import Geometry, Group, MemoryPolicy, Sam2Memory
 from .reprompt import RepromptPolicy
 from .spool import Checkpoint, CheckpointError, MaskSpool
-from .types import Candidates, MemoryEntry, TrackRequest, Verdict
+from .types import EVERY_PASS, NO_CHECKPOINTS, Candidates, Checkpoints, MemoryEntry, Passes, TrackRequest, Verdict
 
 Box = tuple[float, float, float, float]
 
@@ -58,50 +58,42 @@ class Propagator:
     def __init__(
         self,
         model,
-        reverse_chunk: int = 16,
-        step_hook: StepHook | None = None,
-        prefetch: int = 8,
-        backward: bool = True,
-        checkpoint_every: int = 0,
-        spool_path: str | None = None,
-        discovery=None,
-        reprompts: Mapping[int, Mapping[int, Box]] | None = None,
-        reprompt_iou: float = 0.0,
         memory: MemoryPolicy | None = None,
+        *,
+        passes: Passes = EVERY_PASS,
+        checkpoints: Checkpoints = NO_CHECKPOINTS,
+        discovery=None,
+        reprompts: RepromptPolicy | None = None,
         labels: Mapping[int, str | None] | None = None,
+        step_hook: StepHook | None = None,
     ) -> None:
-        """``backward=False`` is the semi-supervised VOS protocol: an object does not exist before its
-        first prompt frame (empty masks there), so no backward pass is run.
-
-        ``checkpoint_every`` > 0: ``run`` also yields a :class:`Checkpoint` about every that many frames
-        of each pass; ``spool_path`` then keeps the results waiting for their frame in a file that
-        outlives the process (``OUT/.resume/``).
+        """``memory``: the memory policy (default :class:`Sam2Memory`, upstream's own: which tracked frames
+        enter memory and which SAM 2 reads back). ``passes`` (:class:`Passes`): the backward pass or not,
+        decoding ahead; ``checkpoints`` (:class:`Checkpoints`): ``run`` also yields a :class:`Checkpoint`
+        about every ``every`` frames of each pass.
 
         ``discovery`` (a :class:`tracker.discovery.Discovery`): objects join while the run goes on, from
         the frame they are found on (forward only); frames are held back until the objects that joined
-        on them are kept or dropped (at most ``confirm`` frames). ``reprompts``: frame -> {object id:
-        box in video pixels} from a box tracker: on such a frame, an object whose mask's box has an IoU
-        below ``reprompt_iou`` with its box is prompted there with the box (forward sweep only).
-        Neither can be checkpointed. ``memory``: the memory policy (default :class:`Sam2Memory`, upstream's
-        own: which tracked frames enter memory and which SAM 2 reads back). ``labels``: object id -> label,
-        carried by every :class:`FrameMasks` (read per frame: objects that join may be added to it)."""
-        if (discovery is not None or reprompts) and checkpoint_every > 0:
+        on them are kept or dropped (at most ``confirm`` frames). ``reprompts``
+        (:class:`tracker.engine.reprompt.RepromptPolicy`): boxes from a box tracker re-prompt a drifting
+        mask on their frame (forward sweep only). Neither can be checkpointed. ``labels``: object id ->
+        label, carried by every :class:`FrameMasks` (read per frame: objects that join may be added)."""
+        reprompts = reprompts if reprompts is not None else RepromptPolicy.of(None, 0.0)
+        if (discovery is not None or reprompts.boxes) and checkpoints.every > 0:
             raise ValueError("a run that discovers or re-prompts objects keeps no checkpoints: resume_every=0")
         self.discovery = discovery
         self.holdback = HoldBack(discovery) if discovery is not None else None
-        self.reprompts = RepromptPolicy.of(reprompts, reprompt_iou)
+        self.reprompts = reprompts
         self.memory = memory if memory is not None else Sam2Memory()
         self.labels = labels if labels is not None else {}
         self._joined_at: dict[int, int] = {}  # object id -> frame it joined on (discovered objects)
-        self.checkpoint_every = int(checkpoint_every)
-        self.spool_path = spool_path
+        self.checkpoint_every = checkpoints.every
+        self.spool_path = checkpoints.spool_path
         self.model = model
-        self.backward = bool(backward)
-        self.prefetch = int(prefetch)
+        self.backward = passes.backward
+        self.prefetch = passes.prefetch
         self.decode_seconds = 0.0
-        self.reverse_chunk = int(reverse_chunk)
-        if self.reverse_chunk < 1:
-            raise ValueError(f"reverse_chunk={reverse_chunk} must be >= 1")
+        self.reverse_chunk = passes.reverse_chunk
         self.step_hook = step_hook
         self.groups: list[Group] = []
         self._num_frames = 0

@@ -107,3 +107,35 @@ class Judge(Protocol):
         """The verdict on its box-prompted second run for the rows a first verdict asked it for (their
         ``retry`` is ignored)."""
         ...
+
+
+@dataclass(frozen=True)
+class Passes:
+    """How the propagator walks a video. ``backward``: an object exists before its first prompt frame too
+    (a backward pass from it; False is the semi-supervised VOS protocol: empty masks there);
+    ``reverse_chunk``: frames decoded at once for a backward pass; ``prefetch``: frames decoded ahead of
+    the model (0: none, as real time needs)."""
+
+    backward: bool = True
+    reverse_chunk: int = 16
+    prefetch: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reverse_chunk, int) or self.reverse_chunk < 1:
+            raise ValueError(f"reverse_chunk={self.reverse_chunk!r} must be an integer >= 1")
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ValueError(f"prefetch={self.prefetch!r} must be an integer >= 0")
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """``every`` > 0: a run yields a checkpoint about every that many frames of each pass (the forward
+    pass's first one sooner); ``spool_path``: the results that wait for their frame are kept in a file
+    that outlives the process (``OUT/.resume/``), else in memory."""
+
+    every: int = 0
+    spool_path: str | None = None
+
+
+EVERY_PASS = Passes()
+NO_CHECKPOINTS = Checkpoints()

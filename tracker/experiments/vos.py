@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..engine.pipeline import Timings, run_pipeline
 from ..engine.propagation import Propagator
+from ..engine.types import Passes
 from ..io.sinks import AnnotatedVideoSink, Sink, davis_palette
 from ..io.source import ImageFolderSource
 from ..records import Frame, FrameMasks
@@ -87,9 +88,8 @@ def run_dataset(
         if annotated_video:
             (Path(out_dir) / "videos").mkdir(exist_ok=True)
             sinks.append(AnnotatedVideoSink(Path(out_dir) / "videos" / f"{seq.name}.mp4", source.info, None))
-        propagator = Propagator(
-            model, reverse_chunk=reverse_chunk, prefetch=prefetch, backward=False, memory=memory() if memory else None
-        )
+        passes = Passes(backward=False, reverse_chunk=reverse_chunk, prefetch=prefetch)  # the VOS protocol
+        propagator = Propagator(model, memory() if memory else None, passes=passes)
         model.seconds = 0.0
         tm = run_pipeline(propagator, source, prompts, ids, sinks, progress=progress)
         for k in ("decode_s", "model_s", "encode_s"):

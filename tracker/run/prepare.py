@@ -61,18 +61,21 @@ def make_propagator(
     resumable run's checkpoints (every ``resume_every`` frames). ``memory`` and ``backward`` override the
     spec's (Python callers pass objects); ``engine``: the propagator's own options (``step_hook``)."""
     from ..engine.propagation import Propagator
+    from ..engine.reprompt import RepromptPolicy
+    from ..engine.types import Checkpoints, Passes
 
-    return Propagator(
-        model,
+    passes = Passes(
+        backward=not live if backward is None else backward,
         reverse_chunk=spec.reverse_chunk,
         prefetch=0 if live and spec.realtime else spec.prefetch,
-        backward=not live if backward is None else backward,
-        checkpoint_every=spec.resume_every if spool_path is not None else 0,
-        spool_path=spool_path,
+    )
+    return Propagator(
+        model,
+        memory if memory is not None else spec.memory.policy(),
+        passes=passes,
+        checkpoints=Checkpoints(spec.resume_every, spool_path) if spool_path is not None else Checkpoints(),
         discovery=discovery,
-        reprompts=plan.reprompts,
-        reprompt_iou=spec.prompts.reprompt_iou,
-        memory=memory if memory is not None else spec.memory.policy(),
+        reprompts=RepromptPolicy.of(plan.reprompts, spec.prompts.reprompt_iou),
         labels=plan.spec.labels,
         **engine,
     )
