@@ -213,8 +213,8 @@ def track(
     """Track ``prompts`` through ``video``: ``(Frame, FrameMasks)`` for every frame, in frame order.
 
     ``video``: a path (opened with the ``source`` decoder: pyav, decord, opencv, images) or a source
-    object (``info`` and ``frames(start, stop)``). ``prompts`` None: the objects are found on frame 0
-    by SAM 2's automatic mask generator (``prompts=auto``). ``model``: a name for :func:`load_model`, or
+    object (``info`` and ``frames(start, stop)``). ``prompts`` None: the objects are found on the first
+    frame read by SAM 2's automatic mask generator (``prompts=auto``). ``model``: a name for :func:`load_model`, or
     a loaded model. ``backward=False``: objects exist from their first prompt frame on (no backward pass).
     ``discover_every=K``: every K frames, objects that nothing tracked covers join with new ids, and are
     kept once present on ``confirm`` frames (frames come out that much later). ``generator``: keys of
@@ -229,33 +229,10 @@ def track(
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
     from .io.clip import ClipSource
-    from .io.source import SOURCES
     from .run.prepare import make_propagator, prepare
     from .run.prompts import PromptInput, discovers, make_discovery
 
-    _require_model(model, "track")
-    _check_video(video)
-    _check_type(
-        "prompts",
-        prompts,
-        (str, Path, Mapping, TrackSpec, list, tuple, type(None)),
-        "a prompts file, a dict in its schema, a TrackSpec, a list of tracker.Prompt, or None",
-    )
-    _check_model(model)
-    _check_type("backward", backward, bool, "True or False")
-    _check_type("source", source, str, f"one of {', '.join(k for k, v in SOURCES.items() if v.open)}")
-    if SOURCES.get(source) is None or SOURCES[source].open is None:
-        raise ValueError(
-            f"source={source!r} is unknown: use one of {', '.join(k for k, v in SOURCES.items() if v.open)}"
-        )
-    _check_count("discover_every", discover_every, "0: off, as discover.every")
-    _check_count("confirm", confirm, "as discover.confirm")
-    _check_type("generator", generator, (Mapping, type(None)), "a dict of tracker.discovery.GeneratorSettings' keys")
-    _check_options(options)
-    from .engine.memory import MemoryPolicy
-
-    _check_type("memory", memory, (str, MemoryPolicy), "a name of configs/memory/ or a MemoryPolicy")
-
+    _check_track_arguments(video, prompts, model, backward, source, discover_every, confirm, generator, memory, options)
     if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
     from .threads import resolve_threads
@@ -290,6 +267,44 @@ def track(
     if isinstance(ready.source, ClipSource):
         tracked = (ready.source.in_video(frame, masks) for frame, masks in tracked)
     return _with_threads(n, tracked)
+
+
+def _check_track_arguments(
+    video: Any,
+    prompts: Any,
+    model: Any,
+    backward: Any,
+    source: Any,
+    discover_every: Any,
+    confirm: Any,
+    generator: Any,
+    memory: Any,
+    options: Mapping[str, Any],
+) -> None:
+    """track()'s arguments, each of the type it needs (TypeError) and known (ValueError)."""
+    from .engine.memory import MemoryPolicy
+    from .io.source import SOURCES
+
+    _require_model(model, "track")
+    _check_video(video)
+    _check_type(
+        "prompts",
+        prompts,
+        (str, Path, Mapping, TrackSpec, list, tuple, type(None)),
+        "a prompts file, a dict in its schema, a TrackSpec, a list of tracker.Prompt, or None",
+    )
+    _check_model(model)
+    _check_type("backward", backward, bool, "True or False")
+    _check_type("source", source, str, f"one of {', '.join(k for k, v in SOURCES.items() if v.open)}")
+    if SOURCES.get(source) is None or SOURCES[source].open is None:
+        raise ValueError(
+            f"source={source!r} is unknown: use one of {', '.join(k for k, v in SOURCES.items() if v.open)}"
+        )
+    _check_count("discover_every", discover_every, "0: off, as discover.every")
+    _check_count("confirm", confirm, "as discover.confirm")
+    _check_type("generator", generator, (Mapping, type(None)), "a dict of tracker.discovery.GeneratorSettings' keys")
+    _check_options(options)
+    _check_type("memory", memory, (str, MemoryPolicy), "a name of configs/memory/ or a MemoryPolicy")
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

@@ -5,8 +5,15 @@ fix."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
+
+
+def record_from(record: type, node: Mapping[str, Any]) -> Any:
+    """A settings record (a frozen dataclass that checks itself) from a config node: its fields' keys found
+    there, the rest its defaults."""
+    return record(**{f.name: node[f.name] for f in fields(record) if f.name in node})
 
 
 def shown(value: Any) -> str:

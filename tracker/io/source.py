@@ -10,7 +10,7 @@ import bisect
 import logging
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..masks import ImageError, check_pixels
 from ..records import Frame, FrameSource, VideoInfo
-from ..settings import integer, number, text_or_null
+from ..settings import integer, number, record_from, text_or_null
 from .images import read_image
 
 log = logging.getLogger(__name__)
@@ -433,9 +433,7 @@ def source_settings(kind: str, source: Mapping[str, Any]) -> Any:
     """The kind's settings record from the ``source`` config node (None for a kind without one); a bad
     value raises the record's one-line ValueError."""
     record = source_kind(kind).settings
-    if record is None:
-        return None
-    return record(**{f.name: source[f.name] for f in fields(record) if f.name in source})
+    return None if record is None else record_from(record, source)
 
 
 def source_kind(kind: str) -> SourceKind:

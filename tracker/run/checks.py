@@ -4,6 +4,7 @@ Each failure names the key, the bad value and the fix. No Hydra here: the CLI ha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from .. import settings as value
@@ -143,13 +144,13 @@ def common(cfg: Mapping[str, Any]) -> None:
     integer(cfg, "propagation.prefetch", 0, 1024, example=8)
 
 
-RANGE_KEYS = ("start", "stop", "stride", "max_frames")
+RANGE_KEYS = tuple(f.name for f in fields(FrameRange))  # source.start, .stop, .stride, .max_frames
 
 
 def frame_range(source: Mapping[str, Any]) -> FrameRange:
     """``source.start/stop/stride/max_frames`` as the record that checks them."""
     try:
-        return FrameRange(**{k: source[k] for k in RANGE_KEYS if k in source})
+        return value.record_from(FrameRange, source)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

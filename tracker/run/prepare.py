@@ -17,11 +17,10 @@ from .spec import RunSpec
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run's inputs, open and checked. ``video``: the whole video; ``source``: the frames the run reads
-    (``video`` itself, or its :class:`tracker.io.clip.ClipSource` for ``source.start/stop/stride``);
-    ``plan``: the prompts on the run's frame numbers."""
+    """A run's inputs, open and checked. ``source``: the frames the run reads (the video itself, or its
+    :class:`tracker.io.clip.ClipSource` for ``source.start/stop/stride``); ``plan``: the prompts on the
+    run's frame numbers."""
 
-    video: FrameSource
     source: FrameSource
     plan: PromptPlan
 
@@ -40,7 +39,7 @@ def prepare(
     source = clipped(video, spec.source.frames)
     allow_empty = none_yet or discovers(spec, given)  # or the objects are found as the run goes
     Propagator.check_prompts(plan.spec.prompts, source.info, plan.spec.object_ids, allow_empty=allow_empty)
-    return Prepared(video, source, plan)
+    return Prepared(source, plan)
 
 
 def make_propagator(

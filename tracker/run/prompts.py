@@ -39,7 +39,7 @@ class PromptInput:
 @dataclass(frozen=True)
 class PromptPlan:
     """What the engine is given: ``spec`` seeds the objects; ``reprompts`` frame -> {id: box} re-prompt
-        drifting masks; ``unmatched`` frame -> boxes without ids join where no tracked mask matches them. Frame
+    drifting masks; ``unmatched`` frame -> boxes without ids join where no tracked mask matches them. Frame
     numbers are the run's (:func:`plan_prompts`)."""
 
     spec: TrackSpec

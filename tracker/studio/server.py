@@ -2,7 +2,7 @@
 TOKEN``, or ``?token=TOKEN`` (the page and its images). No path parameter reaches the file system: the
 page's files are read from the package once, frames come from the one configured video.
 
-    GET    /api/video                          {"width", "height", "num_frames", "fps", "warning"}
+    GET    /api/video                          {"width", "height", "num_frames", "fps", "warning", "video_frames"}
     GET    /api/frames/{i}.jpg                 frame i as JPEG
     GET    /api/objects                        objects, labels and their prompts
     PUT    /api/objects/{id}                   {"label"}: add or rename an object

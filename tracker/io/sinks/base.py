@@ -10,13 +10,14 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ...files import write_atomic
 from ...records import EVERY_FRAME, Frame, FrameMasks, FrameRange, VideoInfo, whole
+from ...settings import record_from
 
 log = logging.getLogger("tracker.io.sinks")
 
@@ -308,9 +309,4 @@ def register(
 def sink_settings(sink: Mapping[str, Any]) -> dict[str, Any]:
     """Each registered sink's settings record, from the ``sink`` config node (its keys beside the switches);
     a bad value raises the record's one-line ValueError."""
-    out = {}
-    for key, kind in SINKS.items():
-        if kind.settings is not None:
-            names = [f.name for f in fields(kind.settings)]
-            out[key] = kind.settings(**{n: sink[n] for n in names if n in sink})
-    return out
+    return {key: record_from(kind.settings, sink) for key, kind in SINKS.items() if kind.settings is not None}
