@@ -17,7 +17,6 @@ from tracker.engine.camera import IDENTITY, CameraMotion, in_mask_pixels, warp_p
 from tracker.engine.memory import Geometry, Group
 from tracker.engine.policies import memory_policy
 from tracker.engine.policies.gated import GatedMemory
-from tracker.engine.policies.guard.chain import BROKEN, CHAIN, SURE, Chains
 from tracker.engine.policies.guard.lookalikes import Decoys
 from tracker.engine.policies.guard.presence import CROSSED_FRAMES, SMALL, continues, touching
 from tracker.engine.policies.guard.recovery import near_where_seen
@@ -115,61 +114,6 @@ def test_guard_settings_are_checked_and_its_yaml_repeats_its_defaults():
     for bad in ({"forget": 0}, {"near": -1}, {"camera": "yes"}, {"continuity": "a"}, {"gate_iou": 2}):
         with pytest.raises(ValueError, match="memory"):
             memory_policy("guard", **bad)
-
-
-def test_chain_grows_while_sam2_follows_unbroken_and_breaks_on_a_gap_a_jump_a_doubt_or_a_growth():
-    box = lambda x, w=4.0: np.array([x, 30.0, x + w, 38.0])  # noqa: E731
-    ch = Chains()
-    ch.grow(6)
-    last = box(10, 8)  # shown last: 8 x 8, 64 px, size 8
-    for r in range(6):
-        ch.start(r, 1, last, 64.0, box(14), 32.0, SURE + 1, 8.0)  # shrinking as it goes behind: a link
-    assert (ch.length == 1).all()
-    ch.start(5, 1, last, 64.0, box(40), 32.0, SURE + 1, 8.0)  # jumped away: no chain
-    assert ch.length[5] == BROKEN
-    for t in range(2, CHAIN + 1):
-        for r in range(5):
-            ch.extend(r, t, box(14 - 0.5 * t), 24.0, SURE + 1, 8.0)  # a sliver coming back the other way
-    assert all(ch.ready(r, CHAIN) for r in range(5)) and not ch.ready(0, CHAIN + 1)
-    ch.extend(1, CHAIN + 2, box(10), 24.0, SURE + 1, 8.0)  # a frame missed between
-    ch.extend(2, CHAIN + 1, box(30), 24.0, SURE + 1, 8.0)  # a jump
-    ch.extend(3, CHAIN + 1, box(10), 24.0, SURE - 2, 8.0)  # SAM 2 unsure (an occluder's edge)
-    ch.extend(4, CHAIN + 1, box(10, 12), 64.0, SURE + 1, 8.0)  # more than twice the last link: something else
-    assert (ch.length[1:5] == BROKEN).all()
-    ch.extend(1, CHAIN + 3, box(10), 24.0, SURE + 1, 8.0)  # broken stays broken until it is shown again
-    assert ch.length[1] == BROKEN and ch.on(1, CHAIN + 3) is None
-    ch.clear(1)
-    assert ch.length[1] == 0
-    state = ch.state()
-    again = Chains()
-    again.load_state(state)
-    assert np.array_equal(again.length, ch.length) and np.allclose(again.box[0], ch.box[0])
-
-
-def _behind_a_bar(score: float, copy: bool) -> list[bool]:
-    """A disc walks right into a bar at x 40 (shrinking to a sliver), then either turns back out the way it
-    came (SAM 2 following it, sure) or, after SAM 2's mask sat on the bar's edge, a copy comes out there:
-    the frames it is shown on after it went behind."""
-    p, g, x = _walked(memory_policy("guard", camera=False), frames=16, v=1.5)  # x = 32.5
-    visible = lambda cx: disc(cx, 30) & (np.mgrid[:S, :S][1] < 38)  # noqa: E731  (the bar hides x >= 38)
-    shown = []
-    for t in range(16, 60):
-        x += 1.5 if t < 22 else -0.3
-        m = visible(x) if not copy or t < 24 else visible(34 - 0.5 * (t - 24))
-        if not m.any():
-            m = visible(37.5)
-        shown.append(not step(p, g, t, cands([logits(m)], [0.9], score=score)).absent[0])
-    return shown
-
-
-def test_guard_takes_back_what_sam2_follows_sure_and_unbroken_from_where_it_was_shown():
-    """turns: the object goes behind a bar and turns back out the way it came; gated's rules refuse it (not
-    on its line of motion), and SAM 2, sure on every frame, follows it: taken back after CHAIN frames.
-    look-alike: SAM 2 unsure on the bar's edge: no chain, the copy coming out is not taken."""
-    back = _behind_a_bar(score=SURE + 2, copy=False)
-    lost = back.index(False)
-    assert all(back[lost + CHAIN :])
-    assert not any(_behind_a_bar(score=SURE - 3, copy=True)[lost + CHAIN :])
 
 
 # ---- whole verdicts on hand-made candidates --------------------------------------------------------------

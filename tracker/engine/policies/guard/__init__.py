@@ -14,9 +14,7 @@ module of its own with its constants and why:
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one lost for ``forget``
   frames anywhere in view;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
-  look-alike, and never taken for the object later;
-- :mod:`.chain`: but what SAM 2 keeps following, sure and unbroken, from where the object was shown last is
-  taken back after a few frames: a refusal is a bet against SAM 2, and this is how a lost bet is undone.
+  look-alike, and never taken for the object later.
 
 Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
 a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
@@ -32,11 +30,10 @@ import numpy as np
 
 from ...camera import IDENTITY, CameraMotion, in_mask_pixels, warp_points
 from ...memory import Group, register
-from ...motion import box_iou, components, mask_boxes
+from ...motion import box_iou, mask_boxes
 from ...types import Candidates, Verdict
 from ..base import Pending, setting, solid
 from ..gated import GatedMemory
-from .chain import Chains
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, touching
 from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen
@@ -76,7 +73,6 @@ class GuardMemory(GatedMemory):
             raise ValueError(f"memory.camera={camera!r} must be true or false (memory={n})")
         self.camera = CameraMotion() if camera else None
         self.decoys = Decoys(setting(n, "decoy_frames", decoy_frames, 0, 1_000_000, int))
-        self.chains = Chains()
         self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
         self.ratio = np.ones(0)  # area shown last over the median
         self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
@@ -89,13 +85,11 @@ class GuardMemory(GatedMemory):
         self.hidden = np.concatenate([self.hidden, np.zeros(k, dtype=bool)])
         self.ratio = np.concatenate([self.ratio, np.ones(k)])
         self.crossed = np.concatenate([self.crossed, np.full(k, -1_000_000, dtype=np.int64)])
-        self.chains.grow(n)
 
     def reset_row(self, r: int) -> None:
         super().reset_row(r)
         self.hidden[r], self.ratio[r], self.crossed[r] = False, 1.0, -1_000_000
         self.decoys.clear(r)
-        self.chains.clear(r)
 
     # ---- the camera -----------------------------------------------------------------------------------
     def see(self, t: int, reverse: bool, rgb: np.ndarray) -> None:
@@ -122,50 +116,24 @@ class GuardMemory(GatedMemory):
         seen[rows, 6:8] = warp_points(m, seen[rows, 6:8])
         self.areas[rows] *= zoom**2
         self.decoys.warp(rows, m)
-        chains = self.chains.box
-        chains[rows, :2] = warp_points(m, chains[rows, :2])
-        chains[rows, 2:] = warp_points(m, chains[rows, 2:])
 
     # ---- verdicts -------------------------------------------------------------------------------------
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         self._follow_camera(t, reverse, c.masks.shape[-2:])
         keys = self.keys_of(rows, reverse)[1]
         self._note_crossings(keys, t, c)
-        own = [self._own(c, i) for i in range(len(keys))]
-        for i, k in enumerate(keys):
-            if k in self.rows and self.lost[self.rows[k]] > 0:
-                r = self.rows[k]
-                self.chains.extend(
-                    r, t, own[i][0], own[i][1], float(c.score[i]), float(np.sqrt(self.median_area(np.array([r]))[0]))
-                )
         v = super().decide(rows, t, reverse, c)
         rs = np.array([self.rows[k] for k in keys], dtype=np.int64)
         median = self.median_area(rs)
         for i, r in enumerate(rs):
             if self.lost[r] == 0:
                 self.decoys.clear(r)
-                self.chains.clear(r)
-            elif self.lost[r] == 1 and v.absent[i]:
-                last_area = float(self.ratio[r] * median[i])
-                score = float(c.score[i])
-                self.chains.start(r, t, self.seen[r, 4:], last_area, *own[i], score, float(np.sqrt(median[i])))
             if self.lost[r] == 0 or not v.absent[i] or not np.isfinite(median[i]):
                 continue
             size = float(np.sqrt(median[i]))
             boxes = [mask_boxes(p[None])[0] for _, p in self.parts(c, i)]
-            chain = self.chains.on(r, t)  # (SAM 2 following the object is no look-alike)
-            boxes = [b for b in boxes if solid(b, size) and (chain is None or box_iou(chain[None], b[None])[0] <= 0)]
-            self.decoys.note(r, t, boxes, size)
+            self.decoys.note(r, t, [b for b in boxes if solid(b, size)], size)
         return v
-
-    @staticmethod
-    def _own(c: Candidates, i: int) -> tuple[np.ndarray, float]:
-        """The box [4] (NaN: none) and area of the largest part of SAM 2's own mask for row i."""
-        m = c.masks[i, c.chosen[i]] > 0
-        if c.score[i] <= 0 or not m.any():
-            return np.full(4, np.nan), 0.0
-        part = components(m, keep=1)[0]
-        return mask_boxes(part[None])[0].astype(np.float64), float(part.sum())
 
     def _note_crossings(self, keys: Sequence[tuple[int, bool]], t: int, c: Candidates) -> None:
         """Rows whose SAM 2 mask overlaps another's by :data:`CROSSED` (box IoU) on frame t: one passes in
@@ -200,12 +168,6 @@ class GuardMemory(GatedMemory):
         median: float,
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
         last = self.seen[ri, 4:]
-        if self.lost[ri] > 0 and self.chains.ready(ri, self._t):
-            own = [p for k, p in parts if k == c.chosen[i]]
-            if own:  # SAM 2 has followed it unbroken since it was refused: it is back where SAM 2 says
-                pb = mask_boxes(own[0][None])[0]
-                if not self._touching(ri, pb) and not self._held_by_other(ri, pb):
-                    return int(c.chosen[i]), own[0], pb, float(own[0].sum()) / median
         if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._crossing(ri) and not self._touching(ri, last):
             size = float(np.sqrt(median))
             own = [p for k, p in parts if k == c.chosen[i]]
@@ -251,11 +213,7 @@ class GuardMemory(GatedMemory):
         median = self.median_area(r)
         shown = np.isfinite(taken).all(axis=1)
         known = np.isfinite(median) & (median > 0)
-        for i, ri in enumerate(r):
-            if shown[i] and known[i]:
-                self.ratio[ri] = areas[i] / median[i]
-            elif not shown[i] and self.lost[ri] == 0:
-                self.hidden[ri] = self.ratio[ri] < HIDDEN
+        self._note_shares(r, shown, known, areas, median)
         # A sliver shown for a lost object (SAM 2's own mask next to a different-looking object, most often an
         # occluder's edge) is no sighting: the object stays lost, where and how it was last seen.
         size = np.sqrt(np.where(known, median, 0.0))
@@ -299,6 +257,17 @@ class GuardMemory(GatedMemory):
             whole = shown & ~sure & known & (areas >= lo * median) & (areas <= hi * median)
         self.push_area(r[whole], areas[whole])
 
+    def _note_shares(
+        self, r: np.ndarray, shown: np.ndarray, known: np.ndarray, areas: np.ndarray, median: np.ndarray
+    ) -> None:
+        """Each row's area shown over its median; one lost now that was last shown under HIDDEN of it went
+        behind something."""
+        for i, ri in enumerate(r):
+            if shown[i] and known[i]:
+                self.ratio[ri] = areas[i] / median[i]
+            elif not shown[i] and self.lost[ri] == 0:
+                self.hidden[ri] = self.ratio[ri] < HIDDEN
+
     # ---- state ----------------------------------------------------------------------------------------
     def own_state(self) -> dict:
         return {
@@ -307,7 +276,6 @@ class GuardMemory(GatedMemory):
             "ratio": self.ratio.tolist(),
             "crossed": self.crossed.tolist(),
             "decoys": self.decoys.state(),
-            "chains": self.chains.state(),
             "camera": None if self.camera is None else self.camera.state(),
         }
 
@@ -317,6 +285,5 @@ class GuardMemory(GatedMemory):
         self.ratio = np.asarray(state["ratio"], dtype=np.float64)
         self.crossed = np.asarray(state.get("crossed", [-1_000_000] * len(self.ratio)), dtype=np.int64)
         self.decoys.load_state(state["decoys"])
-        self.chains.load_state(state["chains"])
         if self.camera is not None and state["camera"] is not None:
             self.camera.load_state(state["camera"])
