@@ -228,45 +228,63 @@ def track(
     ``options``: the propagator's ``reverse_chunk``, ``prefetch``, ``step_hook``.
     Everything is checked before this returns; frames are decoded as the iterator is consumed.
     """
-    from .io.clip import ClipSource
     from .run.prepare import make_propagator, prepare
-    from .run.prompts import PromptInput, discovers, make_discovery
-
-    _check_track_arguments(video, prompts, model, backward, source, discover_every, confirm, generator, memory, options)
-    if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
+    from .run.prompts import PromptInput
     from .threads import resolve_threads
 
+    _check_track_arguments(video, prompts, model, backward, source, discover_every, confirm, generator, memory, options)
+    _check_threads(threads)
     n = resolve_threads(threads)
     given = PromptInput(as_track_spec(prompts)) if prompts is not None else PromptInput()
-    propagation = {k: options.pop(k) for k in ("reverse_chunk", "prefetch") if k in options}
+    settings = {
+        "source": {"kind": source, "start": start, "stop": stop, "stride": stride, "max_frames": max_frames},
+        "discover": {"every": discover_every, "confirm": confirm},
+        "propagation": {k: options.pop(k) for k in ("reverse_chunk", "prefetch") if k in options},
+        **({"memory": {"name": memory}} if isinstance(memory, str) else {}),
+    }
     with _range_named_as_arguments():  # the run's settings as the command's config, checked there
-        spec = run_spec(
-            str(video) if isinstance(video, (str, Path)) else None,
-            None,
-            find_objects=prompts is None,
-            source={"kind": source, "start": start, "stop": stop, "stride": stride, "max_frames": max_frames},
-            discover={"every": discover_every, "confirm": confirm},
-            sink={"png": False},  # no PNGs: any object id
-            propagation=propagation,
-            **({"memory": {"name": memory}} if isinstance(memory, str) else {}),
-        )
-        if prompts is not None:
-            spec = replace(spec, prompts=replace(spec.prompts, given=given.spec))
+        spec = _track_spec(video, given.spec if prompts is not None else None, settings)
         ready = prepare(spec, given, n, video=None if isinstance(video, (str, Path)) else video)
     net = load_model(model) if isinstance(model, str) else model
     _warn_toy(net, video)
-    discovery = None
-    if discovers(spec, given):
-        settings = {"points_per_prompt": net.auto_points, **(generator or {})}
-        spec = spec.with_config({f"generator.{k}": v for k, v in settings.items()})
-        discovery = make_discovery(spec, net, ready.source.info, ready.plan)
+    spec, discovery = _track_discovery(spec, given, net, ready, generator)
     own = None if isinstance(memory, str) else memory
     propagator = make_propagator(spec, net, ready.plan, discovery, memory=own, backward=backward, **options)
-    tracked = propagator.run(ready.source, ready.plan.spec.prompts, ready.plan.spec.object_ids)
-    if isinstance(ready.source, ClipSource):
-        tracked = (ready.source.in_video(frame, masks) for frame, masks in tracked)
-    return _with_threads(n, tracked)
+    plan = ready.plan.spec
+    return _with_threads(n, _in_video(ready.source, propagator.run(ready.source, plan.prompts, plan.object_ids)))
+
+
+def _track_discovery(spec: Any, given: Any, net: Any, ready: Any, generator: Mapping[str, Any] | None) -> tuple:
+    """(spec, discovery) of a track() call that finds objects (the generator's settings in the spec), else
+    (spec, None)."""
+    from .run.prompts import discovers, make_discovery
+
+    if not discovers(spec, given):
+        return spec, None
+    spec = spec.with_config({f"generator.{k}": v for k, v in _generator(net, generator).items()})
+    return spec, make_discovery(spec, net, ready.source.info, ready.plan)
+
+
+def _in_video(source: Any, tracked: Iterator[tuple[Frame, FrameMasks]]) -> Iterator[tuple[Frame, FrameMasks]]:
+    """The frames of part of a video (a ClipSource) numbered as in the video; others as they come."""
+    from .io.clip import ClipSource
+
+    if isinstance(source, ClipSource):
+        return (source.in_video(frame, masks) for frame, masks in tracked)
+    return tracked
+
+
+def _track_spec(video: Any, given: TrackSpec | None, settings: dict[str, Any]) -> Any:
+    """The :class:`tracker.run.RunSpec` of a :func:`track` call: its ``settings`` groups over the command's
+    defaults, no PNG sink (any object id), the ``given`` prompts (None: find the objects)."""
+    spec = run_spec(
+        str(video) if isinstance(video, (str, Path)) else None,
+        None,
+        find_objects=given is None,
+        sink={"png": False},
+        **settings,
+    )
+    return spec if given is None else replace(spec, prompts=replace(spec.prompts, given=given))
 
 
 def _check_track_arguments(
@@ -305,6 +323,17 @@ def _check_track_arguments(
     _check_type("generator", generator, (Mapping, type(None)), "a dict of tracker.discovery.GeneratorSettings' keys")
     _check_options(options)
     _check_type("memory", memory, (str, MemoryPolicy), "a name of configs/memory/ or a MemoryPolicy")
+
+
+def _check_threads(threads: Any) -> None:
+    if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
+
+
+def _generator(net: Any, generator: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The automatic mask generator's settings of a track() call: the model's points per prompt, then the
+    caller's."""
+    return {"points_per_prompt": net.auto_points, **(generator or {})}
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

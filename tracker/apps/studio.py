@@ -103,6 +103,33 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _studio_video(spec: Any, out: Path) -> str:
+    """The video the studio opens: source.path, or experiment=demo's clip written into ``out``."""
+    if spec.source.path:
+        return str(spec.source.path)
+    if spec.demo is None:
+        raise ConfigError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
+    d = spec.demo
+    out.mkdir(parents=True, exist_ok=True)
+    return str(write_demo_clip(out / "studio_demo.mp4", d.frames, d.width, d.height, d.seed))
+
+
+def _studio_prompts(spec: Any) -> PromptInput | None:
+    """The prompts the page opens with (None: none yet, or prompts=auto's, found once the model is built)."""
+    p = spec.prompts
+    if p.kind == "auto":
+        return None
+    if p.path or p.box is not None or p.points is not None:
+        return read_prompts(spec)
+    if not spec.source.path and spec.demo is not None:
+        # experiment=demo opens with the demo's objects, as the tracker command tracks them
+        from ..experiments.demo import demo_prompts
+
+        d = spec.demo
+        return PromptInput(demo_prompts(d.frames, d.width, d.height, d.seed))
+    return None
+
+
 def build_studio(cfg: DictConfig):
     """Check the config, the video and the prompts (before any frame is decoded), load the model: the
     :class:`tracker.studio.session.Studio` that ``serve`` serves."""
@@ -114,32 +141,19 @@ def build_studio(cfg: DictConfig):
     _check_studio(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     spec = cli.run_spec(cfg)
     out = output_folder(spec)  # the CLI's and the API's rule for OUT
-    path = spec.source.path
-    if not path:
-        if spec.demo is None:
-            raise ConfigError("source.path is not set: pass source.path=VIDEO (or experiment=demo)")
-        d = spec.demo
-        out.mkdir(parents=True, exist_ok=True)
-        path = str(write_demo_clip(out / "studio_demo.mp4", d.frames, d.width, d.height, d.seed))
+    path = _studio_video(spec, out)
     check_source_path(path, spec.source.kind)
-    p = spec.prompts
-    given = read_prompts(spec) if p.kind != "auto" and (p.path or p.box is not None or p.points is not None) else None
-    if given is None and not spec.source.path and spec.demo is not None and p.kind != "auto":
-        # experiment=demo opens with the demo's objects, as the tracker command tracks them
-        from ..experiments.demo import demo_prompts
-
-        d = spec.demo
-        given = PromptInput(demo_prompts(d.frames, d.width, d.height, d.seed))
+    given = _studio_prompts(spec)
     check_inputs_apart(spec, planned(spec, PROMPTS_FILE), given, path)
     threads = run_threads(spec)
     video = open_source(spec.source.kind, path, **source_options(spec, threads))
     ready = prepare(spec, given or PromptInput(), threads, video, none_yet=given is None)
     source, plan = ready.source, ready.plan  # the page shows the frames a Track reads
     model = build(spec.model)
-    file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
 
     def run_track(prompts_file: Path, extra_sinks) -> dict[str, Any]:
         """A Track: the run ``tracker`` makes of the saved prompts file, into the studio's output folder."""
+        file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
         job = spec.with_config(
             {
                 "source.path": str(path),
@@ -151,14 +165,10 @@ def build_studio(cfg: DictConfig):
         return run_spine(job, model=model, extra_sinks=extra_sinks)
 
     s = cfg.studio
+    info = source.info
     log.info(
         "studio: %s (%dx%d, %d frames), model %s, outputs in %s",
-        path,
-        source.info.width,
-        source.info.height,
-        source.info.num_frames,
-        spec.model.name,
-        out,
+        *(path, info.width, info.height, info.num_frames, spec.model.name, out),
     )
     studio = Studio(
         model,
@@ -176,7 +186,7 @@ def build_studio(cfg: DictConfig):
     studio.warning = toy_meets_real_video(model, path)
     if studio.warning is not None:
         log.warning(studio.warning)
-    if p.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
+    if spec.prompts.kind == "auto":  # prompts=auto: the objects of prompts.frames are found before the page opens
         for f in plan.found_on:
             studio.find_objects(f)
     return studio

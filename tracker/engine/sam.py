@@ -627,25 +627,9 @@ class SamModel:
         net = self.net
 
         top = feats.backbone_out["backbone_fpn"][-1][0].float()  # [C, H, W]
-        grid, flat = top.shape[-2:], top.flatten(1)  # [C, HW]
-        # less the frame's mean: what every region shares would make all objects look alike
-        centre = flat.mean(1)
 
         def candidates(out: tuple) -> Candidates:
-            masks, ious, _, score, chosen, options = out
-            shown = (masks[torch.arange(len(chosen), device=masks.device), chosen] > 0).float()[:, None]
-            weight = F.adaptive_avg_pool2d(shown, grid).flatten(1)  # [B, HW]
-            total = weight.sum(1, keepdim=True)
-            pooled = weight @ flat.T / total.clamp(min=1e-6)  # [B, C]
-            look = F.normalize(pooled - centre, dim=1) * (total > 0)
-            return Candidates(
-                masks.cpu().numpy(),
-                ious.cpu().numpy(),
-                score[:, 0].cpu().numpy(),
-                chosen.cpu().numpy(),
-                options,
-                look.cpu().numpy(),
-            )
+            return _candidates(out, top)
 
         def pointer_tokens(choice: np.ndarray, options: tuple[int, ...]) -> np.ndarray:
             # upstream's object pointer comes from the chosen multimask token only with this flag set
@@ -676,7 +660,21 @@ class SamModel:
                     mask[row], absent[row] = v2.mask[j], False
                     tokens[row], score[row] = again[2][j], again[3][j]
             token[rows[taken]] = pointer_tokens(np.asarray(v2.choice), again[5])[taken]
-        dev = pix_feat.device
+        return self._verdict_outputs(mask, absent, tokens, score, token, pix_feat.device)
+
+    def _verdict_outputs(
+        self,
+        mask: np.ndarray,
+        absent: np.ndarray,
+        tokens: torch.Tensor,
+        score: torch.Tensor,
+        token: np.ndarray,
+        dev: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the heads return for a verdict (low-res logits float32 [B, h, w], absent bool [B], the
+        decoder's output tokens [B, K, C], score logits [B, 1], the token each pointer comes from int [B]):
+        upstream's pointer tail of ``_forward_sam_heads``, with absent objects' masks and scores made empty."""
+        net = self.net
         gone = torch.from_numpy(absent).to(dev)
         low_res = torch.from_numpy(mask).to(dev)[:, None].float()
         low_res = torch.where(gone[:, None, None, None], torch.full_like(low_res, NO_OBJ_SCORE), low_res)
@@ -785,3 +783,25 @@ def build_model(
         torch.manual_seed(seed)
     net = build_sam2(arch, checkpoint, dev)
     return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype)
+
+
+def _candidates(out: tuple, top: torch.Tensor) -> Candidates:
+    """A decoder run's outputs as :class:`Candidates`, with each object's appearance: the frame's top-level
+    features ``top`` [C, H, W] averaged under its chosen mask, less their mean over the frame (what every
+    region shares would make all objects look alike)."""
+    masks, ious, _, score, chosen, options = out
+    grid, flat = top.shape[-2:], top.flatten(1)  # [C, HW]
+    centre = flat.mean(1)
+    shown = (masks[torch.arange(len(chosen), device=masks.device), chosen] > 0).float()[:, None]
+    weight = F.adaptive_avg_pool2d(shown, grid).flatten(1)  # [B, HW]
+    total = weight.sum(1, keepdim=True)
+    pooled = weight @ flat.T / total.clamp(min=1e-6)  # [B, C]
+    look = F.normalize(pooled - centre, dim=1) * (total > 0)
+    return Candidates(
+        masks.cpu().numpy(),
+        ious.cpu().numpy(),
+        score[:, 0].cpu().numpy(),
+        chosen.cpu().numpy(),
+        options,
+        look.cpu().numpy(),
+    )

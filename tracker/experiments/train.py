@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +203,7 @@ def clip_loss(
         imgs, owner = imgs[None], torch.zeros(targets.shape[1], dtype=torch.long)
     imgs, targets, owner = imgs.to(device), targets.to(device), owner.to(device)
     t_len = imgs.shape[1]
-    b, size = targets.shape[1], imgs.shape[-1]
+    b = targets.shape[1]
     backbone = net.forward_image(imgs.flatten(0, 1))
     output_dict: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     totals = {k: torch.zeros((), device=device) for k in s.weights}
@@ -215,15 +216,7 @@ def clip_loss(
             "vision_pos_enc": [x[rows] for x in backbone["vision_pos_enc"]],
         }
         _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
-        point_inputs = mask_inputs = None
-        if t == 0 and mask_prompt:
-            mask_inputs = targets[0][:, None].float()
-        elif t == 0:
-            point_inputs = _point_inputs(
-                [_point_prompt(rng, targets[0, i].cpu().numpy(), s, size) for i in range(b)], device
-            )
-        elif s.prob_correction_click > 0 and rng.random() < s.prob_correction_click:
-            point_inputs = _correction_clicks(rng, targets[t].cpu().numpy(), device)
+        point_inputs, mask_inputs = _frame_prompts(t, mask_prompt, targets, rng, s, device)
         # num_frames >= 16: object pointers get the temporal encoding they get at inference on any video of
         # 16 frames or more (with the clip length they would be normalised by t_len - 1 instead of 15).
         current_out, sam_outputs, _, _ = net._track_step(
@@ -249,6 +242,22 @@ def clip_loss(
         for k, v in frame_loss(high_res_multimasks, ious, obj_logits, targets[t]).items():
             totals[k] = totals[k] + v
     return {k: v / b for k, v in totals.items()}
+
+
+def _frame_prompts(
+    t: int, mask_prompt: bool, targets: torch.Tensor, rng: np.random.Generator, s: TrainSettings, device
+) -> tuple[dict[str, torch.Tensor] | None, torch.Tensor | None]:
+    """(point inputs, mask inputs) of frame t: the first frame's prompt (the mask, or clicks / a box drawn
+    from it), later a correction click now and then (``prob_correction_click``)."""
+    if t == 0 and mask_prompt:
+        return None, targets[0][:, None].float()
+    if t == 0:
+        size = targets.shape[-1]
+        prompts = [_point_prompt(rng, targets[0, i].cpu().numpy(), s, size) for i in range(targets.shape[1])]
+        return _point_inputs(prompts, device), None
+    if s.prob_correction_click > 0 and rng.random() < s.prob_correction_click:
+        return _correction_clicks(rng, targets[t].cpu().numpy(), device), None
+    return None, None
 
 
 def _correction_clicks(rng: np.random.Generator, masks: np.ndarray, device) -> dict[str, torch.Tensor] | None:
@@ -335,47 +344,18 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
     size = model.image_size
-    if not net.multimask_output_for_tracking and net.sam_mask_decoder.dynamic_multimask_via_stability:
-        log.warning(
-            "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
-            "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
-            "tracked frames; set model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability"
-            "=false (configs/model_common.yaml does for such models)"
-        )
-    train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
-    val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
-    if s.eval_sequences:
-        val_seqs = val_seqs[: s.eval_sequences]
-    data = ClipData(train_seqs, size)
+    _warn_multimask_fallback(net)
+    data, val_seqs = _data(s, size)
     if s.freeze_image_encoder:
         for p in net.image_encoder.parameters():
             p.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-    step, history = 0, []
     last = out / "last.pt"
-    if last.is_file():
-        try:
-            blob = torch.load(last, map_location="cpu", weights_only=True)
-            net.load_state_dict(blob["model"])
-            optimizer.load_state_dict(blob["optimizer"])
-            step, history = int(blob["step"]), list(blob["history"])
-        except Exception as e:  # torch raises many types for corrupt or foreign files
-            raise ValueError(
-                f"cannot resume from {str(last)!r} ({type(e).__name__}): it is corrupt or from another model; "
-                "delete it to start over, or pick another output_dir"
-            ) from None
-        log.info("resumed from %s at step %d", last, step)
-    elif checkpoint_from:
-        from ..engine.sam import load_checkpoint
-
-        load_checkpoint(net, checkpoint_from)
+    step, history = _start(net, optimizer, last, checkpoint_from)
     net.train()
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if model.device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
+    # bf16 on CUDA, as upstream trains; full precision on the CPU
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if model.device.type == "cuda" else nullcontext()
     ema = None
     bar = tqdm(total=s.steps, initial=step, disable=not progress, desc="training", dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -416,6 +396,48 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
             _write_history(out / "history.csv", history)
     bar.close()
     return history
+
+
+def _data(s: TrainSettings, size: int) -> tuple[ClipData, list]:
+    """The training clips' sampler and the validation sequences (the first ``eval_sequences``)."""
+    train_seqs = load_sequences("davis", s.data_root, s.split, s.resolution)
+    val_seqs = load_sequences("davis", s.val_root, s.val_split, s.resolution) if s.val_root else []
+    if s.eval_sequences:
+        val_seqs = val_seqs[: s.eval_sequences]
+    return ClipData(train_seqs, size), val_seqs
+
+
+def _warn_multimask_fallback(net) -> None:
+    if not net.multimask_output_for_tracking and net.sam_mask_decoder.dynamic_multimask_via_stability:
+        log.warning(
+            "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
+            "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
+            "tracked frames; set model.arch.model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability"
+            "=false (configs/model_common.yaml does for such models)"
+        )
+
+
+def _start(net, optimizer, last: Path, checkpoint_from: str | None) -> tuple[int, list[dict]]:
+    """(step, history) to go on from: ``last`` (a run's own checkpoint, resumed with its optimizer), else
+    step 0 from ``checkpoint_from``'s weights (fine-tuning) or the model's own."""
+    if last.is_file():
+        try:
+            blob = torch.load(last, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            step, history = int(blob["step"]), list(blob["history"])
+        except Exception as e:  # torch raises many types for corrupt or foreign files
+            raise ValueError(
+                f"cannot resume from {str(last)!r} ({type(e).__name__}): it is corrupt or from another model; "
+                "delete it to start over, or pick another output_dir"
+            ) from None
+        log.info("resumed from %s at step %d", last, step)
+        return step, history
+    if checkpoint_from:
+        from ..engine.sam import load_checkpoint
+
+        load_checkpoint(net, checkpoint_from)
+    return 0, []
 
 
 def _write_history(path: Path, history: list[dict]) -> None:

@@ -18,6 +18,15 @@ def color_of(object_id: int) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
+def _extent(m: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of a bool [H, W] mask's pixels (None: empty)."""
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def annotate(
     frame: np.ndarray,
     masks: FrameMasks,
@@ -33,14 +42,7 @@ def annotate(
     h, w = frame.shape[:2]
     if masks.masks.shape[1:] != (h, w):
         raise ValueError(f"masks are {masks.masks.shape[2]}x{masks.masks.shape[1]} but the frame is {w}x{h}")
-    boxes = []
-    for m in masks.masks:
-        rows = np.flatnonzero(m.any(axis=1))
-        if rows.size == 0:
-            boxes.append(None)
-            continue
-        cols = np.flatnonzero(m.any(axis=0))
-        boxes.append((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+    boxes = [_extent(m) for m in masks.masks]
     drawn = [b for b in boxes if b is not None]
     if not drawn:
         return out

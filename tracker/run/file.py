@@ -216,27 +216,16 @@ def _track(
                 sink.resume_from(ckpt["sinks"][i])
     spool = str(store.spool) if store is not None else None
     propagator = make_propagator(spec, model, plan, discovery, spool_path=spool)
+    finds = " and those it finds" if discovery is not None else ""
     log.info(
         "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
-        len(plan.spec.object_ids),
-        " and those it finds" if discovery is not None else "",
-        shown,
-        info.width,
-        info.height,
-        info.num_frames,
-        model.device,
-        threads,
+        *(len(plan.spec.object_ids), finds, shown, info.width, info.height, info.num_frames, model.device, threads),
     )
     try:
         timings = _pipeline(propagator, source, plan, sinks, extra_sinks, spec, store, fp, threads, ckpt)
     except CheckpointError as e:
         raise _refused(e) from None
-    sections: dict[str, Any] = {"source": {"path": shown, "kind": spec.source.kind, **vars(info)}}
-    if not spec.source.frames.everything:  # num_frames and fps above are the run's; these are the video's
-        video_info = source.source.info
-        sections["source"].update(
-            frames=vars(spec.source.frames), video_frames=video_info.num_frames, video_fps=video_info.fps
-        )
+    sections = _source_section(spec, source, shown)
     sections.update(discovery_record(plan.spec, discovery, propagator))
     sections["outputs"] = sorted(s.target.name for s in sinks)
     if video_sink is not None:
@@ -250,6 +239,16 @@ def _track(
     record = finished_record(base_record(spec, model, "file", threads), timings, started, **sections)
     write_json_atomic(tx.path("run.json"), record)
     return record
+
+
+def _source_section(spec: RunSpec, source: Any, shown: str) -> dict[str, Any]:
+    """run.json's ``source``: the run's frame count and rate, and for part of a video the range and the
+    video's own."""
+    section: dict[str, Any] = {"path": shown, "kind": spec.source.kind, **vars(source.info)}
+    if not spec.source.frames.everything:
+        video_info = source.source.info
+        section.update(frames=vars(spec.source.frames), video_frames=video_info.num_frames, video_fps=video_info.fps)
+    return {"source": section}
 
 
 def _pipeline(propagator, source, plan, sinks, extra_sinks, spec: RunSpec, store, fp, threads: int, ckpt):

@@ -170,6 +170,19 @@ def run_online(spec: RunSpec, started: float, model: Any = None) -> dict[str, An
     return record
 
 
+def _log_start(spec: RunSpec, plan: PromptPlan, path: str, info: Any, model: Any, threads: int) -> None:
+    log.info(
+        "tracking %d object(s) online from %s (%dx%d) on %s, %d thread(s)%s",
+        len(plan.spec.object_ids),
+        path,
+        info.width,
+        info.height,
+        model.device,
+        threads,
+        ", real time (frames may be dropped)" if spec.realtime else "",
+    )
+
+
 def _track(
     spec: RunSpec,
     path: str,
@@ -193,12 +206,7 @@ def _track(
         logged_to(tx.path("run.log")),
     ):
         save_config(spec, tx.staging)
-        fixed = [k for k in spec.sinks.enabled if not SINKS[k].live]
-        if fixed:
-            raise PromptError(
-                f"sink.{fixed[0]}=true cannot be written while a stream runs: set it false for mode=online"
-            )
-        sinks = open_sinks(spec, tx.staging, info, plan.spec.labels, Path(path).name, None)
+        sinks = open_sinks(spec, tx.staging, info, plan.spec.labels, Path(path).name, None)  # live ones (_check)
         for s in sinks:
             s.make_live()
         base = base_record(spec, model, "online", threads)
@@ -210,16 +218,7 @@ def _track(
         )
         status = LiveStatus(tx.path("run.json"), spec.status_every_s, base, source)
         status.write("running")
-        log.info(
-            "tracking %d object(s) online from %s (%dx%d) on %s, %d thread(s)%s",
-            len(plan.spec.object_ids),
-            path,
-            info.width,
-            info.height,
-            model.device,
-            threads,
-            ", real time (frames may be dropped)" if spec.realtime else "",
-        )
+        _log_start(spec, plan, path, info, model, threads)
         propagator = make_propagator(spec, model, plan, discovery, live=True)
         status.extra = lambda: discovery_record(plan.spec, discovery, propagator)
         state = "interrupted"  # a signal (KeyboardInterrupt): the stream did not end, the run was stopped

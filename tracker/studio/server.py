@@ -188,6 +188,13 @@ def _video(studio: Studio) -> dict[str, Any]:
 
 def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     """The JSON API over the studio's session (the page's routes are in ``create_app``)."""
+    _add_frame_routes(app, studio)
+    _add_object_routes(app, studio)
+    _add_track_routes(app, studio)
+
+
+def _add_frame_routes(app: FastAPI, studio: Studio) -> None:
+    """The video, its frames, and finding objects on one."""
 
     @app.get("/api/video")
     def video() -> dict[str, Any]:
@@ -207,6 +214,10 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/frames/{i}/find")
     def find(i: int) -> dict[str, Any]:
         return studio.find_objects(i)
+
+
+def _add_object_routes(app: FastAPI, studio: Studio) -> None:
+    """The objects, their prompts, and the prompts file."""
 
     @app.get("/api/objects")
     def objects() -> dict[str, Any]:
@@ -241,6 +252,10 @@ def _add_api_routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/save")
     def save() -> dict[str, Any]:
         return studio.save()
+
+
+def _add_track_routes(app: FastAPI, studio: Studio) -> None:
+    """Track jobs: start one, follow it, read its masks and download its files."""
 
     @app.post("/api/track")
     def track() -> dict[str, Any]:

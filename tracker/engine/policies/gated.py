@@ -187,28 +187,7 @@ class GatedMemory(SlotMemory):
             best = self.best_part(parts, c, i, ri, pred[i], bool(busy[i]), float(median[i]))
             if best is None:
                 absent[i] = True
-                if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred[i]):
-                    # asked again 1, 3, 7, ... frames after it went: an object hidden for longer would be
-                    # refused every frame (each a decoder call; no tuning clip or standard set scored
-                    # differently)
-                    if (lost := int(self.lost[ri])) & (lost + 1) == 0:
-                        retry_at[i] = pred[i]  # it jumped away (or just went): is it where it should be?
-                        self._why[keys[i]] = "jump"
-                elif self.lost[ri] > 0:
-                    # weak parts where it can be: ask the decoder with a box of its size there
-                    boxes = [mask_boxes(p[None])[0] for _, p in parts]
-                    # a sliver will do in view (coming out from behind something), not at the border, where a
-                    # look-alike in view is cut to a sliver too
-                    near = [
-                        b
-                        for b in boxes
-                        if (solid(b, size) or not self.exited[ri])
-                        and self.where_it_can_be(ri, b, size)
-                        and not self._held_by_other(ri, b)
-                    ]
-                    if near:
-                        retry_at[i] = self._grown(np.array(near), median[i])
-                        self._why[keys[i]] = "recover"
+                retry_at[i] = self._retry_box(keys[i], ri, pred[i], parts, size, float(median[i]))
                 continue
             k, p, pb, ratio = best
             choice[i] = k
@@ -227,6 +206,33 @@ class GatedMemory(SlotMemory):
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
+
+    def _retry_box(
+        self, key: Key, ri: int, pred: np.ndarray, parts: list[tuple[int, np.ndarray]], size: float, median: float
+    ) -> np.ndarray:
+        """Where the decoder is asked again for refused row ``ri`` (float32 [4]; NaN: nowhere), and why."""
+        if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred):
+            # asked again 1, 3, 7, ... frames after it went: an object hidden for longer would be refused every
+            # frame (each a decoder call; no tuning clip or standard set scored differently)
+            if (lost := int(self.lost[ri])) & (lost + 1) == 0:
+                self._why[key] = "jump"
+                return pred  # it jumped away (or just went): is it where it should be?
+        elif self.lost[ri] > 0:
+            # weak parts where it can be: ask the decoder with a box of its size there
+            boxes = [mask_boxes(p[None])[0] for _, p in parts]
+            # a sliver will do in view (coming out from behind something), not at the border, where a
+            # look-alike in view is cut to a sliver too
+            near = [
+                b
+                for b in boxes
+                if (solid(b, size) or not self.exited[ri])
+                and self.where_it_can_be(ri, b, size)
+                and not self._held_by_other(ri, b)
+            ]
+            if near:
+                self._why[key] = "recover"
+                return self._grown(np.array(near), median)
+        return np.full(4, np.nan, dtype=np.float32)
 
     def trusted(self, r: int, size: float) -> bool:
         """Whether SAM 2's own mask is shown for stable row r (of side ``size``) whatever motion says."""
