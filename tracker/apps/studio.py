@@ -130,6 +130,18 @@ def _studio_prompts(spec: Any) -> PromptInput | None:
     return None
 
 
+def _log_start(path: str, info: Any, model_name: str, out: Path) -> None:
+    log.info(
+        "studio: %s (%dx%d, %d frames), model %s, outputs in %s",
+        path,
+        info.width,
+        info.height,
+        info.num_frames,
+        model_name,
+        out,
+    )
+
+
 def build_studio(cfg: DictConfig):
     """Check the config, the video and the prompts (before any frame is decoded), load the model: the
     :class:`tracker.studio.session.Studio` that ``serve`` serves."""
@@ -150,10 +162,10 @@ def build_studio(cfg: DictConfig):
     ready = prepare(spec, given or PromptInput(), threads, video, none_yet=given is None)
     source, plan = ready.source, ready.plan  # the page shows the frames a Track reads
     model = build(spec.model)
+    file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
 
     def run_track(prompts_file: Path, extra_sinks) -> dict[str, Any]:
         """A Track: the run ``tracker`` makes of the saved prompts file, into the studio's output folder."""
-        file_prompts = yaml.safe_load((config_dir() / "prompts" / "file.yaml").read_text())  # prompts=file's keys
         job = spec.with_config(
             {
                 "source.path": str(path),
@@ -165,11 +177,7 @@ def build_studio(cfg: DictConfig):
         return run_spine(job, model=model, extra_sinks=extra_sinks)
 
     s = cfg.studio
-    info = source.info
-    log.info(
-        "studio: %s (%dx%d, %d frames), model %s, outputs in %s",
-        *(path, info.width, info.height, info.num_frames, spec.model.name, out),
-    )
+    _log_start(path, source.info, spec.model.name, out)
     studio = Studio(
         model,
         FrameStore(source, jpeg_cache=s.frame_cache),

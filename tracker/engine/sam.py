@@ -626,10 +626,7 @@ class SamModel:
         logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1]."""
         net = self.net
 
-        top = feats.backbone_out["backbone_fpn"][-1][0].float()  # [C, H, W]
-
-        def candidates(out: tuple) -> Candidates:
-            return _candidates(out, top)
+        basis = _appearance_basis(feats.backbone_out["backbone_fpn"][-1][0].float())  # once per frame
 
         def pointer_tokens(choice: np.ndarray, options: tuple[int, ...]) -> np.ndarray:
             # upstream's object pointer comes from the chosen multimask token only with this flag set
@@ -637,7 +634,7 @@ class SamModel:
             return choice if multi else np.zeros_like(choice)
 
         first = self._decode(pix_feat, high_res)
-        v = judge.choose(owners, candidates(first))
+        v = judge.choose(owners, _candidates(first, *basis))
         mask, absent = v.mask.copy(), v.absent.copy()
         tokens, score = first[2].clone(), first[3].clone()
         token = pointer_tokens(np.asarray(v.choice), first[5])
@@ -653,7 +650,7 @@ class SamModel:
             else:
                 bare = pix_feat[r]
             again = self._decode(bare, [x[r] for x in high_res], boxes)
-            v2 = judge.rechoose([owners[i] for i in rows], candidates(again))
+            v2 = judge.rechoose([owners[i] for i in rows], _candidates(again, *basis))
             taken = ~np.asarray(v2.absent)
             for j, row in enumerate(rows):
                 if taken[j]:
@@ -671,9 +668,10 @@ class SamModel:
         token: np.ndarray,
         dev: torch.device,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What the heads return for a verdict (low-res logits float32 [B, h, w], absent bool [B], the
-        decoder's output tokens [B, K, C], score logits [B, 1], the token each pointer comes from int [B]):
-        upstream's pointer tail of ``_forward_sam_heads``, with absent objects' masks and scores made empty."""
+        """The heads' outputs for a verdict's masks ``mask`` float32 [B, h, w] and ``absent`` bool [B], given the
+        decoder's output tokens [B, K, C], score logits [B, 1] and the token each pointer comes from int [B]:
+        low-res logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1]
+        (upstream's pointer tail of ``_forward_sam_heads``, absent objects' masks and scores made empty)."""
         net = self.net
         gone = torch.from_numpy(absent).to(dev)
         low_res = torch.from_numpy(mask).to(dev)[:, None].float()
@@ -785,13 +783,18 @@ def build_model(
     return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype)
 
 
-def _candidates(out: tuple, top: torch.Tensor) -> Candidates:
-    """A decoder run's outputs as :class:`Candidates`, with each object's appearance: the frame's top-level
-    features ``top`` [C, H, W] averaged under its chosen mask, less their mean over the frame (what every
+def _appearance_basis(top: torch.Tensor) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:
+    """(grid, features [C, HW], their mean over the frame [C]) of a frame's top-level features ``top``
+    [C, H, W]: what :func:`_candidates` pools appearance vectors from."""
+    flat = top.flatten(1)
+    return top.shape[-2:], flat, flat.mean(1)
+
+
+def _candidates(out: tuple, grid: tuple[int, int], flat: torch.Tensor, centre: torch.Tensor) -> Candidates:
+    """A decoder run's outputs as :class:`Candidates`, with each object's appearance: the frame's features
+    ``flat`` [C, HW] averaged under its chosen mask, less their mean ``centre`` over the frame (what every
     region shares would make all objects look alike)."""
     masks, ious, _, score, chosen, options = out
-    grid, flat = top.shape[-2:], top.flatten(1)  # [C, HW]
-    centre = flat.mean(1)
     shown = (masks[torch.arange(len(chosen), device=masks.device), chosen] > 0).float()[:, None]
     weight = F.adaptive_avg_pool2d(shown, grid).flatten(1)  # [B, HW]
     total = weight.sum(1, keepdim=True)

@@ -216,11 +216,7 @@ def _track(
                 sink.resume_from(ckpt["sinks"][i])
     spool = str(store.spool) if store is not None else None
     propagator = make_propagator(spec, model, plan, discovery, spool_path=spool)
-    finds = " and those it finds" if discovery is not None else ""
-    log.info(
-        "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
-        *(len(plan.spec.object_ids), finds, shown, info.width, info.height, info.num_frames, model.device, threads),
-    )
+    _log_start(plan, discovery is not None, shown, info, model, threads)
     try:
         timings = _pipeline(propagator, source, plan, sinks, extra_sinks, spec, store, fp, threads, ckpt)
     except CheckpointError as e:
@@ -239,6 +235,20 @@ def _track(
     record = finished_record(base_record(spec, model, "file", threads), timings, started, **sections)
     write_json_atomic(tx.path("run.json"), record)
     return record
+
+
+def _log_start(plan: PromptPlan, finds: bool, shown: str, info: Any, model: Any, threads: int) -> None:
+    log.info(
+        "tracking %d object(s)%s through %s (%dx%d, %s frames) on %s, %d thread(s)",
+        len(plan.spec.object_ids),
+        " and those it finds" if finds else "",
+        shown,
+        info.width,
+        info.height,
+        info.num_frames,
+        model.device,
+        threads,
+    )
 
 
 def _source_section(spec: RunSpec, source: Any, shown: str) -> dict[str, Any]:
