@@ -102,14 +102,10 @@ def test_guard_settings_are_checked_and_its_yaml_repeats_its_defaults():
     name = cfg.pop("name")
     p = memory_policy(name)
     for key, value in cfg.items():
-        got = getattr(p, key, None)
-        if key == "camera":
-            got = p.camera is not None
-        elif key == "decoy_frames":
-            got = p.decoys.frames
-        elif key == "velocity_noise":
-            got = p.filter.std_vel
-        assert got == (tuple(value) if isinstance(value, list) else value), key
+        assert getattr(p.settings, key) == (tuple(value) if isinstance(value, list) else value), key
+    # the parts built from the record use it
+    assert p.camera is not None and p.decoys.frames == cfg["decoy_frames"]
+    assert p.filter.std_vel == cfg["velocity_noise"]
     assert set(cfg) >= {"forget", "near", "continuity", "camera"}
     for bad in ({"forget": 0}, {"near": -1}, {"camera": "yes"}, {"continuity": "a"}, {"gate_iou": 2}):
         with pytest.raises(ValueError, match="memory"):

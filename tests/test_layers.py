@@ -38,6 +38,7 @@ LAYERS = [
     ("package", ["tracker"]),  # tracker/__init__.py: the public API, imported by no module of its own
 ]
 MAX_FUNCTION_LINES = 60
+MAX_CONSTRUCTOR_PARAMETERS = 8  # beyond this a class takes a settings record (a dataclass: no __init__ here)
 
 
 def _modules() -> dict[str, Path]:
@@ -232,15 +233,40 @@ def test_the_private_rule_leaves_public_names_and_own_objects_alone(tmp_path):
     assert _private_uses("tracker.io.ok", path) == []
 
 
+def _long_functions(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            if n > MAX_FUNCTION_LINES:
+                out.append(f"{path}:{node.lineno}: {node.name} has {n} lines")
+    return out
+
+
+def _wide_constructors(path: Path) -> list[str]:
+    """Classes whose own ``__init__`` takes more than MAX_CONSTRUCTOR_PARAMETERS parameters (self and
+    ``*args`` / ``**kwargs`` not counted). A dataclass (a settings record) writes no ``__init__``."""
+    out = []
+    for cls in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for fn in cls.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name == "__init__":
+                a = fn.args
+                n = len(a.posonlyargs) + len(a.args) - 1 + len(a.kwonlyargs)
+                if n > MAX_CONSTRUCTOR_PARAMETERS:
+                    out.append(f"{path}:{fn.lineno}: {cls.name}.__init__ takes {n} parameters")
+    return out
+
+
 def test_no_function_over_60_lines():
-    long = []
-    for path in MODULES.values():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
-                if n > MAX_FUNCTION_LINES:
-                    long.append(f"{path}:{node.lineno}: {node.name} has {n} lines")
+    long = [line for path in MODULES.values() for line in _long_functions(path)]
     assert not long, "\n".join(long)
+
+
+def test_no_constructor_over_8_parameters():
+    wide = [line for path in MODULES.values() for line in _wide_constructors(path)]
+    assert not wide, "\n".join(wide)
 
 
 @pytest.mark.parametrize(
@@ -249,6 +275,7 @@ def test_no_function_over_60_lines():
         ("from ..apps import cli\n", "higher layer"),
         ("from ..engine.propagation import _Group\n", "private"),
         ("def f():\n" + "    x = 1\n" * 61, "long"),
+        ("class C:\n    def __init__(self, a, b, c, d, e, f, g, *, h=0, i=1):\n        pass\n", "wide"),
     ],
 )
 def test_the_rules_catch_what_they_name(tmp_path, source, rule):
@@ -260,9 +287,10 @@ def test_the_rules_catch_what_they_name(tmp_path, source, rule):
         assert any(layer_of(t) > layer_of(name) for t, _, _ in imports)
     elif rule == "private":
         assert any(_private(n) for _, names, _ in imports for n in names)
+    elif rule == "long":
+        assert _long_functions(path)
     else:
-        fn = ast.parse(source).body[0]
-        assert fn.end_lineno - fn.lineno + 1 > MAX_FUNCTION_LINES  # type: ignore[union-attr,operator]
+        assert _wide_constructors(path)
 
 
 def test_apps_cli_stays_small():

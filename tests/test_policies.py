@@ -16,8 +16,8 @@ from tracker.engine.memory import Geometry, Group
 from tracker.engine.motion import BoxFilter, box_iou, mask_boxes
 from tracker.engine.policies import memory_policy
 from tracker.engine.policies.dam4sam import Dam4samMemory
-from tracker.engine.policies.gated import GatedMemory
-from tracker.engine.policies.samurai import SamuraiMemory
+from tracker.engine.policies.gated import GatedMemory, GatedSettings
+from tracker.engine.policies.samurai import SamuraiMemory, SamuraiSettings
 from tracker.engine.sam import build_model
 from tracker.engine.types import NO_OBJ_SCORE, Candidates, TrackRequest, Verdict
 
@@ -121,7 +121,7 @@ def test_samurai_frame_with_low_predicted_iou_or_absent_object_does_not_enter_me
 
 def test_samurai_chooses_by_motion_only_once_stable():
     opts = (1, 2, 3)
-    p, g = bound(SamuraiMemory(stable_frames=15))
+    p, g = bound(SamuraiMemory(SamuraiSettings(stable_frames=15)))
     prompt(p, g, disc(10, 30))
     for t in range(1, 20):  # moving right 1 px / frame, SAM 2's best candidate is the object
         c = cands([logits(disc(10 + t, 30))] * 2 + [logits(disc(50, 10))] * 2, [0, 0.9, 0.5, 0.4], options=opts)
@@ -139,7 +139,7 @@ def test_samurai_chooses_by_motion_only_once_stable():
     v = step(p, g, 20, c)
     assert v.choice[0] == 2 and (v.mask[0] > 0).sum() == disc(x, 30).sum()
     # before 15 stable frames the choice is SAM 2's own
-    q, h = bound(SamuraiMemory(stable_frames=15))
+    q, h = bound(SamuraiMemory(SamuraiSettings(stable_frames=15)))
     prompt(q, h, disc(10, 30))
     assert step(q, h, 1, c).choice[0] == 1
 
@@ -216,7 +216,7 @@ def test_dam4sam_remembers_every_fifth_frame_and_reads_the_newest():
 
 # ---- gated (ours) ------------------------------------------------------------------------------------
 def _tracking(x_end: int = 20, **settings):
-    p, g = bound(GatedMemory(**settings))
+    p, g = bound(GatedMemory(GatedSettings(**settings)))
     prompt(p, g, disc(10, 30))
     x = walk(p, g, range(1, x_end))
     return p, g, x
@@ -339,7 +339,7 @@ def test_gated_recovery_takes_what_looks_like_the_object_not_another_one(found):
         one = cands([logits(disc(10 + t, 15))], [0.95]) if t < 20 else empty
         p.decide(both, t, False, pair(one, cands([logits(disc(10 + t, 45))], [0.95]), looks))
         remembered(p, t, 1), remembered(p, t, 2)
-    assert p.lost[0] > 0 and p.look[0] @ p.look[1] < p.alike
+    assert p.lost[0] > 0 and p.look[0] @ p.look[1] < p.settings.alike
     # a weak part ahead on object 1's line (too small to take): the decoder is asked with a box there ...
     weak = cands([logits(disc(42, 15, r=2.0))], [0.5])
     v = p.decide(both, 40, False, pair(weak, cands([logits(disc(50, 45))], [0.95]), looks))
@@ -696,8 +696,9 @@ def test_every_policy_takes_any_number_of_objects_prompted_on_any_frames(toy_and
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "memory").glob("*.yaml")))
 def test_each_policys_yaml_says_its_own_defaults(path):
-    """The yaml repeats the constructor's defaults for --help and for reading; they must agree, key for key."""
-    import inspect
+    """The yaml repeats the settings record's defaults for --help and for reading; they must agree, key for
+    key (a policy without settings has none in its yaml)."""
+    from dataclasses import fields
 
     import yaml
 
@@ -706,15 +707,7 @@ def test_each_policys_yaml_says_its_own_defaults(path):
     doc = yaml.safe_load(path.read_text())
     name = doc.pop("name")
     assert name == path.stem
-    defaults: dict = {}
-    for cls in MEMORY_POLICIES[name].__mro__:  # a policy passing **settings on: its base's defaults too
-        if "__init__" not in vars(cls):
-            continue
-        params = inspect.signature(cls.__init__).parameters.values()
-        for p in params:
-            if p.name != "self" and p.default is not inspect.Parameter.empty:
-                defaults.setdefault(p.name, p.default)
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-            break
+    record = MEMORY_POLICIES[name].Settings
+    defaults = {f.name: f.default for f in fields(record)} if record is not None else {}
     as_yaml = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
     assert doc == as_yaml

@@ -148,7 +148,7 @@ def build_studio(cfg: DictConfig):
     from ..discovery import GeneratorSettings, MaskGenerator
     from ..io.source import check_source_path, open_source
     from ..studio.frames import FrameStore
-    from ..studio.session import PROMPTS_FILE, Studio
+    from ..studio.session import PROMPTS_FILE, Finder, Studio, StudioLimits
 
     _check_studio(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     spec = cli.run_spec(cfg)
@@ -184,12 +184,13 @@ def build_studio(cfg: DictConfig):
         out,
         run_track,
         spec=plan.spec,
-        max_object_id=spec.max_id,
-        feature_cache=s.feature_cache,
+        limits=StudioLimits(max_object_id=spec.max_id, feature_cache=max(1, int(s.feature_cache))),
         command=lambda f: _command(cfg, str(path), out, f, _overrides()),
-        generator=MaskGenerator(model, GeneratorSettings(**spec.discovery.generator)),
-        new_iou=spec.discovery.new_iou,
-        max_covered=spec.discovery.max_covered,
+        finder=Finder(
+            MaskGenerator(model, GeneratorSettings(**spec.discovery.generator)),
+            new_iou=spec.discovery.new_iou,
+            max_covered=spec.discovery.max_covered,
+        ),
     )
     studio.warning = toy_meets_real_video(model, path)
     if studio.warning is not None:

@@ -177,6 +177,9 @@ class MemoryPolicy:
     per_object: ClassVar[bool] = False  # one group per object (else one per set of prompt frames)
     judges: ClassVar[bool] = False  # it sees SAM 2's candidates before the memory encoder (decide)
     sees_frames: ClassVar[bool] = False  # it is shown each frame's pixels before tracking (see)
+    # Its settings record (``memory.<key>``): a frozen dataclass of the keys and defaults that checks itself
+    # (one line naming the key and the range); the constructor takes one. None: it has no settings.
+    Settings: ClassVar[type | None] = None
 
     def bind(self, geometry: Geometry) -> None:
         self.geometry = geometry

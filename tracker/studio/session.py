@@ -220,6 +220,29 @@ class TrackJob:
 RunTrack = Callable[[Path, Sequence[Any]], Mapping[str, Any]]
 
 
+@dataclass(frozen=True)
+class StudioLimits:
+    """The highest object id the page may give (the PNG masks' limit when they are written) and how many
+    frames' image features are kept for previews."""
+
+    max_object_id: int = 2**31 - 1
+    feature_cache: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_object_id < 1 or self.feature_cache < 1:
+            raise ValueError(f"studio limits {self} must be at least 1")
+
+
+@dataclass(frozen=True)
+class Finder:
+    """The page's "Find objects" on a frame: the mask generator (a :class:`tracker.discovery.MaskGenerator`),
+    and when one of its masks is new there (``new_iou``, ``max_covered``, as in a run's discovery)."""
+
+    generator: Any
+    new_iou: float = 0.1
+    max_covered: float = 0.5
+
+
 class Studio:
     """Objects, prompts, previews and Track jobs over one video and one model."""
 
@@ -230,16 +253,13 @@ class Studio:
         output_dir: str | Path,
         run_track: RunTrack,
         spec: TrackSpec | None = None,
-        max_object_id: int = 2**31 - 1,
-        feature_cache: int = 8,
+        limits: StudioLimits = StudioLimits(),
         command: Callable[[Path], str] | None = None,
-        generator=None,
-        new_iou: float = 0.1,
-        max_covered: float = 0.5,
+        finder: Finder | None = None,
     ) -> None:
-        """``generator`` (a :class:`tracker.discovery.MaskGenerator`): "Find objects" on a frame; a mask
-        is new there by ``new_iou`` and ``max_covered``, as in a run's discovery."""
-        self.generator, self.new_iou, self.max_covered = generator, float(new_iou), float(max_covered)
+        """``finder``: "Find objects" on a frame (None: the page cannot); ``command``: the ``tracker``
+        command line a saved prompts file is tracked with, as the page shows it."""
+        self.finder = finder
         self.model = model
         self.warning: str | None = None  # said on the page as it opens (e.g. the toy model on real footage)
         self.frames = frames
@@ -247,11 +267,11 @@ class Studio:
         # Part of a video (source.start/stride): the page's frames are the run's; files speak the video's.
         self.clip = frames.source.range if isinstance(frames.source, ClipSource) else EVERY_FRAME
         self.output_dir = Path(output_dir)
-        self.max_object_id = int(max_object_id)
+        self.max_object_id = limits.max_object_id
         self._run_track = run_track
         self._command = command
         self._features: OrderedDict[int, Any] = OrderedDict()
-        self._feature_cache = max(1, int(feature_cache))
+        self._feature_cache = limits.feature_cache
         self._lock = threading.RLock()  # objects, jobs
         self._model_lock = threading.Lock()  # previews one at a time (a Track runs beside them)
         self._closing = threading.Event()
@@ -397,7 +417,7 @@ class Studio:
         from ..discovery.discover import new_candidates
         from ..masks import to_grid
 
-        if self.generator is None:
+        if self.finder is None:
             raise StudioError("this studio has no mask generator", status=404)
         self._check_frame(frame)
         grid = self.model.image_size // 4
@@ -406,13 +426,13 @@ class Studio:
         shown = [m for m in (self._mask_on(oid, frame) for oid in ids) if m is not None]
         known = np.stack([to_grid(m, grid) for m in shown]) if shown else np.zeros((0, grid, grid), dtype=bool)
         with self._model_lock:
-            cands = self.generator.generate(self.features(frame), known.any(0) if len(known) else None)
-        new = new_candidates(cands, known, self.new_iou, self.max_covered)
+            cands = self.finder.generator.generate(self.features(frame), known.any(0) if len(known) else None)
+        new = new_candidates(cands, known, self.finder.new_iou, self.finder.max_covered)
         size = (self.info.height, self.info.width)
         # An object is made only from a mask a person can see: its largest connected part, at least the
         # generator's minimum area at video size, and a preview from it that is not smaller (a candidate
         # of a few scattered pixels on the low-res grid made an invisible object before).
-        min_area = max(16, int(getattr(self.generator.settings, "min_area", 0.0) * size[0] * size[1]))
+        min_area = max(16, int(getattr(self.finder.generator.settings, "min_area", 0.0) * size[0] * size[1]))
         added, dropped = [], 0
         next_id = self._next_id()
         for c in new:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -292,6 +292,25 @@ def setting_span(policy: str, key: str, value: Any, lo: float, hi: float) -> tup
     if a >= b:
         raise ValueError(f"memory.{key}={list(value)!r}: the first must be below the second (memory={policy})")
     return a, b
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The base of a policy's settings record (``memory.<key>``): a frozen dataclass whose fields are the
+    keys with their defaults; its ``__post_init__`` checks each (:meth:`check`, :meth:`check_span`), which
+    stores the value as its kind and raises one line naming the key, the policy and the range."""
+
+    policy: ClassVar[str] = ""
+
+    def check(self, key: str, lo: float, hi: float, kind: type = float) -> None:
+        object.__setattr__(self, key, setting(self.policy, key, getattr(self, key), lo, hi, kind))
+
+    def check_span(self, key: str, lo: float, hi: float) -> None:
+        object.__setattr__(self, key, setting_span(self.policy, key, getattr(self, key), lo, hi))
+
+    def check_flag(self, key: str) -> None:
+        if not isinstance(getattr(self, key), bool):
+            raise ValueError(f"memory.{key}={getattr(self, key)!r} must be true or false (memory={self.policy})")
 
 
 def solid(box: np.ndarray, size: float) -> bool:

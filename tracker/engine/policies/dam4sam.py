@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..memory import Group, register
 from ..motion import box_iou, components, mask_boxes
 from ..types import Candidates, Verdict
-from .base import Bank, Pending, SlotMemory, setting, setting_span
+from .base import Bank, Pending, PolicySettings, SlotMemory
+
+
+@dataclass(frozen=True)
+class Dam4samSettings(PolicySettings):
+    """``memory=dam4sam``'s keys (configs/memory/dam4sam.yaml; the class docstring says what each does)."""
+
+    policy: ClassVar[str] = "dam4sam"
+    every: int = 5
+    max_anchors: int = 3
+    anchor_iou: float = 0.8
+    area_range: tuple[float, float] = (0.8, 1.2)
+    anchor_gap: int = 5
+    alternative_iou: float = 0.7
+
+    def __post_init__(self) -> None:
+        self.check("every", 1, 10_000, int)
+        self.check("max_anchors", 0, 5, int)  # SAM 2 reads 7 memories in all
+        self.check("anchor_iou", 0, 1)
+        self.check_span("area_range", 0, 100)
+        self.check("anchor_gap", 0, 10_000, int)
+        self.check("alternative_iou", 0, 1)
 
 
 @register
@@ -22,24 +45,12 @@ class Dam4samMemory(SlotMemory):
     the chosen mask has box IoU <= ``alternative_iou`` with the chosen mask's box for some alternative."""
 
     name = "dam4sam"
+    Settings = Dam4samSettings
 
-    def __init__(
-        self,
-        every: int = 5,
-        max_anchors: int = 3,
-        anchor_iou: float = 0.8,
-        area_range: tuple[float, float] = (0.8, 1.2),
-        anchor_gap: int = 5,
-        alternative_iou: float = 0.7,
-    ) -> None:
+    def __init__(self, settings: Dam4samSettings | None = None) -> None:
         super().__init__()
-        n = self.name
-        self.every = setting(n, "every", every, 1, 10_000, int)
-        self.max_anchors = setting(n, "max_anchors", max_anchors, 0, 5, int)  # SAM 2 reads 7 memories in all
-        self.anchor_iou = setting(n, "anchor_iou", anchor_iou, 0, 1)
-        self.area_range = setting_span(n, "area_range", area_range, 0, 100)
-        self.anchor_gap = setting(n, "anchor_gap", anchor_gap, 0, 10_000, int)
-        self.alternative_iou = setting(n, "alternative_iou", alternative_iou, 0, 1)
+        self.settings = settings if settings is not None else self.Settings()
+        self.max_anchors = self.settings.max_anchors  # the slot base keeps this many anchors
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         groups, keys = self.keys_of(rows, reverse)
@@ -57,12 +68,12 @@ class Dam4samMemory(SlotMemory):
             ratio = area[i] / median[i] if np.isfinite(median[i]) and median[i] > 0 else np.nan
             anchor = bool(
                 present[i]
-                and c.ious[i, choice[i]] > self.anchor_iou
-                and self.area_range[0] <= ratio <= self.area_range[1]
-                and since > self.anchor_gap
+                and c.ious[i, choice[i]] > self.settings.anchor_iou
+                and self.settings.area_range[0] <= ratio <= self.settings.area_range[1]
+                and since > self.settings.anchor_gap
                 and self._elsewhere(c, i, choice[i], masks[i])
             )
-            ram = bool(present[i]) and (abs(t - self.started[r[i]]) % self.every == 0)
+            ram = bool(present[i]) and (abs(t - self.started[r[i]]) % self.settings.every == 0)
             self.pending[(key[0], reverse, t)] = Pending(mem=ram, ptr=True, anchor=anchor, present=bool(present[i]))
         self.push_area(r, np.where(present, area, 0))
         return Verdict(choice, c.masks[n, choice], np.zeros(len(r), dtype=bool))
@@ -77,7 +88,7 @@ class Dam4samMemory(SlotMemory):
                 continue
             united = components(rest, keep=1)[0] | mask
             worst = min(worst, float(box_iou(box, mask_boxes(united[None]))[0]))
-        return worst <= self.alternative_iou
+        return worst <= self.settings.alternative_iou
 
     def slots(self, bank: Bank) -> tuple[list[int], list[int]]:
         # the most recent frame with a mask always, then every `every`-th frame

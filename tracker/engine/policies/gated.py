@@ -3,13 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..memory import Group, register
 from ..motion import BoxFilter, box_iou, components, mask_boxes
 from ..types import Candidates, Verdict
-from .base import Key, Pending, SlotMemory, inside_of, only_part, setting, setting_span, solid
+from .base import Key, Pending, PolicySettings, SlotMemory, inside_of, only_part, solid
+
+
+@dataclass(frozen=True)
+class GatedSettings(PolicySettings):
+    """``memory=gated``'s keys (configs/memory/gated.yaml; the class docstring says what each does)."""
+
+    policy: ClassVar[str] = "gated"
+    stable_frames: int = 5
+    gate_iou: float = 0.3
+    size_range: tuple[float, float] = (0.4, 2.5)
+    retry_iou: float = 0.5
+    lane: float = 0.6
+    memory_iou: float = 0.5
+    memory_size: tuple[float, float] = (0.6, 1.6)
+    overlap: float = 0.25
+    velocity_noise: float = 0.05
+    coast: int = 8
+    retry_size: tuple[float, float] = (0.7, 1.3)
+    alike: float = 0.99
+    entry: float = 0.5
+
+    def __post_init__(self) -> None:
+        for key, lo, hi in (("gate_iou", 0, 1), ("retry_iou", 0, 1), ("memory_iou", 0, 1), ("lane", 0, 100)):
+            self.check(key, lo, hi)
+        for key, lo, hi in (("overlap", 0, 10), ("velocity_noise", 0, 10), ("alike", -1, 1), ("entry", 0, 100)):
+            self.check(key, lo, hi)
+        self.check("stable_frames", 0, 10_000, int)
+        self.check("coast", 0, 10_000, int)
+        for key in ("size_range", "memory_size", "retry_size"):
+            self.check_span(key, 0, 100)
 
 
 @register
@@ -49,37 +81,12 @@ class GatedMemory(SlotMemory):
     trust_keeps_size = False  # whether a stable object shown as SAM 2 shows it next to a different-looking one
     #                           is remembered (and sized) only at about its size (False: as measured in 2026-11)
 
-    def __init__(
-        self,
-        stable_frames: int = 5,
-        gate_iou: float = 0.3,
-        size_range: tuple[float, float] = (0.4, 2.5),
-        retry_iou: float = 0.5,
-        lane: float = 0.6,
-        memory_iou: float = 0.5,
-        memory_size: tuple[float, float] = (0.6, 1.6),
-        overlap: float = 0.25,
-        velocity_noise: float = 0.05,
-        coast: int = 8,
-        retry_size: tuple[float, float] = (0.7, 1.3),
-        alike: float = 0.99,
-        entry: float = 0.5,
-    ) -> None:
+    Settings = GatedSettings
+
+    def __init__(self, settings: GatedSettings | None = None) -> None:
         super().__init__()
-        n = self.name
-        self.filter = BoxFilter(velocity_noise=setting(n, "velocity_noise", velocity_noise, 0, 10))
-        self.coast = setting(n, "coast", coast, 0, 10_000, int)
-        self.retry_size = setting_span(n, "retry_size", retry_size, 0, 100)
-        self.stable_frames = setting(n, "stable_frames", stable_frames, 0, 10_000, int)
-        self.gate_iou = setting(n, "gate_iou", gate_iou, 0, 1)
-        self.size_range = setting_span(n, "size_range", size_range, 0, 100)
-        self.retry_iou = setting(n, "retry_iou", retry_iou, 0, 1)
-        self.lane = setting(n, "lane", lane, 0, 100)
-        self.memory_iou = setting(n, "memory_iou", memory_iou, 0, 1)
-        self.overlap = setting(n, "overlap", overlap, 0, 10)
-        self.memory_size = setting_span(n, "memory_size", memory_size, 0, 100)
-        self.alike = setting(n, "alike", alike, -1, 1)
-        self.entry = setting(n, "entry", entry, 0, 100)
+        self.settings = s = settings if settings is not None else self.Settings()
+        self.filter = BoxFilter(velocity_noise=s.velocity_noise)
         self.stable = np.zeros(0, dtype=np.int64)
         self.lost = np.zeros(0, dtype=np.int64)  # frames shown absent since the last accepted one
         self.exited = np.zeros(0, dtype=bool)  # it was lost at the frame's border
@@ -118,7 +125,7 @@ class GatedMemory(SlotMemory):
     def where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
         """Whether a part with box ``box`` is where lost row r can come back."""
         if self.exited[r]:  # it comes back in: at an edge, or just inside one (SAM 2 may see it late)
-            return self._at_edge(box, margin=self.entry * size)
+            return self._at_edge(box, margin=self.settings.entry * size)
         cx, cy, vx, vy = self.seen[r, :4]
         d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
         speed = float(np.hypot(vx, vy))
@@ -128,7 +135,7 @@ class GatedMemory(SlotMemory):
         # (its visible part shrinks there), so a radius growing with the time hidden took other objects.
         u = np.array([vx, vy]) / speed
         along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
-        return across <= self.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
+        return across <= self.settings.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
     def _held_by_other(self, r: int, box: np.ndarray) -> bool:
         """Whether ``box`` [4] is where another object of this pass is shown (on this frame if decided, else
@@ -169,7 +176,7 @@ class GatedMemory(SlotMemory):
         for i in sorted(range(n), key=lambda i: bool(self.lost[r[i]] > 0)):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
-            young = self.stable[ri] < self.stable_frames or not np.isfinite(size)
+            young = self.stable[ri] < self.settings.stable_frames or not np.isfinite(size)
             trusted = not young and self.trusted(ri, size)
             if young or trust[i] or trusted:
                 # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
@@ -177,10 +184,10 @@ class GatedMemory(SlotMemory):
                 if m.any() and c.score[i] > 0:
                     main = components(m, keep=1)[0]
                     taken[i], pixels[i] = mask_boxes(main[None])[0], main.sum()
-                    sure[i] = c.ious[i, choice[i]] > self.memory_iou
+                    sure[i] = c.ious[i, choice[i]] > self.settings.memory_iou
                     if trusted or (self.trust_keeps_size and not young):
                         # (a cut or merged mask of a stable object is no measure of its size)
-                        sure[i] &= self.memory_size[0] <= pixels[i] / median[i] <= self.memory_size[1]
+                        sure[i] &= self.settings.memory_size[0] <= pixels[i] / median[i] <= self.settings.memory_size[1]
                     self.now[int(ri)] = taken[i]
                 continue
             parts = self.parts(c, i)
@@ -194,13 +201,13 @@ class GatedMemory(SlotMemory):
             mask[i] = only_part(c.masks[i, k], p)
             taken[i], pixels[i] = pb, p.sum()
             self.now[int(ri)] = pb
-            lo, hi = self.memory_size
-            sure[i] = c.score[i] > 0 and c.ious[i, k] > self.memory_iou and lo <= ratio <= hi
+            lo, hi = self.settings.memory_size
+            sure[i] = c.score[i] > 0 and c.ious[i, k] > self.settings.memory_iou and lo <= ratio <= hi
         # Two tracked objects close together: neither moves its filter (one may hide part of the other);
         # two masks on one place (half the smaller one shared, SAM 3's rule): neither is remembered.
         crowded = self._close(taken)
         shared = self._on_one_place(mask, taken, crowded)
-        coasting = crowded & (self.stable[r] >= self.stable_frames)
+        coasting = crowded & (self.stable[r] >= self.settings.stable_frames)
         self.settle(keys, r, t, taken, pixels, c.score, sure & ~shared, coasting)
         self._learn_looks(r, c, mask, sure & ~shared)
         for i, key in enumerate(keys):
@@ -211,7 +218,7 @@ class GatedMemory(SlotMemory):
         self, key: Key, ri: int, pred: np.ndarray, parts: list[tuple[int, np.ndarray]], size: float, median: float
     ) -> np.ndarray:
         """Where the decoder is asked again for refused row ``ri`` (float32 [4]; NaN: nowhere), and why."""
-        if self.lost[ri] < self.coast and not self.exited[ri] and self._inside(pred):
+        if self.lost[ri] < self.settings.coast and not self.exited[ri] and self._inside(pred):
             # asked again 1, 3, 7, ... frames after it went: an object hidden for longer would be refused every
             # frame (each a decoder call; no tuning clip or standard set scored differently)
             if (lost := int(self.lost[ri])) & (lost + 1) == 0:
@@ -273,7 +280,7 @@ class GatedMemory(SlotMemory):
         """bool [len(a), len(b)]: pairs of rows whose appearance vectors agree less than ``alike`` (a row
         whose look is not learnt yet counts as alike to every other)."""
         known = self._learnt(a)[:, None] & self._learnt(b)[None, :]
-        return known & (self.look[a] @ self.look[b].T < self.alike)
+        return known & (self.look[a] @ self.look[b].T < self.settings.alike)
 
     def _looks_like_another(self, r: int, c: Candidates, i: int) -> bool:
         """Whether candidate i (what a retry found for lost row r) looks unlike r (agreeing less than
@@ -283,7 +290,7 @@ class GatedMemory(SlotMemory):
         sim = self.look @ c.appearance[i]
         own = float(sim[r])
         others = self.mates[(self.mates != r) & self._learnt(self.mates)]
-        return own < self.alike and bool(len(others)) and float(sim[others].max()) > own
+        return own < self.settings.alike and bool(len(others)) and float(sim[others].max()) > own
 
     def _learn_looks(self, r: np.ndarray, c: Candidates, mask: np.ndarray, sure: np.ndarray) -> None:
         """What each object looks like, learnt from confident frames where SAM 2's own mask is shown."""
@@ -321,7 +328,11 @@ class GatedMemory(SlotMemory):
             cut = edge or (self.lost[ri] == 0 and inside_of(pb, near) >= 0.8)
             # (a sliver at the edge is kept for a tracked object going out; one coming back needs more)
             sliver = 0.02 if self.lost[ri] == 0 else 0.1
-            fits = (sliver if edge else 0.1 if cut else self.size_range[0]) <= ratio <= self.size_range[1]
+            fits = (
+                (sliver if edge else 0.1 if cut else self.settings.size_range[0])
+                <= ratio
+                <= self.settings.size_range[1]
+            )
             if not (fits and (cut or solid(pb, size))):
                 continue
             if self.lost[ri] == 0:
@@ -329,8 +340,8 @@ class GatedMemory(SlotMemory):
                 if not busy:  # or it moved on from where it was shown last
                     agree = max(agree, float(box_iou(self.seen[ri, 4:][None], pb[None])[0]) - 0.2)
                 if edge and agree > 0:  # cut by the frame's edge: any overlap with what is left of it
-                    agree = max(agree, self.gate_iou)
-                if agree < self.gate_iou:
+                    agree = max(agree, self.settings.gate_iou)
+                if agree < self.settings.gate_iou:
                     continue
                 rank = agree + 0.1 * c.ious[i, k]
             elif self.where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb):
@@ -344,7 +355,7 @@ class GatedMemory(SlotMemory):
     def _close_pairs(self, boxes: np.ndarray) -> np.ndarray:
         """bool [N, N]: pairs of rows whose boxes [N, 4], grown by ``overlap`` of their size, meet (NaN rows:
         none; a row is not close to itself)."""
-        pad = self.overlap * (boxes[:, 2:] - boxes[:, :2])
+        pad = self.settings.overlap * (boxes[:, 2:] - boxes[:, :2])
         lo, hi = boxes[:, :2] - pad, boxes[:, 2:] + pad
         with np.errstate(invalid="ignore"):
             meet = (np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]) > 0).all(axis=2)
@@ -385,10 +396,10 @@ class GatedMemory(SlotMemory):
         score logits [N]."""
         h, w = self.frame_size
         shown = np.isfinite(taken).all(axis=1)
-        young = self.stable[r] < self.stable_frames
+        young = self.stable[r] < self.settings.stable_frames
         median = self.median_area(r)
         # a merged or partly hidden mask is no measurement of where the object is
-        whole = ~np.isfinite(median) | ((areas <= self.memory_size[1] * median) & (areas >= 0.5 * median))
+        whole = ~np.isfinite(median) | ((areas <= self.settings.memory_size[1] * median) & (areas >= 0.5 * median))
         # one touching the frame's border is measured while most of it is in view (else the filter would stay
         # behind an object sliding along the border); less of it: its box is the border's, not its own
         edge = np.array([shown[i] and self._at_edge(taken[i]) for i in range(len(r))], dtype=bool)
@@ -401,19 +412,19 @@ class GatedMemory(SlotMemory):
         for i, ri in enumerate(r):
             if shown[i]:
                 if self.lost[ri] > 0:
-                    self.stable[ri] = self.stable_frames  # taken back under the gate: trusted at once
+                    self.stable[ri] = self.settings.stable_frames  # taken back under the gate: trusted at once
                 self.lost[ri] = 0
                 self.exited[ri] = False
                 self.stable[ri] += int(sure[i])
                 self._saw(ri, taken[i])
             else:
-                if self.lost[ri] == 0 and self.stable[ri] >= self.stable_frames:
+                if self.lost[ri] == 0 and self.stable[ri] >= self.settings.stable_frames:
                     cx, cy = self.seen[ri, :2]
                     vx, vy = self.seen[ri, 2:4]
                     near = self._at_edge(self.filter.boxes(np.array([ri]))[0], margin=2)
                     outward = (cx < w / 2 and vx < 0) or (cx >= w / 2 and vx > 0) or (cy < h / 2 and vy < 0)
                     self.exited[ri] = bool(near and (outward or (cy >= h / 2 and vy > 0)))
-                if self.stable[ri] >= self.stable_frames:
+                if self.stable[ri] >= self.settings.stable_frames:
                     self.lost[ri] += 1
                 else:
                     self.stable[ri] = 0
@@ -447,14 +458,14 @@ class GatedMemory(SlotMemory):
                 continue
             ri = r[i]
             size = float(np.sqrt(median[i]))
-            lo, hi = self.retry_size
+            lo, hi = self.settings.retry_size
             for part in components(mask[i] > 0, keep=4):
                 pb = mask_boxes(part[None])[0]
                 edge = self._at_edge(pb)  # cut by the frame's border: any part of it
                 if not ((0.02 if edge else lo) <= part.sum() / median[i] <= hi and (edge or solid(pb, size))):
                     continue
                 if why == "jump":
-                    ok = float(box_iou(pred[None], pb[None])[0]) >= self.retry_iou
+                    ok = float(box_iou(pred[None], pb[None])[0]) >= self.settings.retry_iou
                 else:
                     ok = self.where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb)
                     ok = ok and not self._looks_like_another(ri, c, i)
@@ -470,7 +481,7 @@ class GatedMemory(SlotMemory):
                 else:
                     self.filter.update(np.array([ri]), boxes[i : i + 1])
                 self.lost[ri], self.exited[ri] = 0, False
-                self.stable[ri] = max(self.stable[ri], self.stable_frames)
+                self.stable[ri] = max(self.stable[ri], self.settings.stable_frames)
                 self.pending[(key[0], key[1], self._t)] = Pending(mem=True, ptr=True)
                 self._saw(ri, boxes[i])
         return Verdict(choice, mask, absent)

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..memory import Group, register
 from ..motion import box_iou, mask_boxes
 from ..types import Candidates, Verdict
-from .base import Bank, Pending, SlotMemory, best_of, setting
+from .base import Bank, Pending, PolicySettings, SlotMemory, best_of
+
+
+@dataclass(frozen=True)
+class SamuraiSettings(PolicySettings):
+    """``memory=samurai``'s keys (configs/memory/samurai.yaml; the class docstring says what each does)."""
+
+    policy: ClassVar[str] = "samurai"
+    alpha: float = 0.25
+    stable_frames: int = 15
+    stable_iou: float = 0.3
+    memory_iou: float = 0.5
+    memory_score: float = 0.0
+    memory_motion: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.check("alpha", 0, 1)
+        self.check("stable_frames", 0, 10_000, int)
+        self.check("stable_iou", 0, 1)
+        self.check("memory_iou", 0, 1)
+        self.check("memory_score", -100, 100)
+        self.check("memory_motion", 0, 1)
 
 
 @register
@@ -21,24 +44,11 @@ class SamuraiMemory(SlotMemory):
     the frame before (whatever its quality) and the most recent remembered ones; pointers as SAM 2."""
 
     name = "samurai"
+    Settings = SamuraiSettings
 
-    def __init__(
-        self,
-        alpha: float = 0.25,
-        stable_frames: int = 15,
-        stable_iou: float = 0.3,
-        memory_iou: float = 0.5,
-        memory_score: float = 0.0,
-        memory_motion: float = 0.0,
-    ) -> None:
+    def __init__(self, settings: SamuraiSettings | None = None) -> None:
         super().__init__()
-        n = self.name
-        self.alpha = setting(n, "alpha", alpha, 0, 1)
-        self.stable_frames = setting(n, "stable_frames", stable_frames, 0, 10_000, int)
-        self.stable_iou = setting(n, "stable_iou", stable_iou, 0, 1)
-        self.memory_iou = setting(n, "memory_iou", memory_iou, 0, 1)
-        self.memory_score = setting(n, "memory_score", memory_score, -100, 100)
-        self.memory_motion = setting(n, "memory_motion", memory_motion, 0, 1)
+        self.settings = settings if settings is not None else self.Settings()
         self.stable = np.zeros(0, dtype=np.int64)
 
     def grow_rows(self, n: int) -> None:
@@ -55,16 +65,20 @@ class SamuraiMemory(SlotMemory):
         boxes = [mask_boxes(c.masks[:, k] > 0) for k in opts]
         motion = np.stack([box_iou(pred, b) for b in boxes], axis=1)  # [N, options]
         ious = c.ious[:, opts]
-        stable = self.stable[r] >= self.stable_frames
-        weighted = best_of(c, self.alpha * motion + (1 - self.alpha) * ious)
+        stable = self.stable[r] >= self.settings.stable_frames
+        weighted = best_of(c, self.settings.alpha * motion + (1 - self.settings.alpha) * ious)
         choice = np.where(stable, weighted, c.chosen)
         pick = np.array([opts.index(k) for k in choice])
         n = np.arange(len(r))
         box, iou, kf = np.stack(boxes, axis=1)[n, pick], ious[n, pick], motion[n, pick]
         found = np.isfinite(box).all(axis=1)
         self.filter.update(r[found], box[found])
-        self.stable[r] = np.where(iou > self.stable_iou, self.stable[r] + 1, 0)
-        valid = (iou > self.memory_iou) & (c.score > self.memory_score) & (~stable | (kf > self.memory_motion))
+        self.stable[r] = np.where(iou > self.settings.stable_iou, self.stable[r] + 1, 0)
+        valid = (
+            (iou > self.settings.memory_iou)
+            & (c.score > self.settings.memory_score)
+            & (~stable | (kf > self.settings.memory_motion))
+        )
         for (oid, rev), ok in zip(keys, valid):
             self.pending[(oid, rev, t)] = Pending(mem=bool(ok), ptr=True)
         return Verdict(choice, self.masks_of(c, choice), np.zeros(len(r), dtype=bool))

@@ -24,7 +24,8 @@ border afterwards. Sizes follow every whole frame shown, so an object that grows
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,13 +33,37 @@ from ...camera import IDENTITY, CameraMotion, in_mask_pixels, warp_points
 from ...memory import Group, register
 from ...motion import box_iou, mask_boxes
 from ...types import Candidates, Verdict
-from ..base import Pending, setting, solid
-from ..gated import GatedMemory
+from ..base import Pending, solid
+from ..gated import GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, touching
 from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
+
+
+@dataclass(frozen=True)
+class GuardSettings(GatedSettings):
+    """``memory=guard``'s keys: gated's, and its own (configs/memory/guard.yaml says what each does)."""
+
+    policy: ClassVar[str] = "guard"
+    forget: int = FORGET
+    near: float = NEAR
+    near_growth: float = NEAR_GROWTH
+    miss_frames: int = MISS_FRAMES
+    continuity: float = CONTINUITY
+    decoy_frames: int = DECOY_FRAMES
+    camera: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check("forget", 1, 1_000_000, int)
+        self.check("near", 0, 100)
+        self.check("near_growth", 0, 10)
+        self.check("miss_frames", 0, 1_000_000, int)
+        self.check("continuity", 0, 10)
+        self.check("decoy_frames", 0, 1_000_000, int)
+        self.check_flag("camera")
 
 
 @register
@@ -51,28 +76,13 @@ class GuardMemory(GatedMemory):
     sees_frames = True
     trust_keeps_size = True  # a sliver or a merge next to another object does not shrink or grow its size
 
-    def __init__(
-        self,
-        forget: int = FORGET,
-        near: float = NEAR,
-        near_growth: float = NEAR_GROWTH,
-        miss_frames: int = MISS_FRAMES,
-        continuity: float = CONTINUITY,
-        decoy_frames: int = DECOY_FRAMES,
-        camera: bool = True,
-        **gated: Any,
-    ) -> None:
-        super().__init__(**gated)
-        n = self.name
-        self.forget = setting(n, "forget", forget, 1, 1_000_000, int)
-        self.near = setting(n, "near", near, 0, 100)
-        self.near_growth = setting(n, "near_growth", near_growth, 0, 10)
-        self.miss_frames = setting(n, "miss_frames", miss_frames, 0, 1_000_000, int)
-        self.continuity = setting(n, "continuity", continuity, 0, 10)
-        if not isinstance(camera, bool):
-            raise ValueError(f"memory.camera={camera!r} must be true or false (memory={n})")
-        self.camera = CameraMotion() if camera else None
-        self.decoys = Decoys(setting(n, "decoy_frames", decoy_frames, 0, 1_000_000, int))
+    Settings = GuardSettings
+    settings: GuardSettings
+
+    def __init__(self, settings: GuardSettings | None = None) -> None:
+        super().__init__(settings if settings is not None else self.Settings())
+        self.camera = CameraMotion() if self.settings.camera else None
+        self.decoys = Decoys(self.settings.decoy_frames)
         self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
         self.ratio = np.ones(0)  # area shown last over the median
         self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
@@ -175,7 +185,7 @@ class GuardMemory(GatedMemory):
                 pb = mask_boxes(own[0][None])[0]
                 area = float(own[0].sum())
                 # (not onto another tracked object: that is a swap, which motion judges)
-                ok = continues(last, self.ratio[ri] * median, pb, area, size, self.continuity)
+                ok = continues(last, self.ratio[ri] * median, pb, area, size, self.settings.continuity)
                 if ok and not self._touching(ri, pb):
                     return int(c.chosen[i]), own[0], pb, area / median
         return super().best_part(parts, c, i, ri, pred, busy, median)
@@ -183,7 +193,7 @@ class GuardMemory(GatedMemory):
     def _touching(self, r: int, box: np.ndarray) -> bool:
         """Whether ``box`` overlaps where another object of this pass is (shown on this frame, else last; one
         lost for fewer than ``miss_frames`` frames counts where it was last seen: it may be just there)."""
-        m = self.mates[(self.mates != r) & (self.lost[self.mates] < max(1, self.miss_frames))]
+        m = self.mates[(self.mates != r) & (self.lost[self.mates] < max(1, self.settings.miss_frames))]
         others = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64).reshape(-1, 4)
         return touching(np.asarray(box, dtype=np.float64), others)
 
@@ -191,13 +201,15 @@ class GuardMemory(GatedMemory):
         if super().where_it_can_be(r, box, size):
             return True
         lost = int(self.lost[r])
-        missed = not self.exited[r] and not self.hidden[r] and lost <= self.miss_frames and not self._crossing(r)
-        if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.near, self.near_growth):
+        missed = (
+            not self.exited[r] and not self.hidden[r] and lost <= self.settings.miss_frames and not self._crossing(r)
+        )
+        if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.settings.near, self.settings.near_growth):
             return True
         # it left the view: it may come back where the camera brings back the place it left by
         if self.exited[r] and near_where_seen(self.seen[r, :2], box, size, 0, 1.0, 0.0):
             return True
-        return lost >= self.forget and not self.decoys.covers(r, box, size)
+        return lost >= self.settings.forget and not self.decoys.covers(r, box, size)
 
     def settle(
         self,
@@ -219,7 +231,8 @@ class GuardMemory(GatedMemory):
         size = np.sqrt(np.where(known, median, 0.0))
         # shown as SAM 2 shows it on this frame (too small to gate): remembered as SAM 2 remembers it, below
         small = [
-            known[i] and self.stable[ri] >= self.stable_frames and self.trusted(ri, size[i]) for i, ri in enumerate(r)
+            known[i] and self.stable[ri] >= self.settings.stable_frames and self.trusted(ri, size[i])
+            for i, ri in enumerate(r)
         ]
         sliver = np.array(
             [
