@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io.prompts import PromptError, TrackSpec, load_prompts, parse_prompts
-from .paths import config_dir
+from .paths import config_dir as packaged_configs
 from .records import Frame, FrameMasks, Prompt
 
 if TYPE_CHECKING:  # torch, sam2 and Hydra load when a model or a config is made, not on import
@@ -32,21 +32,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def model_names() -> list[str]:
     """The names ``load_model`` takes: the files of configs/model/."""
-    return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    return sorted(p.stem for p in (packaged_configs() / "model").glob("*.yaml"))
 
 
-def compose_config(overrides: Sequence[str] = (), name: str = "config") -> DictConfig:
-    """The package's config ``name`` composed with ``overrides`` (a DictConfig, unresolved). sam2 (or a
+def compose_config(
+    overrides: Sequence[str] = (), name: str = "config", extra_dir: str | Path | None = None
+) -> DictConfig:
+    """The package's config ``name`` composed with ``overrides`` (a DictConfig, unresolved); ``extra_dir``:
+    a folder of further configs (plug-ins' yaml), searched as the command's ``--config-dir`` is. sam2 (or a
     running Hydra app) may hold Hydra's global state: this composes on a clean one and puts it back."""
+    import yaml
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
+    overrides = list(overrides)
+    if extra_dir is not None:
+        # An override replaces the config's own search path: it is repeated (sam2's model configs).
+        own = yaml.safe_load((packaged_configs() / f"{name}.yaml").read_text())["hydra"]["searchpath"]
+        paths = [*own, f"file://{Path(extra_dir).resolve()}"]
+        overrides.insert(0, f"hydra.searchpath=[{','.join(paths)}]")
     backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            return compose(name, overrides=list(overrides))
+        with initialize_config_dir(str(packaged_configs()), version_base="1.3"):
+            return compose(name, overrides=overrides)
     finally:
         restore_gh_from_backup(backup)
 
@@ -377,12 +387,14 @@ def run_spec(
     prompts_file: str | Path | None = None,
     find_objects: bool = False,
     model: str = "toy",
+    config_dir: str | Path | None = None,
     **settings: Mapping[str, Any] | Any,
 ) -> RunSpec:
     """A checked :class:`tracker.run.RunSpec` from the package's configs: ``source`` (a video file or a
     frame folder), ``prompts_file``, ``find_objects`` (``prompts=auto``: the objects are found), ``model``
     (a name of configs/model/), ``settings`` the config's groups as nested dicts (``sink={"coco": True}``,
-    ``source={"kind": "images"}``, ``prompts={"kind": "detections", ...}``)."""
+    ``source={"kind": "images"}``, ``prompts={"kind": "detections", ...}``); ``config_dir``: a folder of
+    plug-ins' yaml (``memory/<name>.yaml``, ...), as the command's ``--config-dir``."""
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -390,6 +402,8 @@ def run_spec(
     from .run import OutputSpec, RunSpec
     from .run.transaction import check_output_dir, missing_dirs
 
+    if config_dir is not None and not Path(config_dir).is_dir():
+        raise ValueError(f"config_dir={str(config_dir)!r} is not a folder: give the folder of the plug-ins' yaml")
     if isinstance(model, Mapping):  # {"name": "toy", "dtype": "bfloat16", ...}: the file, then its keys
         settings = {**settings, "model": {k: v for k, v in model.items() if k != "name"}}
         model = model.get("name", "toy")
@@ -399,12 +413,16 @@ def run_spec(
     # A group's own file is chosen by its key (source.kind, prompts.kind, memory.name), then the rest merged.
     for group, key in (("source", "kind"), ("prompts", "kind"), ("memory", "name")):
         choice = settings.get(group, {}).get(key) if isinstance(settings.get(group), Mapping) else None
-        if isinstance(choice, str) and (config_dir() / group / f"{choice}.yaml").is_file():
+        folders = [packaged_configs()] + ([Path(config_dir)] if config_dir is not None else [])
+        if isinstance(choice, str) and any((d / group / f"{choice}.yaml").is_file() for d in folders):
             groups.append(f"{group}={choice}")  # an unknown one is named by the run's own checks
     if find_objects:
         groups.append("prompts=auto")
     try:
-        cfg = compose_config(groups)
+        cfg = compose_config(groups, extra_dir=config_dir)
+        # A plug-in's sink switch and keys join the sink node, as ``+sink.<key>=`` does on the command line
+        # (the run's checks refuse a key no sink owns).
+        OmegaConf.set_struct(cfg.sink, False)
         cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(settings)))
         if source is not None:
             cfg.source.path = str(source)
@@ -428,13 +446,15 @@ def run(
     /,
     *,
     model: str | Mapping[str, Any] | None = None,
+    config_dir: str | Path | None = None,
     **settings: Mapping[str, Any] | Any,
 ) -> dict[str, Any]:
     """Run ``tracker`` from Python: the same files in ``output_dir`` as the command writes, returns the
     record written to ``run.json``. ``prompts``: what :func:`track` takes — a prompts file, a dict in its
     schema, a TrackSpec or a list of Prompt (kept as ``prompts.yaml`` in ``output_dir``); None: the objects
     are found, as ``prompts=auto``; ``settings``: the config's groups as nested dicts, e.g. ``sink={"coco": True}``,
-    ``discover={"every": 4}``, ``source={"kind": "images"}``, ``progress=False``.
+    ``discover={"every": 4}``, ``source={"kind": "images"}``, ``progress=False``; plug-ins:
+    ``plugins=["my_plugins/blur_sink.py"]`` and ``config_dir="my_plugins/configs"`` (their yaml).
 
         tracker.run("clip.mp4", "prompts.yaml", "runs/clip", sink={"coco": True})
     """
@@ -451,7 +471,15 @@ def run(
     _check_type("output_dir", output_dir, (str, Path), "a folder (str or Path)")
     _check_type("model", model, (str, Mapping), f"a model name (one of {', '.join(model_names())}) or a dict")
     in_file = prompts if isinstance(prompts, (str, Path)) else None
-    spec = run_spec(source, output_dir, prompts_file=in_file, find_objects=prompts is None, model=model, **settings)
+    spec = run_spec(
+        source,
+        output_dir,
+        prompts_file=in_file,
+        find_objects=prompts is None,
+        model=model,
+        config_dir=config_dir,
+        **settings,
+    )
     if prompts is not None and in_file is None:
         try:
             given = as_track_spec(prompts)  # type: ignore[arg-type]

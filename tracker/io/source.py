@@ -418,6 +418,9 @@ SOURCES: dict[str, SourceKind] = {}
 
 
 def register_source(kind: SourceKind) -> None:
+    """Make ``source=<kind.key>`` a source kind (here, or a plug-in's)."""
+    if kind.key in SOURCES:
+        raise ValueError(f"source kind {kind.key!r} is registered twice: give the new kind another key")
     SOURCES[kind.key] = kind
 
 

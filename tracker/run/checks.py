@@ -132,8 +132,19 @@ def weights(name: str, checkpoint: str | None, random_weights: bool) -> str | No
     )
 
 
+def plugins(cfg: Mapping[str, Any]) -> None:
+    """Import the ``plugins`` first: the sinks, source kinds and policies they register are checked below."""
+    from .plugins import load_plugins
+
+    try:
+        load_plugins(_get(cfg, "plugins"), _get(cfg, "output_dir") or None)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def common(cfg: Mapping[str, Any]) -> None:
-    """Keys shared by ``tracker`` runs of a video and of a dataset."""
+    """Keys shared by ``tracker`` runs of a video and of a dataset (the plug-ins first)."""
+    plugins(cfg)
     model(cfg)
     integer(cfg, "seed", 0, 2**32 - 1, example=0)
     boolean(cfg, "progress")
@@ -184,9 +195,15 @@ def video_run(cfg: Mapping[str, Any]) -> None:
     frame_range(_get(cfg, "source") or {})
     from ..io.sinks import SINKS
 
+    sink = _get(cfg, "sink") or {}
+    owned = set(SINKS) | {f.name for kind in SINKS.values() if kind.settings for f in fields(kind.settings)}
+    for key in sink:
+        if key not in owned:
+            raise ConfigError(f"sink.{key} is no sink's switch or setting: use one of {', '.join(sorted(owned))}")
     for k in SINKS:
-        boolean(cfg, f"sink.{k}")
-    sink_settings(_get(cfg, "sink") or {})
+        if k in sink:  # a plug-in's sink without a switch in this config is off
+            boolean(cfg, f"sink.{k}")
+    sink_settings(sink)
     text_or_null(cfg, "prompts.path")
     discovery(cfg)
     limits(cfg)

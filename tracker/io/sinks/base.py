@@ -303,6 +303,9 @@ def register(
     live: bool = True,
     settings: type | None = None,
 ) -> None:
+    """Make ``sink.<key>`` a sink (a module of this package, or a plug-in's)."""
+    if key in SINKS:
+        raise ValueError(f"sink.{key} is registered twice ({SINKS[key].make.__module__}): give the new one another key")
     SINKS[key] = SinkKind(key, files, make, resumable, live, settings)
 
 
