@@ -330,6 +330,37 @@ def test_sam2_is_imported_by_the_engines_sam_module_alone():
     assert not bad, "sam2 imported outside tracker/engine/sam.py: " + ", ".join(bad)
 
 
+# What code outside the engine's SAM module may do with SAM 2's network (``SamModel.net``, an nn.Module):
+# torch's own module calls (train, save, load); anything of SAM 2's goes through a SamModel method.
+NET_CALLS = {"parameters", "named_parameters", "train", "eval", "training", "state_dict", "load_state_dict", "to"}
+
+
+def _net_reach_ins(path: Path) -> list[str]:
+    """``net.x`` / ``<obj>.net.x`` with x not one of torch's module calls (NET_CALLS)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Attribute) or node.attr in NET_CALLS:
+            continue
+        v = node.value
+        if (isinstance(v, ast.Name) and v.id == "net") or (isinstance(v, ast.Attribute) and v.attr == "net"):
+            out.append(f"{path}:{node.lineno}: .net.{node.attr}")
+    return out
+
+
+def test_sam2s_network_is_driven_by_the_engines_sam_module_alone():
+    sam = ROOT / "engine" / "sam.py"
+    found = [line for path in MODULES.values() if path != sam for line in _net_reach_ins(path)]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source", ["net._track_step(1)\n", "x = model.net.sam_mask_decoder\n", "net.image_encoder.parameters()\n"]
+)
+def test_the_net_rule_catches_each_way_of_reaching_in(tmp_path, source):
+    assert _net_reach_ins(_bad_module(tmp_path, source))
+    assert not _net_reach_ins(_bad_module(tmp_path, "net.train()\nsd = model.net.state_dict()\n"))
+
+
 def test_the_engines_records_and_policies_load_without_torch():
     bad = [
         str(p)

@@ -340,10 +340,10 @@ def _check_threads(threads: Any) -> None:
         raise TypeError(f"threads must be 'auto' or a whole number from 1: got {threads!r}")
 
 
-def _generator(net: Any, generator: Mapping[str, Any] | None) -> dict[str, Any]:
+def _generator(model: Any, generator: Mapping[str, Any] | None) -> dict[str, Any]:
     """The automatic mask generator's settings of a track() call: the model's points per prompt, then the
     caller's."""
-    return {"points_per_prompt": net.auto_points, **(generator or {})}
+    return {"points_per_prompt": model.auto_points, **(generator or {})}
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

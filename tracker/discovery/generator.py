@@ -128,11 +128,9 @@ class MaskGenerator:
 
     def __init__(self, model, settings: GeneratorSettings) -> None:
         self.model, self.settings = model, settings
-        net = model.net
         s = settings
         self._grid = point_grid(s.points_per_side, s.points_per_prompt, s.cluster_radius)
-        # SAM 2 answers a single point with its three multimask outputs (as its generator keeps them all).
-        self.multimask = bool(net.multimask_output_in_sam) and s.points_per_prompt <= net.multimask_max_pt_num
+        self.multimask = model.multimask_for(s.points_per_prompt)
 
     def prompts(self, skip: np.ndarray | None = None) -> np.ndarray:
         """The grid's point prompts, float32 [N, K, 2] as fractions of the frame, without those whose grid
@@ -144,36 +142,11 @@ class MaskGenerator:
         cells = np.clip((centres * g).astype(int), 0, g - 1)
         return self._grid[~skip[cells[:, 1], cells[:, 0]]]
 
-    @torch.inference_mode()
     def decode(self, feats, prompts: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Point prompts (default: the whole grid) through the prompt encoder and mask decoder: (low-res
+        """Point prompts (default: the whole grid) through SAM 2's prompt encoder and mask decoder: (low-res
         logits float32 [N, h, w], predicted IoU float32 [N]), N = prompts x (3 if multimask else 1)."""
-        m, net = self.model, self.model.net
-        vision_feats, _, sizes = m.backbone_features(feats)
-        pix = m.prompt_frame_features(feats)
-        high_res = None
-        if net.use_high_res_features_in_sam:
-            high_res = [x.permute(1, 2, 0).view(1, -1, *sz) for x, sz in zip(vision_feats[:-1], sizes[:-1])]
-        pe = net.sam_prompt_encoder.get_dense_pe()
-        logits, ious = [], []
-        grid = torch.from_numpy(self._grid if prompts is None else prompts).to(m.device) * m.image_size
-        with m.autocast():
-            for i in range(0, len(grid), self.settings.points_per_batch):
-                pts = grid[i : i + self.settings.points_per_batch]
-                labels = torch.ones(pts.shape[:2], dtype=torch.int32, device=m.device)
-                sparse, dense = net.sam_prompt_encoder(points=(pts, labels), boxes=None, masks=None)
-                low, iou, _, _ = net.sam_mask_decoder(
-                    image_embeddings=pix,
-                    image_pe=pe,
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=self.multimask,
-                    repeat_image=True,
-                    high_res_features=high_res,
-                )
-                logits.append(low.float().flatten(0, 1))
-                ious.append(iou.float().flatten(0, 1))
-        return torch.cat(logits), torch.cat(ious)
+        points = self._grid if prompts is None else prompts
+        return self.model.decode_points(feats, points, self.settings.points_per_batch, self.multimask)
 
     def filter(self, logits: torch.Tensor, pred_iou: torch.Tensor) -> list[Candidate]:
         """Thresholds, area bounds and NMS on decoded masks (see the module docstring)."""

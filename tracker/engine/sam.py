@@ -322,6 +322,90 @@ class SamModel:
             low_res = torch.from_numpy(filled)[:, None].to(low_res.device)
         return vision_feats, sizes, out, low_res
 
+    # ---- training (with gradients) ------------------------------------------------------------------
+    def clip_backbone(self, images: torch.Tensor) -> dict[str, Any]:
+        """The image encoder's outputs for a batch of frames float32 [N, 3, S, S], with gradients."""
+        return self.net.forward_image(images)
+
+    def train_step(
+        self,
+        backbone: dict[str, Any],
+        rows: torch.Tensor,
+        t: int,
+        prompts: tuple[dict[str, torch.Tensor] | None, torch.Tensor | None],
+        outputs: dict[str, dict[int, Any]],
+        num_frames: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame t of a training clip through SAM 2's own track step and memory encoder (upstream's
+        ``_track_step`` and ``_encode_memory_in_output``; inference's batched path is checked equal to them
+        by the parity tests), with gradients. ``rows``: each object's row of ``backbone``; ``prompts``: the
+        frame's (point inputs, mask inputs) or (None, None); ``outputs``: the clip's memory
+        (``cond_frame_outputs`` / ``non_cond_frame_outputs``), to which frame t's output is added.
+        Returns (high-res multimask logits [B, M, S, S], predicted IoUs [B, M], object score logits [B, 1])."""
+        net = self.net
+        feats = {k: [x[rows] for x in backbone[k]] for k in ("backbone_fpn", "vision_pos_enc")}
+        _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
+        points, mask = prompts
+        out, heads, _, _ = net._track_step(
+            t, t == 0, vision_feats, vision_pos, sizes, points, mask, outputs, num_frames, False, None
+        )
+        _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = heads
+        out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
+        net._encode_memory_in_output(vision_feats, sizes, points, True, high_res_masks, obj_logits, out)
+        outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
+        return high_res_multimasks, ious, obj_logits
+
+    def freeze_image_encoder(self) -> None:
+        """Train the rest of SAM 2 only: the image encoder's weights get no gradients."""
+        for p in self.net.image_encoder.parameters():
+            p.requires_grad_(False)
+
+    def multimask_falls_back(self) -> bool:
+        """Whether, in eval mode, SAM 2 swaps an unstable tracked mask (one output per tracked frame) for one
+        of its multimask outputs (dynamic multimask): outputs training never trains on tracked frames."""
+        net = self.net
+        return not net.multimask_output_for_tracking and bool(net.sam_mask_decoder.dynamic_multimask_via_stability)
+
+    def multimask_for(self, points_per_prompt: int) -> bool:
+        """Whether SAM 2 answers a prompt of this many points with its three multimask outputs (as its
+        automatic mask generator keeps them all)."""
+        return bool(self.net.multimask_output_in_sam) and points_per_prompt <= self.net.multimask_max_pt_num
+
+    @torch.inference_mode()
+    def decode_points(
+        self, feats: ImageFeatures, points: np.ndarray, batch: int, multimask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positive point prompts without memory (a prompt frame's decoding, as SAM 2's automatic mask
+        generator runs it): ``points`` float32 [N, K, 2] as fractions of the frame, decoded ``batch`` prompts
+        at a time. Returns (low-res logits float32 [N*M, S/4, S/4], predicted IoU float32 [N*M]), M = 3 if
+        ``multimask`` else 1."""
+        net = self.net
+        vision_feats, _, sizes = self.backbone_features(feats)
+        pix = self.prompt_frame_features(feats)
+        high_res = None
+        if net.use_high_res_features_in_sam:
+            high_res = [x.permute(1, 2, 0).view(1, -1, *sz) for x, sz in zip(vision_feats[:-1], sizes[:-1])]
+        pe = net.sam_prompt_encoder.get_dense_pe()
+        logits, ious = [], []
+        grid = torch.from_numpy(points).to(self.device) * self.image_size
+        with self.autocast():
+            for i in range(0, len(grid), batch):
+                pts = grid[i : i + batch]
+                labels = torch.ones(pts.shape[:2], dtype=torch.int32, device=self.device)
+                sparse, dense = net.sam_prompt_encoder(points=(pts, labels), boxes=None, masks=None)
+                low, iou, _, _ = net.sam_mask_decoder(
+                    image_embeddings=pix,
+                    image_pe=pe,
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=multimask,
+                    repeat_image=True,
+                    high_res_features=high_res,
+                )
+                logits.append(low.float().flatten(0, 1))
+                ious.append(iou.float().flatten(0, 1))
+        return torch.cat(logits), torch.cat(ious)
+
     @_timed
     @torch.inference_mode()
     def preview(

@@ -2,10 +2,10 @@
 
 Each step takes a clip of T frames of one sequence; every object visible on the clip's first frame is
 prompted there with a prompt sampled from its ground truth (mask, box, or 1-3 clicks, as SAM 2's
-training does), then tracked through the clip with SAM 2's own memory path (``SAM2Base._track_step``
-and ``_encode_memory_in_output``, in training mode). Losses per frame as in the SAM 2 paper: focal 20 :
-dice 1 : IoU prediction 1 : object score 1, the mask losses on the best of the predicted masks.
-Checkpoints are Meta's format (``{"model": state_dict}``) plus what resuming needs.
+training does), then tracked through the clip with SAM 2's own memory path (``SamModel.train_step``:
+upstream's ``SAM2Base._track_step`` and ``_encode_memory_in_output``, in training mode). Losses per frame
+as in the SAM 2 paper: focal 20 : dice 1 : IoU prediction 1 : object score 1, the mask losses on the best
+of the predicted masks. Checkpoints are Meta's format (``{"model": state_dict}``) plus what resuming needs.
 """
 
 from __future__ import annotations
@@ -188,58 +188,39 @@ def frame_loss(multimasks, ious, obj_logits, target) -> dict[str, torch.Tensor]:
 
 
 def clip_loss(
-    net,
+    model,
     imgs: torch.Tensor,
     targets: torch.Tensor,
     rng: np.random.Generator,
     s: TrainSettings,
     owner: torch.Tensor | None = None,
 ):
-    """Prompt on the first frame, track through the clip with SAM 2's memory; returns the summed losses
-    averaged over objects. imgs float32 [T, 3, S, S] (one clip) or [C, T, 3, S, S] with ``owner`` long
-    [B] naming each object's clip (several clips in one batch); targets bool [T, B, S, S]."""
-    device = next(net.parameters()).device
+    """Prompt on the first frame, track through the clip with SAM 2's memory (``model``: a
+    :class:`tracker.engine.sam.SamModel`); returns the summed losses averaged over objects. imgs float32
+    [T, 3, S, S] (one clip) or [C, T, 3, S, S] with ``owner`` long [B] naming each object's clip (several
+    clips in one batch); targets bool [T, B, S, S]."""
+    device = model.device
     if owner is None:
         imgs, owner = imgs[None], torch.zeros(targets.shape[1], dtype=torch.long)
     imgs, targets, owner = imgs.to(device), targets.to(device), owner.to(device)
     t_len = imgs.shape[1]
     b = targets.shape[1]
-    backbone = net.forward_image(imgs.flatten(0, 1))
-    output_dict: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    backbone = model.clip_backbone(imgs.flatten(0, 1))
+    outputs: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     totals = {k: torch.zeros((), device=device) for k in s.weights}
     # One prompt kind per batch (SAM2Base takes either mask inputs or point inputs for the whole batch).
     mask_prompt = rng.random() < s.prob_mask_prompt
     for t in range(t_len):
-        rows = owner * t_len + t
-        feats = {
-            "backbone_fpn": [x[rows] for x in backbone["backbone_fpn"]],
-            "vision_pos_enc": [x[rows] for x in backbone["vision_pos_enc"]],
-        }
-        _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
-        point_inputs, mask_inputs = _frame_prompts(t, mask_prompt, targets, rng, s, device)
+        prompts = _frame_prompts(t, mask_prompt, targets, rng, s, device)
         # num_frames >= 16: object pointers get the temporal encoding they get at inference on any video of
         # 16 frames or more (with the clip length they would be normalised by t_len - 1 instead of 15).
-        current_out, sam_outputs, _, _ = net._track_step(
-            t,
-            t == 0,
-            vision_feats,
-            vision_pos,
-            sizes,
-            point_inputs,
-            mask_inputs,
-            output_dict,
-            max(t_len, 16),
-            False,
-            None,
+        multimasks, ious, obj_logits = model.train_step(
+            backbone, owner * t_len + t, t, prompts, outputs, max(t_len, 16)
         )
-        _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = sam_outputs
-        current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
-        net._encode_memory_in_output(vision_feats, sizes, point_inputs, True, high_res_masks, obj_logits, current_out)
-        output_dict["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = current_out
-        if mask_inputs is not None:
+        if prompts[1] is not None:
             # The mask prompt is the output on its own frame: only the pointer path has something to learn.
             continue
-        for k, v in frame_loss(high_res_multimasks, ious, obj_logits, targets[t]).items():
+        for k, v in frame_loss(multimasks, ious, obj_logits, targets[t]).items():
             totals[k] = totals[k] + v
     return {k: v / b for k, v in totals.items()}
 
@@ -344,11 +325,10 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
     size = model.image_size
-    _warn_multimask_fallback(net)
+    _warn_multimask_fallback(model)
     data, val_seqs = _data(s, size)
     if s.freeze_image_encoder:
-        for p in net.image_encoder.parameters():
-            p.requires_grad_(False)
+        model.freeze_image_encoder()
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     last = out / "last.pt"
@@ -368,7 +348,7 @@ def train(model, s: TrainSettings, checkpoint_from: str | None = None, progress:
         optimizer.zero_grad(set_to_none=True)
         imgs, targets, owner = data.sample_batch(rng, s.clips_per_step, s.clip_len, s.max_objects)
         with autocast:
-            losses = clip_loss(net, imgs, targets, rng, s, owner)
+            losses = clip_loss(model, imgs, targets, rng, s, owner)
         loss = sum(weights[k] * v for k, v in losses.items())
         loss.backward()
         parts = {k: float(v.detach()) for k, v in losses.items()}
@@ -407,8 +387,8 @@ def _data(s: TrainSettings, size: int) -> tuple[ClipData, list]:
     return ClipData(train_seqs, size), val_seqs
 
 
-def _warn_multimask_fallback(net) -> None:
-    if not net.multimask_output_for_tracking and net.sam_mask_decoder.dynamic_multimask_via_stability:
+def _warn_multimask_fallback(model) -> None:
+    if model.multimask_falls_back():
         log.warning(
             "multimask_output_for_tracking=false with dynamic_multimask_via_stability=true: in eval mode "
             "SAM 2 swaps unstable tracked masks for multimask outputs that this training never trains on "
