@@ -127,3 +127,18 @@ def test_d_objects_with_different_first_prompt_frames(clip32):
     for f in tracked:
         assert f["proj"] == [1] and f["sa0"] == [1]  # once per frame, batch 1, whatever the objects
     assert any(f["masks"] == [2] for f in tracked)  # two objects of two groups in one batch
+
+
+def test_the_ported_upstream_functions_are_the_installed_sams():
+    """tracker/engine/sam2_port.py follows these sam2 functions as they were when ported: a sam2 whose
+    source differs is a port to redo (the parity tests above check the outputs)."""
+    import hashlib
+    import importlib
+    import inspect
+
+    from tracker.engine.sam2_port import UPSTREAM
+
+    for name, digest in UPSTREAM.items():
+        module, cls, fn = name.rsplit(".", 2)
+        source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), fn))
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == digest, f"{name} changed: port it again"

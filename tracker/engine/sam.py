@@ -1,8 +1,10 @@
-"""The one module that imports sam2: model building, checkpoints, and SAM 2's per-frame steps.
+"""SAM 2 for the rest of the package: model building, checkpoints, and SAM 2's per-frame steps. Only this
+module and :mod:`tracker.engine.sam2_port` (the pieces of upstream ported to run many objects per call,
+each naming the function it follows) import sam2 or drive its network.
 
-Everything here calls SAM 2's own modules (``SAM2Base.track_step``, ``_encode_new_memory``,
-``forward_image``) so that results are those of upstream ``SAM2VideoPredictor``; what this module
-replaces is upstream's state keeping, which lives in :mod:`tracker.engine.propagation`.
+Everything here calls SAM 2's own modules (``SAM2Base.track_step``, ``forward_image``, the prompt encoder
+and mask decoder) or the ported pieces, so that results are those of upstream ``SAM2VideoPredictor``;
+what this module replaces is upstream's state keeping, which lives in :mod:`tracker.engine.propagation`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sam2.modeling.sam.transformer import RoPEAttention
 from sam2.modeling.sam2_base import NO_OBJ_SCORE as _SAM2_NO_OBJ_SCORE
-from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from ..masks import fill_holes
-from .reads import memory_reads
+from . import sam2_port
 from .types import NO_OBJ_SCORE, Candidates, Judge, MemoryEntry, TrackRequest
 
 log = logging.getLogger(__name__)
@@ -552,58 +552,10 @@ class SamModel:
     def _memory_of(
         self, t: int, reverse: bool, r: TrackRequest, num_frames: int
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One request's memory tokens and their positions, float32 [N, B, C_mem] each, and how many of
-        the last tokens are object pointers: what SAM2Base._prepare_memory_conditioned_features builds."""
-        net, b = self.net, r.batch
-        selected, unselected = select_closest_cond_frames(t, r.cond, net.max_cond_frames_in_attn)
-        chosen: list[tuple[int, MemoryEntry | None]] = [(0, e) for e in selected.values()]
-        for t_pos, prev in zip(range(1, self.num_maskmem), memory_reads(t, reverse, self.num_maskmem, self.stride)):
-            chosen.append((t_pos, r.recent.get(prev, unselected.get(prev))))
+        """One request's memory tokens and positions, float32 [N, B, C_mem] each, and how many of the last
+        tokens are object pointers (:func:`sam2_port.memory_tokens`)."""
         assert self._maskmem_pos is not None
-        spatial_pos = self._maskmem_pos.flatten(2).permute(2, 0, 1).float()  # [HW, 1, C_mem]
-        memory, memory_pos = [], []
-        for t_pos, e in chosen:
-            if e is None:
-                continue
-            assert e.maskmem is not None, f"frame {t}: a memory it reads was dropped (memory policy error)"
-            memory.append(e.maskmem.float().flatten(2).permute(2, 0, 1))
-            pos = spatial_pos + net.maskmem_tpos_enc[self.num_maskmem - t_pos - 1].float()
-            memory_pos.append(pos.expand(-1, b, -1))
-        n_ptr = 0
-        if net.use_obj_ptrs_in_encoder:
-            max_ptrs = min(num_frames, net.max_obj_ptrs_in_encoder)
-            sign = -1 if reverse else 1
-            past = {s: e for s, e in selected.items() if (s >= t if reverse else s <= t)}
-            ptr_cond = past if net.only_obj_ptrs_in_the_past_for_eval else selected
-            pos_and_ptrs = [
-                ((t - s) * sign if net.use_signed_tpos_enc_to_obj_ptrs else abs(t - s), e.obj_ptr)
-                for s, e in ptr_cond.items()
-            ]
-            for t_diff in range(1, max_ptrs):
-                s = t + t_diff if reverse else t - t_diff
-                if s < 0 or s >= num_frames:
-                    break
-                e = (r.recent if r.pointers is None else r.pointers).get(s, unselected.get(s))
-                if e is not None:
-                    pos_and_ptrs.append((t_diff, e.obj_ptr))
-            if pos_and_ptrs:
-                pos_list, ptrs = zip(*pos_and_ptrs)
-                obj_ptrs = torch.stack(ptrs, dim=0).float()  # [P, B, C]
-                c, mem_dim = net.hidden_dim, net.mem_dim
-                if net.add_tpos_enc_to_obj_ptrs:
-                    tpos_dim = c if net.proj_tpos_enc_in_obj_ptrs else mem_dim
-                    obj_pos = torch.tensor(pos_list, device=self.device)
-                    obj_pos = get_1d_sine_pe(obj_pos / (max_ptrs - 1), dim=tpos_dim)
-                    obj_pos = net.obj_ptr_tpos_proj(obj_pos).float().unsqueeze(1).expand(-1, b, mem_dim)
-                else:
-                    obj_pos = obj_ptrs.new_zeros(len(pos_list), b, mem_dim)
-                if mem_dim < c:  # a pointer becomes C // mem_dim tokens
-                    obj_ptrs = obj_ptrs.reshape(-1, b, c // mem_dim, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
-                    obj_pos = obj_pos.repeat_interleave(c // mem_dim, dim=0)
-                memory.append(obj_ptrs)
-                memory_pos.append(obj_pos)
-                n_ptr = obj_ptrs.shape[0]
-        return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr
+        return sam2_port.memory_tokens(self.net, t, reverse, r, num_frames, self._maskmem_pos)
 
     def _fused(self, feats: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, n_ptr: int) -> torch.Tensor:
         """The frame's features conditioned on B objects' memories ``memory`` [N, B, C_mem] (all of one
@@ -658,46 +610,6 @@ class SamModel:
             score=score.float(),
         )
 
-    def _decode(
-        self, pix_feat: torch.Tensor, high_res: list[torch.Tensor], boxes: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, ...]]:
-        """SAM 2's prompt encoder and mask decoder on B memory-conditioned frames (``_forward_sam_heads``
-        up to the decoder), keeping all four output tokens: masks float32 [B, 4, h, w] (NO_OBJ_SCORE where
-        the object is absent), ious [B, 4], tokens [B, 4, C], score logits float32 [B, 1], SAM 2's choice
-        int64 [B], and the tokens it chooses among. ``boxes``: float [B, 4] in input pixels: a box prompt
-        on each frame (as a click on a tracked frame in upstream's predictor)."""
-        net, dec = self.net, self.net.sam_mask_decoder
-        b, dev = pix_feat.shape[0], pix_feat.device
-        if boxes is None:
-            coords = torch.zeros(b, 1, 2, device=dev)
-            labels = -torch.ones(b, 1, dtype=torch.int32, device=dev)
-        else:
-            coords = boxes.reshape(b, 2, 2).float()
-            labels = torch.tensor([[2, 3]], dtype=torch.int32, device=dev).expand(b, 2)
-        sparse, dense = net.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        masks, ious, tokens, score = dec.predict_masks(
-            image_embeddings=pix_feat,
-            image_pe=net.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            repeat_image=False,
-            high_res_features=high_res or None,
-        )
-        npts = 0 if boxes is None else 2
-        multi = net.multimask_output_in_sam and net.multimask_output_for_tracking
-        multi = multi and net.multimask_min_pt_num <= npts <= net.multimask_max_pt_num
-        best = 1 + ious[:, 1:].argmax(dim=-1)
-        if multi:
-            chosen, options = best, (1, 2, 3)
-        else:
-            chosen, options = torch.zeros_like(best), (0,)
-            if dec.dynamic_multimask_via_stability:  # as MaskDecoder.forward in single-mask mode
-                stable = dec._get_stability_scores(masks[:, 0]) >= dec.dynamic_multimask_stability_thresh
-                chosen = torch.where(stable, chosen, best)
-        if net.pred_obj_scores:
-            masks = torch.where(score[:, :, None, None] > 0, masks, NO_OBJ_SCORE)
-        return masks.float(), ious.float(), tokens, score.float(), chosen, options
-
     def _judged_heads(
         self,
         feats: ImageFeatures,
@@ -712,16 +624,11 @@ class SamModel:
 
         basis = _appearance_basis(feats.backbone_out["backbone_fpn"][-1][0].float())  # once per frame
 
-        def pointer_tokens(choice: np.ndarray, options: tuple[int, ...]) -> np.ndarray:
-            # upstream's object pointer comes from the chosen multimask token only with this flag set
-            multi = options != (0,) and net.use_multimask_token_for_obj_ptr
-            return choice if multi else np.zeros_like(choice)
-
-        first = self._decode(pix_feat, high_res)
+        first = sam2_port.decode(net, pix_feat, high_res)
         v = judge.choose(owners, _candidates(first, *basis))
         mask, absent = v.mask.copy(), v.absent.copy()
         tokens, score = first[2].clone(), first[3].clone()
-        token = pointer_tokens(np.asarray(v.choice), first[5])
+        token = sam2_port.pointer_token(net, np.asarray(v.choice), first[5])
         rows = np.flatnonzero(np.isfinite(v.retry).all(axis=1)) if v.retry is not None else np.zeros(0, dtype=int)
         if len(rows):
             scale = self.image_size / mask.shape[-1]
@@ -733,42 +640,15 @@ class SamModel:
                 bare = self.prompt_frame_features(feats).to(pix_feat.dtype).expand(len(rows), -1, -1, -1)
             else:
                 bare = pix_feat[r]
-            again = self._decode(bare, [x[r] for x in high_res], boxes)
+            again = sam2_port.decode(net, bare, [x[r] for x in high_res], boxes)
             v2 = judge.rechoose([owners[i] for i in rows], _candidates(again, *basis))
             taken = ~np.asarray(v2.absent)
             for j, row in enumerate(rows):
                 if taken[j]:
                     mask[row], absent[row] = v2.mask[j], False
                     tokens[row], score[row] = again[2][j], again[3][j]
-            token[rows[taken]] = pointer_tokens(np.asarray(v2.choice), again[5])[taken]
-        return self._verdict_outputs(mask, absent, tokens, score, token, pix_feat.device)
-
-    def _verdict_outputs(
-        self,
-        mask: np.ndarray,
-        absent: np.ndarray,
-        tokens: torch.Tensor,
-        score: torch.Tensor,
-        token: np.ndarray,
-        dev: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The heads' outputs for a verdict's masks ``mask`` float32 [B, h, w] and ``absent`` bool [B], given the
-        decoder's output tokens [B, K, C], score logits [B, 1] and the token each pointer comes from int [B]:
-        low-res logits [B, 1, h, w], high-res logits [B, 1, S, S], object pointers [B, C], score logits [B, 1]
-        (upstream's pointer tail of ``_forward_sam_heads``, absent objects' masks and scores made empty)."""
-        net = self.net
-        gone = torch.from_numpy(absent).to(dev)
-        low_res = torch.from_numpy(mask).to(dev)[:, None].float()
-        low_res = torch.where(gone[:, None, None, None], torch.full_like(low_res, NO_OBJ_SCORE), low_res)
-        score = torch.where(gone[:, None], score.clamp(max=-1.0), score)
-        high_res_masks = F.interpolate(low_res, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
-        obj_ptr = net.obj_ptr_proj(tokens[torch.arange(len(token), device=dev), torch.from_numpy(token).to(dev)])
-        if net.pred_obj_scores:
-            seen = score.sigmoid() if net.soft_no_obj_ptr else (score > 0).float()
-            if net.fixed_no_obj_ptr:
-                obj_ptr = seen * obj_ptr
-            obj_ptr = obj_ptr + (1 - seen) * net.no_obj_ptr
-        return low_res, high_res_masks, obj_ptr, score
+            token[rows[taken]] = sam2_port.pointer_token(net, np.asarray(v2.choice), again[5])[taken]
+        return sam2_port.verdict_outputs(net, mask, absent, tokens, score, token, pix_feat.device)
 
     def _attend(
         self,
@@ -779,29 +659,12 @@ class SamModel:
         memory_pos: torch.Tensor,
         n_ptr: int,
     ) -> torch.Tensor:
-        """SAM 2's MemoryAttention.forward for B objects of one frame: curr / curr_pos [HW, 1, C] (the
-        frame's, shared), memory / memory_pos [N, B, C_mem] -> [HW, B, C]. The first layer's self-attention
-        sees the same tokens for every object: it runs once per frame, on batch 1."""
-        att = self.net.memory_attention
-        batch = memory.shape[1]
-        out = curr + 0.1 * curr_pos if att.pos_enc_at_input else curr
-        if att.batch_first:
-            out, query_pos = out.transpose(0, 1), curr_pos.transpose(0, 1)
-            memory, memory_pos = memory.transpose(0, 1), memory_pos.transpose(0, 1)
-        else:
-            query_pos = curr_pos
-        for i, layer in enumerate(att.layers):
-            if i == 0:
-                if feats.sa0 is None:
-                    feats.sa0 = layer._forward_sa(out, query_pos)
-                out = feats.sa0.expand(batch, -1, -1) if att.batch_first else feats.sa0.expand(-1, batch, -1)
-            else:
-                out = layer._forward_sa(out, query_pos)
-            rope = isinstance(layer.cross_attn_image, RoPEAttention)
-            out = layer._forward_ca(out, memory, query_pos, memory_pos, n_ptr if rope else 0)
-            out = out + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(out))))))
-        out = att.norm(out)
-        return out.transpose(0, 1) if att.batch_first else out
+        """Memory attention for B objects of one frame (:func:`sam2_port.attend`), the first layer's
+        self-attention kept with the frame's features."""
+        out, feats.sa0 = sam2_port.attend(
+            self.net.memory_attention, curr, curr_pos, memory, memory_pos, n_ptr, feats.sa0
+        )
+        return out
 
     def _encode_memory(
         self,
@@ -812,25 +675,13 @@ class SamModel:
         high_res_masks: torch.Tensor,
         score: torch.Tensor,
     ) -> torch.Tensor:
-        """SAM2Base._encode_new_memory for a tracked frame's B masks (not from points), with the memory
-        encoder's projection of the frame's features (``pix_feat_proj``) made once per frame:
-        top [HW, 1, C], high_res_masks [B, 1, S, S] logits -> memory features [B, C_mem, H/?, W/?]."""
-        net = self.net
-        enc = net.memory_encoder
-        mask = torch.sigmoid(high_res_masks)
-        if net.sigmoid_scale_for_mem_enc != 1.0:
-            mask = mask * net.sigmoid_scale_for_mem_enc
-        if net.sigmoid_bias_for_mem_enc != 0.0:
-            mask = mask + net.sigmoid_bias_for_mem_enc
+        """The memory of a tracked frame's B masks, high_res_masks [B, 1, S, S] logits -> [B, C_mem, H', W']
+        (:func:`sam2_port.encode_memory`), the frame's projection made once per frame."""
         if feats.proj is None:
-            feats.proj = enc.pix_feat_proj(top.permute(1, 2, 0).view(1, net.hidden_dim, h, w))
+            feats.proj = sam2_port.frame_projection(self.net, top, h, w)
         proj = feats.proj.float() if self._heads_in_float32 else feats.proj
-        x = enc.out_proj(enc.fuser(proj + enc.mask_downsampler(mask)))
-        pos = enc.position_encoding(x).to(x.dtype)
+        x, pos = sam2_port.encode_memory(self.net, proj, high_res_masks, score)
         self._remember_pos([pos])
-        if net.no_obj_embed_spatial is not None:
-            appearing = (score > 0).float()
-            x = x + (1 - appearing[..., None, None]) * net.no_obj_embed_spatial[..., None, None].expand(*x.shape)
         return x
 
     def _remember_pos(self, pos: list[torch.Tensor]) -> None:
