@@ -21,8 +21,8 @@ from ..io.source import SOURCES, check_source_path, open_source
 from .errors import one_line
 from .model import build
 from .outputs import check_inputs_apart, logged_to, open_sinks, output_folder, planned, run_threads, save_config
-from .prepare import make_propagator
-from .prompts import PromptInput, PromptPlan, discovers, discovery_record, make_discovery, plan_prompts, read_prompts
+from .prepare import make_propagator, prepare
+from .prompts import PromptInput, PromptPlan, discovery_record, make_discovery, read_prompts
 from .record import base_record
 from .spec import RunSpec
 from .transaction import LiveOutputs, check_no_earlier_outputs
@@ -148,7 +148,7 @@ def run_online(spec: RunSpec, started: float, model: Any = None) -> dict[str, An
         keep |= set(spec.prompts.frames or (0,))
     source, frames, info, arrival = _open(spec, path, keep, threads)
     try:
-        plan = plan_prompts(spec, given, info)  # detections become prompts here
+        plan = prepare(spec, given, threads, video=source).plan  # detections become prompts here
         if given.detections and isinstance(source, LiveSource):
             source.keep = {q.frame_index for q in plan.spec.prompts}
         record = _track(spec, path, given, plan, source, frames, info, arrival, threads, model)
@@ -196,9 +196,7 @@ def _track(
     model: Any,
 ) -> dict[str, Any]:
     from ..engine.pipeline import run_live_pipeline
-    from ..engine.propagation import Propagator
 
-    Propagator.check_prompts(plan.spec.prompts, info, plan.spec.object_ids, allow_empty=discovers(spec))
     model = model if model is not None else build(spec.model)
     discovery = make_discovery(spec, model, info, plan)
     with (

@@ -1,6 +1,7 @@
-"""One preparation of a run for every door over a file or frame folder (the file run, the studio,
-``tracker.track``): open the video, plan the prompts against it, take the frames the run reads, check
-the prompts, all before any frame is decoded; and the one place a run's :class:`Propagator` is built."""
+"""One preparation of a run for every door (the file run, the online run, the studio, ``tracker.track``):
+open the video (or take the open stream), plan the prompts against it, take the frames the run reads,
+check the prompts, all before any frame is tracked; and the one place a run's :class:`Propagator` is
+built. Dataset runs prepare each sequence in :mod:`tracker.experiments.vos` (below this layer)."""
 
 from __future__ import annotations
 
