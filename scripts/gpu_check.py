@@ -81,8 +81,8 @@ def parity(plan: dict, device: str, tmp: Path, bf16: bool = False, names: list[s
     from helpers import model_cfg, moving_shapes, write_video
     from parity import cases, compare
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    # IEEE float32 for both sides (the new API only: torch refuses to read flags set through both)
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "ieee"
     clip = tmp / "parity.mp4"
     if not clip.exists():
         write_video(clip, moving_shapes(32, 160, 120))

@@ -92,3 +92,28 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"model": sd, "x": object()}, tmp_path / "unsafe.pt")
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(model.net, tmp_path / "unsafe.pt")
+
+
+def test_tf32_is_set_for_sams_calls_and_the_callers_settings_come_back():
+    """model.tf32 (CUDA, float32): TF32 matmuls and convolutions while SAM 2 runs, through torch's new
+    precision API only (torch refuses to read flags set through both); the caller's own after."""
+    from tracker.engine.sam import _fp32_precision
+
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    before = matmul.fp32_precision, conv.fp32_precision
+    with _fp32_precision("tf32"):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    assert (matmul.fp32_precision, conv.fp32_precision) == before
+    with pytest.raises(RuntimeError), _fp32_precision("tf32"):
+        raise RuntimeError("a failure inside SAM 2's call")
+    assert (matmul.fp32_precision, conv.fp32_precision) == before
+
+
+def test_tf32_applies_to_cuda_float32_only():
+    """On the CPU (and with bfloat16 anywhere) model.tf32 changes nothing: float32 stays exact."""
+    from tracker.api import load_model
+
+    cpu = load_model("toy")
+    assert cpu.tf32 is False and type(cpu.autocast()).__name__ == "nullcontext"
+    arch = model_cfg(128, ["model=toy"])["arch"]["model"]
+    assert build_model(arch, tf32=True, device="cpu").tf32 is False

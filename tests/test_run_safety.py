@@ -621,6 +621,7 @@ BAD_OVERRIDES = [
     ["model.memory_stride=0"],
     ["model.fill_hole_area=-3"],
     ["model.compile=maybe"],
+    ["model.tf32=maybe"],
     ["model.dtype=half"],
     ["threads=0"],
     ["threads=abc"],

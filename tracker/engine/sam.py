@@ -170,6 +170,19 @@ class ImageFeatures:
         }
 
 
+@contextlib.contextmanager
+def _fp32_precision(precision: str):
+    """CUDA float32 matmuls and convolutions at ``precision`` ("tf32" or "ieee") while SAM 2 runs, the
+    caller's settings back after (they are the process's: a Python caller keeps its own)."""
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = matmul.fp32_precision, conv.fp32_precision
+    matmul.fp32_precision = conv.fp32_precision = precision
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved
+
+
 def _timed(fn):
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
@@ -195,10 +208,15 @@ class SamModel:
         fill_hole_area: int = 0,
         compile: bool = False,
         dtype: str = "float32",
+        tf32: bool = False,
     ) -> None:
         self.net = net
         self.device = device
         self.dtype = compute_dtype(dtype)
+        # TF32 (CUDA, float32 only): matmuls and convolutions with 10-bit mantissas on tensor cores, as
+        # upstream's examples enable on Ampere and newer; off, the process's own settings (torch's defaults),
+        # which is what upstream's predictor runs with in the same process.
+        self.tf32 = bool(tf32) and device.type == "cuda" and self.dtype == torch.float32
         # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
         # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
@@ -232,9 +250,10 @@ class SamModel:
         return torch.float16 if self.dtype == torch.float16 else torch.bfloat16
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """float32: nothing; bfloat16 / float16: autocast on the model's device (CPU, CUDA, MPS)."""
+        """float32: nothing (on CUDA with :attr:`tf32`: TF32 matmuls and convolutions); bfloat16 / float16:
+        autocast on the model's device (CPU, CUDA, MPS)."""
         if self.dtype == torch.float32:
-            return contextlib.nullcontext()
+            return _fp32_precision("tf32") if self.tf32 else contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     # ---- images -------------------------------------------------------------------------
@@ -705,17 +724,19 @@ def build_model(
     fill_hole_area: int = 0,
     seed: int | None = None,
     dtype: str = "float32",
+    tf32: bool = False,
 ) -> SamModel:
     """Build a :class:`SamModel` from SAM 2's ``model:`` node (``cfg.model.arch.model`` as a dict).
 
-    ``seed`` seeds the random initialisation (used when ``checkpoint`` is None).
+    ``seed`` seeds the random initialisation (used when ``checkpoint`` is None); ``tf32``: float32 on CUDA
+    in TF32 (the command's default, ``model.tf32``; off here: upstream's bits).
     """
     compute_dtype(dtype)  # a bad name fails before the model is built
     dev = pick_device(device)
     if seed is not None:
         torch.manual_seed(seed)
     net = build_sam2(arch, checkpoint, dev)
-    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype)
+    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype, tf32=tf32)
 
 
 def _appearance_basis(top: torch.Tensor) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
             device=m.device,
             compile=m.compile,
             dtype=m.dtype,
+            tf32=m.tf32,
             fill_hole_area=m.fill_hole_area,
             seed=m.seed,
         )

@@ -50,6 +50,7 @@ def base_record(spec: RunSpec, model: Any, mode: str, threads: int) -> dict[str,
         "checkpoint": spec.model.checkpoint,  # the one loaded (model.checkpoint, or the cached one); null: untrained
         "versions": versions(),
         "device": device_name(model),
+        "tf32": bool(getattr(model, "tf32", False)),  # float32 on CUDA in TF32 (model.tf32)
         "mode": mode,
         "threads": threads,
     }

@@ -35,6 +35,7 @@ class ModelSpec:
     dtype: str  # float32 | bfloat16 | float16
     auto_points: int
     seed: int
+    tf32: bool = True  # CUDA float32 in TF32
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,7 @@ def model_spec(plain: Mapping[str, Any], *, weights: bool = True) -> ModelSpec:
         device=m["device"],
         compile=bool(m["compile"]),
         dtype=str(m.get("dtype", "float32")),
+        tf32=bool(m.get("tf32", True)),
         fill_hole_area=int(m["fill_hole_area"]),
         auto_points=int(m["auto_points"]),
         seed=int(plain["seed"]),
