@@ -174,13 +174,18 @@ class ImageFeatures:
 def _fp32_precision(precision: str):
     """CUDA float32 matmuls and convolutions at ``precision`` ("tf32" or "ieee") while SAM 2 runs, the
     caller's settings back after (they are the process's: a Python caller keeps its own)."""
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    saved = matmul.fp32_precision, conv.fp32_precision
-    matmul.fp32_precision = conv.fp32_precision = precision
+    if not hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch < 2.9: the legacy flags only
+        matmul, conv, key, value = torch.backends.cuda.matmul, torch.backends.cudnn, "allow_tf32", precision == "tf32"
+    else:
+        matmul, conv, key, value = torch.backends.cuda.matmul, torch.backends.cudnn.conv, "fp32_precision", precision
+    saved = getattr(matmul, key), getattr(conv, key)
+    setattr(matmul, key, value)
+    setattr(conv, key, value)
     try:
         yield
     finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
+        setattr(matmul, key, saved[0])
+        setattr(conv, key, saved[1])
 
 
 def _timed(fn):
