@@ -10,6 +10,8 @@ Cases (each a fresh child process: its wall time is process start to outputs on 
   bf16      the 5-object e2e run with model.dtype=bfloat16 (speed), and J&F of the shipped toy model on the
             synthetic set in float32 and bfloat16 (accuracy).
   rss       ours, 1 object, on the clip and on one 3x as long: peak RSS (memory flat in video length).
+  many      ours, --many objects (64) on 200 and 400 frames against 1 object on 200: tracking time per
+            object against one object's, and peak RSS flat in video length (not in the default cases: long).
 SAM 2.1 tiny at 256 px with random weights (speed does not depend on the weights' values).
 
     python scripts/bench_objects.py --json benchmarks/bench_objects_cpu.json
@@ -238,12 +240,32 @@ def jf_dtypes(tmp: Path, sequences: int, frames: int) -> dict:
     return out
 
 
+def many(tmp: Path, k: int, w: int, h: int, s: int) -> dict:
+    """k objects on 200 and 400 frames, 1 object on 200: tracking (model) time and peak RSS."""
+    from helpers import moving_shapes, write_video
+
+    clips = {n: write_video(tmp / f"many{n}.mp4", moving_shapes(n, w, h)) for n in (200, 400)}
+    one = run_child("ours", clips[200], tmp / "many_one", boxes(1, w, h), [0], s)
+    runs = {n: run_child("ours", clips[n], tmp / f"many_{n}", boxes(k, w, h), [0] * k, s) for n in (200, 400)}
+    return {
+        "objects": k,
+        "1_object_200_frames": one,
+        f"{k}_objects_200_frames": runs[200],
+        f"{k}_objects_400_frames": runs[400],
+        "rss_ratio_400_to_200": round(runs[400]["peak_rss_mib"] / runs[200]["peak_rss_mib"], 3),
+        "model_s_ratio_to_1_object": round(runs[200]["model_s"] / one["model_s"], 2),
+        "wall_s_ratio_to_1_object": round(runs[200]["wall_s"] / one["wall_s"], 2),
+        "bound_objects_over_3": round(k / 3, 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--cases", nargs="+", default=["e2e", "staggered", "bf16", "rss"])
     ap.add_argument("--json", type=Path, default=Path("bench_objects.json"))
+    ap.add_argument("--many", type=int, default=64, help="objects of the 'many' case")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     ap.add_argument("--video", help=argparse.SUPPRESS)
@@ -319,6 +341,8 @@ def main() -> None:
             longer = run_child("ours", long, tmp / "rss3", boxes(1, w, h), [0], s)
             report["rss"] = {f"{n}_frames_mib": short["peak_rss_mib"], f"{3 * n}_frames_mib": longer["peak_rss_mib"]}
             report["rss"]["ratio"] = round(longer["peak_rss_mib"] / short["peak_rss_mib"], 3)
+        if "many" in args.cases:
+            report["many"] = many(tmp, args.many, w, h, s)
     from tracker.io.sinks.base import write_json_atomic
 
     args.json.parent.mkdir(parents=True, exist_ok=True)

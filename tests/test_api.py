@@ -281,3 +281,16 @@ def test_python_errors_speak_of_arguments_not_command_keys(tmp_path):
         with pytest.raises(ValueError) as e:
             call()
         assert str(e.value).endswith("x.mp4' does not exist: check the path") and "source.path" not in str(e.value)
+
+
+def test_import_tracker_run_keeps_the_function():
+    """``tracker.run`` is the function whatever is imported first: ``import tracker.run``, a submodule of
+    the spine's package, or ``from tracker.run import RunSpec`` (a fresh interpreter each)."""
+    import subprocess
+    import sys
+
+    for first in ("import tracker.run", "import tracker.run.spec", "from tracker.run import RunSpec", "import tracker"):
+        code = f"{first}\nimport tracker\nassert callable(tracker.run) and tracker.run.__module__ == 'tracker.api'\n"
+        code += "import tracker.run.checks\nassert tracker.run.__module__ == 'tracker.api'\n"
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, (first, res.stderr)

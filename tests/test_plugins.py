@@ -290,3 +290,14 @@ assert MEMORY_POLICIES["recent"].reads >= {N - 1}, MEMORY_POLICIES["recent"].rea
     rows = list(csv.DictReader((tmp_path / "out" / "areas.csv").open()))
     assert len(rows) == N and all(int(r["area"]) > 0 for r in rows)
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["memory"] == {"name": "recent", "keep": 3}
+
+
+def test_a_relative_plugin_file_is_the_callers_also_when_hydra_changes_folder(plugins, tmp_path):
+    """``plugins=[areas_sink.py]`` from the plug-ins' folder, with ``hydra.job.chdir=true`` (the run moves
+    into its output folder first): the file is still the one next to the caller."""
+    cmd = [sys.executable, "-m", "tracker.apps.cli", "--config-dir", str(plugins / "configs"), "hydra.job.chdir=true"]
+    cmd += ["plugins=[areas_sink.py,npy_source.py]", "model=toy", f"output_dir={tmp_path / 'out'}", "progress=false"]
+    cmd += ["source=npy", "source.path=clip.npy", "+sink.areas=true", _disc_box(), "prompts.frame=0"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=plugins)
+    assert res.returncode == 0, res.stderr
+    assert len(list(csv.DictReader((tmp_path / "out" / "areas.csv").open()))) == N

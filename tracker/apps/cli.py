@@ -84,6 +84,13 @@ def _absolute_paths(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if isinstance(value, str) and value and "://" not in value and value != "-" and not Path(value).is_absolute():
             OmegaConf.update(cfg, key, str(cwd / value))
+    plugins = OmegaConf.select(cfg, "plugins", default=None)
+    if isinstance(plugins, Sequence) and not isinstance(plugins, str):  # files, not module names
+        files = [
+            str(cwd / p) if isinstance(p, str) and p.endswith(".py") and not Path(p).is_absolute() else p
+            for p in plugins
+        ]
+        OmegaConf.update(cfg, "plugins", files)
 
 
 def _output_dir(cfg: DictConfig) -> tuple[Path, list[Path]]:
