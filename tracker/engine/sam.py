@@ -174,10 +174,11 @@ class ImageFeatures:
 def _fp32_precision(precision: str):
     """CUDA float32 matmuls and convolutions at ``precision`` ("tf32" or "ieee") while SAM 2 runs, the
     caller's settings back after (they are the process's: a Python caller keeps its own)."""
-    if not hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch < 2.9: the legacy flags only
-        matmul, conv, key, value = torch.backends.cuda.matmul, torch.backends.cudnn, "allow_tf32", precision == "tf32"
-    else:
-        matmul, conv, key, value = torch.backends.cuda.matmul, torch.backends.cudnn.conv, "fp32_precision", precision
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        conv, key, value = torch.backends.cudnn.conv, "fp32_precision", precision
+    else:  # torch < 2.9: the legacy flags only
+        conv, key, value = torch.backends.cudnn, "allow_tf32", precision == "tf32"
     saved = getattr(matmul, key), getattr(conv, key)
     setattr(matmul, key, value)
     setattr(conv, key, value)
@@ -346,50 +347,6 @@ class SamModel:
             low_res = torch.from_numpy(filled)[:, None].to(low_res.device)
         return vision_feats, sizes, out, low_res
 
-    # ---- training (with gradients) ------------------------------------------------------------------
-    def clip_backbone(self, images: torch.Tensor) -> dict[str, Any]:
-        """The image encoder's outputs for a batch of frames float32 [N, 3, S, S], with gradients."""
-        return self.net.forward_image(images)
-
-    def train_step(
-        self,
-        backbone: dict[str, Any],
-        rows: torch.Tensor,
-        t: int,
-        prompts: tuple[dict[str, torch.Tensor] | None, torch.Tensor | None],
-        outputs: dict[str, dict[int, Any]],
-        num_frames: int,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Frame t of a training clip through SAM 2's own track step and memory encoder (upstream's
-        ``_track_step`` and ``_encode_memory_in_output``; inference's batched path is checked equal to them
-        by the parity tests), with gradients. ``rows``: each object's row of ``backbone``; ``prompts``: the
-        frame's (point inputs, mask inputs) or (None, None); ``outputs``: the clip's memory
-        (``cond_frame_outputs`` / ``non_cond_frame_outputs``), to which frame t's output is added.
-        Returns (high-res multimask logits [B, M, S, S], predicted IoUs [B, M], object score logits [B, 1])."""
-        net = self.net
-        feats = {k: [x[rows] for x in backbone[k]] for k in ("backbone_fpn", "vision_pos_enc")}
-        _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
-        points, mask = prompts
-        out, heads, _, _ = net._track_step(
-            t, t == 0, vision_feats, vision_pos, sizes, points, mask, outputs, num_frames, False, None
-        )
-        _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = heads
-        out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
-        net._encode_memory_in_output(vision_feats, sizes, points, True, high_res_masks, obj_logits, out)
-        outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
-        return high_res_multimasks, ious, obj_logits
-
-    def freeze_image_encoder(self) -> None:
-        """Train the rest of SAM 2 only: the image encoder's weights get no gradients."""
-        for p in self.net.image_encoder.parameters():
-            p.requires_grad_(False)
-
-    def multimask_falls_back(self) -> bool:
-        """Whether, in eval mode, SAM 2 swaps an unstable tracked mask (one output per tracked frame) for one
-        of its multimask outputs (dynamic multimask): outputs training never trains on tracked frames."""
-        net = self.net
-        return not net.multimask_output_for_tracking and bool(net.sam_mask_decoder.dynamic_multimask_via_stability)
-
     def multimask_for(self, points_per_prompt: int) -> bool:
         """Whether SAM 2 answers a prompt of this many points with its three multimask outputs (as its
         automatic mask generator keeps them all)."""
@@ -518,6 +475,50 @@ class SamModel:
             run_mem_encoder=not prompt_frame,
             prev_sam_mask_logits=prev_logits,
         )
+
+    # ---- training (with gradients) ------------------------------------------------------------------
+    def clip_backbone(self, images: torch.Tensor) -> dict[str, Any]:
+        """The image encoder's outputs for a batch of frames float32 [N, 3, S, S], with gradients."""
+        return self.net.forward_image(images)
+
+    def train_step(
+        self,
+        backbone: dict[str, Any],
+        rows: torch.Tensor,
+        t: int,
+        prompts: tuple[dict[str, torch.Tensor] | None, torch.Tensor | None],
+        outputs: dict[str, dict[int, Any]],
+        num_frames: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame t of a training clip through SAM 2's own track step and memory encoder (upstream's
+        ``_track_step`` and ``_encode_memory_in_output``; inference's batched path is checked equal to them
+        by the parity tests), with gradients. ``rows``: each object's row of ``backbone``; ``prompts``: the
+        frame's (point inputs, mask inputs) or (None, None); ``outputs``: the clip's memory
+        (``cond_frame_outputs`` / ``non_cond_frame_outputs``), to which frame t's output is added.
+        Returns (high-res multimask logits [B, M, S, S], predicted IoUs [B, M], object score logits [B, 1])."""
+        net = self.net
+        feats = {k: [x[rows] for x in backbone[k]] for k in ("backbone_fpn", "vision_pos_enc")}
+        _, vision_feats, vision_pos, sizes = net._prepare_backbone_features(feats)
+        points, mask = prompts
+        out, heads, _, _ = net._track_step(
+            t, t == 0, vision_feats, vision_pos, sizes, points, mask, outputs, num_frames, False, None
+        )
+        _, high_res_multimasks, ious, low_res_masks, high_res_masks, obj_ptr, obj_logits = heads
+        out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr)
+        net._encode_memory_in_output(vision_feats, sizes, points, True, high_res_masks, obj_logits, out)
+        outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
+        return high_res_multimasks, ious, obj_logits
+
+    def freeze_image_encoder(self) -> None:
+        """Train the rest of SAM 2 only: the image encoder's weights get no gradients."""
+        for p in self.net.image_encoder.parameters():
+            p.requires_grad_(False)
+
+    def multimask_falls_back(self) -> bool:
+        """Whether, in eval mode, SAM 2 swaps an unstable tracked mask (one output per tracked frame) for one
+        of its multimask outputs (dynamic multimask): outputs training never trains on tracked frames."""
+        net = self.net
+        return not net.multimask_output_for_tracking and bool(net.sam_mask_decoder.dynamic_multimask_via_stability)
 
     # ---- tracking -------------------------------------------------------------------------
     @_timed

@@ -199,12 +199,11 @@ def video_run(cfg: Mapping[str, Any]) -> None:
 
     sink = _get(cfg, "sink") or {}
     owned = set(SINKS) | {f.name for kind in SINKS.values() if kind.settings for f in fields(kind.settings)}
-    for key in sink:
+    for key in sink:  # (a plug-in's sink without a switch in this config is off)
         if key not in owned:
             raise ConfigError(f"sink.{key} is no sink's switch or setting: use one of {', '.join(sorted(owned))}")
-    for k in SINKS:
-        if k in sink:  # a plug-in's sink without a switch in this config is off
-            boolean(cfg, f"sink.{k}")
+        if key in SINKS:
+            boolean(cfg, f"sink.{key}")
     sink_settings(sink)
     text_or_null(cfg, "prompts.path")
     discovery(cfg)

@@ -20,37 +20,37 @@ from typing import Any
 from ..settings import shown
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-_LOADED: dict[str, ModuleType] = {}  # resolved file -> module: a plug-in is imported once per process
+_LOADED: set[str] = set()  # resolved files: a plug-in is imported once per process
 
 
 class PluginError(ValueError):
     """A ``plugins`` entry that cannot be imported; the message names it and the fix."""
 
 
-def load_plugins(entries: Any, output_dir: str | Path | None = None) -> list[str]:
-    """Import each entry of ``plugins`` (a ``.py`` file, or a module name on ``sys.path``) once; returns
-    what was loaded (resolved files, module names). A plug-in file inside the run's output folder is refused:
-    what a run finds there is data, never code."""
+def load_plugins(entries: Any, output_dir: str | Path | None = None) -> None:
+    """Import each entry of ``plugins`` (a ``.py`` file, or a module name on ``sys.path``) once. A plug-in
+    file inside the run's output folder is refused: what a run finds there is data, never code."""
     if entries is None:
-        return []
+        return
     if not isinstance(entries, (list, tuple)) or not all(isinstance(e, str) and e.strip() for e in entries):
         raise PluginError(
             f"plugins={shown(entries)} is not usable: give a list of Python files or module names "
             "(e.g. plugins=[my_plugins/blur_sink.py])"
         )
-    return [_load(e, output_dir) for e in entries]
+    for entry in entries:
+        _load(entry, output_dir)
 
 
 def _is_file(entry: str) -> bool:
     return entry.endswith(".py") or "/" in entry or "\\" in entry
 
 
-def _load(entry: str, output_dir: str | Path | None) -> str:
+def _load(entry: str, output_dir: str | Path | None) -> None:
     if not _is_file(entry):
         if not _MODULE_NAME.fullmatch(entry):
             raise PluginError(f"plugins: {entry!r} is neither a .py file nor a module name: give one of those")
         _run(entry, lambda: importlib.import_module(entry))
-        return entry
+        return
     path = Path(entry).expanduser().resolve()
     if path.suffix != ".py" or not path.is_file():
         raise PluginError(f"plugins: {entry!r} is not a Python file (.py): give the plug-in's file or module name")
@@ -59,10 +59,9 @@ def _load(entry: str, output_dir: str | Path | None) -> str:
             f"plugins: {entry!r} is inside the output folder {str(output_dir)!r}: a run reads what it finds there "
             "as data, never code; keep plug-ins in a folder of their own"
         )
-    key = str(path)
-    if key not in _LOADED:
-        _LOADED[key] = _run(entry, lambda: _import_file(path))
-    return key
+    if str(path) not in _LOADED:
+        _run(entry, lambda: _import_file(path))
+        _LOADED.add(str(path))
 
 
 def _import_file(path: Path) -> ModuleType:

@@ -34,14 +34,19 @@ class GatedSettings(PolicySettings):
     entry: float = 0.5
 
     def __post_init__(self) -> None:
-        for key, lo, hi in (("gate_iou", 0, 1), ("retry_iou", 0, 1), ("memory_iou", 0, 1), ("lane", 0, 100)):
-            self.check(key, lo, hi)
-        for key, lo, hi in (("overlap", 0, 10), ("velocity_noise", 0, 10), ("alike", -1, 1), ("entry", 0, 100)):
-            self.check(key, lo, hi)
         self.check("stable_frames", 0, 10_000, int)
+        self.check("gate_iou", 0, 1)
+        self.check_span("size_range", 0, 100)
+        self.check("retry_iou", 0, 1)
+        self.check("lane", 0, 100)
+        self.check("memory_iou", 0, 1)
+        self.check_span("memory_size", 0, 100)
+        self.check("overlap", 0, 10)
+        self.check("velocity_noise", 0, 10)
         self.check("coast", 0, 10_000, int)
-        for key in ("size_range", "memory_size", "retry_size"):
-            self.check_span(key, 0, 100)
+        self.check_span("retry_size", 0, 100)
+        self.check("alike", -1, 1)
+        self.check("entry", 0, 100)
 
 
 @register
