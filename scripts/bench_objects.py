@@ -10,6 +10,10 @@ Cases (each a fresh child process: its wall time is process start to outputs on 
   bf16      the 5-object e2e run with model.dtype=bfloat16 (speed), and J&F of the shipped toy model on the
             synthetic set in float32 and bfloat16 (accuracy).
   rss       ours, 1 object, on the clip and on one 3x as long: peak RSS (memory flat in video length).
+  kvcache   memory attention with model.kv_cache against without, in one process, taking turns on the same
+            frame (20 frames in, full memory): ms per call with every memory frame's keys / values kept, with
+            the newest frame's projected (a tracked frame's case), and without; and the memory tokens the
+            value projection sees per frame over a run, each way. 1 and 5 objects.
   many      ours, --many objects (64) on 200 and 400 frames against 1 object on 200: tracking time per
             object against one object's, and peak RSS flat in video length (not in the default cases: long).
 SAM 2.1 tiny at 256 px with random weights (speed does not depend on the weights' values).
@@ -240,6 +244,65 @@ def jf_dtypes(tmp: Path, sequences: int, frames: int) -> dict:
     return out
 
 
+def kv_saving(clip: Path, s: int, k: int, w: int, h: int, frames: int = 20, turns: int = 15) -> dict:
+    """Memory attention with and without the K/V cache, in lock step on one frame's captured inputs."""
+    import statistics
+
+    import torch
+    from helpers import model_cfg
+
+    from tracker.engine.propagation import Propagator
+    from tracker.engine.sam import build_model
+    from tracker.io.source import PyAVSource
+    from tracker.records import Prompt
+    from tracker.threads import apply_threads
+
+    apply_threads(os.cpu_count() or 1)
+    prompts = [Prompt(i + 1, 0, box=tuple(b)) for i, b in enumerate(boxes(k, w, h))]
+    captured: dict = {}
+    arch = model_cfg(s, ["model=sam2.1_hiera_t"])["arch"]["model"]
+
+    def tokens_per_frame(model) -> int:
+        counted: list[int] = []
+        v_proj = model.net.memory_attention.layers[0].cross_attn_image.v_proj
+        v_proj.register_forward_hook(lambda mod, a, out: counted.append(a[0].shape[:2].numel()))
+        for i, _ in enumerate(Propagator(model).run(PyAVSource(clip), prompts)):
+            if i + 1 == frames:
+                break
+        return round(sum(counted) / frames)
+
+    rows = {"without": tokens_per_frame(build_model(arch, seed=0))}
+    model = build_model(arch, seed=0, kv_cache=True)
+    key_values, attend = model._key_values, model._attend
+    model._key_values = lambda n_ptr, pieces: captured.update(pieces=pieces) or key_values(n_ptr, pieces)
+    model._attend = lambda *a: captured.update(args=a) or attend(*a)
+    rows["kept"] = tokens_per_frame(model)
+
+    def call(mode: str) -> float:
+        feats, curr, curr_pos, memory, memory_pos, n_ptr, kv = captured["args"]
+        if mode == "newest_projected":
+            for pieces in captured["pieces"]:
+                pieces[-1].projected.clear()  # the last memory frame read: the newest
+        feats.sa0 = None
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            attend(feats, curr, curr_pos, memory, memory_pos, n_ptr, None if mode == "without" else kv)
+            return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {"without": [], "newest_projected": [], "all_kept": []}
+    for _ in range(turns):
+        for mode, acc in times.items():
+            acc.append(call(mode))
+    ms = {mode: round(statistics.median(acc[2:]) * 1000, 2) for mode, acc in times.items()}
+    return {
+        "objects": k,
+        "memory_tokens": int(captured["args"][3].shape[0]),
+        "attention_ms_per_frame": ms,
+        "saving_tracked_frame": round(1 - ms["newest_projected"] / ms["without"], 4),
+        "value_projection_tokens_per_frame": rows,
+    }
+
+
 def many(tmp: Path, k: int, w: int, h: int, s: int) -> dict:
     """k objects on 200 and 400 frames, 1 object on 200: tracking (model) time and peak RSS."""
     from helpers import moving_shapes, write_video
@@ -341,6 +404,8 @@ def main() -> None:
             longer = run_child("ours", long, tmp / "rss3", boxes(1, w, h), [0], s)
             report["rss"] = {f"{n}_frames_mib": short["peak_rss_mib"], f"{3 * n}_frames_mib": longer["peak_rss_mib"]}
             report["rss"]["ratio"] = round(longer["peak_rss_mib"] / short["peak_rss_mib"], 3)
+        if "kvcache" in args.cases:
+            report["kvcache"] = [kv_saving(clip, s, k, w, h) for k in (1, 5)]
         if "many" in args.cases:
             report["many"] = many(tmp, args.many, w, h, s)
     from tracker.io.sinks.base import write_json_atomic

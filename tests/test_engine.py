@@ -205,3 +205,51 @@ def test_a_long_run_says_early_how_long_it_will_take(caplog):
         for done in range(1, 10):
             est.frame(done)
     assert caplog.records == []
+
+
+def test_kept_values_give_the_very_same_logits(tmp_path):
+    """model.kv_cache: memory attention's values of a memory frame are made once and kept with its entry
+    (its keys carry its slot's position, which moves every frame). Every logit equals the path that
+    projects the whole memory on every frame, bit for bit (three groups with other prompt frames, a
+    correction, both passes, a policy that refuses frames), far fewer memory tokens go through the value
+    projection, and what is kept goes when its memory goes."""
+    import torch
+
+    n = 40
+    path = write_video(tmp_path / "c.mp4", moving_shapes(n, 160, 120))
+    prompts = [
+        Prompt(1, 0, box=(20, 30, 60, 70)),
+        Prompt(1, 20, points=((95, 50, 1), (60, 50, 0))),
+        Prompt(2, 11, points=((100, 80, 1),)),
+        Prompt(4, 25, box=(70, 60, 120, 100)),
+    ]
+    runs = {}
+    for kept in (False, True):
+        for policy in ("sam2", "guard"):
+            model = build_model(model_cfg(128)["arch"]["model"], seed=0, fill_hole_area=0, kv_cache=kept)
+            rows = []
+            v_proj = model.net.memory_attention.layers[0].cross_attn_image.v_proj
+            v_proj.register_forward_hook(lambda mod, args, out, rows=rows: rows.append(args[0].shape[:2].numel()))
+            pr = Propagator(model, memory_policy(policy), passes=Passes(reverse_chunk=5))
+            logits, counts = {}, []
+
+            def hook(frame, reverse, ids, low_res, pr=pr, logits=logits, counts=counts):
+                counts.extend(pr.retained())
+                for i, oid in enumerate(ids):
+                    logits[(oid, frame, reverse)] = low_res[i].float().clone()
+
+            pr.step_hook = hook
+            masks = [fm.masks for _, fm in pr.run(PyAVSource(path), prompts)]
+            runs[kept, policy] = logits, masks, sum(rows), counts
+    for policy in ("sam2", "guard"):
+        plain, plain_masks, plain_rows, _ = runs[False, policy]
+        kept, kept_masks, kept_rows, counts = runs[True, policy]
+        assert plain.keys() == kept.keys() and len(plain) == 3 * n
+        assert all(torch.equal(plain[k], kept[k]) for k in plain), policy
+        assert all(np.array_equal(a, b) for a, b in zip(plain_masks, kept_masks))
+        assert kept_rows < plain_rows / 3, (policy, kept_rows, plain_rows)
+        assert all(c["stray_projections"] == 0 for c in counts)
+        # per group at most: its memories and prompt frames x 4 layers
+        assert all(c["projections"] <= 4 * (c["fwd_memories"] + c["bwd_memories"] + c["prompt_frames"]) for c in counts)
+        assert max(c["projections"] for c in counts) > 0
+    assert any(not np.array_equal(a, b) for a, b in zip(runs[False, "sam2"][1], runs[False, "guard"][1]))

@@ -622,6 +622,7 @@ BAD_OVERRIDES = [
     ["model.fill_hole_area=-3"],
     ["model.compile=maybe"],
     ["model.tf32=maybe"],
+    ["model.kv_cache=1"],
     ["model.dtype=half"],
     ["threads=0"],
     ["threads=abc"],

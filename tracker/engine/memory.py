@@ -136,6 +136,11 @@ class Group:
             "bwd_memories": sum(e.maskmem is not None for e in self.bwd.values()),
             "bwd_pointers": len(self.bwd),
             "low_res_kept": sum(e.low_res is not None for d in (self.fwd, self.bwd) for e in d.values()),
+            # memory attention's projections kept (model.kv_cache), and of them any kept without a memory
+            "projections": sum(len(e.projected) for d in (self.cond, self.fwd, self.bwd) for e in d.values()),
+            "stray_projections": sum(
+                len(e.projected) for d in (self.cond, self.fwd, self.bwd) for e in d.values() if e.maskmem is None
+            ),
         }
 
 
@@ -243,7 +248,7 @@ class Sam2Memory(MemoryPolicy):
             if s not in mem and s not in ptr:
                 del store[s]
             elif s not in mem and store[s].maskmem is not None:
-                store[s].maskmem = None
+                store[s].drop_memory()
 
     def keep_after(self, t: int, reverse: bool) -> tuple[set[int], set[int]]:
         """Frames (memories, pointers) that tracking after frame t in this direction can still read."""

@@ -215,6 +215,7 @@ class SamModel:
         compile: bool = False,
         dtype: str = "float32",
         tf32: bool = False,
+        kv_cache: bool = False,
     ) -> None:
         self.net = net
         self.device = device
@@ -226,6 +227,10 @@ class SamModel:
         # Hole filling changes the masks that users see, and (as upstream) the memory of prompt
         # frames; on tracked frames it is applied to the outputs only (tracker.masks.fill_holes).
         self.fill_hole_area = int(fill_hole_area)
+        # Memory attention's values of a memory frame kept with its entry (the same numbers, made once
+        # instead of on every frame that reads it): ~4 % of attention's time for 4 layers x 4x the channels
+        # in float32, 32 times the bfloat16 memory's own size: off unless asked for (model.kv_cache)
+        self.kv_cache = bool(kv_cache)
         self.image_size: int = int(net.image_size)
         self.num_maskmem: int = int(net.num_maskmem)
         self.stride: int = int(net.memory_temporal_stride_for_eval)
@@ -544,16 +549,17 @@ class SamModel:
         without one, SAM 2's own choice, exactly as upstream.
         """
         prepared = [self._memory_of(frame_index, reverse, r, num_frames) for r in requests]
-        buckets: dict[tuple[int, int], list[int]] = {}
-        for i, (memory, _, n_ptr) in enumerate(prepared):
-            buckets.setdefault((memory.shape[0], n_ptr), []).append(i)
+        buckets: dict[tuple[int, int, int], list[int]] = {}
+        for i, (memory, _, n_ptr, pieces) in enumerate(prepared):
+            buckets.setdefault((memory.shape[0], n_ptr, len(pieces)), []).append(i)
         results: list[MemoryEntry | None] = [None] * len(requests)
         with self.autocast():
             fused = []
-            for (_, n_ptr), idx in buckets.items():
+            for (_, n_ptr, _), idx in buckets.items():
                 memory = torch.cat([prepared[i][0] for i in idx], dim=1)
                 memory_pos = torch.cat([prepared[i][1] for i in idx], dim=1)
-                fused.append((idx, self._fused(feats, memory, memory_pos, n_ptr)))
+                kv = self._key_values(n_ptr, [prepared[i][3] for i in idx])
+                fused.append((idx, self._fused(feats, memory, memory_pos, n_ptr, kv)))
             if judge is not None and len(fused) > 1:
                 # Only memory attention needs one memory layout per batch: with a policy (whose refused frames
                 # give objects memories of different lengths) the heads, the verdict and the memory encoder
@@ -576,18 +582,31 @@ class SamModel:
 
     def _memory_of(
         self, t: int, reverse: bool, r: TrackRequest, num_frames: int
-    ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One request's memory tokens and positions, float32 [N, B, C_mem] each, and how many of the last
-        tokens are object pointers (:func:`sam2_port.memory_tokens`)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, int, list[MemoryEntry]]:
+        """One request's memory tokens and positions, float32 [N, B, C_mem] each, how many of the last
+        tokens are object pointers and the memory frames of the others (:func:`sam2_port.memory_tokens`)."""
         assert self._maskmem_pos is not None
         return sam2_port.memory_tokens(self.net, t, reverse, r, num_frames, self._maskmem_pos)
 
-    def _fused(self, feats: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, n_ptr: int) -> torch.Tensor:
+    def _key_values(self, n_ptr: int, pieces: list[list[MemoryEntry]]) -> sam2_port.KeyValues | None:
+        """With :attr:`kv_cache`, where a batch's memory attention gets its keys and values."""
+        if not self.kv_cache:
+            return None
+        return lambda i, layer, memory, pos: sam2_port.project_memory(layer, i, memory, pos, n_ptr, pieces)
+
+    def _fused(
+        self,
+        feats: ImageFeatures,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        n_ptr: int,
+        key_values: sam2_port.KeyValues | None = None,
+    ) -> torch.Tensor:
         """The frame's features conditioned on B objects' memories ``memory`` [N, B, C_mem] (all of one
         layout): [B, C, h, w], what SAM2Base.track_step gives its heads."""
         vision_feats, vision_pos, sizes = self.backbone_features(feats)
         h, w = sizes[-1]
-        fused = self._attend(feats, vision_feats[-1], vision_pos[-1], memory, memory_pos, n_ptr)
+        fused = self._attend(feats, vision_feats[-1], vision_pos[-1], memory, memory_pos, n_ptr, key_values)
         return fused.permute(1, 2, 0).reshape(memory.shape[1], self.net.hidden_dim, h, w)
 
     def _heads(
@@ -683,11 +702,12 @@ class SamModel:
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         n_ptr: int,
+        key_values: sam2_port.KeyValues | None = None,
     ) -> torch.Tensor:
         """Memory attention for B objects of one frame (:func:`sam2_port.attend`), the first layer's
         self-attention kept with the frame's features."""
         out, feats.sa0 = sam2_port.attend(
-            self.net.memory_attention, curr, curr_pos, memory, memory_pos, n_ptr, feats.sa0
+            self.net.memory_attention, curr, curr_pos, memory, memory_pos, n_ptr, feats.sa0, key_values
         )
         return out
 
@@ -731,18 +751,20 @@ def build_model(
     seed: int | None = None,
     dtype: str = "float32",
     tf32: bool = False,
+    kv_cache: bool = False,
 ) -> SamModel:
     """Build a :class:`SamModel` from SAM 2's ``model:`` node (``cfg.model.arch.model`` as a dict).
 
     ``seed`` seeds the random initialisation (used when ``checkpoint`` is None); ``tf32``: float32 on CUDA
-    in TF32 (the command's default, ``model.tf32``; off here: upstream's bits).
+    in TF32 (the command's default, ``model.tf32``; off here: upstream's bits); ``kv_cache``: keep memory
+    attention's projections of each memory frame (:attr:`SamModel.kv_cache`).
     """
     compute_dtype(dtype)  # a bad name fails before the model is built
     dev = pick_device(device)
     if seed is not None:
         torch.manual_seed(seed)
     net = build_sam2(arch, checkpoint, dev)
-    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype, tf32=tf32)
+    return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype, tf32=tf32, kv_cache=kv_cache)
 
 
 def _appearance_basis(top: torch.Tensor) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:

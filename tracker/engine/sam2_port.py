@@ -11,11 +11,13 @@ and the parity tests check the outputs are upstream's, bit for bit on CPU.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sam2.modeling.position_encoding import apply_rotary_enc
 from sam2.modeling.sam.transformer import RoPEAttention
 from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
@@ -31,8 +33,13 @@ UPSTREAM = {
     "sam2.modeling.memory_attention.MemoryAttentionLayer.forward": "316640acbff02979",  # attend
     "sam2.modeling.sam.mask_decoder.MaskDecoder.forward": "662dc2b7ed134055",  # decode's choice
     "sam2.modeling.memory_encoder.MemoryEncoder.forward": "93ba8fee916785ad",  # frame_projection
+    "sam2.modeling.memory_attention.MemoryAttentionLayer._forward_ca": "c0399c539a513c16",  # cross_attention
+    "sam2.modeling.sam.transformer.RoPEAttention.forward": "f2042b996e283daa",  # cross_attention
+    "sam2.modeling.sam.transformer.Attention.forward": "78df0516c13883b1",  # cross_attention
 }
 
+# (layer index, layer, memory [B, N, C_mem], memory_pos [B, N, C_mem]) -> its keys and values [B, N, C]
+KeyValues = Callable[[int, torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Decoded = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, ...]]
 
 
@@ -43,9 +50,10 @@ def memory_tokens(
     r: TrackRequest,
     num_frames: int,
     maskmem_pos: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, int, list[MemoryEntry]]:
     """``SAM2Base._prepare_memory_conditioned_features``' memory for one request: its memory tokens and
-    their positions, float32 [N, B, C_mem] each, and how many of the last tokens are object pointers.
+    their positions, float32 [N, B, C_mem] each, how many of the last tokens are object pointers, and the
+    memory frames the tokens before them come from, in order (H*W tokens each).
     ``maskmem_pos``: the memory encoder's position encoding [1, C_mem, H, W] (the same for every frame)."""
     b, num_maskmem = r.batch, net.num_maskmem
     selected, unselected = select_closest_cond_frames(t, r.cond, net.max_cond_frames_in_attn)
@@ -54,11 +62,12 @@ def memory_tokens(
     for t_pos, prev in zip(range(1, num_maskmem), reads):
         chosen.append((t_pos, r.recent.get(prev, unselected.get(prev))))
     spatial_pos = maskmem_pos.flatten(2).permute(2, 0, 1).float()  # [HW, 1, C_mem]
-    memory, memory_pos = [], []
+    memory, memory_pos, pieces = [], [], []
     for t_pos, e in chosen:
         if e is None:
             continue
         assert e.maskmem is not None, f"frame {t}: a memory it reads was dropped (memory policy error)"
+        pieces.append(e)
         memory.append(e.maskmem.float().flatten(2).permute(2, 0, 1))
         pos = spatial_pos + net.maskmem_tpos_enc[num_maskmem - t_pos - 1].float()
         memory_pos.append(pos.expand(-1, b, -1))
@@ -69,7 +78,7 @@ def memory_tokens(
             memory.append(ptrs[0])
             memory_pos.append(ptrs[1])
             n_ptr = ptrs[0].shape[0]
-    return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr
+    return torch.cat(memory, dim=0), torch.cat(memory_pos, dim=0), n_ptr, pieces
 
 
 def _pointer_tokens(
@@ -125,11 +134,16 @@ def attend(
     memory_pos: torch.Tensor,
     n_ptr: int,
     first_self_attention: torch.Tensor | None,
+    key_values: KeyValues | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``MemoryAttention.forward`` for B objects of one frame: curr / curr_pos [HW, 1, C] (the frame's,
     shared), memory / memory_pos [N, B, C_mem] -> [HW, B, C]. The first layer's self-attention sees the same
     tokens for every object: it runs once per frame, on batch 1; returned second, and given back as
-    ``first_self_attention`` for the frame's further batches."""
+    ``first_self_attention`` for the frame's further batches. ``key_values`` (batch-first layers only): the
+    cross-attentions' keys and values come from it (:func:`project_memory`) instead of being projected
+    here from the whole memory."""
+    if key_values is not None and not att.batch_first:
+        key_values = None
     batch = memory.shape[1]
     out = curr + 0.1 * curr_pos if att.pos_enc_at_input else curr
     if att.batch_first:
@@ -146,11 +160,78 @@ def attend(
         else:
             out = layer._forward_sa(out, query_pos)
         rope = isinstance(layer.cross_attn_image, RoPEAttention)
-        out = layer._forward_ca(out, memory, query_pos, memory_pos, n_ptr if rope else 0)
+        if key_values is None:
+            out = layer._forward_ca(out, memory, query_pos, memory_pos, n_ptr if rope else 0)
+        else:
+            keys, values = key_values(i, layer, memory, memory_pos)
+            out = cross_attention(layer, out, query_pos, keys, values, n_ptr if rope else 0)
         out = out + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(out))))))
     out = att.norm(out)
     assert sa0 is not None
     return (out.transpose(0, 1) if att.batch_first else out), sa0
+
+
+def cross_attention(
+    layer: torch.nn.Module,
+    tgt: torch.Tensor,
+    query_pos: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    num_k_exclude_rope: int,
+) -> torch.Tensor:
+    """``MemoryAttentionLayer._forward_ca`` with ``RoPEAttention.forward`` (or ``Attention.forward``) given
+    the memory's keys and values already projected: tgt / query_pos [B, HW, C], keys / values [B, N, C]
+    (``keys`` is written into: a tensor of the call's own) -> [B, HW, C]."""
+    att = layer.cross_attn_image
+    tgt2 = layer.norm2(tgt)
+    q = att.q_proj(tgt2 + query_pos if layer.pos_enc_at_cross_attn_queries else tgt2)
+    q = att._separate_heads(q, att.num_heads)
+    k = att._separate_heads(keys, att.num_heads)
+    v = att._separate_heads(values, att.num_heads)
+    if isinstance(att, RoPEAttention):
+        w = h = math.sqrt(q.shape[-2])
+        att.freqs_cis = att.freqs_cis.to(q.device)
+        if att.freqs_cis.shape[0] != q.shape[-2]:
+            att.freqs_cis = att.compute_cis(end_x=w, end_y=h).to(q.device)
+        if q.shape[-2] != k.shape[-2]:
+            assert att.rope_k_repeat
+        num_k_rope = k.size(-2) - num_k_exclude_rope
+        q, k[:, :, :num_k_rope] = apply_rotary_enc(
+            q, k[:, :, :num_k_rope], freqs_cis=att.freqs_cis, repeat_freqs_k=att.rope_k_repeat
+        )
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=att.dropout_p if att.training else 0.0)
+    out = att.out_proj(att._recombine_heads(out))
+    return tgt + layer.dropout2(out)
+
+
+def project_memory(
+    layer: torch.nn.Module,
+    index: int,
+    memory: torch.Tensor,
+    memory_pos: torch.Tensor,
+    n_ptr: int,
+    pieces: Sequence[Sequence[MemoryEntry]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The key and value projections of cross-attention layer ``index`` (as ``RoPEAttention.forward`` makes
+    them) for batch-first memory / memory_pos [B, N, C_mem] -> [B, N, C] each. A memory frame's values are
+    the same whichever frame reads it: they are projected once and kept with its entry (its keys are not:
+    they hold its slot's position encoding, which moves on every frame). ``pieces``: each request's memory
+    frames (:func:`memory_tokens`), its rows next in the batch. The kept rows are the very numbers a
+    projection of the whole memory gives (a linear layer maps each token alone)."""
+    att = layer.cross_attn_image
+    keys = att.k_proj(memory + memory_pos if layer.pos_enc_at_cross_attn_keys else memory)
+    if len(pieces) != 1:  # rows of several groups: assembling kept values would copy them twice
+        return keys, att.v_proj(memory)
+    per_frame = (memory.shape[1] - n_ptr) // max(len(pieces[0]), 1)
+    values = []
+    for j, entry in enumerate(pieces[0]):
+        kept = entry.projected.get((index, "v"))
+        if kept is None:
+            kept = entry.projected[(index, "v")] = att.v_proj(memory[:, j * per_frame : (j + 1) * per_frame])
+        values.append(kept)
+    if n_ptr:
+        values.append(att.v_proj(memory[:, memory.shape[1] - n_ptr :]))
+    return keys, torch.cat(values, dim=1)
 
 
 def decode(

@@ -5,7 +5,7 @@ policies. No torch and no sam2 at import: a policy is NumPy over :class:`Candida
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -23,12 +23,22 @@ class MemoryEntry:
     maskmem: bf16 [B, C_mem, S/16, S/16] or None (dropped once no later frame reads it);
     obj_ptr: [B, C] float32; low_res: float32 [B, 1, S/4, S/4] mask logits (None once emitted);
     score: float32 [B, 1] object score logits.
+
+    ``projected``: the memory attention's projections of ``maskmem`` that the engine keeps when asked to
+    (``model.kv_cache``), (layer, "v") -> [B, H'*W', C]; made from ``maskmem`` alone, so never copied to
+    another entry (not an ``__init__`` field) and dropped with it (:meth:`drop_memory`).
     """
 
     maskmem: Tensor | None
     obj_ptr: Tensor
     low_res: Tensor | None
     score: Tensor
+    projected: dict[tuple[int, str], Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def drop_memory(self) -> None:
+        """Keep only the pointer and score: no later frame reads this frame's memory."""
+        self.maskmem = None
+        self.projected.clear()
 
     @staticmethod
     def cat(entries: list[MemoryEntry]) -> MemoryEntry:

@@ -100,6 +100,8 @@ def model(cfg: Mapping[str, Any]) -> None:
     boolean(cfg, "model.compile")
     if _get(cfg, "model.tf32") is not None:  # (a hand-made model node without it: on)
         boolean(cfg, "model.tf32")
+    if _get(cfg, "model.kv_cache") is not None:
+        boolean(cfg, "model.kv_cache")
     if _get(cfg, "model.dtype") is not None:
         choice(cfg, "model.dtype", ("float32", "bfloat16", "float16"))
     integer(cfg, "model.fill_hole_area", 0, 1 << 20, example=8)

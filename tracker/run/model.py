@@ -30,6 +30,7 @@ def build(m: ModelSpec, *, checkpoint: bool = True, warn: str = "log") -> Any:
             compile=m.compile,
             dtype=m.dtype,
             tf32=m.tf32,
+            kv_cache=m.kv_cache,
             fill_hole_area=m.fill_hole_area,
             seed=m.seed,
         )

@@ -51,6 +51,7 @@ def base_record(spec: RunSpec, model: Any, mode: str, threads: int) -> dict[str,
         "versions": versions(),
         "device": device_name(model),
         "tf32": bool(getattr(model, "tf32", False)),  # float32 on CUDA in TF32 (model.tf32)
+        "kv_cache": bool(getattr(model, "kv_cache", False)),  # memory attention's projections kept
         "mode": mode,
         "threads": threads,
     }

@@ -36,6 +36,7 @@ class ModelSpec:
     auto_points: int
     seed: int
     tf32: bool = True  # CUDA float32 in TF32
+    kv_cache: bool = False  # memory attention's projections of each memory frame kept
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def model_spec(plain: Mapping[str, Any], *, weights: bool = True) -> ModelSpec:
         compile=bool(m["compile"]),
         dtype=str(m.get("dtype", "float32")),
         tf32=bool(m.get("tf32", True)),
+        kv_cache=bool(m.get("kv_cache", False)),
         fill_hole_area=int(m["fill_hole_area"]),
         auto_points=int(m["auto_points"]),
         seed=int(plain["seed"]),

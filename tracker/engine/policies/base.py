@@ -211,7 +211,7 @@ class SlotMemory(MemoryPolicy):
             if f not in keep:
                 del store[f]
             elif f not in keep_mem and store[f].maskmem is not None:
-                store[f].maskmem = None
+                store[f].drop_memory()
 
     def extra_memories(self, bank: Bank) -> set[int]:
         return set()
