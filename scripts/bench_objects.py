@@ -14,6 +14,9 @@ Cases (each a fresh child process: its wall time is process start to outputs on 
             frame (20 frames in, full memory): ms per call with every memory frame's keys / values kept, with
             the newest frame's projected (a tracked frame's case), and without; and the memory tokens the
             value projection sees per frame over a run, each way. 1 and 5 objects.
+  compiled  ours with model.compile=true against eager, 1 and 5 objects: the first compiled run compiles
+            (cold, into a fresh TRACKER_HOME), the later ones load it; model time less compiling, and the
+            masks against eager's.
   many      ours, --many objects (64) on 200 and 400 frames against 1 object on 200: tracking time per
             object against one object's, and peak RSS flat in video length (not in the default cases: long).
 SAM 2.1 tiny at 256 px with random weights (speed does not depend on the weights' values).
@@ -164,6 +167,7 @@ def child(args: argparse.Namespace) -> dict:
             "sink.jsonl=false",
             "sink.mot=false",
             "progress=false",
+            *json.loads(args.extra),
         ]
         sys.argv = ["tracker", *argv]
         try:
@@ -173,6 +177,8 @@ def child(args: argparse.Namespace) -> dict:
                 raise
         run = json.loads((Path(args.out) / "run.json").read_text())
         rec = {"frames": run["frames"], "model_s": run.get("model_s"), "encode_s": run.get("encode_s")}
+        if run.get("compiled"):
+            rec.update(compiled=run["compiled"], compile_s=run["compile_s"])
     rec.setdefault("wall_s", round(time.perf_counter() - t0, 2))  # upstream's: before the comparison
     rec["fps"] = round(rec["frames"] / rec["wall_s"], 3)
     rec["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -189,6 +195,7 @@ def run_child(
     dtype="float32",
     compare=None,
     our_frames: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> dict:
     cmd = [sys.executable, __file__, "--child", "--impl", impl, "--video", str(video), "--out", str(out)]
     if our_frames:
@@ -196,7 +203,7 @@ def run_child(
     if compare is not None:
         cmd += ["--compare", str(compare)]
     cmd += ["--boxes", json.dumps(box_list), "--frames-of", json.dumps(frames_of)]
-    cmd += ["--image-size", str(image_size), "--dtype", dtype]
+    cmd += ["--image-size", str(image_size), "--dtype", dtype, "--extra", json.dumps(list(extra))]
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONWARNINGS="ignore")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -303,6 +310,29 @@ def kv_saving(clip: Path, s: int, k: int, w: int, h: int, frames: int = 20, turn
     }
 
 
+def compiled(tmp: Path, clip: Path, w: int, h: int, s: int) -> dict:
+    """Eager against model.compile=true, compile time apart (cold first, then loaded from the cache)."""
+    os.environ["TRACKER_HOME"] = str(tmp / "home")  # the children's: a cold cache first
+    out: dict = {}
+    for k in (1, 5):
+        b = boxes(k, w, h)
+        runs = []
+        for cold in (True, False) if k == 1 else (False,):
+            runs.append(run_child("ours", clip, tmp / f"comp{k}{cold}", b, [0] * k, s, extra=("model.compile=true",)))
+        eager = run_child("ours", clip, tmp / f"eager{k}", b, [0] * k, s)
+        warm = runs[-1]
+        tracking = round(warm["model_s"] - warm["compile_s"], 2)
+        out[f"{k}_objects"] = {
+            "eager": eager,
+            "compiled": warm,
+            **({"compiled_cold": runs[0]} if k == 1 else {}),
+            "compiled_model_s_less_compiling": tracking,
+            "model_speedup_less_compiling": round(eager["model_s"] / tracking, 3),
+            "masks_vs_eager": png_agreement(tmp / f"eager{k}" / "masks", tmp / f"comp{k}False" / "masks"),
+        }
+    return out
+
+
 def many(tmp: Path, k: int, w: int, h: int, s: int) -> dict:
     """k objects on 200 and 400 frames, 1 object on 200: tracking (model) time and peak RSS."""
     from helpers import moving_shapes, write_video
@@ -338,6 +368,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     ap.add_argument("--compare", help=argparse.SUPPRESS)
     ap.add_argument("--our-frames", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--extra", default="[]", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -404,6 +435,8 @@ def main() -> None:
             longer = run_child("ours", long, tmp / "rss3", boxes(1, w, h), [0], s)
             report["rss"] = {f"{n}_frames_mib": short["peak_rss_mib"], f"{3 * n}_frames_mib": longer["peak_rss_mib"]}
             report["rss"]["ratio"] = round(longer["peak_rss_mib"] / short["peak_rss_mib"], 3)
+        if "compiled" in args.cases:
+            report["compiled"] = compiled(tmp, clip, w, h, s)
         if "kvcache" in args.cases:
             report["kvcache"] = [kv_saving(clip, s, k, w, h) for k in (1, 5)]
         if "many" in args.cases:

@@ -117,3 +117,38 @@ def test_tf32_applies_to_cuda_float32_only():
     assert cpu.tf32 is False and type(cpu.autocast()).__name__ == "nullcontext"
     arch = model_cfg(128, ["model=toy"])["arch"]["model"]
     assert build_model(arch, tf32=True, device="cpu").tf32 is False
+
+
+def test_compile_on_a_cpu_compiles_the_image_encoder_into_trackers_own_cache(tmp_path):
+    """model.compile=true on a CPU: the image encoder is compiled (memory attention ran slower compiled
+    there), run.json says what and how long compiling took, the compiled code goes under $TRACKER_HOME
+    (not the shared /tmp), and the masks are the eager run's within the parity tolerance."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from helpers import moving_shapes, write_video
+    from PIL import Image
+
+    clip = write_video(tmp_path / "c.mp4", moving_shapes(12, 160, 120))
+    env = dict(os.environ, TRACKER_HOME=str(tmp_path / "home"))
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    runs = {}
+    for compiled in ("false", "true"):
+        out = tmp_path / f"out_{compiled}"
+        cmd = [sys.executable, "-m", "tracker.apps.cli", f"source.path={clip}", f"output_dir={out}", "model=toy"]
+        cmd += ["prompts.box=[20,30,60,70]", f"model.compile={compiled}", "progress=false", "threads=1"]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[compiled] = json.loads((out / "run.json").read_text()), out
+    (eager, eager_out), (comp, comp_out) = runs["false"], runs["true"]
+    assert eager["compiled"] == [] and eager["compile_s"] == 0.0
+    assert comp["compiled"] == ["image_encoder"] and 0 < comp["compile_s"] <= comp["model_s"]
+    assert any((tmp_path / "home" / "torchinductor").rglob("*.py"))
+    same = total = 0
+    for png in sorted((eager_out / "masks").glob("*.png")):
+        a, b = np.asarray(Image.open(png)), np.asarray(Image.open(comp_out / "masks" / png.name))
+        same, total = same + int((a == b).sum()), total + a.size
+    assert total == 12 * 160 * 120 and same / total >= 0.9999

@@ -33,6 +33,7 @@ class Timings:
     encode_s: float = 0.0
     wall_s: float = 0.0
     frames: int = 0
+    compile_s: float = 0.0  # of model_s, torch.compile's (model.compile; a cached compile loads in seconds)
 
     def as_dict(self) -> dict:
         fps = self.frames / self.wall_s if self.wall_s > 0 else None
@@ -42,6 +43,7 @@ class Timings:
             "decode_s": round(self.decode_s, 3),
             "model_s": round(self.model_s, 3),
             "encode_s": round(self.encode_s, 3),
+            "compile_s": round(self.compile_s, 3),
             "fps": round(fps, 3) if fps else None,
         }
 
@@ -200,6 +202,7 @@ def run_pipeline(
         writer.finish()
     timings.wall_s = time.perf_counter() - t_start
     timings.model_s = propagator.model.seconds
+    timings.compile_s = propagator.model.compile_seconds
     timings.decode_s = propagator.decode_seconds
     return timings
 
@@ -275,5 +278,6 @@ def run_live_pipeline(
                 writer.finish()
     timings.wall_s = time.perf_counter() - t_start
     timings.model_s = propagator.model.seconds
+    timings.compile_s = propagator.model.compile_seconds
     timings.decode_s = propagator.decode_seconds
     return timings, latency

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -243,9 +244,12 @@ class SamModel:
         # of self.seconds, in those calls' decoder (with a memory policy's verdict and retries): where a
         # policy's own work is, timed apart from the rest of the frame (bench_long_video.py)
         self.heads_seconds = 0.0
-        if compile:
-            net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
-            self._attend = torch.compile(self._attend, dynamic=True)  # type: ignore[method-assign]
+        self.compiled: tuple[str, ...] = _compile(self, net, device) if compile else ()
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds spent compiling (0.0 without model.compile): the process's torch.compile time."""
+        return compile_seconds() if self.compiled else 0.0
 
     # Points per automatic prompt (model.auto_points): SAM 2 segments from one; the toy needs three.
     auto_points: int = 1
@@ -765,6 +769,33 @@ def build_model(
         torch.manual_seed(seed)
     net = build_sam2(arch, checkpoint, dev)
     return SamModel(net, dev, fill_hole_area=fill_hole_area, compile=compile, dtype=dtype, tf32=tf32, kv_cache=kv_cache)
+
+
+def _compile(model: SamModel, net: torch.nn.Module, device: torch.device) -> tuple[str, ...]:
+    """torch.compile the parts that pay on ``device``; returns their names. Compiled code is cached under
+    ``$TRACKER_HOME/torchinductor`` (not the shared /tmp), so a second run loads it instead of compiling."""
+    from ..weights_cache import home
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "torchinductor"))
+    # the image encoder always sees one frame of one size: no recompiles
+    net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
+    if device.type != "cuda":
+        # On a CPU compiled memory attention ran 1.5x slower than eager at 5 objects (inductor's matmuls and
+        # attention against MKL's and the flash kernel; the image encoder compiled was level with eager):
+        # only the encoder is compiled there (bench_objects.py --cases compiled).
+        return ("image_encoder",)
+    # its token count changes with the memories held: dynamic shapes, as upstream's vos_optimized
+    model._attend = torch.compile(model._attend, dynamic=True)  # type: ignore[method-assign]
+    return ("image_encoder", "memory_attention")
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent in torch.compile so far (0.0 where torch does not say)."""
+    try:
+        from torch._dynamo.utils import compilation_time_metrics
+    except ImportError:  # pragma: no cover - a torch without it
+        return 0.0
+    return float(sum(compilation_time_metrics.get("_compile.compile_inner", ())))
 
 
 def _appearance_basis(top: torch.Tensor) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:

@@ -52,6 +52,7 @@ def base_record(spec: RunSpec, model: Any, mode: str, threads: int) -> dict[str,
         "device": device_name(model),
         "tf32": bool(getattr(model, "tf32", False)),  # float32 on CUDA in TF32 (model.tf32)
         "kv_cache": bool(getattr(model, "kv_cache", False)),  # memory attention's projections kept
+        "compiled": list(getattr(model, "compiled", ())),  # what model.compile compiled on this device
         "mode": mode,
         "threads": threads,
     }
