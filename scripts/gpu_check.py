@@ -9,7 +9,8 @@ Sections, in order of importance (a section that would not fit the budget is rec
   2. bf16 autocast: the toy model's J&F on the synthetic test set, fp32 vs bf16 (within 0.01), and ours vs
      upstream both under bf16 (mask agreement >= 0.99);
   3. propagation benchmark: SAM 2.1 tiny and large (random weights), 1 / 5 / 20 objects, ours vs upstream
-     vs upstream_vos (vos_optimized; compile time apart), fps and peak GPU memory; then ours alone: 8
+     vs upstream_vos (vos_optimized) vs ours_compiled (model.compile; compile times apart), fps and peak
+     GPU memory; then ours alone: 8
      objects prompted on 8 different frames against 1 object, and float32 against bfloat16 at 20 objects;
   4. memory: ours at 300 and at 3000 frames (peak GPU memory must stay within 1.1x);
   5. end to end: the tracker CLI on a 1080p clip with all sinks vs propagation alone on that clip.
@@ -38,7 +39,7 @@ FULL = {
     "bench_models": ["sam2.1_hiera_t", "sam2.1_hiera_l"],
     "bench_size": (1280, 720, 300, 1024),  # width, height, frames, image_size
     "bench_objects": [1, 5, 20],
-    "bench_impls": ["ours", "upstream", "upstream_vos"],
+    "bench_impls": ["ours", "upstream", "upstream_vos", "ours_compiled"],
     "objects_cases": [(1, 0, "bfloat16"), (8, 10, "bfloat16"), (20, 0, "float32"), (20, 0, "bfloat16")],
     "memory_frames": (300, 3000),
     "bf16_parity_cases": ["a_one_box", "b_three_objects"],
@@ -207,11 +208,11 @@ def speedups(records: list[dict]) -> dict:
     out = {}
     by = {(r["model"], r["impl"], r["objects"]): r.get("fps") for r in records}
     for (model, impl, k), fps in by.items():
-        if impl != "ours" or not fps:
+        if not impl.startswith("ours") or not fps:
             continue
         for other in ("upstream", "upstream_vos"):
             if by.get((model, other, k)):
-                out[f"{model} {k} obj ours/{other}"] = round(fps / by[(model, other, k)], 2)
+                out[f"{model} {k} obj {impl}/{other}"] = round(fps / by[(model, other, k)], 2)
     return out
 
 

@@ -215,7 +215,7 @@ def test_kept_values_give_the_very_same_logits(tmp_path):
     projection, and what is kept goes when its memory goes."""
     import torch
 
-    n = 40
+    n = 32
     path = write_video(tmp_path / "c.mp4", moving_shapes(n, 160, 120))
     prompts = [
         Prompt(1, 0, box=(20, 30, 60, 70)),

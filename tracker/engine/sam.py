@@ -781,8 +781,9 @@ def _compile(model: SamModel, net: torch.nn.Module, device: torch.device) -> tup
     net.image_encoder.forward = torch.compile(net.image_encoder.forward, dynamic=False)
     if device.type != "cuda":
         # On a CPU compiled memory attention ran 1.5x slower than eager at 5 objects (inductor's matmuls and
-        # attention against MKL's and the flash kernel; the image encoder compiled was level with eager):
+        # attention against MKL's and the flash kernel; the compiled encoder 0.95x eager end to end):
         # only the encoder is compiled there (bench_objects.py --cases compiled).
+        log.info("model.compile on a CPU: the image encoder only; no speed-up over eager was measured on one")
         return ("image_encoder",)
     # its token count changes with the memories held: dynamic shapes, as upstream's vos_optimized
     model._attend = torch.compile(model._attend, dynamic=True)  # type: ignore[method-assign]
