@@ -11,7 +11,7 @@ Cases (each a fresh child process: its wall time is process start to outputs on 
             synthetic set in float32 and bfloat16 (accuracy).
   rss       ours, 1 object, on the clip and on one 3x as long: peak RSS (memory flat in video length).
   kvcache   memory attention with model.kv_cache against without, in one process, taking turns on the same
-            frame (20 frames in, full memory): ms per call with every memory frame's keys / values kept, with
+            frame (20 frames in, full memory): ms per call with every memory frame's values kept, with
             the newest frame's projected (a tracked frame's case), and without; and the memory tokens the
             value projection sees per frame over a run, each way. 1 and 5 objects.
   compiled  ours with model.compile=true against eager, 1 and 5 objects: the first compiled run compiles
@@ -252,7 +252,7 @@ def jf_dtypes(tmp: Path, sequences: int, frames: int) -> dict:
 
 
 def kv_saving(clip: Path, s: int, k: int, w: int, h: int, frames: int = 20, turns: int = 15) -> dict:
-    """Memory attention with and without the K/V cache, in lock step on one frame's captured inputs."""
+    """Memory attention with and without kept values, in lock step on one frame's captured inputs."""
     import statistics
 
     import torch

@@ -225,9 +225,9 @@ def project_memory(
     per_frame = (memory.shape[1] - n_ptr) // max(len(pieces[0]), 1)
     values = []
     for j, entry in enumerate(pieces[0]):
-        kept = entry.projected.get((index, "v"))
+        kept = entry.projected.get(index)
         if kept is None:
-            kept = entry.projected[(index, "v")] = att.v_proj(memory[:, j * per_frame : (j + 1) * per_frame])
+            kept = entry.projected[index] = att.v_proj(memory[:, j * per_frame : (j + 1) * per_frame])
         values.append(kept)
     if n_ptr:
         values.append(att.v_proj(memory[:, memory.shape[1] - n_ptr :]))

@@ -24,16 +24,16 @@ class MemoryEntry:
     obj_ptr: [B, C] float32; low_res: float32 [B, 1, S/4, S/4] mask logits (None once emitted);
     score: float32 [B, 1] object score logits.
 
-    ``projected``: the memory attention's projections of ``maskmem`` that the engine keeps when asked to
-    (``model.kv_cache``), (layer, "v") -> [B, H'*W', C]; made from ``maskmem`` alone, so never copied to
-    another entry (not an ``__init__`` field) and dropped with it (:meth:`drop_memory`).
+    ``projected``: what the engine keeps of ``maskmem`` when asked to (``model.kv_cache``): each memory
+    attention layer's values, layer index -> [B, H'*W', C]; made from ``maskmem`` alone, so never copied
+    to another entry (not an ``__init__`` field) and dropped with it (:meth:`drop_memory`).
     """
 
     maskmem: Tensor | None
     obj_ptr: Tensor
     low_res: Tensor | None
     score: Tensor
-    projected: dict[tuple[int, str], Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
+    projected: dict[int, Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def drop_memory(self) -> None:
         """Keep only the pointer and score: no later frame reads this frame's memory."""
