@@ -11,8 +11,9 @@ module of its own with its constants and why:
 - :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn,
   but not for a few frames after two objects overlapped (one passed in front of the other: motion decides
   which is which); an object too small for a box gate is shown and remembered as SAM 2 shows it;
-- :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one lost for ``forget``
-  frames anywhere in view;
+- :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
+  something also on its line through where it was last shown on the screen, either way (a camera that
+  follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
   look-alike, and never taken for the object later.
 
@@ -37,9 +38,10 @@ from ..base import Pending, solid
 from ..gated import GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, touching
-from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen
+from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen, on_its_line
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
+SCREEN_SMOOTHING = 0.3  # an object's velocity on the screen takes this much of each new whole-to-whole step
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ class GuardMemory(GatedMemory):
         self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
         self.ratio = np.ones(0)  # area shown last over the median
         self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
+        self.screen = np.zeros((0, 4))  # centre last shown and velocity, on the screen (not moved with the camera)
+        self.whole = np.zeros((0, 2))  # centre on the screen when last shown whole, and on which frame
+        self.whole_at = np.full(0, -1_000_000, dtype=np.int64)
         self._move: dict[bool, tuple[int, np.ndarray, tuple[int, int]]] = {}  # reverse -> (frame, affine, size)
 
     # ---- rows ---------------------------------------------------------------------------------------
@@ -95,10 +100,14 @@ class GuardMemory(GatedMemory):
         self.hidden = np.concatenate([self.hidden, np.zeros(k, dtype=bool)])
         self.ratio = np.concatenate([self.ratio, np.ones(k)])
         self.crossed = np.concatenate([self.crossed, np.full(k, -1_000_000, dtype=np.int64)])
+        self.screen = np.concatenate([self.screen, np.zeros((k, 4))])
+        self.whole = np.concatenate([self.whole, np.zeros((k, 2))])
+        self.whole_at = np.concatenate([self.whole_at, np.full(k, -1_000_000, dtype=np.int64)])
 
     def reset_row(self, r: int) -> None:
         super().reset_row(r)
         self.hidden[r], self.ratio[r], self.crossed[r] = False, 1.0, -1_000_000
+        self.screen[r], self.whole_at[r] = 0.0, -1_000_000
         self.decoys.clear(r)
 
     # ---- the camera -----------------------------------------------------------------------------------
@@ -206,6 +215,10 @@ class GuardMemory(GatedMemory):
         )
         if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.settings.near, self.settings.near_growth):
             return True
+        # it went behind something: it may come out on its line through where it was on the screen, either way
+        behind = self.hidden[r] and not self.exited[r] and lost > 0
+        if behind and on_its_line(self.screen[r, :2], self.screen[r, 2:], box, size, lost, self.settings.lane):
+            return True
         # it left the view: it may come back where the camera brings back the place it left by
         if self.exited[r] and near_where_seen(self.seen[r, :2], box, size, 0, 1.0, 0.0):
             return True
@@ -226,6 +239,7 @@ class GuardMemory(GatedMemory):
         shown = np.isfinite(taken).all(axis=1)
         known = np.isfinite(median) & (median > 0)
         self._note_shares(r, shown, known, areas, median)
+        self._follow_screen(r, t, shown, taken, areas, median)
         # A sliver shown for a lost object (SAM 2's own mask next to a different-looking object, most often an
         # occluder's edge) is no sighting: the object stays lost, where and how it was last seen.
         size = np.sqrt(np.where(known, median, 0.0))
@@ -270,6 +284,21 @@ class GuardMemory(GatedMemory):
             whole = shown & ~sure & known & (areas >= lo * median) & (areas <= hi * median)
         self.push_area(r[whole], areas[whole])
 
+    def _follow_screen(
+        self, r: np.ndarray, t: int, shown: np.ndarray, taken: np.ndarray, areas: np.ndarray, median: np.ndarray
+    ) -> None:
+        """Where each row shown is on the screen, and how fast it moves there: from one whole frame (at least
+        WHOLE of its size: a part cut by an occluder moves by half its speed) to the next, smoothed by
+        SCREEN_SMOOTHING."""
+        centre = (taken[:, :2] + taken[:, 2:]) / 2
+        with np.errstate(invalid="ignore"):
+            whole = shown & (areas >= WHOLE * median) & (areas <= median / WHOLE)
+        step = whole & (np.abs(t - self.whole_at[r]) == 1)
+        a, rs, rw = SCREEN_SMOOTHING, r[step], r[whole]
+        self.screen[rs, 2:] = (1 - a) * self.screen[rs, 2:] + a * (centre[step] - self.whole[rs])
+        self.whole[rw], self.whole_at[rw] = centre[whole], t
+        self.screen[r[shown], :2] = centre[shown]
+
     def _note_shares(
         self, r: np.ndarray, shown: np.ndarray, known: np.ndarray, areas: np.ndarray, median: np.ndarray
     ) -> None:
@@ -288,6 +317,9 @@ class GuardMemory(GatedMemory):
             "hidden": self.hidden.tolist(),
             "ratio": self.ratio.tolist(),
             "crossed": self.crossed.tolist(),
+            "screen": self.screen.tolist(),
+            "whole": self.whole.tolist(),
+            "whole_at": self.whole_at.tolist(),
             "decoys": self.decoys.state(),
             "camera": None if self.camera is None else self.camera.state(),
         }
@@ -297,6 +329,10 @@ class GuardMemory(GatedMemory):
         self.hidden = np.asarray(state["hidden"], dtype=bool)
         self.ratio = np.asarray(state["ratio"], dtype=np.float64)
         self.crossed = np.asarray(state.get("crossed", [-1_000_000] * len(self.ratio)), dtype=np.int64)
+        n = len(self.ratio)
+        self.screen = np.asarray(state.get("screen", np.zeros((n, 4))), dtype=np.float64).reshape(-1, 4)
+        self.whole = np.asarray(state.get("whole", np.zeros((n, 2))), dtype=np.float64).reshape(-1, 2)
+        self.whole_at = np.asarray(state.get("whole_at", [-1_000_000] * n), dtype=np.int64)
         self.decoys.load_state(state["decoys"])
         if self.camera is not None and state["camera"] is not None:
             self.camera.load_state(state["camera"])
