@@ -401,3 +401,20 @@ def test_whole_run_guard_takes_back_an_object_that_turns_behind_a_bar_as_the_cam
     sam2, guard = runs["sam2"][1], runs["guard"][1]
     assert _longest_loss(*guard) <= 2
     assert guard[0].mean() >= sam2[0].mean() - 0.06
+
+
+def test_guard_state_round_trips_through_json_with_where_it_was_on_the_screen():
+    """A resumed run reads guard's state back from JSON: the screen line (centre, velocity, last whole frame)
+    comes back, and the next verdicts are the same as the run's own."""
+    import json
+
+    p, g, x = _walked(memory_policy("guard", camera=False))
+    q, _ = bound(memory_policy("guard", camera=False))
+    q.load_state(json.loads(json.dumps(p.state())))
+    r = p.rows[(1, False)]
+    assert np.allclose(q.screen[r], p.screen[r]) and p.screen[r, 2] > 0.5  # moving right on the screen
+    assert (q.whole_at == p.whole_at).all() and np.allclose(q.whole, p.whole)
+    for t in range(20, 26):  # it goes behind something and comes back
+        x += 1.5
+        c = cands([logits(disc(x, 30, 5.0 if t != 22 else 2.0))], [0.95])
+        assert (step(p, g, t, c).absent == step(q, g, t, c).absent).all()
