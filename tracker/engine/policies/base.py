@@ -320,6 +320,17 @@ def solid(box: np.ndarray, size: float) -> bool:
     return bool(min(w, h) >= 0.2 * size and max(w, h) >= 0.3 * size)
 
 
+def line_offset(centre: np.ndarray, velocity: np.ndarray, box: np.ndarray) -> tuple[float, float, float]:
+    """(distance, along, across): how far the centre of ``box`` [4] lies from ``centre`` [2], and how far of it
+    along the direction of ``velocity`` [2] and across it (both 0 for a zero velocity), in pixels."""
+    d = np.array([(box[0] + box[2]) / 2 - centre[0], (box[1] + box[3]) / 2 - centre[1]])
+    speed = float(np.hypot(velocity[0], velocity[1]))
+    if speed == 0:
+        return float(np.hypot(d[0], d[1])), 0.0, 0.0
+    u = np.asarray(velocity, dtype=np.float64) / speed
+    return float(np.hypot(d[0], d[1])), float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
+
+
 def inside_of(box: np.ndarray, outer: np.ndarray) -> float:
     """The fraction of ``box`` [4] that lies inside ``outer`` [4]."""
     w = max(0.0, min(box[2], outer[2]) - max(box[0], outer[0]))

@@ -11,7 +11,7 @@ import numpy as np
 from ..memory import Group, register
 from ..motion import BoxFilter, box_iou, components, mask_boxes
 from ..types import Candidates, Verdict
-from .base import Key, Pending, PolicySettings, SlotMemory, inside_of, only_part, solid
+from .base import Key, Pending, PolicySettings, SlotMemory, inside_of, line_offset, only_part, solid
 
 
 @dataclass(frozen=True)
@@ -131,15 +131,12 @@ class GatedMemory(SlotMemory):
         """Whether a part with box ``box`` is where lost row r can come back."""
         if self.exited[r]:  # it comes back in: at an edge, or just inside one (SAM 2 may see it late)
             return self._at_edge(box, margin=self.settings.entry * size)
-        cx, cy, vx, vy = self.seen[r, :4]
-        d = np.array([(box[0] + box[2]) / 2 - cx, (box[1] + box[3]) / 2 - cy])
-        speed = float(np.hypot(vx, vy))
+        distance, along, across = line_offset(self.seen[r, :2], self.seen[r, 2:4], box)
+        speed = float(np.hypot(*self.seen[r, 2:4]))
         if speed < 0.02 * size:  # it was still: it comes back where it was
-            return bool(np.hypot(*d) <= size * min(1.5, 1 + 0.02 * self.lost[r]))
+            return bool(distance <= size * min(1.5, 1 + 0.02 * self.lost[r]))
         # Even a slow one comes back on its line: the velocity measured as it went behind is often too low
         # (its visible part shrinks there), so a radius growing with the time hidden took other objects.
-        u = np.array([vx, vy]) / speed
-        along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
         return across <= self.settings.lane * size and -0.25 * size <= along <= speed * self.lost[r] + 3 * size
 
     def _held_by_other(self, r: int, box: np.ndarray) -> bool:

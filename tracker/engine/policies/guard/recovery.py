@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base import line_offset
+
 NEAR = 0.5  # a missed object is taken back within this many sizes of where it was shown last
 NEAR_GROWTH = 0.1  # plus this many per frame missed
 MISS_FRAMES = 15  # for this many frames; then only its line of motion, or anywhere after FORGET
@@ -34,10 +36,8 @@ def on_its_line(centre: np.ndarray, velocity: np.ndarray, box: np.ndarray, size:
     """Whether a part with ``box`` [4] lies on the line of motion through ``centre`` [2] (direction of
     ``velocity`` [2], pixels per frame), ahead or back: within ``lane`` sizes across it and ``speed * lost +
     REACH`` sizes along it. A still object (under 0.02 sizes a frame): within 1.5 sizes of ``centre``."""
-    d = np.array([(box[0] + box[2]) / 2 - centre[0], (box[1] + box[3]) / 2 - centre[1]])
+    distance, along, across = line_offset(centre, velocity, box)
     speed = float(np.hypot(velocity[0], velocity[1]))
     if speed < 0.02 * size:
-        return bool(np.hypot(d[0], d[1]) <= 1.5 * size)
-    u = np.asarray(velocity, dtype=np.float64) / speed
-    along, across = float(d @ u), float(abs(d[0] * u[1] - d[1] * u[0]))
+        return distance <= 1.5 * size
     return across <= lane * size and abs(along) <= speed * lost + REACH * size
