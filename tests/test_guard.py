@@ -418,3 +418,9 @@ def test_guard_state_round_trips_through_json_with_where_it_was_on_the_screen():
         x += 1.5
         c = cands([logits(disc(x, 30, 5.0 if t != 22 else 2.0))], [0.95])
         assert (step(p, g, t, c).absent == step(q, g, t, c).absent).all()
+    # a state saved before the screen line: the line is unknown, not at the frame's corner
+    old = {k: v for k, v in p.state().items() if k not in ("screen", "whole", "whole_at")}
+    o, _ = bound(memory_policy("guard", camera=False))
+    o.load_state(json.loads(json.dumps(old)))
+    o.hidden[r], o.lost[r] = True, 5
+    assert np.isnan(o.screen[r]).all() and not o.where_it_can_be(r, np.array([0.0, 0.0, 2.0, 2.0]), 10.0)

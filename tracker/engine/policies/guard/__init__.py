@@ -216,7 +216,7 @@ class GuardMemory(GatedMemory):
         if missed and near_where_seen(self.seen[r, :2], box, size, lost, self.settings.near, self.settings.near_growth):
             return True
         # it went behind something: it may come out on its line through where it was on the screen, either way
-        behind = self.hidden[r] and not self.exited[r] and lost > 0
+        behind = self.hidden[r] and not self.exited[r] and lost > 0 and bool(np.isfinite(self.screen[r]).all())
         if behind and on_its_line(self.screen[r, :2], self.screen[r, 2:], box, size, lost, self.settings.lane):
             return True
         # it left the view: it may come back where the camera brings back the place it left by
@@ -330,7 +330,8 @@ class GuardMemory(GatedMemory):
         self.ratio = np.asarray(state["ratio"], dtype=np.float64)
         self.crossed = np.asarray(state.get("crossed", [-1_000_000] * len(self.ratio)), dtype=np.int64)
         n = len(self.ratio)
-        self.screen = np.asarray(state.get("screen", np.zeros((n, 4))), dtype=np.float64).reshape(-1, 4)
+        # (a state saved before the screen line: unknown, so that line is not looked along until it is shown)
+        self.screen = np.asarray(state.get("screen", np.full((n, 4), np.nan)), dtype=np.float64).reshape(-1, 4)
         self.whole = np.asarray(state.get("whole", np.zeros((n, 2))), dtype=np.float64).reshape(-1, 2)
         self.whole_at = np.asarray(state.get("whole_at", [-1_000_000] * n), dtype=np.int64)
         self.decoys.load_state(state["decoys"])
