@@ -294,6 +294,31 @@ def test_guard_shows_sam2s_mask_of_an_object_too_small_to_gate(name):
     assert remembered(p, 20).mem == (name == "guard")  # and remembered, as SAM 2 remembers it
 
 
+@pytest.mark.parametrize("alike", [False, True])
+def test_guard_remembers_an_object_cut_by_a_different_looking_tracked_one_in_front(alike):
+    """Object 2 passes in front of object 1 and hides up to half of it. SAM 2 shows and remembers object 1's
+    cut masks; guard shows them (the two look different: SAM 2 tells them apart) and remembers them too,
+    without sizing by them. Two look-alikes: such frames stay out (a swap may hide in them)."""
+    p = memory_policy("guard", camera=False)
+    p.bind(Geometry(7, 1, 16, 400))
+    a, b = Group((1,), (0,)), Group((2,), (0,))
+    p.prompted(a, 0, logits(disc(34, 30, 6))[None])
+    p.prompted(b, 0, logits(disc(6, 30, 6))[None])
+    looks = np.array([[1.0, 0.0], [1.0, 0.0]]) if alike else np.array([[1.0, 0.0], [0.0, 1.0]])
+    cut = []
+    for t in range(1, 26):
+        front = disc(6 + t, 30, 6)
+        behind = disc(34, 30, 6) & ~front
+        c = pair(cands([logits(behind)], [0.95]), cands([logits(front)], [0.95]), looks)
+        v = p.decide([(a, 0), (b, 0)], t, False, c)
+        first, _ = remembered(p, t, 1), remembered(p, t, 2)
+        if behind.sum() < 0.6 * disc(34, 30, 6).sum() and not v.absent[0]:
+            cut.append(first.mem)
+    assert cut and all(cut) == (not alike) and any(cut) == (not alike)
+    r = p.rows[(1, False)]
+    assert p.median_area(np.array([r]))[0] > 0.8 * disc(34, 30, 6).sum()  # not sized by the cut frames
+
+
 def test_guard_lets_motion_decide_after_two_objects_overlapped():
     """Two look-alikes run at each other and overlap (one passes in front of the other): SAM 2 may come out
     of it on either, so for CROSSED_FRAMES frames neither continuity nor the near rule takes SAM 2's mask:

@@ -42,6 +42,7 @@ from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
 SCREEN_SMOOTHING = 0.3  # an object's velocity on the screen takes this much of each new whole-to-whole step
+CUT_OWN = 0.9  # a mask shown is SAM 2's own when it keeps this share of it (not a part the policy picked)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,33 @@ class GuardMemory(GatedMemory):
             size = float(np.sqrt(median[i]))
             boxes = [mask_boxes(p[None])[0] for _, p in self.parts(c, i)]
             self.decoys.note(r, t, [b for b in boxes if solid(b, size)], size)
+        self._remember_cut(keys, rs, t, c, v, median)
         return v
+
+    def _remember_cut(
+        self, keys: Sequence[tuple[int, bool]], rs: np.ndarray, t: int, c: Candidates, v: Verdict, median: np.ndarray
+    ) -> None:
+        """A stable object shown as SAM 2 shows it (confident), cut to under ``memory_size`` of its size by a
+        different-looking tracked object shown over where it was predicted, is remembered as SAM 2 remembers it
+        (but does not size it): read without those frames, SAM 2 shrank the object's mask frame by frame as
+        the other passed in front (standard sets). Two look-alikes: it stays out (a swap may hide in it)."""
+        lo = self.settings.memory_size[0]
+        for i, r in enumerate(rs):
+            key, pred = (keys[i][0], keys[i][1], t), self._pred.get(keys[i])
+            p = self.pending.get(key)
+            if p is None or p.mem or pred is None or v.absent[i] or self.lost[r] > 0 or c.score[i] <= 0:
+                continue
+            k = int(c.chosen[i])
+            shown, own = int((v.mask[i] > 0).sum()), int((c.masks[i, k] > 0).sum())
+            confident = c.ious[i, k] > self.settings.memory_iou and np.isfinite(median[i])
+            if v.choice[i] != k or shown < CUT_OWN * own or not confident or shown >= lo * median[i]:
+                continue
+            at = np.asarray(pred, dtype=np.float64)[None]
+            front = [
+                j for j, b in self.now.items() if j != r and box_iou(np.asarray(b, dtype=np.float64)[None], at)[0] > 0
+            ]
+            if front and self._look_different(np.array([r]), np.array(front)).all():
+                self.pending[key] = Pending(mem=True, ptr=True)
 
     def _note_crossings(self, keys: Sequence[tuple[int, bool]], t: int, c: Candidates) -> None:
         """Rows whose SAM 2 mask overlaps another's by :data:`CROSSED` (box IoU) on frame t: one passes in
