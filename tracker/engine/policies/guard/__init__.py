@@ -19,7 +19,8 @@ module of its own with its constants and why:
 
 Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
 a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
-border afterwards. Sizes follow every whole frame shown, so an object that grows is not refused as too big.
+border afterwards; so is SAM 2's own mask of an object cut by a different-looking tracked one in front of
+it. Sizes follow every whole frame shown, so an object that grows is not refused as too big.
 """
 
 from __future__ import annotations
