@@ -319,6 +319,48 @@ def test_guard_remembers_an_object_cut_by_a_different_looking_tracked_one_in_fro
     assert p.median_area(np.array([r]))[0] > 0.8 * disc(34, 30, 6).sum()  # not sized by the cut frames
 
 
+def test_guard_shows_an_object_that_stays_where_it_was_next_to_a_lookalike():
+    """Object 1 walks right, then stops against object 2 (not told apart by look: motion decides next to
+    it). Its filter, coasting while the two are close, runs on into object 2, so gated's gate refuses the
+    object standing still; guard shows SAM 2's confident mask where the object was shown last (box IoU at
+    least STAY, none of object 2's near it). A mask that jumps onto object 2 is still motion's to judge."""
+    p = memory_policy("guard", camera=False)
+    p.bind(Geometry(7, 1, 16, 400))
+    a, b = Group((1,), (0,)), Group((2,), (0,))
+    p.prompted(a, 0, logits(disc(8, 30, 6))[None])
+    p.prompted(b, 0, logits(disc(31, 30, 6))[None])
+    shown = []
+    for t in range(1, 40):
+        first = disc(min(8 + t, 20), 30, 6) & ~disc(31, 30, 6)
+        c = pair(cands([logits(first)], [0.95]), cands([logits(disc(31, 30, 6))], [0.95]))
+        shown.append(not p.decide([(a, 0), (b, 0)], t, False, c).absent[0])
+    assert all(shown)
+    r = p.rows[(1, False)]
+    assert not p._stays([(0, disc(31, 30, 6))], cands([logits(disc(31, 30, 6))], [0.95]), 0, r, 113.0)
+
+
+def test_guard_restarts_a_filter_that_coasted_off_a_thin_object_turning_in_place():
+    """An object walks right, stops and turns edge-on in place (a bar under half its size, then a third):
+    a part too thin to move the filter, so the filter coasts on at the old speed. Once the bar is under
+    size_range of the size, only a part inside the prediction is taken, and the prediction is far off:
+    gated refuses the object in place. guard restarts the filter on what it shows there and keeps it."""
+    results = {}
+    for name in ("gated", "guard"):
+        p, g = bound(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+        prompt(p, g, disc(10, 30, 6))
+        yy, xx = np.mgrid[:S, :S]
+        for t in range(1, 11):
+            assert not step(p, g, t, cands([logits(disc(10 + t, 30, 6))], [0.95])).absent[0]
+        shown = []
+        for t in range(11, 50):
+            left = 19 if t < 40 else 20  # edge-on: a bar 4, then 3 px wide, where it stopped
+            bar = (xx >= left) & (xx <= 22) & (np.abs(yy - 30) <= 6)
+            shown.append(not step(p, g, t, cands([logits(bar)], [0.95])).absent[0])
+        results[name] = shown
+    assert all(results["guard"])
+    assert not all(results["gated"][29:])
+
+
 def test_guard_lets_motion_decide_after_two_objects_overlapped():
     """Two look-alikes run at each other and overlap (one passes in front of the other): SAM 2 may come out
     of it on either, so for CROSSED_FRAMES frames neither continuity nor the near rule takes SAM 2's mask:

@@ -38,7 +38,7 @@ from ...types import Candidates, Verdict
 from ..base import Pending, solid
 from ..gated import GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
-from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, touching
+from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, stays, touching
 from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen, on_its_line
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
@@ -215,6 +215,8 @@ class GuardMemory(GatedMemory):
         median: float,
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
         last = self.seen[ri, 4:]
+        if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and (stay := self._stays(parts, c, i, ri, median)):
+            return stay
         if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._crossing(ri) and not self._touching(ri, last):
             size = float(np.sqrt(median))
             own = [p for k, p in parts if k == c.chosen[i]]
@@ -227,12 +229,30 @@ class GuardMemory(GatedMemory):
                     return int(c.chosen[i]), own[0], pb, area / median
         return super().best_part(parts, c, i, ri, pred, busy, median)
 
-    def _touching(self, r: int, box: np.ndarray) -> bool:
-        """Whether ``box`` overlaps where another object of this pass is (shown on this frame, else last; one
-        lost for fewer than ``miss_frames`` frames counts where it was last seen: it may be just there)."""
+    def _stays(
+        self, parts: list[tuple[int, np.ndarray]], c: Candidates, i: int, ri: int, median: float
+    ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
+        """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last
+        (:func:`.presence.stays`), touching others or not; else None."""
+        own = [p for k, p in parts if k == c.chosen[i]]
+        if not own or c.ious[i, c.chosen[i]] <= self.settings.memory_iou:
+            return None
+        pb = mask_boxes(own[0][None])[0]
+        area = float(own[0].sum())
+        others = self._others(ri)
+        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, others):
+            return int(c.chosen[i]), own[0], pb, area / median
+        return None
+
+    def _others(self, r: int) -> np.ndarray:
+        """float [K, 4]: where the other objects of this pass are (shown on this frame, else last; one lost for
+        fewer than ``miss_frames`` frames counts where it was last seen: it may be just there)."""
         m = self.mates[(self.mates != r) & (self.lost[self.mates] < max(1, self.settings.miss_frames))]
-        others = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64).reshape(-1, 4)
-        return touching(np.asarray(box, dtype=np.float64), others)
+        return np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64).reshape(-1, 4)
+
+    def _touching(self, r: int, box: np.ndarray) -> bool:
+        """Whether ``box`` overlaps where another object of this pass is (:meth:`_others`)."""
+        return touching(np.asarray(box, dtype=np.float64), self._others(r))
 
     def where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
         if super().where_it_can_be(r, box, size):
@@ -291,7 +311,9 @@ class GuardMemory(GatedMemory):
             self.filter.mean[keep].copy(),
             self.filter.cov[keep].copy(),
         )
+        in_place = self._in_place(r, shown, taken, size)
         super().settle(keys, r, t, taken, areas, score, sure, crowded)
+        self._restart_drifted(r[in_place], taken[in_place])
         # A mask cut by the frame's border is remembered, as SAM 2 remembers it: an object going out (or coming
         # in) is seen going, so SAM 2 stops finding it at the border once it is gone. So is a small object's
         # (shown as SAM 2 shows it, remembered as SAM 2 remembers it). Neither sets the object's size.
@@ -311,6 +333,30 @@ class GuardMemory(GatedMemory):
         with np.errstate(invalid="ignore"):
             whole = shown & ~sure & known & (areas >= lo * median) & (areas <= hi * median)
         self.push_area(r[whole], areas[whole])
+
+    def _in_place(self, r: np.ndarray, shown: np.ndarray, taken: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """bool [N]: tracked rows shown by a solid part (``taken`` [N, 4]) that meets the box they were shown
+        at last and no other object shown on this frame (before the verdict is settled)."""
+        got = {int(j): b for j, b in self.now.items()}
+        return np.array(
+            [
+                shown[i]
+                and self.lost[ri] == 0
+                and solid(taken[i], size[i])
+                and box_iou(self.seen[ri : ri + 1, 4:], taken[i : i + 1])[0] > 0
+                and not touching(taken[i], np.array([b for j, b in got.items() if j != ri]).reshape(-1, 4))
+                for i, ri in enumerate(r)
+            ],
+            dtype=bool,
+        )
+
+    def _restart_drifted(self, r: np.ndarray, taken: np.ndarray) -> None:
+        """Rows shown in place (``taken`` [N, 4]) whose filter's box, once settled, does not meet what was shown
+        restart there: a part cut or thin (an object turning edge-on) does not move the filter, which coasted
+        on at the old speed, refusing the object where it stood and calling it gone at the border."""
+        off = np.array([not box_iou(self.filter.boxes(r[i : i + 1]), taken[i : i + 1])[0] > 0 for i in range(len(r))])
+        if len(r) and off.any():
+            self.filter.start(r[off], taken[off])
 
     def _follow_screen(
         self, r: np.ndarray, t: int, shown: np.ndarray, taken: np.ndarray, areas: np.ndarray, median: np.ndarray

@@ -20,6 +20,10 @@ CROSSED = 0.3  # SAM 2's masks for two objects whose boxes overlap this much (Io
 #                other, and SAM 2 may come out of it on either: motion decides (two that only touch, bouncing
 #                off each other, keep apart, and SAM 2 follows each)
 CROSSED_FRAMES = 10  # for this many frames after the last such frame
+STAY = 0.8  # SAM 2's confident mask whose box overlaps the box shown last this much (IoU) stays where the object
+#            was: shown even next to another object, where motion otherwise decides (a filter coasting while
+#            the two are close runs on past an object that stopped)
+STAY_MARGIN = 0.3  # unless another object's box overlaps it within this much of that: a swap may hide there
 WHOLE = 0.7  # only from a mask of at least this share of the object's size: a chain of slivers along an
 #              occluder's edge leads to whatever comes out of it, not to the object that went behind it
 
@@ -39,3 +43,15 @@ def touching(box: np.ndarray, others: np.ndarray) -> bool:
     if not len(others):
         return False
     return bool((box_iou(np.repeat(box[None], len(others), axis=0), others) > 0).any())
+
+
+def stays(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, others: np.ndarray) -> bool:
+    """Whether a part (``box`` [4], ``area`` pixels) is where the object was shown last (``last_box``,
+    ``last_area``): box IoU at least :data:`STAY`, an area within :data:`STEP` of the last, and the boxes of
+    ``others`` [K, 4] (the other objects) overlapping it at least :data:`STAY_MARGIN` less."""
+    if not 1 / STEP <= area / max(last_area, 1.0) <= STEP:
+        return False
+    b = np.asarray(box, dtype=np.float64)[None]
+    here = float(box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0])
+    there = box_iou(others, np.repeat(b, len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
+    return here >= STAY and there <= here - STAY_MARGIN
