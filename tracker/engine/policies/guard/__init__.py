@@ -304,16 +304,11 @@ class GuardMemory(GatedMemory):
             dtype=bool,
         )
         keep = r[sliver]
-        kept = (
-            self.lost[keep].copy(),
-            self.stable[keep].copy(),
-            self.seen[keep].copy(),
-            self.filter.mean[keep].copy(),
-            self.filter.cov[keep].copy(),
-        )
-        in_place = self._in_place(r, shown, taken, size)
+        kept = (self.lost[keep].copy(), self.stable[keep].copy(), self.seen[keep].copy())
+        kept += (self.filter.mean[keep].copy(), self.filter.cov[keep].copy())
+        here = self._in_place(r, shown, taken, size)
         super().settle(keys, r, t, taken, areas, score, sure, crowded)
-        self._restart_drifted(r[in_place], taken[in_place])
+        self._restart_drifted(r[here], taken[here])
         # A mask cut by the frame's border is remembered, as SAM 2 remembers it: an object going out (or coming
         # in) is seen going, so SAM 2 stops finding it at the border once it is gone. So is a small object's
         # (shown as SAM 2 shows it, remembered as SAM 2 remembers it). Neither sets the object's size.
