@@ -10,7 +10,8 @@ module of its own with its constants and why:
   filter, last-seen box and followed look-alike, so predictions live in the world, not on the screen;
 - :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn,
   but not for a few frames after two objects overlapped (one passed in front of the other: motion decides
-  which is which); an object too small for a box gate is shown and remembered as SAM 2 shows it;
+  which is which); SAM 2's confident mask that stays where the object was shown last is taken even next to
+  another object; an object too small for a box gate is shown and remembered as SAM 2 shows it;
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
   something also on its line through where it was last shown on the screen, either way (a camera that
   follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view;
@@ -20,7 +21,8 @@ module of its own with its constants and why:
 Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
 a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
 border afterwards; so is SAM 2's own mask of an object cut by a different-looking tracked one in front of
-it. Sizes follow every whole frame shown, so an object that grows is not refused as too big.
+it. Sizes follow every whole frame shown, so an object that grows is not refused as too big; a filter that
+coasted off an object shown in place (a thin or cut part does not move it) restarts there.
 """
 
 from __future__ import annotations
