@@ -99,7 +99,26 @@ def _box_args(seed: int = 0, frames: int = 24) -> list[str]:
 
 def _tracker(args: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tracker.apps.cli", "model=toy", "progress=false", *args]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # (PYTHONFAULTHANDLER: a run that hangs prints every thread's stack on SIGABRT, see _stopped)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _stopped(proc: subprocess.Popen, sig: int, timeout: float = 60) -> str:
+    """``proc``'s stderr once it has stopped after ``sig``; one that does not stop within ``timeout`` is
+    aborted and the test fails with where each of its threads was waiting."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            err = proc.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1]
+        pytest.fail(f"the run did not stop within {timeout:g} s of {signal.Signals(sig).name}:\n{err[-8000:]}")
 
 
 def _frames_in(video: Path) -> int:
@@ -224,7 +243,7 @@ def test_killed_live_run_leaves_playable_outputs(tmp_path, sig):
                 break
             time.sleep(0.1)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        err = _stopped(proc, sig)
     finally:
         server.close()
     lines = [json.loads(x) for x in (out / "masks.jsonl").read_text().splitlines()]
