@@ -334,14 +334,13 @@ class GuardMemory(GatedMemory):
     def _in_place(self, r: np.ndarray, shown: np.ndarray, taken: np.ndarray, size: np.ndarray) -> np.ndarray:
         """bool [N]: tracked rows shown by a solid part (``taken`` [N, 4]) that meets the box they were shown
         at last and no other object shown on this frame (before the verdict is settled)."""
-        got = {int(j): b for j, b in self.now.items()}
         return np.array(
             [
                 shown[i]
                 and self.lost[ri] == 0
                 and solid(taken[i], size[i])
                 and box_iou(self.seen[ri : ri + 1, 4:], taken[i : i + 1])[0] > 0
-                and not touching(taken[i], np.array([b for j, b in got.items() if j != ri]).reshape(-1, 4))
+                and not touching(taken[i], np.array([b for j, b in self.now.items() if j != ri]).reshape(-1, 4))
                 for i, ri in enumerate(r)
             ],
             dtype=bool,
@@ -351,8 +350,10 @@ class GuardMemory(GatedMemory):
         """Rows shown in place (``taken`` [N, 4]) whose filter's box, once settled, does not meet what was shown
         restart there: a part cut or thin (an object turning edge-on) does not move the filter, which coasted
         on at the old speed, refusing the object where it stood and calling it gone at the border."""
-        off = np.array([not box_iou(self.filter.boxes(r[i : i + 1]), taken[i : i + 1])[0] > 0 for i in range(len(r))])
-        if len(r) and off.any():
+        off = np.array(
+            [not box_iou(self.filter.boxes(r[i : i + 1]), taken[i : i + 1])[0] > 0 for i in range(len(r))], bool
+        )
+        if off.any():
             self.filter.start(r[off], taken[off])
 
     def _follow_screen(
