@@ -243,6 +243,11 @@ class GatedMemory(SlotMemory):
                 return self._grown(np.array(near), median)
         return np.full(4, np.nan, dtype=np.float32)
 
+    def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
+        """Whether what the decoder, asked again, found for lost row r (a part with ``box`` [4]) is another
+        object's (gated: never)."""
+        return False
+
     def trusted(self, r: int, size: float) -> bool:
         """Whether SAM 2's own mask is shown for stable row r (of side ``size``) whatever motion says."""
         return False
@@ -471,7 +476,7 @@ class GatedMemory(SlotMemory):
                 else:
                     ok = self.where_it_can_be(ri, pb, size) and not self._held_by_other(ri, pb)
                     ok = ok and not self._looks_like_another(ri, c, i)
-                if ok:
+                if ok and not self.held_elsewhere(ri, pb):
                     mask[i] = only_part(mask[i], part)
                     boxes[i] = pb
                     break

@@ -41,7 +41,17 @@ from ..base import Pending, solid
 from ..gated import GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, stays, touching
-from .recovery import FORGET, HIDDEN, MISS_FRAMES, NEAR, NEAR_GROWTH, near_where_seen, on_its_line
+from .recovery import (
+    FORGET,
+    HIDDEN,
+    MISS_FRAMES,
+    NEAR,
+    NEAR_GROWTH,
+    ON_ANOTHER,
+    SURER,
+    near_where_seen,
+    on_its_line,
+)
 
 SIZE_FOLLOWS = (0.8, 1.3)  # a shown mask within this share of the median size updates it (growth, not a merge)
 SCREEN_SMOOTHING = 0.3  # an object's velocity on the screen takes this much of each new whole-to-whole step
@@ -96,6 +106,7 @@ class GuardMemory(GatedMemory):
         self.whole = np.zeros((0, 2))  # centre on the screen when last shown whole, and on which frame
         self.whole_at = np.full(0, -1_000_000, dtype=np.int64)
         self._move: dict[bool, tuple[int, np.ndarray, tuple[int, int]]] = {}  # reverse -> (frame, affine, size)
+        self._keys: Sequence[tuple[int, bool]] = []  # this frame's rows, in the candidates' order
 
     # ---- rows ---------------------------------------------------------------------------------------
     def grow_rows(self, n: int) -> None:
@@ -143,7 +154,7 @@ class GuardMemory(GatedMemory):
     # ---- verdicts -------------------------------------------------------------------------------------
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         self._follow_camera(t, reverse, c.masks.shape[-2:])
-        keys = self.keys_of(rows, reverse)[1]
+        keys = self._keys = self.keys_of(rows, reverse)[1]
         self._note_crossings(keys, t, c)
         v = super().decide(rows, t, reverse, c)
         rs = np.array([self.rows[k] for k in keys], dtype=np.int64)
@@ -202,6 +213,20 @@ class GuardMemory(GatedMemory):
         """Whether row r overlapped another object within the last :data:`CROSSED_FRAMES` frames."""
         return abs(self._t - int(self.crossed[r])) <= CROSSED_FRAMES
 
+    def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
+        # Not on a different-looking object shown on this frame (box IoU >= ON_ANOTHER): asked with the box
+        # predicted for an object that went behind another, the decoder found the one in front, which was then
+        # remembered for it as a click. On a look-alike it may be: two crossing, motion decides.
+        rows = np.array([j for j in self.now if j != r], dtype=np.int64)
+        if self.lost[r] == 0 or not len(rows):
+            return False
+        rows = rows[self._look_different(np.array([r]), rows)[0]]
+        others = np.array([self.now[int(j)] for j in rows], dtype=np.float64).reshape(-1, 4)
+        if not len(others):
+            return False
+        b = np.repeat(np.asarray(box, dtype=np.float64)[None], len(others), axis=0)
+        return bool((box_iou(others, b) >= ON_ANOTHER).any())
+
     def trusted(self, r: int, size: float) -> bool:
         # (a lost one is taken back only where it can be, whatever its size)
         return bool(size < SMALL and self.lost[r] == 0)
@@ -229,7 +254,28 @@ class GuardMemory(GatedMemory):
                 ok = continues(last, self.ratio[ri] * median, pb, area, size, self.settings.continuity)
                 if ok and not self._touching(ri, pb):
                     return int(c.chosen[i]), own[0], pb, area / median
-        return super().best_part(parts, c, i, ri, pred, busy, median)
+        best = super().best_part(parts, c, i, ri, pred, busy, median)
+        if best is not None and self.lost[ri] > 0 and self._outscored(c, i, ri, best[2]):
+            return None
+        return best
+
+    def _outscored(self, c: Candidates, i: int, ri: int, box: np.ndarray) -> bool:
+        """Whether SAM 2's own mask of another lost object, one that looks different from lost row ``ri``, is
+        where ``box`` [4] is (box IoU >= ON_ANOTHER) with an object score higher by SURER: of two lost objects SAM 2
+        finds in one place, the one it is surer of comes back (two that left by one border, one coming in by
+        the other: the smaller one's sliver was big enough first). Two look-alikes: the score does not tell
+        them apart, motion does."""
+        b = np.asarray(box, dtype=np.float64)[None]
+        for j, key in enumerate(self._keys):
+            rj = self.rows.get(key)
+            if j == i or rj is None or self.lost[rj] == 0 or c.score[j] < c.score[i] + SURER:
+                continue
+            if not self._look_different(np.array([ri]), np.array([rj]))[0, 0]:
+                continue
+            own = c.masks[j, c.chosen[j]] > 0
+            if own.any() and box_iou(mask_boxes(own[None]).astype(np.float64), b)[0] >= ON_ANOTHER:
+                return True
+        return False
 
     def _stays(
         self, parts: list[tuple[int, np.ndarray]], c: Candidates, i: int, ri: int, median: float

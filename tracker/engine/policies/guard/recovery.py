@@ -23,6 +23,10 @@ MISS_FRAMES = 15  # for this many frames; then only its line of motion, or anywh
 FORGET = 60  # lost this long, the motion model says nothing more: anywhere in view (the look-alike family
 #              hides its target 20-60 frames with a look-alike in view; real absences last longer)
 REACH = 3.0  # on its line, this many sizes either way beyond the distance it could have moved while hidden
+ON_ANOTHER = 0.5  # a part for a lost object whose box overlaps another object's this much (IoU) is that one's
+#                  (gated's rule for where a lost object is taken back, here for a retry's find and SAM 2's masks)
+SURER = 1.0  # of two lost objects SAM 2 finds in one place, one whose object score (logit) is higher by this
+#             comes back there, not the other (a clear margin: SAM 2's scores for look-alikes differ by less)
 HIDDEN = 0.7  # last shown at under this share of its size: it went behind something, it was not missed
 
 
