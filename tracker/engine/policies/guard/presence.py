@@ -28,10 +28,15 @@ WHOLE = 0.7  # only from a mask of at least this share of the object's size: a c
 #              occluder's edge leads to whatever comes out of it, not to the object that went behind it
 
 
+def about_the_size(area: float, last_area: float) -> bool:
+    """Whether ``area`` is within :data:`STEP` of the area shown last (a jump onto something else changes it)."""
+    return bool(1 / STEP <= area / max(last_area, 1.0) <= STEP)
+
+
 def continues(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, size: float, grow: float) -> bool:
     """Whether a part (``box`` [4], ``area`` pixels) continues what was shown last (``last_box``,
     ``last_area``) for an object of side ``size``; ``grow``: the last box is grown by this many sizes."""
-    if not 1 / STEP <= area / max(last_area, 1.0) <= STEP:
+    if not about_the_size(area, last_area):
         return False
     grown = last_box + np.array([-1, -1, 1, 1]) * grow * size
     return bool(box_iou(grown[None], box[None])[0] > 0)
@@ -49,7 +54,7 @@ def stays(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, 
     """Whether a part (``box`` [4], ``area`` pixels) is where the object was shown last (``last_box``,
     ``last_area``): box IoU at least :data:`STAY`, an area within :data:`STEP` of the last, and the boxes of
     ``others`` [K, 4] (the other objects) overlapping it at least :data:`STAY_MARGIN` less."""
-    if not 1 / STEP <= area / max(last_area, 1.0) <= STEP:
+    if not about_the_size(area, last_area):
         return False
     b = np.asarray(box, dtype=np.float64)[None]
     here = float(box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0])
