@@ -243,6 +243,11 @@ class GatedMemory(SlotMemory):
                 return self._grown(np.array(near), median)
         return np.full(4, np.nan, dtype=np.float32)
 
+    def retry_sliver(self, why: str) -> float:
+        """The least share of its size a retry's part cut by the frame's border may be, asked because the object
+        just went (``why`` "jump") or to recover it ("recover") (gated: 0.02 either way)."""
+        return 0.02
+
     def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
         """Whether what the decoder, asked again, found for lost row r (a part with ``box`` [4]) is another
         object's (gated: never)."""
@@ -468,8 +473,11 @@ class GatedMemory(SlotMemory):
             lo, hi = self.settings.retry_size
             for part in components(mask[i] > 0, keep=4):
                 pb = mask_boxes(part[None])[0]
-                edge = self._at_edge(pb)  # cut by the frame's border: any part of it
-                if not ((0.02 if edge else lo) <= part.sum() / median[i] <= hi and (edge or solid(pb, size))):
+                edge = self._at_edge(pb)  # cut by the frame's border: a sliver of it
+                if not (
+                    (self.retry_sliver(why) if edge else lo) <= part.sum() / median[i] <= hi
+                    and (edge or solid(pb, size))
+                ):
                     continue
                 if why == "jump":
                     ok = float(box_iou(pred[None], pb[None])[0]) >= self.settings.retry_iou

@@ -14,7 +14,9 @@ module of its own with its constants and why:
   another object; an object too small for a box gate is shown and remembered as SAM 2 shows it;
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
   something also on its line through where it was last shown on the screen, either way (a camera that
-  follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view;
+  follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view; a lost
+  one comes back at the border by a tenth of its size (:data:`.recovery.COMING_IN`), whether SAM 2 found it
+  or the decoder was asked again;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
   look-alike, and never taken for the object later.
 
@@ -42,6 +44,7 @@ from ..gated import GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, stays, touching
 from .recovery import (
+    COMING_IN,
     FORGET,
     HIDDEN,
     MISS_FRAMES,
@@ -212,6 +215,10 @@ class GuardMemory(GatedMemory):
     def _crossing(self, r: int) -> bool:
         """Whether row r overlapped another object within the last :data:`CROSSED_FRAMES` frames."""
         return abs(self._t - int(self.crossed[r])) <= CROSSED_FRAMES
+
+    def retry_sliver(self, why: str) -> float:
+        # (what is left of an object that just went may be a sliver; one coming back in needs COMING_IN)
+        return super().retry_sliver(why) if why == "jump" else COMING_IN
 
     def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
         # Not on a different-looking object shown on this frame (box IoU >= ON_ANOTHER): asked with the box
