@@ -18,25 +18,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 from helpers import moving_shapes, write_video  # noqa: E402
 
-# The files that take longest (seconds on a quiet 2-core machine, `--durations=0`, 2026-12-07), run first:
-# `--dist loadfile` hands files out in collection order, so a long file collected last would leave one worker
-# running it alone at the end.
-LONGEST_FIRST = (
-    "test_run_safety.py",  # 192
-    "test_resume.py",  # 112
-    "test_package.py",  # 85
-    "test_cli.py",  # 84
-    "test_readme.py",  # 77
-    "test_parity.py",  # 75
-    "test_experiments.py",  # 60
-    "test_guard.py",  # 59
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
-
 
 @pytest.fixture(scope="session")
 def clip32(tmp_path_factory) -> Path:
