@@ -13,6 +13,9 @@ from ..motion import BoxFilter, box_iou, components, mask_boxes
 from ..types import Candidates, Verdict
 from .base import Key, Pending, PolicySettings, SlotMemory, inside_of, line_offset, only_part, solid
 
+GOING_OUT = 0.02  # a part cut by the frame's border: this share of its size will do for an object going out
+COMING_BACK = 0.1  # and this for a lost one coming back (a sliver there may be anything coming in)
+
 
 @dataclass(frozen=True)
 class GatedSettings(PolicySettings):
@@ -245,8 +248,8 @@ class GatedMemory(SlotMemory):
 
     def retry_sliver(self, why: str) -> float:
         """The least share of its size a retry's part cut by the frame's border may be, asked because the object
-        just went (``why`` "jump") or to recover it ("recover") (gated: 0.02 either way)."""
-        return 0.02
+        just went (``why`` "jump") or to recover it ("recover") (gated: :data:`GOING_OUT` either way)."""
+        return GOING_OUT
 
     def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
         """Whether what the decoder, asked again, found for lost row r (a part with ``box`` [4]) is another
@@ -338,8 +341,7 @@ class GatedMemory(SlotMemory):
             edge = self._at_edge(pb)
             near = pred + np.array([-1, -1, 1, 1]) * 0.5 * size
             cut = edge or (self.lost[ri] == 0 and inside_of(pb, near) >= 0.8)
-            # (a sliver at the edge is kept for a tracked object going out; one coming back needs more)
-            sliver = 0.02 if self.lost[ri] == 0 else 0.1
+            sliver = GOING_OUT if self.lost[ri] == 0 else COMING_BACK
             fits = (
                 (sliver if edge else 0.1 if cut else self.settings.size_range[0])
                 <= ratio
@@ -471,13 +473,11 @@ class GatedMemory(SlotMemory):
             ri = r[i]
             size = float(np.sqrt(median[i]))
             lo, hi = self.settings.retry_size
+            sliver = self.retry_sliver(why)
             for part in components(mask[i] > 0, keep=4):
                 pb = mask_boxes(part[None])[0]
                 edge = self._at_edge(pb)  # cut by the frame's border: a sliver of it
-                if not (
-                    (self.retry_sliver(why) if edge else lo) <= part.sum() / median[i] <= hi
-                    and (edge or solid(pb, size))
-                ):
+                if not ((sliver if edge else lo) <= part.sum() / median[i] <= hi and (edge or solid(pb, size))):
                     continue
                 if why == "jump":
                     ok = float(box_iou(pred[None], pb[None])[0]) >= self.settings.retry_iou

@@ -15,7 +15,7 @@ module of its own with its constants and why:
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
   something also on its line through where it was last shown on the screen, either way (a camera that
   follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view; a lost
-  one comes back at the border by a tenth of its size (:data:`.recovery.COMING_IN`), whether SAM 2 found it
+  one comes back at the border by a tenth of its size (gated's ``COMING_BACK``), whether SAM 2 found it
   or the decoder was asked again;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
   look-alike, and never taken for the object later.
@@ -40,11 +40,10 @@ from ...memory import Group, register
 from ...motion import box_iou, mask_boxes
 from ...types import Candidates, Verdict
 from ..base import Pending, solid
-from ..gated import GatedMemory, GatedSettings
+from ..gated import COMING_BACK, GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, stays, touching
 from .recovery import (
-    COMING_IN,
     FORGET,
     HIDDEN,
     MISS_FRAMES,
@@ -217,8 +216,9 @@ class GuardMemory(GatedMemory):
         return abs(self._t - int(self.crossed[r])) <= CROSSED_FRAMES
 
     def retry_sliver(self, why: str) -> float:
-        # (what is left of an object that just went may be a sliver; one coming back in needs COMING_IN)
-        return super().retry_sliver(why) if why == "jump" else COMING_IN
+        # A retry's find is remembered as a click: one coming back needs what best_part asks of SAM 2's own part
+        # (a corner's sliver was another object coming in); what is left of one that just went may be a sliver.
+        return super().retry_sliver(why) if why == "jump" else COMING_BACK
 
     def held_elsewhere(self, r: int, box: np.ndarray) -> bool:
         # Not on a different-looking object shown on this frame (box IoU >= ON_ANOTHER): asked with the box

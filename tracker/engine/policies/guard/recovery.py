@@ -27,9 +27,6 @@ ON_ANOTHER = 0.5  # a part for a lost object whose box overlaps another object's
 #                  (gated's rule for where a lost object is taken back, here for a retry's find and SAM 2's masks)
 SURER = 1.0  # of two lost objects SAM 2 finds in one place, one whose object score (logit) is higher by this
 #             comes back there, not the other (a clear margin: SAM 2's scores for look-alikes differ by less)
-COMING_IN = 0.1  # a lost object asked for again at the border comes back in by at least this share of its size, as
-#                 best_part takes one (a sliver in a corner was another object coming in, and a retry's find is
-#                 remembered as a click)
 HIDDEN = 0.7  # last shown at under this share of its size: it went behind something, it was not missed
 
 
