@@ -15,6 +15,8 @@ from .base import Key, Pending, PolicySettings, SlotMemory, inside_of, line_offs
 
 GOING_OUT = 0.02  # a part cut by the frame's border: this share of its size will do for an object going out
 COMING_BACK = 0.1  # and this for a lost one coming back (a sliver there may be anything coming in)
+MERGED = 0.5  # two objects' masks overlapping this much (IoU) are one mask given to both: one of the two is not
+#              there and which is unknown, so neither is remembered (one part of the other, cut: may be told apart)
 
 
 @dataclass(frozen=True)
@@ -208,16 +210,22 @@ class GatedMemory(SlotMemory):
             self.now[int(ri)] = pb
             lo, hi = self.settings.memory_size
             sure[i] = c.score[i] > 0 and c.ious[i, k] > self.settings.memory_iou and lo <= ratio <= hi
-        # Two tracked objects close together: neither moves its filter (one may hide part of the other);
-        # two masks on one place (half the smaller one shared, SAM 3's rule): neither is remembered.
+        # Two tracked objects close together: neither moves its filter (one may hide part of the other); two
+        # masks on one place (half the smaller one shared, SAM 3's rule): no size or look, no memory unless told apart.
         crowded = self._close(taken)
-        shared = self._on_one_place(mask, taken, crowded)
+        shared, told = self._on_one_place(r, mask, taken, crowded, c.score, median)
         coasting = crowded & (self.stable[r] >= self.settings.stable_frames)
         self.settle(keys, r, t, taken, pixels, c.score, sure & ~shared, coasting)
         self._learn_looks(r, c, mask, sure & ~shared)
+        self._remember(keys, t, sure & told)
         for i, key in enumerate(keys):
             self._pred[key] = pred[i]
         return Verdict(choice, mask, absent, retry_at)
+
+    def _remember(self, keys: Sequence[Key], t: int, which: np.ndarray) -> None:
+        """Frame t of the rows ``which`` (bool [N]) enters memory, whatever was decided before."""
+        for i in np.flatnonzero(which):
+            self.pending[(keys[i][0], keys[i][1], t)] = Pending(mem=True, ptr=True)
 
     def _retry_box(
         self, key: Key, ri: int, pred: np.ndarray, parts: list[tuple[int, np.ndarray]], size: float, median: float
@@ -256,24 +264,39 @@ class GatedMemory(SlotMemory):
         object's (gated: never)."""
         return False
 
+    def told_apart(self, r: np.ndarray, taken: np.ndarray, score: np.ndarray, median: np.ndarray) -> np.ndarray:
+        """bool [N, N]: pairs of rows whose confident masks on one place are remembered all the same (SAM 2
+        remembers both), given the boxes shown ``taken`` [N, 4], score logits [N] and median areas [N]
+        (gated: none)."""
+        return np.zeros((len(r), len(r)), dtype=bool)
+
     def trusted(self, r: int, size: float) -> bool:
         """Whether SAM 2's own mask is shown for stable row r (of side ``size``) whatever motion says."""
         return False
 
-    @staticmethod
-    def _on_one_place(mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray) -> np.ndarray:
-        """bool [N]: rows whose shown mask (logits [N, h, w]; shown where ``taken`` [N, 4] is finite) shares
-        half of the smaller one with another close (``crowded``) row's."""
+    def _on_one_place(
+        self, r: np.ndarray, mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray, score: np.ndarray, median
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """bool [N] twice: rows whose shown mask (logits [N, h, w]; shown where ``taken`` [N, 4] is finite),
+        close to another (``crowded``), shares half of the smaller one with another's, and those of them
+        :meth:`told_apart` from every such other (given score logits [N] and median areas [N]), none of the
+        two masks being one (:data:`MERGED`)."""
         n = len(mask)
         shown = [mask[i] > 0 if np.isfinite(taken[i]).all() else None for i in range(n)]
-        shared = np.zeros(n, dtype=bool)
+        shared = np.zeros((n, n), dtype=bool)
+        merged = np.zeros((n, n), dtype=bool)
         for i in range(n):
             for j in range(i + 1, n):
                 a, b = shown[i], shown[j]
-                both = crowded[i] and crowded[j] and a is not None and b is not None
-                if both and np.logical_and(a, b).sum() >= 0.5 * min(a.sum(), b.sum()):
-                    shared[i] = shared[j] = True
-        return shared
+                if not (crowded[i] and crowded[j] and a is not None and b is not None):
+                    continue
+                both = np.logical_and(a, b).sum()
+                shared[i, j] = shared[j, i] = both >= 0.5 * min(a.sum(), b.sum())
+                merged[i, j] = merged[j, i] = both >= MERGED * np.logical_or(a, b).sum()
+        if not shared.any():
+            return shared.any(axis=1), shared.any(axis=1)
+        apart = self.told_apart(r, taken, score, median) & ~merged
+        return shared.any(axis=1), shared.any(axis=1) & ~(shared & ~apart).any(axis=1)
 
     def _neighbours(self, r: np.ndarray, pred: np.ndarray, c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """bool [N] twice: rows with another tracked object predicted next to them, and those of them whose

@@ -11,7 +11,8 @@ module of its own with its constants and why:
 - :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn,
   but not for a few frames after two objects overlapped (one passed in front of the other: motion decides
   which is which); SAM 2's confident mask that stays where the object was shown last is taken even next to
-  another object; an object too small for a box gate is shown and remembered as SAM 2 shows it;
+  another object; an object too small for a box gate is shown and remembered as SAM 2 shows it; what is
+  left of an object behind a different-looking one is shown, away from any look-alike;
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
   something also on its line through where it was last shown on the screen, either way (a camera that
   follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view; a lost
@@ -23,8 +24,10 @@ module of its own with its constants and why:
 Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
 a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
 border afterwards; so is SAM 2's own mask of an object cut by a different-looking tracked one in front of
-it. Sizes follow every whole frame shown, so an object that grows is not refused as too big; a filter that
-coasted off an object shown in place (a thin or cut part does not move it) restarts there.
+it. Two masks on one place stay out unless no swap can hide in them (two objects that look different, or
+one remembered anyway), and not when they are one mask given to both. Sizes follow every whole frame shown,
+so an object that grows is not refused as too big; a filter that coasted off an object shown in place (a
+thin or cut part does not move it) restarts there.
 """
 
 from __future__ import annotations
@@ -42,7 +45,17 @@ from ...types import Candidates, Verdict
 from ..base import Pending, solid
 from ..gated import COMING_BACK, GatedMemory, GatedSettings
 from .lookalikes import DECOY_FRAMES, Decoys
-from .presence import CONTINUITY, CROSSED, CROSSED_FRAMES, SMALL, WHOLE, continues, stays, touching
+from .presence import (
+    CONTINUITY,
+    CROSSED,
+    CROSSED_FRAMES,
+    SMALL,
+    WHOLE,
+    behind_another,
+    continues,
+    stays,
+    touching,
+)
 from .recovery import (
     FORGET,
     HIDDEN,
@@ -215,6 +228,20 @@ class GuardMemory(GatedMemory):
         """Whether row r overlapped another object within the last :data:`CROSSED_FRAMES` frames."""
         return abs(self._t - int(self.crossed[r])) <= CROSSED_FRAMES
 
+    def _neighbours(self, r: np.ndarray, pred: np.ndarray, c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        # Close to a look-alike and to a different-looking object, SAM 2's mask is trusted where it is what is
+        # left of the object behind the different-looking one (presence.behind_another): refused there as too
+        # small, the object's memory went stale and it was lost to the one in front (standard sets).
+        busy, trust = super()._neighbours(r, pred, c)
+        near, diff = self._close_pairs(pred), self._look_different(r, r)
+        boxes = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
+        for i in np.flatnonzero(busy & ~trust):
+            own = c.masks[i, c.chosen[i]] > 0
+            if c.score[i] > 0 and own.any():
+                box = mask_boxes(own[None])[0].astype(np.float64)
+                trust[i] = behind_another(box, boxes[near[i] & ~diff[i]], boxes[near[i] & diff[i]])
+        return busy, trust
+
     def retry_sliver(self, why: str) -> float:
         # A retry's find is remembered as a click: one coming back needs what best_part asks of SAM 2's own part
         # (a corner's sliver was another object coming in); what is left of one that just went may be a sliver.
@@ -346,11 +373,7 @@ class GuardMemory(GatedMemory):
         # A sliver shown for a lost object (SAM 2's own mask next to a different-looking object, most often an
         # occluder's edge) is no sighting: the object stays lost, where and how it was last seen.
         size = np.sqrt(np.where(known, median, 0.0))
-        # shown as SAM 2 shows it on this frame (too small to gate): remembered as SAM 2 remembers it, below
-        small = [
-            known[i] and self.stable[ri] >= self.settings.stable_frames and self.trusted(ri, size[i])
-            for i, ri in enumerate(r)
-        ]
+        anyway = self._remembered_anyway(r, taken, score, median)
         sliver = np.array(
             [
                 shown[i] and self.lost[ri] > 0 and not self._at_edge(taken[i]) and not solid(taken[i], size[i])
@@ -364,12 +387,7 @@ class GuardMemory(GatedMemory):
         here = self._in_place(r, shown, taken, size)
         super().settle(keys, r, t, taken, areas, score, sure, crowded)
         self._restart_drifted(r[here], taken[here])
-        # A mask cut by the frame's border is remembered, as SAM 2 remembers it: an object going out (or coming
-        # in) is seen going, so SAM 2 stops finding it at the border once it is gone. So is a small object's
-        # (shown as SAM 2 shows it, remembered as SAM 2 remembers it). Neither sets the object's size.
-        for i, key in enumerate(keys):
-            if shown[i] and score[i] > 0 and (self._at_edge(taken[i]) or small[i]):
-                self.pending[(key[0], key[1], t)] = Pending(mem=True, ptr=True)
+        self._remember(keys, t, anyway)
         if len(keep):
             self.lost[keep], self.stable[keep], self.seen[keep] = kept[0] + 1, kept[1], kept[2]
             self.filter.mean[keep], self.filter.cov[keep] = kept[3], kept[4]
@@ -383,6 +401,31 @@ class GuardMemory(GatedMemory):
         with np.errstate(invalid="ignore"):
             whole = shown & ~sure & known & (areas >= lo * median) & (areas <= hi * median)
         self.push_area(r[whole], areas[whole])
+
+    def _remembered_anyway(self, r: np.ndarray, taken: np.ndarray, score: np.ndarray, median: np.ndarray) -> np.ndarray:
+        """bool [N]: rows shown (``taken`` [N, 4]) whose frame is remembered as SAM 2 remembers it, neither
+        setting the object's size: a mask cut by the frame's border (an object going out, or coming in, is
+        seen going, so SAM 2 stops finding it at the border once it is gone) and a small object's (shown as
+        SAM 2 shows it: too small to gate). Read before the frame's verdict is settled."""
+        known = np.isfinite(median) & (median > 0)
+        size = np.sqrt(np.where(known, median, 0.0))
+        stable = self.stable[r] >= self.settings.stable_frames
+        return np.array(
+            [
+                bool(np.isfinite(taken[i]).all() and score[i] > 0)
+                and (self._at_edge(taken[i]) or bool(known[i] and stable[i] and self.trusted(ri, size[i])))
+                for i, ri in enumerate(r)
+            ],
+            dtype=bool,
+        )
+
+    def told_apart(self, r: np.ndarray, taken: np.ndarray, score: np.ndarray, median: np.ndarray) -> np.ndarray:
+        # Two masks on one place are remembered, as SAM 2 remembers them, where no swap can hide in them: two
+        # objects that look different (one in front of the other: kept out, the one behind was lost to it),
+        # or one remembered anyway (with that place in its memory and not in the other's, SAM 2 took the other
+        # for it: standard sets)
+        anyway = self._remembered_anyway(r, taken, score, median)
+        return self._look_different(r, r) | anyway[:, None] | anyway[None, :]
 
     def _in_place(self, r: np.ndarray, shown: np.ndarray, taken: np.ndarray, size: np.ndarray) -> np.ndarray:
         """bool [N]: tracked rows shown by a solid part (``taken`` [N, 4]) that meets the box they were shown

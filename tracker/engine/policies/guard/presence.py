@@ -60,3 +60,11 @@ def stays(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, 
     here = float(box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0])
     there = box_iou(others, np.repeat(b, len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
     return here >= STAY and there <= here - STAY_MARGIN
+
+
+def behind_another(box: np.ndarray, alike: np.ndarray, other: np.ndarray) -> bool:
+    """Whether SAM 2's mask (``box`` [4]) of an object close to both a look-alike and a different-looking
+    object (their predicted boxes ``alike`` [K, 4], ``other`` [L, 4]) meets a different-looking one's and no
+    look-alike's: what is left of an object behind another that SAM 2 tells apart from it, with no swap to
+    hide in it (a mask reaching onto a look-alike is still motion's to judge)."""
+    return touching(box, other) and not touching(box, alike)
