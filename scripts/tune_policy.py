@@ -12,7 +12,10 @@ cached under ``--cache`` (the clips too); settings after the policy name are ``k
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -65,16 +68,25 @@ def main() -> None:
         frames = max(args.frames, MIN_FRAMES.get(fam, 0))
         key = f"{fam}_s{args.seed}_n{args.sequences}_f{frames}"
         root = args.cache / "data" / key
-        if not root.exists() and fam == "standard":  # the 24-frame synthetic set (tuning seeds 90-95)
-            write_dataset(root, args.sequences, seed=args.seed, frames=24)
-        elif not root.exists():
-            write_hard_dataset(root, fam, sequences=args.sequences, seed=args.seed, frames=frames)
+        # Written under this process's own name and renamed into place: two tries started at once on a family
+        # not cached yet each make their own (they wrote into one folder, and one crashed).
+        if not root.exists():
+            mine = root.with_name(f"{key}.{os.getpid()}")
+            if fam == "standard":  # the 24-frame synthetic set (tuning seeds 90-103)
+                write_dataset(mine, args.sequences, seed=args.seed, frames=24)
+            else:
+                write_hard_dataset(mine, fam, sequences=args.sequences, seed=args.seed, frames=frames)
+            with contextlib.suppress(OSError):  # (the other try's is already there: the same clips)
+                mine.rename(root)
+            shutil.rmtree(mine, ignore_errors=True)
         base_file = args.cache / f"{key}_sam2.json"
         if base_file.exists():
             base = json.loads(base_file.read_text())
         else:
-            base = _run(model, root, args.cache / "out" / key / "sam2", "sam2", {})
-            base_file.write_text(json.dumps(base))
+            base = _run(model, root, args.cache / "out" / key / f"sam2.{os.getpid()}", "sam2", {})
+            part = base_file.with_name(f"{base_file.name}.{os.getpid()}")
+            part.write_text(json.dumps(base))
+            part.replace(base_file)
         t0 = time.perf_counter()
         cand = _run(model, root, args.cache / "out" / key / tag, args.policy, settings)
         wall = time.perf_counter() - t0
