@@ -275,7 +275,13 @@ class GatedMemory(SlotMemory):
         return False
 
     def _on_one_place(
-        self, r: np.ndarray, mask: np.ndarray, taken: np.ndarray, crowded: np.ndarray, score: np.ndarray, median
+        self,
+        r: np.ndarray,
+        mask: np.ndarray,
+        taken: np.ndarray,
+        crowded: np.ndarray,
+        score: np.ndarray,
+        median: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """bool [N] twice: rows whose shown mask (logits [N, h, w]; shown where ``taken`` [N, 4] is finite),
         close to another (``crowded``), shares half of the smaller one with another's, and those of them
@@ -293,10 +299,11 @@ class GatedMemory(SlotMemory):
                 both = np.logical_and(a, b).sum()
                 shared[i, j] = shared[j, i] = both >= 0.5 * min(a.sum(), b.sum())
                 merged[i, j] = merged[j, i] = both >= MERGED * np.logical_or(a, b).sum()
-        if not shared.any():
-            return shared.any(axis=1), shared.any(axis=1)
+        on_one = shared.any(axis=1)
+        if not on_one.any():
+            return on_one, on_one
         apart = self.told_apart(r, taken, score, median) & ~merged
-        return shared.any(axis=1), shared.any(axis=1) & ~(shared & ~apart).any(axis=1)
+        return on_one, on_one & ~(shared & ~apart).any(axis=1)
 
     def _neighbours(self, r: np.ndarray, pred: np.ndarray, c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """bool [N] twice: rows with another tracked object predicted next to them, and those of them whose

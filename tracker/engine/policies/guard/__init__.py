@@ -233,6 +233,8 @@ class GuardMemory(GatedMemory):
         # left of the object behind the different-looking one (presence.behind_another): refused there as too
         # small, the object's memory went stale and it was lost to the one in front (standard sets).
         busy, trust = super()._neighbours(r, pred, c)
+        if not (busy & ~trust).any():  # (the usual frame: nothing close to a look-alike)
+            return busy, trust
         near, diff = self._close_pairs(pred), self._look_different(r, r)
         boxes = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
         for i in np.flatnonzero(busy & ~trust):
