@@ -179,8 +179,7 @@ class GatedMemory(SlotMemory):
         pixels = np.zeros(n)  # and its area
         sure = np.zeros(n, dtype=bool)  # confident enough to remember
         self.now = {}  # row -> box shown on this frame
-        # tracked objects first: a lost one is then checked against where they are now
-        for i in sorted(range(n), key=lambda i: bool(self.lost[r[i]] > 0)):
+        for i in self.decision_order(r, c.score):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
             young = self.stable[ri] < self.settings.stable_frames or not np.isfinite(size)
@@ -253,6 +252,17 @@ class GatedMemory(SlotMemory):
                 self._why[key] = "recover"
                 return self._grown(np.array(near), median)
         return np.full(4, np.nan, dtype=np.float32)
+
+    def decision_order(self, r: np.ndarray, score: np.ndarray) -> list[int]:
+        """The order rows ``r`` [N] are decided in, given SAM 2's object score logits [N]: tracked objects first
+        (a lost one is then checked against where they are now)."""
+        return sorted(range(len(r)), key=lambda i: bool(self.lost[r[i]] > 0))
+
+    def edge_sliver(self, c: Candidates, i: int, ri: int, k: int) -> float:
+        """The least share of its size a part of option k of row i's candidates (row ``ri``) may be when it is
+        cut by the frame's border (gated: :data:`GOING_OUT` for a tracked object, :data:`COMING_BACK` for a
+        lost one)."""
+        return GOING_OUT if self.lost[ri] == 0 else COMING_BACK
 
     def retry_sliver(self, why: str) -> float:
         """The least share of its size a retry's part cut by the frame's border may be, asked because the object
@@ -371,7 +381,7 @@ class GatedMemory(SlotMemory):
             edge = self._at_edge(pb)
             near = pred + np.array([-1, -1, 1, 1]) * 0.5 * size
             cut = edge or (self.lost[ri] == 0 and inside_of(pb, near) >= 0.8)
-            sliver = GOING_OUT if self.lost[ri] == 0 else COMING_BACK
+            sliver = self.edge_sliver(c, i, ri, k)
             fits = (
                 (sliver if edge else 0.1 if cut else self.settings.size_range[0])
                 <= ratio

@@ -68,3 +68,11 @@ def behind_another(box: np.ndarray, alike: np.ndarray, other: np.ndarray) -> boo
     look-alike's: what is left of an object behind another that SAM 2 tells apart from it, with no swap to
     hide in it (a mask reaching onto a look-alike is still motion's to judge)."""
     return touching(box, other) and not touching(box, alike)
+
+
+def goes_out(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float) -> bool:
+    """Whether a part (``box`` [4], ``area`` pixels) at the frame's border is what is left of an object shown
+    last cut by it (``last_box``, ``last_area``): it overlaps the last box and is no larger (going out, an
+    object shrinks to a sliver; something coming in there grows)."""
+    b = np.asarray(box, dtype=np.float64)[None]
+    return bool(area <= last_area and box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0] > 0)
