@@ -256,8 +256,8 @@ class GuardMemory(GatedMemory):
 
     def edge_sliver(self, c: Candidates, i: int, ri: int, k: int) -> float:
         # An object that left the view comes back by SAM 2's own confident mask, as SAM 2 shows it, on the frame
-        # it comes back: waiting for a tenth of it in view lost that frame (6 of 17 one-frame losses on the
-        # standard tuning sets). Not one hidden in view (a corner of a mask split around an occluder: turns s0
+        # it comes back: waiting for a tenth of it in view lost that frame (5 of the 18 objects the standard
+        # tuning sets lost most). Not one hidden in view (a corner of a mask split around an occluder: turns s0
         # clip 3), nor a retry's find (retry_sliver).
         own = k == c.chosen[i] and c.score[i] > 0 and c.ious[i, k] > self.settings.memory_iou
         if self.lost[ri] > 0 and self.exited[ri] and own:
