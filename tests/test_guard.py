@@ -392,30 +392,36 @@ def test_guard_does_not_take_back_on_a_different_looking_object_what_a_retry_fou
     assert taken and any(taken) == (name == "gated" or alike)
 
 
-def test_guard_gives_a_place_two_lost_objects_are_found_in_to_the_one_sam2_is_surer_of():
-    """Objects 1 (large) and 2 (small) leave by the right border. One comes in by the left, and SAM 2 finds
-    it for both, surer for object 1 (object score 4 against 1.5). The small one's sliver was big enough first,
-    so it was taken as object 2, and then object 1 could not come back there. guard leaves a lost object's
-    part to another lost object SAM 2 finds there with a higher score: it is shown as object 1 only."""
+def _two_come_back_at_one_place(r2: float, scores: tuple[float, float], looks: np.ndarray) -> list[list[bool]]:
+    """Objects 1 (radius 7) and 2 (radius ``r2``) leave by the right border; from frame 40 one comes in by the
+    left, and SAM 2 finds it for both with object ``scores``. Per frame from 40: whether each is shown."""
     p = memory_policy("guard", camera=False)
     p.bind(Geometry(7, 1, 16, 400))
     a, b = Group((1,), (0,)), Group((2,), (0,))
     p.prompted(a, 0, logits(disc(40, 16, 7))[None])
-    p.prompted(b, 0, logits(disc(30, 46, 4))[None])
-    none = np.full((S, S), NO_OBJ_SCORE, dtype=np.float32)
+    p.prompted(b, 0, logits(disc(40, 46, r2))[None])
     shown = []
     for t in range(1, 60):
         if t < 40:
-            m1, m2, s1, s2 = disc(40 + 1.5 * t, 16, 7), disc(30 + 1.5 * t, 46, 4), 6.0, 6.0
+            m1, m2, s1, s2 = disc(40 + 1.5 * t, 16, 7), disc(40 + 1.5 * t, 46, r2), 6.0, 6.0
         else:
             m1 = m2 = disc(-7 + (t - 40), 30, 7)
-            s1, s2 = 4.0, 1.5
-        c1 = cands([logits(m1)] if m1.any() else [none], [0.9], score=s1 if m1.any() else -4.0)
-        c2 = cands([logits(m2)] if m2.any() else [none], [0.9], score=s2 if m2.any() else -4.0)
-        v = p.decide([(a, 0), (b, 0)], t, False, pair(c1, c2, np.array([[1.0, 0.0], [0.0, 1.0]])))
+            s1, s2 = scores
+        c1 = cands([logits(m1)] if m1.any() else [EMPTY], [0.9], score=s1 if m1.any() else -4.0)
+        c2 = cands([logits(m2)] if m2.any() else [EMPTY], [0.9], score=s2 if m2.any() else -4.0)
+        v = p.decide([(a, 0), (b, 0)], t, False, pair(c1, c2, looks))
         p.pending.clear()
         if t >= 40:
             shown.append([bool(not v.absent[k] and (v.mask[k] > 0).any()) for k in (0, 1)])
+    return shown
+
+
+def test_guard_gives_a_place_two_lost_objects_are_found_in_to_the_one_sam2_is_surer_of():
+    """Objects 1 (large) and 2 (small) look different and leave by the right border. One comes in by the left,
+    and SAM 2 finds it for both, surer for object 1 (object score 4 against 1.5). The small one's sliver was
+    big enough first, so it was taken as object 2, and then object 1 could not come back there. guard leaves
+    a lost object's part to another lost object SAM 2 finds there with a higher score: shown as object 1 only."""
+    shown = _two_come_back_at_one_place(4, (4.0, 1.5), np.array([[1.0, 0.0], [0.0, 1.0]]))
     assert not any(second for _, second in shown)
     assert all(first for first, _ in shown[5:])
 
@@ -705,27 +711,10 @@ def test_guard_takes_an_object_that_left_back_in_by_sam2s_confident_sliver(name)
 
 
 def test_guard_gives_a_place_lost_objects_come_back_on_to_the_one_sam2_is_surest_of():
-    """Objects 1 and 2 look alike and leave by the right border; one comes back in by the left, and SAM 2
-    finds it for both, surer for object 2 (object score 4 against 3.5: less than SURER, so not
+    """Objects 1 and 2 look alike and leave by the right border; one comes in by the left, and SAM 2 finds it
+    for both, surer for object 2 (object score 4 against 3.5: less than SURER, so not
     outscored). The first in the list held the place, and object 1 was shown; guard decides lost objects
     surest first, as SAM 2's label map gives the place to the surest: object 2 is shown."""
-    p = memory_policy("guard", camera=False)
-    p.bind(Geometry(7, 1, 16, 400))
-    a, b = Group((1,), (0,)), Group((2,), (0,))
-    p.prompted(a, 0, logits(disc(40, 16, 7))[None])
-    p.prompted(b, 0, logits(disc(40, 46, 7))[None])
-    shown = []
-    for t in range(1, 60):
-        if t < 40:
-            m1, m2, s1, s2 = disc(40 + 1.5 * t, 16, 7), disc(40 + 1.5 * t, 46, 7), 6.0, 6.0
-        else:
-            m1 = m2 = disc(-7 + (t - 40), 30, 7)
-            s1, s2 = 3.5, 4.0
-        c1 = cands([logits(m1)] if m1.any() else [EMPTY], [0.9], score=s1 if m1.any() else -4.0)
-        c2 = cands([logits(m2)] if m2.any() else [EMPTY], [0.9], score=s2 if m2.any() else -4.0)
-        v = p.decide([(a, 0), (b, 0)], t, False, pair(c1, c2, np.array([[1.0, 0.0], [1.0, 0.0]])))
-        p.pending.clear()
-        if t >= 40:
-            shown.append([bool(not v.absent[k] and (v.mask[k] > 0).any()) for k in (0, 1)])
+    shown = _two_come_back_at_one_place(7, (3.5, 4.0), np.array([[1.0, 0.0], [1.0, 0.0]]))
     assert not any(first for first, _ in shown)
     assert sum(second for _, second in shown) >= 15
