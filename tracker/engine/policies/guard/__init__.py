@@ -304,14 +304,12 @@ class GuardMemory(GatedMemory):
             return stay
         if self.lost[ri] == 0 and self.ratio[ri] >= WHOLE and not self._crossing(ri) and not self._touching(ri, last):
             size = float(np.sqrt(median))
-            own = [p for k, p in parts if k == c.chosen[i]]
-            if own:  # SAM 2's own mask: its largest part
-                pb = mask_boxes(own[0][None])[0]
-                area = float(own[0].sum())
+            if own := self._own_part(parts, c, i):
+                p, pb, area = own
                 # (not onto another tracked object: that is a swap, which motion judges)
                 ok = continues(last, self.ratio[ri] * median, pb, area, size, self.settings.continuity)
                 if ok and not self._touching(ri, pb):
-                    return int(c.chosen[i]), own[0], pb, area / median
+                    return int(c.chosen[i]), p, pb, area / median
         best = super().best_part(parts, c, i, ri, pred, busy, median)
         if best is not None and self.lost[ri] > 0 and self._outscored(c, i, ri, best[2]):
             return None
@@ -325,14 +323,21 @@ class GuardMemory(GatedMemory):
         gone out of the frame, so motion refused the last slivers SAM 2 still showed (one-frame losses on the
         standard tuning sets)."""
         last = self.seen[ri, 4:]
-        own = [p for k, p in parts if k == c.chosen[i]]
-        if not own or c.score[i] <= 0 or c.ious[i, c.chosen[i]] <= self.settings.memory_iou or not self._at_edge(last):
+        sure = c.score[i] > 0 and c.ious[i, c.chosen[i]] > self.settings.memory_iou
+        if not (sure and self._at_edge(last)) or (own := self._own_part(parts, c, i)) is None:
             return None
-        pb = mask_boxes(own[0][None])[0]
-        area = float(own[0].sum())
+        p, pb, area = own
         if self._at_edge(pb) and goes_out(last, self.ratio[ri] * median, pb, area):
-            return int(c.chosen[i]), own[0], pb, area / median
+            return int(c.chosen[i]), p, pb, area / median
         return None
+
+    @staticmethod
+    def _own_part(
+        parts: list[tuple[int, np.ndarray]], c: Candidates, i: int
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """SAM 2's own mask of row i: the largest part of its chosen option (mask, box [4], area), or None."""
+        own = [p for k, p in parts if k == c.chosen[i]]
+        return (own[0], mask_boxes(own[0][None])[0], float(own[0].sum())) if own else None
 
     def _outscored(self, c: Candidates, i: int, ri: int, box: np.ndarray) -> bool:
         """Whether SAM 2's own mask of another lost object, one that looks different from lost row ``ri``, is
@@ -357,14 +362,11 @@ class GuardMemory(GatedMemory):
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
         """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last
         (:func:`.presence.stays`), touching others or not; else None."""
-        own = [p for k, p in parts if k == c.chosen[i]]
-        if not own or c.ious[i, c.chosen[i]] <= self.settings.memory_iou:
+        if c.ious[i, c.chosen[i]] <= self.settings.memory_iou or (own := self._own_part(parts, c, i)) is None:
             return None
-        pb = mask_boxes(own[0][None])[0]
-        area = float(own[0].sum())
-        others = self._others(ri)
-        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, others):
-            return int(c.chosen[i]), own[0], pb, area / median
+        p, pb, area = own
+        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, self._others(ri)):
+            return int(c.chosen[i]), p, pb, area / median
         return None
 
     def _others(self, r: int) -> np.ndarray:

@@ -74,5 +74,5 @@ def goes_out(last_box: np.ndarray, last_area: float, box: np.ndarray, area: floa
     """Whether a part (``box`` [4], ``area`` pixels) at the frame's border is what is left of an object shown
     last cut by it (``last_box``, ``last_area``): it overlaps the last box and is no larger (going out, an
     object shrinks to a sliver; something coming in there grows)."""
-    b = np.asarray(box, dtype=np.float64)[None]
-    return bool(area <= last_area and box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0] > 0)
+    last = np.asarray(last_box, dtype=np.float64)[None]
+    return area <= last_area and touching(np.asarray(box, dtype=np.float64), last)
