@@ -18,7 +18,7 @@ from tracker.engine.memory import Geometry, Group
 from tracker.engine.policies import memory_policy
 from tracker.engine.policies.gated import COMING_BACK, GOING_OUT, GatedMemory
 from tracker.engine.policies.guard.lookalikes import Decoys
-from tracker.engine.policies.guard.presence import CROSSED_FRAMES, SMALL, continues, touching
+from tracker.engine.policies.guard.presence import CROSSED_FRAMES, SMALL, continues, stays, touching
 from tracker.engine.policies.guard.recovery import near_where_seen, on_its_line
 from tracker.engine.types import NO_OBJ_SCORE, Candidates
 
@@ -75,6 +75,18 @@ def test_presence_continues_only_an_overlapping_mask_of_about_the_size_shown_las
     assert not continues(last, 100, np.array([30.0, 10, 40, 20]), 100, 10, 0.25)  # jumped away
     assert not continues(last, 100, np.array([12.0, 12, 18, 18]), 36, 10, 0.25)  # a third of the size
     assert touching(last, np.array([[19.0, 19, 25, 25]])) and not touching(last, np.array([[21.0, 10, 30, 20]]))
+
+
+def test_presence_stays_a_pixel_on_the_way_the_object_was_going_never_back():
+    last, none = np.array([5.0, 22, 16, 35]), np.zeros((0, 4))  # an 11 x 13 box
+    on = last + np.array([-1.0, 1, -1, 1])  # one pixel left and down: box IoU 0.72 with the last
+    assert stays(last, 80, last, 80, none, np.zeros(2))
+    assert stays(last, 80, on, 80, none, np.array([-0.7, 0.4]))  # the way it was going
+    assert not stays(last, 80, on, 80, none, np.array([0.7, -0.4]))  # back against it: a swap's other object
+    assert not stays(last, 80, on, 80, none, np.zeros(2))  # standing still: a step is a step
+    assert not stays(last, 80, last + np.array([-2.0, 2, -2, 2]), 80, none, np.array([-2.0, 2]))  # two pixels
+    assert not stays(last, 80, on, 80, np.array([[4.0, 23, 15, 35]]), np.array([-0.7, 0.4]))  # another is there
+    assert not stays(last, 80, on, 30, none, np.array([-0.7, 0.4]))  # a third of the size
 
 
 def test_recovery_near_where_seen_grows_with_the_frames_missed():

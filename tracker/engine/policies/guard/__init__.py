@@ -10,10 +10,10 @@ module of its own with its constants and why:
   filter, last-seen box and followed look-alike, so predictions live in the world, not on the screen;
 - :mod:`.presence`: SAM 2's own mask is taken when it continues what was shown last, at any speed or turn,
   but not for a few frames after two objects overlapped (one passed in front of the other: motion decides
-  which is which); SAM 2's confident mask that stays where the object was shown last is taken even next to
-  another object; an object too small for a box gate is shown and remembered as SAM 2 shows it; what is
-  left of an object behind a different-looking one is shown, away from any look-alike; what is left of one
-  going out by the border is shown to its last sliver;
+  which is which); SAM 2's confident mask that stays where the object was shown last (or a pixel on the way
+  it was going) is taken even next to another object; an object too small for a box gate is shown and
+  remembered as SAM 2 shows it; what is left of an object behind a different-looking one is shown, away
+  from any look-alike; what is left of one going out by the border is shown to its last sliver;
 - :mod:`.recovery`: a missed (not hidden) object is taken back near where it was; one that went behind
   something also on its line through where it was last shown on the screen, either way (a camera that
   follows it, or a turn behind the occluder); one lost for ``forget`` frames anywhere in view; one that
@@ -360,12 +360,13 @@ class GuardMemory(GatedMemory):
     def _stays(
         self, parts: list[tuple[int, np.ndarray]], c: Candidates, i: int, ri: int, median: float
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
-        """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last
-        (:func:`.presence.stays`), touching others or not; else None."""
+        """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last, or a
+        pixel on the way its filter was going (:func:`.presence.stays`), touching others or not; else None."""
         if c.ious[i, c.chosen[i]] <= self.settings.memory_iou or (own := self._own_part(parts, c, i)) is None:
             return None
         p, pb, area = own
-        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, self._others(ri)):
+        heading = self.filter.velocity(np.array([ri]))[0]
+        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, self._others(ri), heading):
             return int(c.chosen[i]), p, pb, area / median
         return None
 

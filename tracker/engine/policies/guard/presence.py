@@ -23,6 +23,10 @@ CROSSED_FRAMES = 10  # for this many frames after the last such frame
 STAY = 0.8  # SAM 2's confident mask whose box overlaps the box shown last this much (IoU) stays where the object
 #            was: shown even next to another object, where motion otherwise decides (a filter coasting while
 #            the two are close runs on past an object that stopped)
+STAY_STEP = 1.0  # measured after the last shown box moved on by up to this many low-res pixels per axis the way the
+#                 object was going: a one-pixel step of a 10-pixel box is box IoU 0.72 (standard tuning sets 97 and
+#                 107: objects walking by another refused for a frame); never against its motion, where SAM 2's
+#                 mask stepping back is the other object of a swap (crossing s0 clip 2)
 STAY_MARGIN = 0.3  # unless another object's box overlaps it within this much of that: a swap may hide there
 WHOLE = 0.7  # only from a mask of at least this share of the object's size: a chain of slivers along an
 #              occluder's edge leads to whatever comes out of it, not to the object that went behind it
@@ -50,15 +54,21 @@ def touching(box: np.ndarray, others: np.ndarray) -> bool:
     return bool((box_iou(np.repeat(box[None], len(others), axis=0), others) > 0).any())
 
 
-def stays(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, others: np.ndarray) -> bool:
+def stays(
+    last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, others: np.ndarray, heading: np.ndarray
+) -> bool:
     """Whether a part (``box`` [4], ``area`` pixels) is where the object was shown last (``last_box``,
-    ``last_area``): box IoU at least :data:`STAY`, an area within :data:`STEP` of the last, and the boxes of
-    ``others`` [K, 4] (the other objects) overlapping it at least :data:`STAY_MARGIN` less."""
+    ``last_area``), moved on by up to :data:`STAY_STEP` per axis along its velocity ``heading`` [2]: box IoU at
+    least :data:`STAY`, an area within :data:`STEP` of the last, and the boxes of ``others`` [K, 4] (the other
+    objects) overlapping it at least :data:`STAY_MARGIN` less."""
     if not about_the_size(area, last_area):
         return False
-    b = np.asarray(box, dtype=np.float64)[None]
-    here = float(box_iou(np.asarray(last_box, dtype=np.float64)[None], b)[0])
-    there = box_iou(others, np.repeat(b, len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
+    b = np.asarray(box, dtype=np.float64)
+    last = np.asarray(last_box, dtype=np.float64)
+    step = np.clip((b[:2] + b[2:]) / 2 - (last[:2] + last[2:]) / 2, -STAY_STEP, STAY_STEP)
+    step = np.where(step * np.asarray(heading, dtype=np.float64) > 0, step, 0.0)
+    here = float(box_iou((last + np.concatenate([step, step]))[None], b[None])[0])
+    there = box_iou(others, np.repeat(b[None], len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
     return here >= STAY and there <= here - STAY_MARGIN
 
 
