@@ -141,6 +141,20 @@ def test_guard_settings_are_checked_and_its_yaml_repeats_its_defaults():
 
 
 # ---- whole verdicts on hand-made candidates --------------------------------------------------------------
+def _policy(name: str):
+    """guard without the camera (the hand-made frames have no background to measure it on), or gated."""
+    return memory_policy(name, camera=False) if name == "guard" else GatedMemory()
+
+
+def _walk_out(x: float):
+    """(frame, mask) from frame 20 as an object at ``x`` walks on 2 px a frame, until it is out by the right."""
+    for t in range(20, 40):
+        x += 2.0
+        if not (m := disc(x, 30)).any():
+            return
+        yield t, m
+
+
 def _walked(policy, frames: int = 20, v: float = 1.5, y: float = 30.0):
     p, g = bound(policy)
     prompt(p, g, disc(10, y))
@@ -155,7 +169,7 @@ def _walked(policy, frames: int = 20, v: float = 1.5, y: float = 30.0):
 def test_an_object_that_turns_back_after_a_miss_is_taken_back(name):
     """It moved right, SAM 2 missed it for 3 frames while it reversed, then found it behind where it
     was: gated looks for it only ahead on its line (and never takes it back); guard near where it was."""
-    p, g, x = _walked(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+    p, g, x = _walked(_policy(name))
     for t in range(20, 23):  # missed while it turns: it moves back all the same
         x -= 1.5
         assert step(p, g, t, cands([EMPTY], [0.1], score=-3.0)).absent[0]
@@ -257,7 +271,7 @@ def test_guard_follows_an_object_that_grows_while_sam2_is_unsure():
     grown object is refused as too big; guard's size follows every whole frame shown."""
     results = {}
     for name in ("gated", "guard"):
-        p, g = bound(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+        p, g = bound(_policy(name))
         prompt(p, g, disc(20, 32, 4))
         shown = []
         for t in range(1, 61):
@@ -273,15 +287,11 @@ def test_guard_remembers_a_mask_cut_by_the_border_as_sam2_does(name):
     """An object going out through the right border: its last, cut masks are too small to be confident, so
     gated keeps them out of memory (and SAM 2, reading only frames where it was whole at the border, keeps
     finding it there once it is gone); guard remembers them, as SAM 2 does."""
-    p, g, x = _walked(memory_policy(name, camera=False) if name == "guard" else GatedMemory(), frames=20, v=2.0)
+    p, g, x = _walked(_policy(name), frames=20, v=2.0)
     for t in range(1, 20):
         remembered(p, t)
     kept = []
-    for t in range(20, 40):
-        x += 2.0
-        m = disc(x, 30)
-        if not m.any():
-            break
+    for t, m in _walk_out(x):
         v = step(p, g, t, cands([logits(m)], [0.95]))
         if m.sum() < 0.5 * disc(30, 30).sum() and not v.absent[0]:  # shown, cut to under half by the border
             kept.append(remembered(p, t).mem)
@@ -294,7 +304,7 @@ def test_guard_remembers_a_mask_cut_by_the_border_as_sam2_does(name):
 def test_guard_shows_sam2s_mask_of_an_object_too_small_to_gate(name):
     """An object 4 low-res pixels across moves on 4 px in one frame: box IoU with the prediction is 0 (a
     gate on so few pixels refuses the object itself); guard shows SAM 2's mask below SMALL pixels a side."""
-    p, g = bound(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+    p, g = bound(_policy(name))
     prompt(p, g, disc(10, 30, 2))
     assert np.sqrt(disc(10, 30, 2).sum()) < SMALL
     for t in range(1, 20):
@@ -358,7 +368,7 @@ def test_guard_restarts_a_filter_that_coasted_off_a_thin_object_turning_in_place
     gated refuses the object in place. guard restarts the filter on what it shows there and keeps it."""
     results = {}
     for name in ("gated", "guard"):
-        p, g = bound(memory_policy(name, camera=False) if name == "guard" else GatedMemory())
+        p, g = bound(_policy(name))
         prompt(p, g, disc(10, 30, 6))
         yy, xx = np.mgrid[:S, :S]
         for t in range(1, 11):
@@ -380,7 +390,7 @@ def test_guard_does_not_take_back_on_a_different_looking_object_what_a_retry_fou
     run out and the decoder is asked again with its predicted box: it finds object 2, in front. gated takes
     that as object 1 and remembers it as a click (a swap). guard refuses it when object 2 looks different;
     next to a look-alike (two crossing) motion decides, as in gated."""
-    p = GatedMemory() if name == "gated" else memory_policy("guard", camera=False)
+    p = _policy(name)
     p.bind(Geometry(7, 1, 16, 400))
     groups = [Group((k,), (0,)) for k in (1, 2, 3)]
     for g, m in zip(groups, (disc(10, 30), disc(30, 10), disc(30, 44))):
@@ -451,7 +461,7 @@ def test_guard_takes_a_lost_object_back_in_at_the_border_only_by_a_tenth_of_it(n
     sliver (4 % of the object's size). gated takes the sliver as the object coming back and remembers it as a
     click (standard set 100, clip 7: another object coming in). guard, as for SAM 2's own unsure mask, waits
     for a tenth of it in view (a confident one it shows at once: the test after the next)."""
-    p = GatedMemory() if name == "gated" else memory_policy("guard", camera=False)
+    p = _policy(name)
     p.bind(Geometry(7, 1, 16, 400))
     g = Group((1,), (0,))
     p.prompted(g, 0, logits(disc(40, 40, 9))[None])
@@ -688,13 +698,9 @@ def test_guard_shows_an_object_going_out_to_its_last_sliver(name):
     """An object leaves by the right border at 2 px a frame: SAM 2 shows it to its last one-pixel sliver.
     gated refuses the slivers under GOING_OUT of its size; guard shows what is left of it at the border,
     no larger than what it showed last, as SAM 2 shows it (one-frame losses on the standard sets)."""
-    p, g, x = _walked(memory_policy(name, camera=False) if name == "guard" else GatedMemory(), frames=20, v=2.0)
+    p, g, x = _walked(_policy(name), frames=20, v=2.0)
     missed = []
-    for t in range(20, 40):
-        x += 2.0
-        m = disc(x, 30)
-        if not m.any():
-            break
+    for t, m in _walk_out(x):
         if step(p, g, t, cands([logits(m)], [0.95])).absent[0]:
             missed.append(int(m.sum()))
         p.pending.clear()
@@ -706,8 +712,7 @@ def test_guard_takes_an_object_that_left_back_in_by_sam2s_confident_sliver(name)
     """An object leaves by the right border and, 8 frames later, comes back in by the left one. SAM 2 is
     sure of it from its first sliver (5 % of its size). gated waits for a tenth of it in view; guard shows it
     on the frame it comes back, as SAM 2 does (5 of the 18 objects the standard tuning sets lost most)."""
-    p = GatedMemory() if name == "gated" else memory_policy("guard", camera=False)
-    p, g, x = _walked(p, frames=20, v=2.0)
+    p, g, x = _walked(_policy(name), frames=20, v=2.0)
     first = None
     for t in range(20, 80):
         x = x + 2.0 if t < 50 else -5.0 + (t - 50)  # out by frame 38, back in from frame 50

@@ -259,8 +259,7 @@ class GuardMemory(GatedMemory):
         # it comes back: waiting for a tenth of it in view lost that frame (5 of the 18 objects the standard
         # tuning sets lost most). Not one hidden in view (a corner of a mask split around an occluder: turns s0
         # clip 3), nor a retry's find (retry_sliver).
-        own = k == c.chosen[i] and c.score[i] > 0 and c.ious[i, k] > self.settings.memory_iou
-        if self.lost[ri] > 0 and self.exited[ri] and own:
+        if self.lost[ri] > 0 and self.exited[ri] and k == c.chosen[i] and self._sure_of(c, i):
             return GOING_OUT
         return super().edge_sliver(c, i, ri, k)
 
@@ -323,13 +322,17 @@ class GuardMemory(GatedMemory):
         gone out of the frame, so motion refused the last slivers SAM 2 still showed (one-frame losses on the
         standard tuning sets)."""
         last = self.seen[ri, 4:]
-        sure = c.score[i] > 0 and c.ious[i, c.chosen[i]] > self.settings.memory_iou
-        if not (sure and self._at_edge(last)) or (own := self._own_part(parts, c, i)) is None:
+        if not (self._sure_of(c, i) and self._at_edge(last)) or (own := self._own_part(parts, c, i)) is None:
             return None
         p, pb, area = own
         if self._at_edge(pb) and goes_out(last, self.ratio[ri] * median, pb, area):
             return int(c.chosen[i]), p, pb, area / median
         return None
+
+    def _sure_of(self, c: Candidates, i: int) -> bool:
+        """Whether SAM 2 finds row i (object score > 0) and is confident of its chosen mask (predicted IoU over
+        ``memory_iou``)."""
+        return bool(c.score[i] > 0 and c.ious[i, c.chosen[i]] > self.settings.memory_iou)
 
     @staticmethod
     def _own_part(
