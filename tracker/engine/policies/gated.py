@@ -156,10 +156,16 @@ class GatedMemory(SlotMemory):
         if not len(m):
             return False
         boxes = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64)
-        if (box_iou(boxes, box[None].astype(np.float64)) >= 0.5).any():
+        holds = ~self.passes_by(r, box, m, boxes)
+        if (box_iou(boxes[holds], box[None].astype(np.float64)) >= 0.5).any():
             return True
-        differ = self._look_different(np.array([r]), m)[0]
+        differ = self._look_different(np.array([r]), m)[0] & holds
         return any(inside_of(box, b) >= 0.8 for b in boxes[differ])
+
+    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """bool [K]: of the other ``rows`` [K] shown at ``boxes`` [K, 4], those that do not hold ``box`` [4]
+        against lost row r (gated: none)."""
+        return np.zeros(len(rows), dtype=bool)
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:
         groups, keys = self.keys_of(rows, reverse)
@@ -183,7 +189,7 @@ class GatedMemory(SlotMemory):
             ri = r[i]
             size = float(np.sqrt(median[i])) if np.isfinite(median[i]) else np.nan
             young = self.stable[ri] < self.settings.stable_frames or not np.isfinite(size)
-            trusted = not young and self.trusted(ri, size)
+            trusted = not young and self.trusted(ri, size) and not self.jumps_across(ri, mask[i] > 0)
             if young or trust[i] or trusted:
                 # a young track: SAM 2's own mask is shown; its largest part is what the filter measures
                 m = mask[i] > 0
@@ -282,6 +288,11 @@ class GatedMemory(SlotMemory):
 
     def trusted(self, r: int, size: float) -> bool:
         """Whether SAM 2's own mask is shown for stable row r (of side ``size``) whatever motion says."""
+        return False
+
+    def jumps_across(self, r: int, own: np.ndarray) -> bool:
+        """Whether SAM 2's mask ``own`` (bool [h, w]) for trusted row r is a jump it cannot have made, so that
+        motion judges it after all (gated: never)."""
         return False
 
     def _on_one_place(

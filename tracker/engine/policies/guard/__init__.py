@@ -282,9 +282,52 @@ class GuardMemory(GatedMemory):
         b = np.repeat(np.asarray(box, dtype=np.float64)[None], len(others), axis=0)
         return bool((box_iou(others, b) >= ON_ANOTHER).any())
 
+    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        # An object that left the view comes back in by the border where a different-looking one is going out
+        # by it: the one going out does not hold the place (standard set 106 clip 13: held there, the one
+        # coming in was refused on the two frames SAM 2 saw it come in, and its memory never found it again).
+        # One coming back in there does (set 102 clip 7: SAM 2 gave a lost object the mask of another lost one
+        # coming back; its velocity, from when it went, pointed out); so does one shown on no more than that
+        # part (wild s2 clip 3: one mask given to both).
+        if not (self.exited[r] and self._at_edge(box)) or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        going = np.array([self._going_out_by(b, v) for b, v in zip(boxes, self.seen[rows, 2:4])], dtype=bool)
+        more = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) > np.prod(box[2:] - box[:2])
+        return going & more & (self.lost[rows] == 0) & self._look_different(np.array([r]), rows)[0]
+
+    def _going_out_by(self, box: np.ndarray, velocity: np.ndarray) -> bool:
+        """Whether an object shown at ``box`` [4], moving at ``velocity`` [2] (low-res pixels a frame), is cut by
+        a border it moves towards."""
+        h, w = self.frame_size
+        vx, vy = velocity
+        return bool(
+            (box[0] <= 1 and vx < 0)
+            or (box[2] >= w - 1 and vx > 0)
+            or (box[1] <= 1 and vy < 0)
+            or (box[3] >= h - 1 and vy > 0)
+        )
+
     def trusted(self, r: int, size: float) -> bool:
         # (a lost one is taken back only where it can be, whatever its size)
         return bool(size < SMALL and self.lost[r] == 0)
+
+    def jumps_across(self, r: int, own: np.ndarray) -> bool:
+        # A small object going out by one border cannot come in by another on the next frame: SAM 2's mask there
+        # is whatever comes in (standard set 95 clip 18: a look-alike that had left came back by the left
+        # border, the small one's mask jumped onto it from the right, and the place was held against it). Not
+        # one still, cut by the border (crowd s2 clip 5: a thin part of one at the top, SAM 2's mask then at the
+        # bottom, where it was).
+        if not own.any() or not self._going_out_by(last := self.seen[r, 4:], self.seen[r, 2:4]):
+            return False
+        box = mask_boxes(own[None])[0].astype(np.float64)
+        here, there = self._borders(last), self._borders(box)
+        return bool(there) and not here & there and not touching(box, last[None] + SMALL * np.array([-1, -1, 1, 1]))
+
+    def _borders(self, box: np.ndarray) -> set[int]:
+        """Which of the frame's borders (0 left, 1 top, 2 right, 3 bottom) ``box`` [4] is cut by."""
+        h, w = self.frame_size
+        cut = (box[0] <= 1, box[1] <= 1, box[2] >= w - 1, box[3] >= h - 1)
+        return {k for k, c in enumerate(cut) if c}
 
     def best_part(
         self,
@@ -363,13 +406,16 @@ class GuardMemory(GatedMemory):
     def _stays(
         self, parts: list[tuple[int, np.ndarray]], c: Candidates, i: int, ri: int, median: float
     ) -> tuple[int, np.ndarray, np.ndarray, float] | None:
-        """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last, or a
-        pixel on the way its filter was going (:func:`.presence.stays`), touching others or not; else None."""
+        """SAM 2's own confident mask of tracked row ``ri`` when it stays where the row was shown last, a pixel on
+        the way its filter was going, or grown or shrunk by a pixel where it stood on the screen (a camera
+        that follows it: :func:`.presence.stays`), touching others or not; else None."""
         if c.ious[i, c.chosen[i]] <= self.settings.memory_iou or (own := self._own_part(parts, c, i)) is None:
             return None
         p, pb, area = own
         heading = self.filter.velocity(np.array([ri]))[0]
-        if stays(self.seen[ri, 4:], self.ratio[ri] * median, pb, area, self._others(ri), heading):
+        last = self.seen[ri, 4:]
+        on_screen = last + np.tile(self.screen[ri, :2] - (last[:2] + last[2:]) / 2, 2)
+        if stays(last, self.ratio[ri] * median, pb, area, self._others(ri), heading, on_screen):
             return int(c.chosen[i]), p, pb, area / median
         return None
 

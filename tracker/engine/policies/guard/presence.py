@@ -55,12 +55,20 @@ def touching(box: np.ndarray, others: np.ndarray) -> bool:
 
 
 def stays(
-    last_box: np.ndarray, last_area: float, box: np.ndarray, area: float, others: np.ndarray, heading: np.ndarray
+    last_box: np.ndarray,
+    last_area: float,
+    box: np.ndarray,
+    area: float,
+    others: np.ndarray,
+    heading: np.ndarray,
+    on_screen: np.ndarray | None = None,
 ) -> bool:
     """Whether a part (``box`` [4], ``area`` pixels) is where the object was shown last (``last_box``,
-    ``last_area``), moved on by up to :data:`STAY_STEP` per axis along its velocity ``heading`` [2]: box IoU at
-    least :data:`STAY`, an area within :data:`STEP` of the last, and the boxes of ``others`` [K, 4] (the other
-    objects) overlapping it at least :data:`STAY_MARGIN` less."""
+    ``last_area``), moved on by up to :data:`STAY_STEP` per axis along its velocity ``heading`` [2], or, on the
+    screen (``on_screen``: the last box where it was shown, the camera's motion not taken out), grown or shrunk
+    in place by up to that on each side: box IoU at least :data:`STAY`, an area within :data:`STEP` of the
+    last, and the boxes of ``others`` [K, 4] (the other objects) overlapping it at least :data:`STAY_MARGIN`
+    less."""
     if not about_the_size(area, last_area):
         return False
     b = np.asarray(box, dtype=np.float64)
@@ -68,8 +76,18 @@ def stays(
     step = np.clip((b[:2] + b[2:]) / 2 - (last[:2] + last[2:]) / 2, -STAY_STEP, STAY_STEP)
     step = np.where(step * np.asarray(heading, dtype=np.float64) > 0, step, 0.0)
     here = float(box_iou((last + np.concatenate([step, step]))[None], b[None])[0])
+    if on_screen is not None and in_place(np.asarray(on_screen, dtype=np.float64), b):
+        here = max(here, STAY, float(box_iou(np.asarray(on_screen, dtype=np.float64)[None], b[None])[0]))
     there = box_iou(others, np.repeat(b[None], len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
     return here >= STAY and there <= here - STAY_MARGIN
+
+
+def in_place(last: np.ndarray, box: np.ndarray) -> bool:
+    """Whether ``box`` [4] holds ``last`` [4] or lies in it, no side more than :data:`STAY_STEP` away: grown or
+    shrunk by a pixel where it stood (a shape turning; a quantised edge), not a step."""
+    d = np.round(box - last, 1)  # (to a tenth of a pixel: ``last`` was moved and zoomed with the camera)
+    holds, inside = (d[:2] <= 0).all() and (d[2:] >= 0).all(), (d[:2] >= 0).all() and (d[2:] <= 0).all()
+    return bool((holds or inside) and (np.abs(d) <= STAY_STEP).all())
 
 
 def behind_another(box: np.ndarray, alike: np.ndarray, other: np.ndarray) -> bool:
@@ -82,7 +100,9 @@ def behind_another(box: np.ndarray, alike: np.ndarray, other: np.ndarray) -> boo
 
 def goes_out(last_box: np.ndarray, last_area: float, box: np.ndarray, area: float) -> bool:
     """Whether a part (``box`` [4], ``area`` pixels) at the frame's border is what is left of an object shown
-    last cut by it (``last_box``, ``last_area``): it overlaps the last box and is no larger (going out, an
-    object shrinks to a sliver; something coming in there grows)."""
-    last = np.asarray(last_box, dtype=np.float64)[None]
-    return area <= last_area and touching(np.asarray(box, dtype=np.float64), last)
+    last cut by it (``last_box``, ``last_area``): it overlaps the last box and is no larger, in pixels or in
+    extent (going out, an object shrinks to a sliver; something coming in there grows; a thin line reaching
+    from the sliver across to another object is that object's)."""
+    last, b = np.asarray(last_box, dtype=np.float64), np.asarray(box, dtype=np.float64)
+    wider = ((b[2:] - b[:2]) > (last[2:] - last[:2]) + 2 * STAY_STEP).any()
+    return area <= last_area and not wider and touching(b, last[None])
