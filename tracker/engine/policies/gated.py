@@ -129,8 +129,13 @@ class GatedMemory(SlotMemory):
         return out
 
     def _at_edge(self, box: np.ndarray, margin: float = 1.0) -> bool:
+        return bool(self._borders(box, margin))
+
+    def _borders(self, box: np.ndarray, margin: float = 1.0) -> set[int]:
+        """Which of the frame's borders (0 left, 1 top, 2 right, 3 bottom) ``box`` [4] is within ``margin`` of."""
         h, w = self.frame_size
-        return bool(box[0] <= margin or box[1] <= margin or box[2] >= w - margin or box[3] >= h - margin)
+        cut = (box[0] <= margin, box[1] <= margin, box[2] >= w - margin, box[3] >= h - margin)
+        return {k for k, c in enumerate(cut) if c}
 
     def where_it_can_be(self, r: int, box: np.ndarray, size: float) -> bool:
         """Whether a part with box ``box`` is where lost row r can come back."""
@@ -156,15 +161,15 @@ class GatedMemory(SlotMemory):
         if not len(m):
             return False
         boxes = np.array([self.now.get(int(j), self.seen[j, 4:]) for j in m], dtype=np.float64)
-        holds = ~self.passes_by(r, box, m, boxes)
+        differ = self._look_different(np.array([r]), m)[0]
+        holds = ~self.passes_by(r, box, m, boxes, differ)
         if (box_iou(boxes[holds], box[None].astype(np.float64)) >= 0.5).any():
             return True
-        differ = self._look_different(np.array([r]), m)[0] & holds
-        return any(inside_of(box, b) >= 0.8 for b in boxes[differ])
+        return any(inside_of(box, b) >= 0.8 for b in boxes[differ & holds])
 
-    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """bool [K]: of the other ``rows`` [K] shown at ``boxes`` [K, 4], those that do not hold ``box`` [4]
-        against lost row r (gated: none)."""
+    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray, differ: np.ndarray) -> np.ndarray:
+        """bool [K]: of the other ``rows`` [K] shown at ``boxes`` [K, 4] (``differ``: those that look different
+        from lost row r), those that do not hold ``box`` [4] against r (gated: none)."""
         return np.zeros(len(rows), dtype=bool)
 
     def decide(self, rows: Sequence[tuple[Group, int]], t: int, reverse: bool, c: Candidates) -> Verdict:

@@ -282,7 +282,7 @@ class GuardMemory(GatedMemory):
         b = np.repeat(np.asarray(box, dtype=np.float64)[None], len(others), axis=0)
         return bool((box_iou(others, b) >= ON_ANOTHER).any())
 
-    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def passes_by(self, r: int, box: np.ndarray, rows: np.ndarray, boxes: np.ndarray, differ: np.ndarray) -> np.ndarray:
         # An object that left the view comes back in by the border where a different-looking one is going out
         # by it: the one going out does not hold the place (standard set 106 clip 13: held there, the one
         # coming in was refused on the two frames SAM 2 saw it come in, and its memory never found it again).
@@ -293,19 +293,13 @@ class GuardMemory(GatedMemory):
             return np.zeros(len(rows), dtype=bool)
         going = np.array([self._going_out_by(b, v) for b, v in zip(boxes, self.seen[rows, 2:4])], dtype=bool)
         more = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) > np.prod(box[2:] - box[:2])
-        return going & more & (self.lost[rows] == 0) & self._look_different(np.array([r]), rows)[0]
+        return going & more & (self.lost[rows] == 0) & differ
 
     def _going_out_by(self, box: np.ndarray, velocity: np.ndarray) -> bool:
         """Whether an object shown at ``box`` [4], moving at ``velocity`` [2] (low-res pixels a frame), is cut by
         a border it moves towards."""
-        h, w = self.frame_size
-        vx, vy = velocity
-        return bool(
-            (box[0] <= 1 and vx < 0)
-            or (box[2] >= w - 1 and vx > 0)
-            or (box[1] <= 1 and vy < 0)
-            or (box[3] >= h - 1 and vy > 0)
-        )
+        # (border k lies across axis k % 2; out is the negative way for the left and top ones)
+        return any(velocity[k % 2] * (1 if k >= 2 else -1) > 0 for k in self._borders(box))
 
     def trusted(self, r: int, size: float) -> bool:
         # (a lost one is taken back only where it can be, whatever its size)
@@ -322,12 +316,6 @@ class GuardMemory(GatedMemory):
         box = mask_boxes(own[None])[0].astype(np.float64)
         here, there = self._borders(last), self._borders(box)
         return bool(there) and not here & there and not touching(box, last[None] + SMALL * np.array([-1, -1, 1, 1]))
-
-    def _borders(self, box: np.ndarray) -> set[int]:
-        """Which of the frame's borders (0 left, 1 top, 2 right, 3 bottom) ``box`` [4] is cut by."""
-        h, w = self.frame_size
-        cut = (box[0] <= 1, box[1] <= 1, box[2] >= w - 1, box[3] >= h - 1)
-        return {k for k, c in enumerate(cut) if c}
 
     def best_part(
         self,

@@ -76,8 +76,8 @@ def stays(
     step = np.clip((b[:2] + b[2:]) / 2 - (last[:2] + last[2:]) / 2, -STAY_STEP, STAY_STEP)
     step = np.where(step * np.asarray(heading, dtype=np.float64) > 0, step, 0.0)
     here = float(box_iou((last + np.concatenate([step, step]))[None], b[None])[0])
-    if on_screen is not None and in_place(np.asarray(on_screen, dtype=np.float64), b):
-        here = max(here, STAY, float(box_iou(np.asarray(on_screen, dtype=np.float64)[None], b[None])[0]))
+    if on_screen is not None and in_place(screen := np.asarray(on_screen, dtype=np.float64), b):
+        here = max(here, STAY, float(box_iou(screen[None], b[None])[0]))
     there = box_iou(others, np.repeat(b[None], len(others), axis=0)).max(initial=0.0) if len(others) else 0.0
     return here >= STAY and there <= here - STAY_MARGIN
 
