@@ -17,6 +17,7 @@ from tracker.engine.camera import IDENTITY, CameraMotion, in_mask_pixels, warp_p
 from tracker.engine.memory import Geometry, Group
 from tracker.engine.policies import memory_policy
 from tracker.engine.policies.gated import COMING_BACK, GOING_OUT, GatedMemory
+from tracker.engine.policies.guard.contest import Colours, quantise
 from tracker.engine.policies.guard.lookalikes import Decoys
 from tracker.engine.policies.guard.presence import CROSSED_FRAMES, SMALL, continues, goes_out, stays, touching
 from tracker.engine.policies.guard.recovery import near_where_seen, on_its_line
@@ -799,3 +800,58 @@ def test_guard_takes_an_object_back_in_where_a_different_looking_one_goes_out(na
             first = t
     gone = next(t for t in range(40, 60) if not disc(40 - t, 30, 7).any())
     assert first is not None and (first < gone) == (name == "guard"), (first, gone)
+
+
+# ---- look-alikes in view (contest) ---------------------------------------------------------------------
+RED, GREEN, GREY = (230, 40, 40), (40, 200, 60), (110, 110, 110)
+
+
+def _painted(*parts: tuple[np.ndarray, tuple[int, int, int]]) -> np.ndarray:
+    """An S x S grey frame with each (mask, colour) of ``parts`` painted on it."""
+    frame = np.full((S, S, 3), GREY, dtype=np.uint8)
+    for m, colour in parts:
+        frame[m] = colour
+    return frame
+
+
+def test_contest_finds_the_objects_colours_elsewhere_and_only_there():
+    colours = Colours()
+    me, other = disc(15, 15), disc(45, 45)
+    assert not colours.lookalikes([0], quantise(_painted((me, RED))), [me], np.array([me.sum()])).any()  # not learnt
+    colours.learn(0, quantise(_painted((me, RED))), me)
+
+    def judged(frame: np.ndarray, masks: list[np.ndarray]) -> bool:
+        areas = np.full(len(masks), float(me.sum()))
+        return bool(colours.lookalikes(list(range(len(masks))), quantise(frame), masks, areas)[0])
+
+    assert not judged(_painted((me, RED)), [me])
+    assert not judged(_painted((me, RED), (other, GREEN)), [me])  # something else, of other colours
+    assert judged(_painted((me, RED), (other, RED)), [me])  # a look-alike in view
+    assert not judged(_painted((me, RED), (disc(45, 45, 1.5), RED)), [me])  # a speck: under PATCH of its size
+    assert judged(_painted((me, RED), (other, RED)), [me, other])  # a tracked look-alike
+    assert not judged(_painted((me, RED), (other, GREEN)), [me, other])  # a tracked different-looking one
+    assert judged(_painted((me, RED), (other, GREEN)), [other])  # SAM 2's mask is on something else
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_guard_shows_sam2s_jump_when_nothing_else_in_view_looks_like_the_object(copy):
+    """An object walks right; on frame 20 SAM 2's mask jumps 20 px off its line onto a red disc. With nothing
+    else of its colours seen in view, that is the object (it moved fast, the camera cut): SAM 2's mask is shown
+    (gated's gate refused it). With a red look-alike in view since frame 10, the jump is judged, and refused."""
+    import json
+
+    p, g = bound(_policy("guard"))
+    x, there = 10.0, disc(50, 50)
+    for t in range(20):
+        me = disc(x, 30)
+        p.see(t, False, _painted((me, RED), *([(there, RED)] if copy and t >= 10 else [])))
+        if t == 0:
+            prompt(p, g, me)
+        else:
+            assert not step(p, g, t, cands([logits(me)], [0.95])).absent[0]
+        x += 1.5
+    q, _ = bound(_policy("guard"))  # resumed from its state: the colours and what showed them come back
+    q.load_state(json.loads(json.dumps(p.state())))
+    for policy in (p, q):
+        policy.see(20, False, _painted((there, RED)))
+        assert step(policy, g, 20, cands([logits(there)], [0.95])).absent[0] == copy

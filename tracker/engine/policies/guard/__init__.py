@@ -21,7 +21,10 @@ module of its own with its constants and why:
   tenth of its size (gated's ``COMING_BACK``); lost objects are decided surest first (SAM 2's object
   score), so that of those SAM 2 finds on one place the surest holds it, as in SAM 2's label map;
 - :mod:`.lookalikes`: what SAM 2 proposes for a lost object and the policy refuses is followed as a
-  look-alike, and never taken for the object later.
+  look-alike, and never taken for the object later;
+- :mod:`.contest`: a tracked object shown whole, whose colours nothing else in view has shown for ``HOLD``
+  frames, is shown and remembered as SAM 2 shows and remembers it: with nothing to swap onto, the rules
+  above could only lose what SAM 2 keeps.
 
 Memory admission is gated's (confident frames, frames SAM 2 itself calls absent, and a young track's), and
 a mask cut by the frame's border, as SAM 2 remembers it: an object seen going out is not looked for at the
@@ -46,6 +49,7 @@ from ...motion import box_iou, mask_boxes
 from ...types import Candidates, Verdict
 from ..base import Pending, solid
 from ..gated import COMING_BACK, GOING_OUT, GatedMemory, GatedSettings
+from .contest import HOLD, Colours, quantise, resized
 from .lookalikes import DECOY_FRAMES, Decoys
 from .presence import (
     CONTINUITY,
@@ -117,6 +121,9 @@ class GuardMemory(GatedMemory):
         super().__init__(settings if settings is not None else self.Settings())
         self.camera = CameraMotion() if self.settings.camera else None
         self.decoys = Decoys(self.settings.decoy_frames)
+        self.colours = Colours()
+        self.contested = np.full(0, -1_000_000, dtype=np.int64)  # frame something else last showed its colours
+        self._rgb: dict[bool, tuple[int, np.ndarray]] = {}  # reverse -> (frame, its pixels)
         self.hidden = np.zeros(0, dtype=bool)  # it went behind something (last shown partly)
         self.ratio = np.ones(0)  # area shown last over the median
         self.crossed = np.full(0, -1_000_000, dtype=np.int64)  # frame it last overlapped another (CROSSED)
@@ -131,6 +138,7 @@ class GuardMemory(GatedMemory):
         k = n - len(self.hidden)
         super().grow_rows(n)
         self.hidden = np.concatenate([self.hidden, np.zeros(k, dtype=bool)])
+        self.contested = np.concatenate([self.contested, np.full(k, -1_000_000, dtype=np.int64)])
         self.ratio = np.concatenate([self.ratio, np.ones(k)])
         self.crossed = np.concatenate([self.crossed, np.full(k, -1_000_000, dtype=np.int64)])
         self.screen = np.concatenate([self.screen, np.zeros((k, 4))])
@@ -142,9 +150,12 @@ class GuardMemory(GatedMemory):
         self.hidden[r], self.ratio[r], self.crossed[r] = False, 1.0, -1_000_000
         self.screen[r], self.whole_at[r] = 0.0, -1_000_000
         self.decoys.clear(r)
+        self.colours.clear(r)
+        self.contested[r] = -1_000_000
 
     # ---- the camera -----------------------------------------------------------------------------------
     def see(self, t: int, reverse: bool, rgb: np.ndarray) -> None:
+        self._rgb[reverse] = (t, rgb)
         if self.camera is not None:
             self._move[reverse] = (t, self.camera.step(t, reverse, rgb), rgb.shape[:2])
 
@@ -174,8 +185,13 @@ class GuardMemory(GatedMemory):
         self._follow_camera(t, reverse, c.masks.shape[-2:])
         keys = self._keys = self.keys_of(rows, reverse)[1]
         self._note_crossings(keys, t, c)
+        self._t = t
+        self._contest(keys, t, reverse, c)
         v = super().decide(rows, t, reverse, c)
         rs = np.array([self.rows[k] for k in keys], dtype=np.int64)
+        for i, r in enumerate(rs):
+            if self._alone(r):  # (remembered as SAM 2 remembers every frame: nothing in view to swap onto)
+                self.pending[(keys[i][0], keys[i][1], t)] = Pending(mem=True, ptr=True)
         median = self.median_area(rs)
         for i, r in enumerate(rs):
             if self.lost[r] == 0:
@@ -213,6 +229,30 @@ class GuardMemory(GatedMemory):
             if front and self._look_different(np.array([r]), np.array(front)).all():
                 self.pending[key] = Pending(mem=True, ptr=True)
 
+    def _contest(self, keys: Sequence[tuple[int, bool]], t: int, reverse: bool, c: Candidates) -> None:
+        """Note the tracked rows something besides them shows the colours of on frame t (:mod:`.contest`);
+        learn the others' colours from SAM 2's own confident mask."""
+        got = self._rgb.get(reverse)
+        if got is None or got[0] != t:
+            return
+        bins = quantise(got[1])
+        known = [i for i, k in enumerate(keys) if k in self.rows]  # (a new object's row comes with the verdict)
+        rs = np.array([self.rows[keys[i]] for i in known], dtype=np.int64)
+        masks = [resized(c.masks[i, c.chosen[i]] > 0, bins.shape) for i in known]
+        areas = self.median_area(rs) * bins.size / float(np.prod(c.masks.shape[-2:]))
+        seen = self.colours.lookalikes(rs.tolist(), bins, masks, areas) & (self.lost[rs] == 0)
+        self.contested[rs[seen]] = t
+        for j, i in enumerate(known):
+            r = int(rs[j])
+            if self.lost[r] == 0 and abs(t - int(self.contested[r])) > HOLD and self._sure_of(c, i) and masks[j].any():
+                self.colours.learn(r, bins, masks[j])
+
+    def _alone(self, r: int) -> bool:
+        """Whether tracked row r, shown whole last (not going behind something, where a look-alike may come
+        out as it hides), has known colours that nothing else showed for ``HOLD`` frames."""
+        quiet = r in self.colours.hist and abs(self._t - int(self.contested[r])) > HOLD
+        return bool(self.lost[r] == 0 and self.ratio[r] >= WHOLE and quiet)
+
     def _note_crossings(self, keys: Sequence[tuple[int, bool]], t: int, c: Candidates) -> None:
         """Rows whose SAM 2 mask overlaps another's by :data:`CROSSED` (box IoU) on frame t: one passes in
         front of the other."""
@@ -236,6 +276,8 @@ class GuardMemory(GatedMemory):
         # left of the object behind the different-looking one (presence.behind_another): refused there as too
         # small, the object's memory went stale and it was lost to the one in front (standard sets).
         busy, trust = super()._neighbours(r, pred, c)
+        # nothing else in view has its colours: SAM 2's own mask is shown, as upstream (contest.py)
+        trust = trust | np.array([self._alone(int(x)) for x in r], dtype=bool)
         if not (busy & ~trust).any():  # (the usual frame: nothing close to a look-alike)
             return busy, trust
         near, diff = self._close_pairs(pred), self._look_different(r, r)
@@ -570,6 +612,8 @@ class GuardMemory(GatedMemory):
             "whole": self.whole.tolist(),
             "whole_at": self.whole_at.tolist(),
             "decoys": self.decoys.state(),
+            "colours": self.colours.state(),
+            "contested": self.contested.tolist(),
             "camera": None if self.camera is None else self.camera.state(),
         }
 
@@ -584,5 +628,8 @@ class GuardMemory(GatedMemory):
         self.whole = np.asarray(state.get("whole", np.zeros((n, 2))), dtype=np.float64).reshape(-1, 2)
         self.whole_at = np.asarray(state.get("whole_at", [-1_000_000] * n), dtype=np.int64)
         self.decoys.load_state(state["decoys"])
+        # (a state saved before colours were learnt: none known, so the rules judge every object, as then)
+        self.colours.load_state(state.get("colours", []))
+        self.contested = np.asarray(state.get("contested", [-1_000_000] * n), dtype=np.int64)
         if self.camera is not None and state["camera"] is not None:
             self.camera.load_state(state["camera"])
