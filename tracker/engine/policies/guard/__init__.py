@@ -244,14 +244,17 @@ class GuardMemory(GatedMemory):
         self.contested[rs[seen]] = t
         for j, i in enumerate(known):
             r = int(rs[j])
-            if self.lost[r] == 0 and abs(t - int(self.contested[r])) > HOLD and self._sure_of(c, i) and masks[j].any():
+            if self._uncontested(r) and self._sure_of(c, i) and masks[j].any():
                 self.colours.learn(r, bins, masks[j])
+
+    def _uncontested(self, r: int) -> bool:
+        """Whether row r is tracked (not lost) and nothing else showed its colours for ``HOLD`` frames."""
+        return bool(self.lost[r] == 0 and abs(self._t - int(self.contested[r])) > HOLD)
 
     def _alone(self, r: int) -> bool:
         """Whether tracked row r, shown whole last (not going behind something, where a look-alike may come
         out as it hides), has known colours that nothing else showed for ``HOLD`` frames."""
-        quiet = r in self.colours.hist and abs(self._t - int(self.contested[r])) > HOLD
-        return bool(self.lost[r] == 0 and self.ratio[r] >= WHOLE and quiet)
+        return bool(self._uncontested(r) and self.ratio[r] >= WHOLE and r in self.colours.hist)
 
     def _note_crossings(self, keys: Sequence[tuple[int, bool]], t: int, c: Candidates) -> None:
         """Rows whose SAM 2 mask overlaps another's by :data:`CROSSED` (box IoU) on frame t: one passes in

@@ -50,8 +50,17 @@ def resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def _grow(mask: np.ndarray, k: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)) > 0
+_RIM = np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """bool [h, w]: ``mask`` grown by :data:`RIM` pixels."""
+    return cv2.dilate(mask.astype(np.uint8), _RIM) > 0
+
+
+def _shrunk(mask: np.ndarray) -> np.ndarray:
+    """bool [h, w]: ``mask`` shrunk by :data:`RIM` pixels."""
+    return cv2.erode(mask.astype(np.uint8), _RIM) > 0
 
 
 class Colours:
@@ -64,7 +73,7 @@ class Colours:
     def learn(self, r: int, bins: np.ndarray, mask: np.ndarray) -> None:
         """Row r was ``mask`` (bool [h, w]) on a frame whose colour bins are ``bins`` [h, w]: its inside (the
         mask shrunk by ``RIM``) is learnt, or the whole of a mask too thin for that."""
-        inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)) > 0
+        inner = _shrunk(mask)
         h = np.bincount(bins[inner if inner.any() else mask], minlength=LEVELS**3).astype(np.float64)
         if h.sum() == 0:
             return
@@ -98,7 +107,7 @@ class Colours:
         label = np.zeros(bins.shape, dtype=np.int64)  # 1 + the index of the mask on each pixel, 0: none
         for j, m in enumerate(masks):
             label[m] = j + 1
-        covered = _grow(label > 0, RIM)
+        covered = _grown(label > 0)
         on = np.flatnonzero(label)  # (the pixels of tracked masks, where another one's colours are read)
         flat_bins, flat_label = bins.ravel()[on], label.ravel()[on]
         for i, r in enumerate(rows):
@@ -109,7 +118,7 @@ class Colours:
             if hit[masks[i]].mean() < STRAY:
                 out[i] = True
                 continue
-            away = ~_grow(masks[i], RIM).ravel()[on]  # (two masks on one place share the object's pixels)
+            away = ~_grown(masks[i]).ravel()[on]  # (two masks on one place share the object's pixels)
             total = np.bincount(flat_label[away], minlength=n + 1)[1:]
             share = np.bincount(flat_label[away & mine[flat_bins]], minlength=n + 1)[1:] / np.maximum(total, 1)
             if ((share >= MATCH) & (total >= PATCH * areas[i])).any():
